@@ -1,0 +1,117 @@
+// Persistence: one database per service through MikroORM 7. PostgreSQL when a URL is configured; PGlite
+// (PostgreSQL compiled to WASM, in process, data in a local folder) when not, for the all-in-one mode.
+import { MikroORM as PgliteOrm } from '@mikro-orm/pglite';
+import { Migration, Migrator } from '@mikro-orm/migrations';
+import { MikroORM as PostgresOrm } from '@mikro-orm/postgresql';
+import type { EntitySchema, MikroORM, SqlEntityManager } from '@mikro-orm/sql';
+import type { Logger } from 'pino';
+import { UnavailableError } from './errors.ts';
+import { KIT_MIGRATIONS } from './kit-schema.ts';
+
+/** A schema change written as plain SQL statements; applied once, in order, inside a transaction. */
+export interface SqlMigration {
+  /** Unique, sortable name such as `0001_catalog`. */
+  name: string;
+  /** The statements, run in order. */
+  statements: readonly string[];
+}
+
+/** The entity manager every service uses (PostgreSQL or PGlite). */
+export type Em = SqlEntityManager;
+
+/** Where a service's data lives. */
+export interface DatabaseOptions {
+  /** Service name, used in logs. */
+  service: string;
+  /** PostgreSQL URL (postgres://...); when empty, PGlite is used. */
+  url?: string;
+  /** PGlite folder when `url` is empty; `memory://` keeps data in memory only. */
+  dataDir?: string;
+  /** MikroORM entity schemas of the service. */
+  entities: readonly EntitySchema[];
+  /** The service's migrations, oldest first; the kit's own tables are created before them. */
+  migrations: readonly SqlMigration[];
+  /** Pool size for PostgreSQL. */
+  poolSize?: number;
+  /** Logger. */
+  logger: Logger;
+}
+
+/** An open database with the helpers services use. */
+export interface Database {
+  /** The ORM, for the rare caller that needs it (migrations, schema tools). */
+  readonly orm: MikroORM;
+  /** A fresh entity manager for work outside a transaction (reads). */
+  fork(): Em;
+  /** Runs `work` in one transaction on a fresh entity manager; commits if it returns, rolls back if it throws. */
+  transaction<T>(work: (em: Em) => Promise<T>): Promise<T>;
+  /** Applies pending migrations; returns the names applied. */
+  migrate(): Promise<string[]>;
+  /** True when running on PGlite (one session: no real concurrency). */
+  readonly embedded: boolean;
+  /** Closes the pool. */
+  close(): Promise<void>;
+}
+
+function toMikroMigration(migration: SqlMigration) {
+  return {
+    name: migration.name,
+    class: class extends Migration {
+      override up(): void {
+        for (const statement of migration.statements) this.addSql(statement);
+      }
+    },
+  };
+}
+
+// Errors that mean the database is unreachable, not that the request is wrong: callers get UNAVAILABLE.
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03']);
+
+/** True when an error says the database cannot be reached (connection refused, server shutting down). */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return true;
+  return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect/i.test(err.message);
+}
+
+/** Opens (and does not yet migrate) the service's database. */
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  const migrations = [...KIT_MIGRATIONS, ...options.migrations].map(toMikroMigration);
+  const common = {
+    entities: [...options.entities],
+    extensions: [Migrator],
+    migrations: { migrationsList: migrations, transactional: true, allOrNothing: true, snapshot: false, silent: true },
+    logger: (message: string) => options.logger.debug({ orm: message }),
+    allowGlobalContext: false,
+    discovery: { warnWhenNoEntities: false },
+  };
+  const embedded = !options.url;
+  const orm: MikroORM = embedded
+    ? await PgliteOrm.init({ ...common, dbName: options.dataDir ?? 'memory://' })
+    : await PostgresOrm.init({
+        ...common,
+        clientUrl: options.url,
+        pool: { min: 0, max: options.poolSize ?? 10 },
+        driverOptions: { connectionTimeoutMillis: 5_000 },
+      });
+  const root = orm.em as Em;
+  return {
+    orm,
+    embedded,
+    fork: () => root.fork(),
+    async transaction(work) {
+      try {
+        return await root.fork().transactional((em) => work(em));
+      } catch (err) {
+        if (isDatabaseUnavailable(err)) throw new UnavailableError('the database is unavailable', { cause: err });
+        throw err;
+      }
+    },
+    async migrate() {
+      const applied = await orm.migrator.up();
+      return applied.map((m) => m.name);
+    },
+    close: () => orm.close(true),
+  };
+}

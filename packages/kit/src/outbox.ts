@@ -1,0 +1,236 @@
+// The transactional outbox: a change and the events it causes are written in one transaction; the relay
+// publishes them afterwards, in order, and stamps them. The database stays the source of truth: rows are
+// kept after publication, so an operator can publish them again from any point in time.
+import { type DescMessage, type MessageInitShape, create, toBinary } from '@bufbuild/protobuf';
+import type { Logger } from 'pino';
+import type { EventBus } from './bus.ts';
+import type { Database, Em } from './db.ts';
+import type { EventEnvelope, EventType } from './events.ts';
+import { newUlid } from './ids.ts';
+
+/** What the caller says about an event besides its payload. */
+export interface EventContext {
+  /** The aggregate (plan key, subscription id...) whose sequence the event extends. */
+  aggregateId: string;
+  /** When it happened, from the service's clock. */
+  occurredTime: Date;
+  /** The request that caused it. */
+  requestId?: string;
+  /** Trace context of that request. */
+  traceparent?: string;
+}
+
+/** Writes an event to the outbox in the caller's transaction; returns its envelope. */
+export async function recordEvent<Schema extends DescMessage>(
+  em: Em,
+  event: EventType<Schema>,
+  payload: MessageInitShape<Schema>,
+  context: EventContext,
+): Promise<EventEnvelope> {
+  const eventId = newUlid();
+  // The advisory lock serialises writers of one aggregate so that sequence numbers never collide, even
+  // when the caller holds no row lock on the aggregate.
+  await em.execute('select pg_advisory_xact_lock(hashtext(?))', [context.aggregateId]);
+  const rows = await em.execute<{ aggregate_seq: string }[]>(
+    `insert into outbox_event
+       (id, subject, type, schema, aggregate_id, aggregate_seq, occurred_at, producer, request_id, traceparent, payload)
+     values (?, ?, ?, ?, ?,
+       (select coalesce(max(aggregate_seq), 0) + 1 from outbox_event where aggregate_id = ?),
+       ?, ?, ?, ?, ?)
+     returning aggregate_seq`,
+    [
+      eventId,
+      event.subject,
+      event.type,
+      event.schema.typeName,
+      context.aggregateId,
+      context.aggregateId,
+      context.occurredTime,
+      event.producer,
+      context.requestId ?? null,
+      context.traceparent ?? null,
+      Buffer.from(toBinary(event.schema, create(event.schema, payload))),
+    ],
+  );
+  const envelope: EventEnvelope = {
+    eventId,
+    eventType: event.type,
+    schema: event.schema.typeName,
+    aggregateId: context.aggregateId,
+    aggregateSeq: Number(rows[0]?.aggregate_seq),
+    occurredTime: context.occurredTime,
+    producer: event.producer,
+  };
+  if (context.requestId) envelope.requestId = context.requestId;
+  if (context.traceparent) envelope.traceparent = context.traceparent;
+  return envelope;
+}
+
+interface OutboxRow {
+  position: string;
+  id: string;
+  subject: string;
+  type: string;
+  schema: string;
+  aggregate_id: string;
+  aggregate_seq: string;
+  occurred_at: Date | string;
+  producer: string;
+  request_id: string | null;
+  traceparent: string | null;
+  payload: Uint8Array;
+}
+
+/** Options of the relay. */
+export interface OutboxRelayOptions {
+  /** The service's database. */
+  db: Database;
+  /** Where events go. */
+  bus: EventBus;
+  /** Logger. */
+  logger: Logger;
+  /** Rows published per transaction. */
+  batchSize?: number;
+  /** How often to look for new rows when nobody calls `notify`, in ms. */
+  pollIntervalMs?: number;
+  /** Longest wait between attempts while the bus is down, in ms. */
+  maxBackoffMs?: number;
+}
+
+/** The relay that publishes outbox rows; start it once per process. */
+export interface OutboxRelay {
+  /** Starts the background loop. */
+  start(): void;
+  /** Asks for a pass now (call after committing a transaction that recorded events). */
+  notify(): void;
+  /** Publishes everything pending, or gives up after `timeoutMs`; returns the number of rows still pending. */
+  flush(timeoutMs: number): Promise<number>;
+  /** Stops the loop (after the current pass). */
+  stop(): Promise<void>;
+}
+
+// One relay at a time per database publishes (several replicas may run one each): the advisory lock is
+// taken inside the batch transaction, so the order of publication is the order of positions.
+const RELAY_LOCK = 'billing.outbox.relay';
+
+/** Creates the relay of one service's outbox. */
+export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const batchSize = options.batchSize ?? 200;
+  const pollIntervalMs = options.pollIntervalMs ?? 250;
+  const maxBackoffMs = options.maxBackoffMs ?? 5_000;
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+  let pending = false;
+
+  // Publishes one batch; returns how many rows it published and whether more may be waiting.
+  const publishBatch = async (): Promise<{ published: number; more: boolean }> =>
+    options.db.transaction(async (em) => {
+      const [lock] = await em.execute<{ locked: boolean }[]>('select pg_try_advisory_xact_lock(hashtext(?)) as locked', [
+        RELAY_LOCK,
+      ]);
+      if (!lock?.locked) return { published: 0, more: false };
+      const rows = await em.execute<OutboxRow[]>(
+        `select position, id, subject, type, schema, aggregate_id, aggregate_seq, occurred_at, producer,
+                request_id, traceparent, payload
+           from outbox_event where published_at is null order by position limit ?`,
+        [batchSize],
+      );
+      let published = 0;
+      let failure: unknown;
+      for (const row of rows) {
+        const envelope: EventEnvelope = {
+          eventId: row.id,
+          eventType: row.type,
+          schema: row.schema,
+          aggregateId: row.aggregate_id,
+          aggregateSeq: Number(row.aggregate_seq),
+          occurredTime: new Date(row.occurred_at),
+          producer: row.producer,
+        };
+        if (row.request_id) envelope.requestId = row.request_id;
+        if (row.traceparent) envelope.traceparent = row.traceparent;
+        try {
+          await options.bus.publish({ subject: row.subject, envelope, payload: new Uint8Array(row.payload) });
+        } catch (err) {
+          failure = err;
+          break;
+        }
+        published++;
+      }
+      const done = rows.slice(0, published).map((r) => r.position);
+      if (done.length > 0) {
+        await em.execute('update outbox_event set published_at = now() where position = any(?::bigint[])', [
+          `{${done.join(',')}}`,
+        ]);
+      }
+      if (failure) throw failure;
+      return { published, more: rows.length === batchSize };
+    });
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        wake = undefined;
+        resolve();
+      }, ms);
+      wake = () => {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      };
+    });
+
+  const run = async () => {
+    let backoff = 100;
+    while (running) {
+      pending = false;
+      try {
+        const { more } = await publishBatch();
+        backoff = 100;
+        if (more || pending) continue;
+        await sleep(pollIntervalMs);
+      } catch (err) {
+        options.logger.warn({ err, retryInMs: backoff }, 'outbox relay could not publish; will retry');
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, maxBackoffMs);
+      }
+    }
+  };
+
+  const countPending = async () => {
+    const [row] = await options.db
+      .fork()
+      .execute<{ n: string }[]>('select count(*) as n from outbox_event where published_at is null');
+    return Number(row?.n ?? 0);
+  };
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      loop = run();
+    },
+    notify() {
+      pending = true;
+      wake?.();
+    },
+    async flush(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        try {
+          const { published, more } = await publishBatch();
+          if (published === 0 && !more && (await countPending()) === 0) return 0;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+      return countPending();
+    },
+    async stop() {
+      running = false;
+      wake?.();
+      await loop;
+    },
+  };
+}

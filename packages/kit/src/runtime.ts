@@ -1,0 +1,120 @@
+// The life of one service process: open the database and migrate it, connect the bus, start the outbox
+// relay, the consumers and the server; and on shutdown undo it in the safe order (stop accepting, finish
+// in-flight calls, stop consumers, flush the outbox, close the bus and the database).
+import type { DescService } from '@bufbuild/protobuf';
+import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
+import type { Logger } from 'pino';
+import type { EventBus, Subscription } from './bus.ts';
+import type { Clock } from './clock.ts';
+import { type Database, openDatabase, type SqlMigration } from './db.ts';
+import { errorInterceptor } from './errors.ts';
+import { createOutboxRelay, type OutboxRelay } from './outbox.ts';
+import { startServer } from './server.ts';
+import type { EntitySchema } from '@mikro-orm/sql';
+
+/** What a service's wiring receives to build its handlers and consumers. */
+export interface ServiceContext {
+  /** The service's database. */
+  db: Database;
+  /** The bus (NATS or in-process). */
+  bus: EventBus;
+  /** Wakes the outbox relay; call after committing events. */
+  relay: OutboxRelay;
+  /** Logger. */
+  logger: Logger;
+  /** Clock. */
+  clock: Clock;
+}
+
+/** What a service declares so the runtime can run it. */
+export interface ServiceDefinition {
+  /** Service name, e.g. `catalog`: also its stream `billing.<name>.>` and error domain `billing.<name>`. */
+  name: string;
+  /** Entity schemas. */
+  entities: readonly EntitySchema[];
+  /** Migrations, oldest first. */
+  migrations: readonly SqlMigration[];
+  /** The protobuf services served (listed by reflection). */
+  services: readonly DescService[];
+  /** Registers the RPC handlers. */
+  routes(router: ConnectRouter, context: ServiceContext): void;
+  /** Starts the service's consumers and background jobs; returns what to stop on shutdown. */
+  start?(context: ServiceContext): Promise<Subscription[]>;
+}
+
+/** Where and how a service runs. */
+export interface RuntimeOptions {
+  /** Host to listen on. */
+  host: string;
+  /** Port (0 for any free one). */
+  port: number;
+  /** PostgreSQL URL; empty for PGlite. */
+  databaseUrl?: string;
+  /** PGlite folder when no URL (`memory://` for none). */
+  dataDir?: string;
+  /** The bus; the caller owns it (closes it after stopping every service using it). */
+  bus: EventBus;
+  /** Logger. */
+  logger: Logger;
+  /** Clock. */
+  clock: Clock;
+  /** Extra interceptors, run inside the error interceptor. */
+  interceptors?: Interceptor[];
+  /** How long shutdown waits for in-flight calls and the outbox, in ms. */
+  shutdownGraceMs?: number;
+}
+
+/** A running service. */
+export interface RunningService {
+  /** The bound port. */
+  port: number;
+  /** Its context (database, bus, relay...), for tests and tools. */
+  context: ServiceContext;
+  /** Graceful shutdown; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Starts a service: database, migrations, stream, relay, consumers, server. */
+export async function runService(definition: ServiceDefinition, options: RuntimeOptions): Promise<RunningService> {
+  const logger = options.logger;
+  const db = await openDatabase({
+    service: definition.name,
+    url: options.databaseUrl,
+    dataDir: options.dataDir,
+    entities: definition.entities,
+    migrations: definition.migrations,
+    logger,
+  });
+  const applied = await db.migrate();
+  if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
+  await options.bus.ensureStream(definition.name);
+  const relay = createOutboxRelay({ db, bus: options.bus, logger });
+  relay.start();
+  const context: ServiceContext = { db, bus: options.bus, relay, logger, clock: options.clock };
+  const subscriptions = (await definition.start?.(context)) ?? [];
+  const server = await startServer({
+    host: options.host,
+    port: options.port,
+    services: definition.services,
+    logger,
+    interceptors: [errorInterceptor(`billing.${definition.name}`, logger), ...(options.interceptors ?? [])],
+    routes: (router) => definition.routes(router, context),
+  });
+  const grace = options.shutdownGraceMs ?? 10_000;
+  let stopping: Promise<void> | undefined;
+  return {
+    port: server.port,
+    context,
+    stop() {
+      stopping ??= (async () => {
+        await server.shutdown({ graceMs: grace });
+        await Promise.all(subscriptions.map((s) => s.stop()));
+        const left = await relay.flush(grace);
+        if (left > 0) logger.warn({ pending: left }, 'outbox not empty at shutdown; it will be relayed at next start');
+        await relay.stop();
+        await db.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,142 @@
+// One TCP port serving Connect, gRPC and gRPC-Web, over HTTP/2 cleartext (prior knowledge, as gRPC clients
+// speak) and HTTP/1.1 (curl, browsers, Connect JSON): each connection's first bytes say which. Every server
+// also serves grpc.health.v1 and gRPC reflection, and shuts down gracefully.
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { DescService } from '@bufbuild/protobuf';
+import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { ServerReflection } from '@billing/proto/grpc/reflection/v1/reflection_pb';
+import { Health } from '@billing/proto/health/v1/health_pb';
+import type { Logger } from 'pino';
+import { createHealth, type HealthState, ServingStatus } from './health.ts';
+import { reflectionService } from './reflection.ts';
+
+/** Options of a server. */
+export interface ServerOptions {
+  /** Interface to listen on. */
+  host: string;
+  /** Port; 0 picks a free one. */
+  port: number;
+  /** Registers the service's handlers. */
+  routes: (router: ConnectRouter) => void;
+  /** The protobuf services served, for reflection and health. */
+  services: readonly DescService[];
+  /** Interceptors, outermost first. */
+  interceptors?: Interceptor[];
+  /** Logger. */
+  logger: Logger;
+}
+
+/** A running server. */
+export interface ServerHandle {
+  /** The bound port. */
+  port: number;
+  /** Health statuses served by grpc.health.v1. */
+  health: HealthState;
+  /**
+   * Stops accepting connections and calls, lets the calls in flight finish, then closes; after `graceMs`
+   * it closes whatever is left. Safe to call twice.
+   */
+  shutdown(options: { graceMs: number }): Promise<void>;
+}
+
+const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0');
+
+/** Starts a server; resolves once it listens. */
+export async function startServer(options: ServerOptions): Promise<ServerHandle> {
+  const health = createHealth();
+  const handler = connectNodeAdapter({
+    interceptors: options.interceptors,
+    routes(router) {
+      options.routes(router);
+      router.service(Health, health.service);
+      const reflection = reflectionService([...options.services, Health]);
+      router.service(ServerReflection, reflection);
+    },
+  });
+
+  let inFlight = 0;
+  let draining = false;
+  let drained: (() => void) | undefined;
+  const serve = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+    if (draining) {
+      // Shutting down: refuse new calls; gRPC clients read 503 as UNAVAILABLE and may retry elsewhere.
+      const response = res as http.ServerResponse;
+      response.statusCode = 503;
+      response.setHeader('content-type', 'text/plain');
+      response.end('shutting down');
+      return;
+    }
+    inFlight++;
+    res.once('close', () => {
+      inFlight--;
+      if (draining && inFlight === 0) drained?.();
+    });
+    handler(req as http.IncomingMessage, res as http.ServerResponse);
+  };
+
+  const h2 = http2.createServer({}, serve);
+  const h1 = http.createServer(serve);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new Set<net.Socket>();
+  h2.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+
+  const tcp = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      const prefix = first.subarray(0, Math.min(first.length, HTTP2_PREFACE.length));
+      const target = HTTP2_PREFACE.subarray(0, prefix.length).equals(prefix) ? h2 : h1;
+      target.emit('connection', socket);
+      socket.resume();
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen(options.port, options.host, () => resolve());
+  });
+  const address = tcp.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  health.state.setStatus('', ServingStatus.SERVING);
+  for (const service of options.services) health.state.setStatus(service.typeName, ServingStatus.SERVING);
+  options.logger.info({ port, host: options.host }, 'listening');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port,
+    health: health.state,
+    shutdown({ graceMs }) {
+      stopping ??= (async () => {
+        draining = true;
+        health.state.setStatus('', ServingStatus.NOT_SERVING);
+        for (const service of options.services) health.state.setStatus(service.typeName, ServingStatus.NOT_SERVING);
+        const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
+        // GOAWAY on every HTTP/2 session: streams already open finish, new ones go elsewhere.
+        for (const session of sessions) session.close();
+        h1.closeIdleConnections();
+        if (inFlight > 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, graceMs);
+            drained = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+        }
+        for (const session of sessions) session.destroy();
+        for (const socket of sockets) socket.destroy();
+        await closed;
+        options.logger.info({ unfinished: inFlight }, 'server stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,121 @@
+// What every service's main.ts does: read its settings, build its logger and bus, run it, and stop it
+// gracefully on SIGTERM or SIGINT. A bad setting stops the process with one line naming it.
+import type { Logger } from 'pino';
+import type { EventBus } from './bus.ts';
+import { systemClock } from './clock.ts';
+import { ConfigError, type ConfigOf, loadConfig, parsers, setting } from './config.ts';
+import { createLogger } from './log.ts';
+import { createMemoryBus } from './memory-bus.ts';
+import { connectNatsBus } from './nats-bus.ts';
+import { type RunningService, runService, type ServiceDefinition } from './runtime.ts';
+
+/** The settings every service has, named after it (CATALOG_PORT, CATALOG_DATABASE_URL...). */
+export function serviceSettings(name: string, defaultPort: number) {
+  const upper = name.toUpperCase();
+  return {
+    host: setting({ env: `${upper}_HOST`, description: 'interface to listen on', default: '127.0.0.1', parse: parsers.string }),
+    port: setting({ env: `${upper}_PORT`, description: 'port of its Connect/gRPC/gRPC-Web API', default: defaultPort, parse: parsers.port }),
+    databaseUrl: setting({
+      env: `${upper}_DATABASE_URL`,
+      description: 'PostgreSQL URL of its own database; empty: embedded PGlite',
+      default: '',
+      parse: parsers.url('postgres', 'postgresql'),
+    }),
+    dataDir: setting({
+      env: `${upper}_DATA_DIR`,
+      description: 'PGlite folder when no database URL (`memory://` keeps nothing)',
+      default: `.data/${name}`,
+      parse: parsers.string,
+    }),
+  };
+}
+
+/** The settings shared by every process: bus, logs, shutdown. */
+export const commonSettings = {
+  natsUrl: setting<string[]>({
+    env: 'NATS_URL',
+    description: 'NATS servers, comma-separated; empty: the in-process bus (all-in-one mode)',
+    default: [],
+    shownDefault: '(empty)',
+    parse: parsers.urls('nats', 'tls'),
+  }),
+  natsSubjectPrefix: setting({
+    env: 'NATS_SUBJECT_PREFIX',
+    description: 'prefix of every subject and stream name (environments sharing one NATS)',
+    default: '',
+    parse: parsers.string,
+  }),
+  logLevel: setting({
+    env: 'LOG_LEVEL',
+    description: 'fatal, error, warn, info, debug or trace',
+    default: 'info',
+    parse: parsers.oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+  }),
+  shutdownGraceMs: setting({
+    env: 'SHUTDOWN_GRACE',
+    description: 'how long SIGTERM waits for calls in flight and the outbox',
+    default: 10_000,
+    shownDefault: '10s',
+    parse: parsers.duration,
+  }),
+};
+
+/** The bus the settings ask for: NATS JetStream, or the in-process bus when no NATS URL is set. */
+export async function createBus(config: ConfigOf<typeof commonSettings>, name: string, logger: Logger): Promise<EventBus> {
+  if (config.natsUrl.length === 0) return createMemoryBus();
+  return connectNatsBus({ servers: config.natsUrl, subjectPrefix: config.natsSubjectPrefix, name, logger });
+}
+
+/** Reads settings or exits with the one line that says which is wrong. */
+export function loadConfigOrExit<S extends Parameters<typeof loadConfig>[0]>(spec: S): ConfigOf<S> {
+  try {
+    return loadConfig(spec);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`configuration error: ${err.message}`);
+      process.exit(78);
+    }
+    throw err;
+  }
+}
+
+/** Calls `stop` once on SIGTERM or SIGINT, then exits (0 if it stopped cleanly). */
+export function stopOnSignals(logger: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+/** The whole main of a single-service process. */
+export async function runServiceMain(definition: ServiceDefinition, defaultPort: number): Promise<RunningService> {
+  const config = loadConfigOrExit({ ...serviceSettings(definition.name, defaultPort), ...commonSettings });
+  const logger = createLogger({ service: definition.name, level: config.logLevel });
+  const bus = await createBus(config, definition.name, logger);
+  const running = await runService(definition, {
+    host: config.host,
+    port: config.port,
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    bus,
+    logger,
+    clock: systemClock,
+    shutdownGraceMs: config.shutdownGraceMs,
+  });
+  stopOnSignals(logger, async () => {
+    await running.stop();
+    await bus.close();
+  });
+  return running;
+}

@@ -1,0 +1,124 @@
+// The guarantees every EventBus keeps, as one suite run against each implementation.
+import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
+import type { Delivery, EventBus, Subscription } from '../src/bus.ts';
+import type { BusMessage } from '../src/events.ts';
+import { newUlid } from '../src/ids.ts';
+
+/** A message on `billing.<service>.thing.<event>` about `aggregateId`. */
+export function message(service: string, event: string, aggregateId: string, seq: number, body = ''): BusMessage {
+  return {
+    subject: `billing.${service}.thing.${event}`,
+    envelope: {
+      eventId: newUlid(),
+      eventType: `thing.${event}.v1`,
+      schema: 'test.Thing',
+      aggregateId,
+      aggregateSeq: seq,
+      occurredTime: new Date('2026-01-15T10:00:00.000Z'),
+      producer: service,
+      requestId: 'req-1',
+    },
+    payload: new TextEncoder().encode(body || `${aggregateId}#${seq}`),
+  };
+}
+
+/** Waits until `check` holds, polling; fails after a generous bound (never asserted as a timing). */
+export async function eventually(check: () => boolean, what: string, limitMs = 15_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Runs the bus contract against buses made by `makeBus` (one per test; `destroy` cleans up). */
+export function describeBusContract(
+  name: string,
+  makeBus: () => Promise<{ bus: EventBus; destroy(): Promise<void> }>,
+): void {
+  describe(`EventBus contract: ${name}`, () => {
+    let bus: EventBus;
+    let destroy: () => Promise<void>;
+    const subscriptions: Subscription[] = [];
+
+    beforeEach(async () => {
+      ({ bus, destroy } = await makeBus());
+      await bus.ensureStream('alpha');
+    });
+
+    afterEach(async () => {
+      await Promise.all(subscriptions.splice(0).map((s) => s.stop()));
+      await destroy();
+    });
+
+    const collect = async (durable: string, subjects: string[], fail?: (d: Delivery) => boolean) => {
+      const seen: Delivery[] = [];
+      subscriptions.push(
+        await bus.consume({
+          stream: 'alpha',
+          durable,
+          subjects,
+          handle: async (delivery) => {
+            seen.push(delivery);
+            if (fail?.(delivery)) throw new Error('handler failed');
+          },
+        }),
+      );
+      return seen;
+    };
+
+    test('delivers published messages in order with their envelope', async () => {
+      const sent = [1, 2, 3, 4, 5].map((seq) => message('alpha', 'changed', 'agg-1', seq));
+      for (const m of sent) expect(await bus.publish(m)).toEqual({ duplicate: false });
+      const seen = await collect('test-order', ['billing.alpha.>']);
+      await eventually(() => seen.length === 5, 'five deliveries');
+      expect(seen.map((d) => d.message.envelope)).toEqual(sent.map((m) => m.envelope));
+      expect(seen.map((d) => d.message.subject)).toEqual(sent.map((m) => m.subject));
+      expect(seen.map((d) => new TextDecoder().decode(d.message.payload))).toEqual(sent.map((_, i) => `agg-1#${i + 1}`));
+    });
+
+    test('drops a republished event id and reports it as a duplicate', async () => {
+      const m = message('alpha', 'changed', 'agg-2', 1);
+      expect(await bus.publish(m)).toEqual({ duplicate: false });
+      expect(await bus.publish(m)).toEqual({ duplicate: true });
+      const last = message('alpha', 'changed', 'agg-2', 2);
+      await bus.publish(last);
+      const seen = await collect('test-dup', ['billing.alpha.>']);
+      await eventually(() => seen.some((d) => d.message.envelope.eventId === last.envelope.eventId), 'the last one');
+      expect(seen.filter((d) => d.message.envelope.eventId === m.envelope.eventId)).toHaveLength(1);
+    });
+
+    test('redelivers a message whose handler threw, counting deliveries', async () => {
+      const m = message('alpha', 'changed', 'agg-3', 1);
+      await bus.publish(m);
+      let failures = 0;
+      const seen = await collect('test-redeliver', ['billing.alpha.>'], () => failures++ < 2);
+      await eventually(() => seen.length === 3, 'three deliveries of one message');
+      expect(seen.map((d) => d.deliveryCount)).toEqual([1, 2, 3]);
+    });
+
+    test('delivers only the subjects a consumer filters on', async () => {
+      await bus.publish(message('alpha', 'created', 'agg-4', 1));
+      await bus.publish(message('alpha', 'deleted', 'agg-4', 2));
+      const marker = message('alpha', 'created', 'agg-4', 3);
+      await bus.publish(marker);
+      const seen = await collect('test-filter', ['billing.alpha.thing.created']);
+      await eventually(() => seen.length === 2, 'two created events');
+      expect(seen.map((d) => d.message.subject)).toEqual(['billing.alpha.thing.created', 'billing.alpha.thing.created']);
+    });
+
+    test('a durable consumer resumes after what it acknowledged', async () => {
+      await bus.publish(message('alpha', 'changed', 'agg-5', 1));
+      const first = await collect('test-durable', ['billing.alpha.>']);
+      await eventually(() => first.length === 1, 'first delivery');
+      const subscription = subscriptions.pop();
+      await subscription?.stop();
+      const later = message('alpha', 'changed', 'agg-5', 2);
+      await bus.publish(later);
+      const second = await collect('test-durable', ['billing.alpha.>']);
+      await eventually(() => second.length === 1, 'second delivery');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(second.map((d) => d.message.envelope.eventId)).toEqual([later.envelope.eventId]);
+    });
+  });
+}

@@ -1,0 +1,171 @@
+// The outbox and idempotent consumers against real PostgreSQL and NATS JetStream.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { createTestDatabase, deleteTestStreams, TEST_NATS_URL, type TestDatabase, testLogger, testSubjectPrefix } from '@billing/test/harness';
+import { StringValueSchema } from '@bufbuild/protobuf/wkt';
+import type { EventBus, Subscription } from '../src/bus.ts';
+import { listParkedEvents, on, replayParkedEvent, startConsumer } from '../src/consumer.ts';
+import { type Database, openDatabase } from '../src/db.ts';
+import { defineEvent } from '../src/events.ts';
+import { createMemoryBus } from '../src/memory-bus.ts';
+import { connectNatsBus } from '../src/nats-bus.ts';
+import { createOutboxRelay, recordEvent } from '../src/outbox.ts';
+import { eventually } from './bus-contract.ts';
+
+const noted = defineEvent('billing.alpha.note.added', StringValueSchema);
+
+describe('outbox and consumers', () => {
+  let database: TestDatabase;
+  let db: Database;
+  let bus: EventBus;
+  let prefix: string;
+  const stops: Array<() => Promise<void>> = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase('outbox');
+    db = await openDatabase({ service: 'alpha', url: database.url, entities: [], migrations: [], logger: testLogger });
+    await db.migrate();
+    prefix = testSubjectPrefix('outbox');
+    bus = await connectNatsBus({ servers: [TEST_NATS_URL], subjectPrefix: prefix, name: 'outbox-test', logger: testLogger });
+    await bus.ensureStream('alpha');
+  });
+
+  afterEach(async () => {
+    for (const stop of stops.splice(0).reverse()) await stop();
+  });
+
+  afterAll(async () => {
+    await bus.close();
+    await deleteTestStreams(prefix);
+    await db.close();
+    await database.drop();
+  });
+
+  const record = (aggregateId: string, value: string) =>
+    db.transaction((em) => recordEvent(em, noted, { value }, { aggregateId, occurredTime: new Date('2026-01-15T00:00:00Z') }));
+
+  const consume = async (name: string, seen: string[], options: { fail?: (value: string) => boolean; maxAttempts?: number } = {}) => {
+    const handlers = [
+      on(noted, async (em, event) => {
+        if (options.fail?.(event.payload.value)) throw new Error(`cannot take ${event.payload.value}`);
+        await em.execute('select 1');
+        seen.push(`${event.envelope.aggregateId}:${event.envelope.aggregateSeq}:${event.payload.value}`);
+      }),
+    ];
+    const subscription: Subscription = await startConsumer({
+      name,
+      stream: 'alpha',
+      handlers,
+      db,
+      bus,
+      logger: testLogger,
+      maxAttempts: options.maxAttempts ?? 3,
+      retryDelayMs: 10,
+    });
+    stops.push(() => subscription.stop());
+    return handlers;
+  };
+
+  test('events are numbered per aggregate and delivered in order, exactly once', async () => {
+    await record('agg-a', 'one');
+    await record('agg-b', 'x');
+    await record('agg-a', 'two');
+    await record('agg-a', 'three');
+    const relay = createOutboxRelay({ db, bus, logger: testLogger, pollIntervalMs: 20 });
+    relay.start();
+    stops.push(() => relay.stop());
+    const seen: string[] = [];
+    await consume('alpha-order', seen);
+    await eventually(() => seen.length === 4, 'four events');
+    expect(seen.filter((s) => s.startsWith('agg-a'))).toEqual(['agg-a:1:one', 'agg-a:2:two', 'agg-a:3:three']);
+    expect(seen).toContain('agg-b:1:x');
+  });
+
+  test('a rolled-back transaction publishes nothing', async () => {
+    await expect(
+      db.transaction(async (em) => {
+        await recordEvent(em, noted, { value: 'ghost' }, { aggregateId: 'agg-r', occurredTime: new Date() });
+        throw new Error('rollback');
+      }),
+    ).rejects.toThrow('rollback');
+    const rows = await db.fork().execute<{ n: string }[]>("select count(*) as n from outbox_event where aggregate_id = 'agg-r'");
+    expect(Number(rows[0]?.n)).toBe(0);
+  });
+
+  test('a relay that publishes but crashes before marking republishes, and consumers apply once', async () => {
+    await record('agg-c', 'once');
+    let crashes = 1;
+    const crashingBus: EventBus = {
+      ...bus,
+      async publish(message) {
+        const result = await bus.publish(message);
+        if (message.envelope.aggregateId === 'agg-c' && crashes-- > 0) throw new Error('crash after publish');
+        return result;
+      },
+    };
+    const relay = createOutboxRelay({ db, bus: crashingBus, logger: testLogger, pollIntervalMs: 20 });
+    relay.start();
+    stops.push(() => relay.stop());
+    const seen: string[] = [];
+    await consume('alpha-crash', seen);
+    await eventually(() => seen.includes('agg-c:1:once'), 'the event');
+    expect(await relay.flush(5_000)).toBe(0);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen.filter((s) => s.startsWith('agg-c'))).toEqual(['agg-c:1:once']);
+  });
+
+  test('a consumer skips an event id it has already applied', async () => {
+    const memory = createMemoryBus();
+    // A bus that delivers every message twice, as JetStream may after a lost acknowledgement.
+    const twice: EventBus = {
+      ...memory,
+      consume: (options) =>
+        memory.consume({
+          ...options,
+          handle: async (delivery) => {
+            await options.handle(delivery);
+            await options.handle({ ...delivery, deliveryCount: delivery.deliveryCount + 1 });
+          },
+        }),
+    };
+    const seen: string[] = [];
+    const subscription = await startConsumer({
+      name: 'alpha-twice',
+      stream: 'alpha',
+      handlers: [on(noted, async (_em, e) => void seen.push(e.payload.value))],
+      db,
+      bus: twice,
+      logger: testLogger,
+    });
+    stops.push(async () => {
+      await subscription.stop();
+      await memory.close();
+    });
+    const envelope = await record('agg-t', 'twice');
+    await memory.publish({ subject: noted.subject, envelope, payload: new Uint8Array([10, 5, 116, 119, 105, 99, 101]) });
+    await eventually(() => seen.length >= 1, 'the event');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen).toEqual(['twice']);
+  });
+
+  test('a message that keeps failing is parked, listed, and replayed once fixed', async () => {
+    await record('agg-p', 'poison');
+    await record('agg-p', 'after');
+    const relay = createOutboxRelay({ db, bus, logger: testLogger, pollIntervalMs: 20 });
+    relay.start();
+    stops.push(() => relay.stop());
+    const seen: string[] = [];
+    let broken = true;
+    const handlers = await consume('alpha-park', seen, { fail: (v) => v === 'poison' && broken, maxAttempts: 3 });
+    await eventually(() => seen.some((s) => s.startsWith('agg-p')), 'the next event after the parked one');
+    expect(seen.filter((s) => s.startsWith('agg-p'))).toEqual(['agg-p:2:after']);
+    const parked = await listParkedEvents(db, 'alpha-park');
+    expect(parked).toHaveLength(1);
+    expect(parked[0]).toMatchObject({ consumer: 'alpha-park', subject: noted.subject, attempts: 3, error: 'cannot take poison' });
+    broken = false;
+    const eventId = parked[0]?.eventId ?? '';
+    expect(await replayParkedEvent({ db, handlers, name: 'alpha-park' }, eventId)).toBe(true);
+    expect(seen.filter((s) => s.startsWith('agg-p'))).toEqual(['agg-p:2:after', 'agg-p:1:poison']);
+    expect(await listParkedEvents(db, 'alpha-park')).toHaveLength(0);
+    expect(await replayParkedEvent({ db, handlers, name: 'alpha-park' }, eventId)).toBe(false);
+  });
+});

@@ -1,0 +1,20 @@
+import { NotFoundError } from '@billing/kit/errors';
+import { recordEvent } from '@billing/kit/outbox';
+import { PlanStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { archivePublishedVersions, findPlan, savePlan } from '../adapter/repository.ts';
+import { planArchived } from '../domain/events.ts';
+import type { Plan } from '../domain/types.ts';
+import { eventContext, type WriteContext } from './context.ts';
+
+/** Archives a plan: no new subscriptions; existing ones keep their version. Archiving twice changes nothing. */
+export async function archivePlan(ctx: WriteContext, planKey: string): Promise<Plan> {
+  const plan = await findPlan(ctx.em, planKey, true);
+  if (!plan) throw new NotFoundError('PLAN_NOT_FOUND', `no plan "${planKey}"`);
+  if (plan.status === PlanStatus.ARCHIVED) return plan;
+  await savePlan(ctx.em, { ...plan, status: PlanStatus.ARCHIVED }, ctx.now, ctx.now);
+  await archivePublishedVersions(ctx.em, planKey);
+  const stored = await findPlan(ctx.em, planKey);
+  if (!stored) throw new Error('the plan just archived cannot be read back');
+  await recordEvent(ctx.em, planArchived, { plan: stored }, eventContext(ctx, `plan:${planKey}`));
+  return stored;
+}

@@ -1,0 +1,26 @@
+import { AlreadyExistsError, InvalidArgumentError } from '@billing/kit/errors';
+import { create } from '@bufbuild/protobuf';
+import { PlanSchema, PlanStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { findPlan, findPlanVersion, loadLookup, saveDraft, savePlan } from '../adapter/repository.ts';
+import { KEY_PATTERN, type Plan, type PlanVersion, type PlanVersionSpec } from '../domain/types.ts';
+import { validatePlanSpec } from '../domain/validate.ts';
+import type { WriteContext } from './context.ts';
+
+/** Creates a plan with its first draft (version 1). */
+export async function createPlan(
+  ctx: WriteContext,
+  key: string,
+  spec: PlanVersionSpec,
+): Promise<{ plan: Plan; draft: PlanVersion }> {
+  const violations = KEY_PATTERN.test(key) ? [] : [{ field: 'key', description: 'must be lower snake case, 1-64 characters' }];
+  violations.push(...validatePlanSpec(spec, await loadLookup(ctx.em)));
+  if (violations.length > 0) throw new InvalidArgumentError('the plan is not valid', violations);
+  if (await findPlan(ctx.em, key)) throw new AlreadyExistsError('PLAN_EXISTS', `a plan "${key}" already exists`);
+  const plan = create(PlanSchema, { key, status: PlanStatus.ACTIVE, latestVersion: 0, draftVersion: 1 });
+  await savePlan(ctx.em, plan, null, ctx.now);
+  await saveDraft(ctx.em, key, 1, spec, ctx.now);
+  const draft = await findPlanVersion(ctx.em, key, 1);
+  const stored = await findPlan(ctx.em, key);
+  if (!draft || !stored) throw new Error('the plan just written cannot be read back');
+  return { plan: stored, draft };
+}

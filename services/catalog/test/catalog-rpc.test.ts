@@ -1,0 +1,223 @@
+// The CatalogService over real gRPC against a real server on PostgreSQL, outcome by outcome.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { createMemoryBus } from '@billing/kit/memory-bus';
+import { startTestService, type TestService } from '@billing/test/harness';
+import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { BadRequestSchema, ErrorInfoSchema } from '@billing/proto/google/rpc/error_details_pb';
+import { CatalogChangeKind, CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import { PlanStatus, VersionStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { catalogService } from '../src/definition.ts';
+import { buildMinutes, buildMinutesMeter, privateRepos, teamSpec } from './fixtures.ts';
+
+let service: TestService;
+let client: Client<typeof CatalogService>;
+const bus = createMemoryBus();
+let n = 0;
+const rid = () => `req-${Date.now()}-${n++}`;
+
+async function rpcError(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error('the call succeeded');
+}
+
+const reason = (err: ConnectError) => err.findDetails(ErrorInfoSchema)[0]?.reason;
+const violations = (err: ConnectError) =>
+  err.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field));
+
+beforeAll(async () => {
+  service = await startTestService(catalogService, { bus });
+  client = createClient(CatalogService, createGrpcTransport({ baseUrl: service.baseUrl }));
+  await client.createMeter({ requestId: rid(), meter: buildMinutesMeter });
+  await client.createFeature({ requestId: rid(), feature: privateRepos });
+  await client.createFeature({ requestId: rid(), feature: buildMinutes });
+});
+
+afterAll(async () => {
+  await service.destroy();
+  await bus.close();
+});
+
+describe('plans', () => {
+  test('a plan is drafted, published as version 1, and read back unchanged', async () => {
+    const created = await client.createPlan({ requestId: rid(), key: 'team', spec: teamSpec() });
+    expect(created.plan).toMatchObject({ key: 'team', status: PlanStatus.ACTIVE, latestVersion: 0, draftVersion: 1 });
+    expect(created.draft).toMatchObject({ version: 1, status: VersionStatus.DRAFT });
+    const published = await client.publishPlan({ requestId: rid(), planKey: 'team' });
+    expect(published.version).toMatchObject({ planKey: 'team', version: 1, status: VersionStatus.PUBLISHED });
+    const { version } = await client.getPlanVersion({ planKey: 'team' });
+    expect(version?.spec?.charges.map((c) => [c.key, c.prices[0]?.unitAmount, c.includedUnits])).toEqual([
+      ['seats', '15.00', ''],
+      ['build_minutes', '0.005', '500'],
+    ]);
+    expect((await client.getPlan({ planKey: 'team' })).plan).toMatchObject({ latestVersion: 1, draftVersion: 0 });
+  });
+
+  test('a second version supersedes the first, which stays readable and unchanged', async () => {
+    await client.createPlan({ requestId: rid(), key: 'pro', spec: teamSpec({ name: 'Pro' }) });
+    await client.publishPlan({ requestId: rid(), planKey: 'pro' });
+    const v2 = teamSpec({ name: 'Pro' });
+    const seats = v2.charges[0]?.prices[0];
+    if (seats) seats.unitAmount = '19.00';
+    expect((await client.updatePlanDraft({ requestId: rid(), planKey: 'pro', spec: v2 })).draft?.version).toBe(2);
+    await client.publishPlan({ requestId: rid(), planKey: 'pro' });
+    const one = await client.getPlanVersion({ planKey: 'pro', version: 1 });
+    const two = await client.getPlanVersion({ planKey: 'pro' });
+    expect(one.version?.status).toBe(VersionStatus.SUPERSEDED);
+    expect(one.version?.spec?.charges[0]?.prices[0]?.unitAmount).toBe('15.00');
+    expect(two.version).toMatchObject({ version: 2, status: VersionStatus.PUBLISHED });
+    expect(two.version?.spec?.charges[0]?.prices[0]?.unitAmount).toBe('19.00');
+    const listed = await client.listPlanVersions({ planKey: 'pro' });
+    expect(listed.versions.map((v) => v.version)).toEqual([2, 1]);
+  });
+
+  test('a published version never changes: editing it fails with FAILED_PRECONDITION', async () => {
+    await client.createPlan({ requestId: rid(), key: 'frozen', spec: teamSpec() });
+    await client.publishPlan({ requestId: rid(), planKey: 'frozen' });
+    const err = await rpcError(client.updatePlanDraft({ requestId: rid(), planKey: 'frozen', spec: teamSpec({ name: 'X' }), version: 1 }));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(reason(err)).toBe('VERSION_IMMUTABLE');
+    expect((await client.getPlanVersion({ planKey: 'frozen', version: 1 })).version?.spec?.name).toBe('Team');
+  });
+
+  test('publishing without a draft fails with FAILED_PRECONDITION', async () => {
+    const err = await rpcError(client.publishPlan({ requestId: rid(), planKey: 'team' }));
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(reason(err)).toBe('NO_DRAFT');
+  });
+
+  test('an invalid plan is refused with the offending fields and nothing is created', async () => {
+    const spec = teamSpec({ currencyCodes: ['usd'] });
+    const err = await rpcError(client.createPlan({ requestId: rid(), key: 'broken', spec }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(violations(err)).toContain('spec.currency_codes[0]');
+    expect((await rpcError(client.getPlan({ planKey: 'broken' }))).code).toBe(Code.NotFound);
+  });
+
+  test('plan keys are unique', async () => {
+    const err = await rpcError(client.createPlan({ requestId: rid(), key: 'team', spec: teamSpec() }));
+    expect(err.code).toBe(Code.AlreadyExists);
+    expect(reason(err)).toBe('PLAN_EXISTS');
+  });
+
+  test('an archived plan is not listed by default and cannot be published', async () => {
+    await client.createPlan({ requestId: rid(), key: 'legacy', spec: teamSpec() });
+    await client.publishPlan({ requestId: rid(), planKey: 'legacy' });
+    const { plan } = await client.archivePlan({ requestId: rid(), planKey: 'legacy' });
+    expect(plan?.status).toBe(PlanStatus.ARCHIVED);
+    expect((await client.getPlanVersion({ planKey: 'legacy', version: 1 })).version?.status).toBe(VersionStatus.ARCHIVED);
+    const active = await client.listPlans({ pageSize: 500 });
+    expect(active.plans.map((p) => p.key)).not.toContain('legacy');
+    const all = await client.listPlans({ pageSize: 500, includeArchived: true });
+    expect(all.plans.map((p) => p.key)).toContain('legacy');
+    const err = await rpcError(client.updatePlanDraft({ requestId: rid(), planKey: 'legacy', spec: teamSpec() }));
+    expect(reason(err)).toBe('PLAN_ARCHIVED');
+  });
+});
+
+describe('idempotency and paging', () => {
+  test('a retry with the same request_id returns the first answer and changes nothing', async () => {
+    const requestId = rid();
+    const feature = { key: 'sso', name: 'SSO', kind: privateRepos.kind };
+    const first = await client.createFeature({ requestId, feature });
+    const again = await client.createFeature({ requestId, feature });
+    expect(again).toEqual(first);
+  });
+
+  test('the same request_id with other parameters is refused', async () => {
+    const requestId = rid();
+    await client.createFeature({ requestId, feature: { key: 'audit_log', name: 'Audit log', kind: privateRepos.kind } });
+    const err = await rpcError(client.createFeature({ requestId, feature: { key: 'audit_logs', name: 'Audit log', kind: privateRepos.kind } }));
+    expect(err.code).toBe(Code.AlreadyExists);
+    expect(reason(err)).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect((await rpcError(client.getFeature({ key: 'audit_logs' }))).code).toBe(Code.NotFound);
+  });
+
+  test('a missing request_id is INVALID_ARGUMENT naming the field', async () => {
+    const err = await rpcError(client.createFeature({ feature: { key: 'x_feature', name: 'X', kind: privateRepos.kind } }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(violations(err)).toEqual(['request_id']);
+  });
+
+  test('lists page with page_size and page_token until the end', async () => {
+    for (const key of ['page_a', 'page_b', 'page_c']) {
+      await client.createFeature({ requestId: rid(), feature: { key, name: key, kind: privateRepos.kind } });
+    }
+    const keys: string[] = [];
+    let pageToken = '';
+    let pages = 0;
+    do {
+      const page = await client.listFeatures({ pageSize: 2, pageToken });
+      keys.push(...page.features.map((f) => f.key));
+      pageToken = page.nextPageToken;
+      pages++;
+    } while (pageToken);
+    expect(keys).toEqual([...keys].sort());
+    expect(keys).toEqual(expect.arrayContaining(['page_a', 'page_b', 'page_c', 'private_repos', 'build_minutes']));
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(pages).toBeGreaterThanOrEqual(Math.ceil(keys.length / 2));
+  });
+
+  test('a page token from another list is refused', async () => {
+    const first = await client.listFeatures({ pageSize: 1 });
+    const err = await rpcError(client.listFeatures({ pageSize: 1, pageToken: first.nextPageToken, includeArchived: true }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(violations(err)).toEqual(['page_token']);
+  });
+});
+
+describe('ApplyCatalog', () => {
+  const document = (seatPrice: string) =>
+    [
+      'meters:',
+      '  - { key: storage_gb, name: Storage, event_type: storage.sampled, aggregation: max, value_property: gb }',
+      'features:',
+      '  - { key: storage, name: Storage, kind: metered, meter: storage_gb }',
+      'plans:',
+      '  - key: starter',
+      '    name: Starter',
+      '    interval: year',
+      '    currencies: [USD, JPY]',
+      '    charges:',
+      `      - { key: seats, name: Seats, model: per_seat, timing: in_advance, prices: { USD: "${seatPrice}", JPY: "1500" } }`,
+      '    entitlements:',
+      '      - { feature: storage, limit: "100", enforcement: hard }',
+    ].join('\n');
+
+  test('a dry run returns the diff and changes nothing', async () => {
+    const { changes, dryRun } = await client.applyCatalog({ requestId: rid(), document: document('10.00'), dryRun: true });
+    expect(dryRun).toBe(true);
+    expect(changes.map((c) => [c.kind, c.key, c.version])).toEqual([
+      [CatalogChangeKind.METER_CREATED, 'storage_gb', 0],
+      [CatalogChangeKind.FEATURE_CREATED, 'storage', 0],
+      [CatalogChangeKind.PLAN_ADDED, 'starter', 1],
+    ]);
+    expect((await rpcError(client.getPlan({ planKey: 'starter' }))).code).toBe(Code.NotFound);
+    expect((await rpcError(client.getMeter({ key: 'storage_gb' }))).code).toBe(Code.NotFound);
+  });
+
+  test('applying publishes; applying the same document again changes nothing; a new price is a new version', async () => {
+    const applied = await client.applyCatalog({ requestId: rid(), document: document('10.00') });
+    expect(applied.changes).toHaveLength(3);
+    expect((await client.getPlanVersion({ planKey: 'starter' })).version?.spec?.charges[0]?.prices[1]).toMatchObject({
+      currencyCode: 'JPY',
+      unitAmount: '1500',
+    });
+    expect((await client.applyCatalog({ requestId: rid(), document: document('10.00') })).changes).toEqual([]);
+    const changed = await client.applyCatalog({ requestId: rid(), document: document('12.00') });
+    expect(changed.changes.map((c) => [c.kind, c.key, c.version])).toEqual([[CatalogChangeKind.PLAN_VERSION_PUBLISHED, 'starter', 2]]);
+    expect((await client.getPlanVersion({ planKey: 'starter', version: 1 })).version?.spec?.charges[0]?.prices[0]?.unitAmount).toBe('10.00');
+  });
+
+  test('an invalid document is refused whole, with paths, and changes nothing', async () => {
+    const bad = `${document('10.00').replace('starter', 'starter_two')}\n  - { key: Bad, name: B, interval: month, currencies: [USD] }`;
+    const err = await rpcError(client.applyCatalog({ requestId: rid(), document: bad }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(violations(err)).toEqual(['document.plans[1].key']);
+    expect((await rpcError(client.getPlan({ planKey: 'starter_two' }))).code).toBe(Code.NotFound);
+  });
+});

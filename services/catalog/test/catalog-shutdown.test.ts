@@ -1,0 +1,89 @@
+// SIGTERM during a burst of calls loses no accepted call: the real service process is started, hammered,
+// and stopped; every call it answered OK is in the database, and calls it refused were refused cleanly.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { createTestDatabase, sparePort, type TestDatabase } from '@billing/test/harness';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import { FeatureKind } from '@billing/proto/billing/catalog/v1/resources_pb';
+import pg from 'pg';
+
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+let database: TestDatabase;
+
+beforeAll(async () => {
+  database = await createTestDatabase('shutdown');
+});
+
+afterAll(async () => {
+  await database.drop();
+});
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode);
+    else child.once('exit', (code) => resolve(code));
+  });
+}
+
+test('SIGTERM during a burst of calls loses no accepted call', async () => {
+  const port = await sparePort();
+  const child = spawn(process.execPath, [MAIN], {
+    env: {
+      ...process.env,
+      NODE_OPTIONS: '',
+      CATALOG_PORT: String(port),
+      CATALOG_DATABASE_URL: database.url,
+      NATS_URL: '',
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exit = exited(child);
+  const client = createClient(CatalogService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await client.listFeatures({});
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  const accepted: string[] = [];
+  const refused: Code[] = [];
+  let sent = 0;
+  let signalled = false;
+  const worker = async () => {
+    while (sent < 400) {
+      const key = `burst_${sent++}`;
+      if (!signalled && accepted.length >= 60) {
+        signalled = true;
+        child.kill('SIGTERM');
+      }
+      try {
+        await client.createFeature({ requestId: key, feature: { key, name: key, kind: FeatureKind.BOOLEAN } });
+        accepted.push(key);
+      } catch (err) {
+        refused.push(ConnectError.from(err).code);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  expect(signalled).toBe(true);
+  expect(await exit).toBe(0);
+
+  // Refusals after shutdown began are clean: the server is unavailable, nothing failed half-way.
+  expect(refused.filter((code) => code !== Code.Unavailable)).toEqual([]);
+  const db = new pg.Client({ connectionString: database.url });
+  await db.connect();
+  const { rows } = await db.query<{ key: string }>("select key from feature where key like 'burst_%'");
+  await db.end();
+  const stored = new Set(rows.map((r) => r.key));
+  expect(accepted.filter((key) => !stored.has(key))).toEqual([]);
+  expect(accepted.length).toBeGreaterThanOrEqual(60);
+});
