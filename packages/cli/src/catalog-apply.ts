@@ -3,7 +3,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { type Client, ConnectError } from '@connectrpc/connect';
 import {
   type CatalogChange,
   CatalogChangeKind,
@@ -11,6 +10,7 @@ import {
   type CatalogService,
 } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
+import { type Client, ConnectError } from '@connectrpc/connect';
 
 /** Parsed arguments of `catalog apply`. */
 export interface CatalogApplyArgs {
@@ -45,7 +45,12 @@ export function describeChange(change: CatalogChange): string {
 export async function catalogApply(client: Client<typeof CatalogService>, args: CatalogApplyArgs): Promise<string[]> {
   const document = await readFile(args.file, 'utf8');
   const ext = extname(args.file).toLowerCase();
-  const format = ext === '.json' ? CatalogFormat.JSON : ext === '.yaml' || ext === '.yml' ? CatalogFormat.YAML : CatalogFormat.UNSPECIFIED;
+  const format =
+    ext === '.json'
+      ? CatalogFormat.JSON
+      : ext === '.yaml' || ext === '.yml'
+        ? CatalogFormat.YAML
+        : CatalogFormat.UNSPECIFIED;
   // One request id per invocation: the transport's retries reuse it, a new invocation is a new apply.
   const response = await client.applyCatalog({
     requestId: `cli-${randomUUID()}`,

@@ -3,9 +3,9 @@
 //   billing catalog apply FILE [--dry-run] [--archive-missing]
 // The catalog's address comes from BILLING_CATALOG_URL (default http://127.0.0.1:7101).
 import { parseArgs } from 'node:util';
+import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { catalogApply, describeError } from './catalog-apply.ts';
 
 const USAGE = `usage:
@@ -32,7 +32,11 @@ async function main(argv: string[]): Promise<number> {
   const baseUrl = process.env.BILLING_CATALOG_URL ?? 'http://127.0.0.1:7101';
   const client = createClient(CatalogService, createGrpcTransport({ baseUrl }));
   try {
-    const lines = await catalogApply(client, { file, dryRun: values['dry-run'], archiveMissing: values['archive-missing'] });
+    const lines = await catalogApply(client, {
+      file,
+      dryRun: values['dry-run'],
+      archiveMissing: values['archive-missing'],
+    });
     for (const line of lines) console.log(line);
     return 0;
   } catch (err) {

@@ -110,7 +110,8 @@ export function loadConfig<S extends SettingsSpec>(spec: S, env: NodeJS.ProcessE
 export function describeSettings(spec: SettingsSpec): { env: string; default: string; description: string }[] {
   return Object.values(spec).map((s) => ({
     env: s.env,
-    default: s.shownDefault ?? (s.default === undefined ? '(required)' : s.default === '' ? '(empty)' : String(s.default)),
+    default:
+      s.shownDefault ?? (s.default === undefined ? '(required)' : s.default === '' ? '(empty)' : String(s.default)),
     description: s.description,
   }));
 }

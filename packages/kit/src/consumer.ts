@@ -154,13 +154,15 @@ async function park(db: Database, consumer: string, message: BusMessage, err: un
 
 /** Lists the messages parked by consumers of this database that were not replayed yet. */
 export async function listParkedEvents(db: Database, consumer?: string): Promise<ParkedEvent[]> {
-  const rows = await db.fork().execute<
-    { consumer: string; event_id: string; subject: string; error: string; attempts: number; parked_at: Date }[]
-  >(
-    `select consumer, event_id, subject, error, attempts, parked_at from parked_event
+  const rows = await db
+    .fork()
+    .execute<
+      { consumer: string; event_id: string; subject: string; error: string; attempts: number; parked_at: Date }[]
+    >(
+      `select consumer, event_id, subject, error, attempts, parked_at from parked_event
       where replayed_at is null and (?::text is null or consumer = ?) order by parked_at`,
-    [consumer ?? null, consumer ?? null],
-  );
+      [consumer ?? null, consumer ?? null],
+    );
   return rows.map((r) => ({
     consumer: r.consumer,
     eventId: r.event_id,

@@ -1,7 +1,8 @@
 // Persistence: one database per service through MikroORM 7. PostgreSQL when a URL is configured; PGlite
 // (PostgreSQL compiled to WASM, in process, data in a local folder) when not, for the all-in-one mode.
-import { MikroORM as PgliteOrm } from '@mikro-orm/pglite';
+
 import { Migration, Migrator } from '@mikro-orm/migrations';
+import { MikroORM as PgliteOrm } from '@mikro-orm/pglite';
 import { MikroORM as PostgresOrm } from '@mikro-orm/postgresql';
 import type { EntitySchema, MikroORM, SqlEntityManager } from '@mikro-orm/sql';
 import type { Logger } from 'pino';

@@ -1,8 +1,9 @@
 // The domain error taxonomy, mapped to Connect codes once, at the edge. Each error has a stable UPPER_SNAKE
 // reason (google.rpc.ErrorInfo) and a public message; bad input also lists the offending fields
 // (google.rpc.BadRequest). Anything else becomes INTERNAL without leaking its message.
-import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
+
 import { BadRequestSchema, ErrorInfoSchema } from '@billing/proto/google/rpc/error_details_pb';
+import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 
 /** One offending field of a request: its proto path and what is wrong with it. */

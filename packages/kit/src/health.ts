@@ -1,6 +1,7 @@
 // The standard gRPC health service (grpc.health.v1), which Kubernetes probes and load balancers call.
+
+import { type Health, HealthCheckResponse_ServingStatus as Status } from '@billing/proto/health/v1/health_pb';
 import type { ServiceImpl } from '@connectrpc/connect';
-import { Health, HealthCheckResponse_ServingStatus as Status } from '@billing/proto/health/v1/health_pb';
 import { Code, ConnectError } from '@connectrpc/connect';
 
 /** The serving status of a server and of each of its services ('' is the server as a whole). */

@@ -1,5 +1,5 @@
 // Structured JSON logs (pino) with secrets redacted; request-scoped children carry the request id.
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 /** Paths never written to logs: credentials, payment secrets and card data. */
 const REDACT = [

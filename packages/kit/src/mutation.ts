@@ -1,6 +1,12 @@
 // The one way a service's RPC changes state: in one transaction, idempotent by request_id, with the
 // outbox relay woken after the commit. Handlers call `mutate` and cannot forget any of the three.
-import { create, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import {
+  create,
+  type DescMessage,
+  type DescMethodUnary,
+  type MessageInitShape,
+  type MessageShape,
+} from '@bufbuild/protobuf';
 import type { Em } from './db.ts';
 import { runIdempotent } from './idempotency.ts';
 import type { ServiceContext } from './runtime.ts';

@@ -92,7 +92,8 @@ export async function connectNatsBus(options: NatsBusOptions): Promise<EventBus>
         max_ack_pending: 1_000,
         // nats-server 2.9 (Debian's) knows one filter subject per consumer: with several, the consumer
         // reads the whole stream and skips the rest here.
-        filter_subject: opts.subjects.length === 1 ? `${prefix}${opts.subjects[0]}` : `${prefix}billing.${opts.stream}.>`,
+        filter_subject:
+          opts.subjects.length === 1 ? `${prefix}${opts.subjects[0]}` : `${prefix}billing.${opts.stream}.>`,
       };
       try {
         await jsm.consumers.info(stream, opts.durable);

@@ -1,7 +1,7 @@
 // The transactional outbox: a change and the events it causes are written in one transaction; the relay
 // publishes them afterwards, in order, and stamps them. The database stays the source of truth: rows are
 // kept after publication, so an operator can publish them again from any point in time.
-import { type DescMessage, type MessageInitShape, create, toBinary } from '@bufbuild/protobuf';
+import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
 import type { EventBus } from './bus.ts';
 import type { Database, Em } from './db.ts';
@@ -126,9 +126,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   // Publishes one batch; returns how many rows it published and whether more may be waiting.
   const publishBatch = async (): Promise<{ published: number; more: boolean }> =>
     options.db.transaction(async (em) => {
-      const [lock] = await em.execute<{ locked: boolean }[]>('select pg_try_advisory_xact_lock(hashtext(?)) as locked', [
-        RELAY_LOCK,
-      ]);
+      const [lock] = await em.execute<{ locked: boolean }[]>(
+        'select pg_try_advisory_xact_lock(hashtext(?)) as locked',
+        [RELAY_LOCK],
+      );
       if (!lock?.locked) return { published: 0, more: false };
       const rows = await em.execute<OutboxRow[]>(
         `select position, id, subject, type, schema, aggregate_id, aggregate_seq, occurred_at, producer,

@@ -1,15 +1,15 @@
 // gRPC server reflection (grpc.reflection.v1) over protobuf-es descriptors, so that grpcurl and `buf curl`
 // can call a service without its schema files. connect-es ships none, so the kit implements it.
-import { type DescFile, type DescMessage, type DescService, toBinary } from '@bufbuild/protobuf';
-import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
-import type { ServiceImpl } from '@connectrpc/connect';
+
 import {
+  ServerReflection,
   type ServerReflectionRequest,
   type ServerReflectionResponse,
-  ServerReflection,
+  ServerReflectionResponseSchema,
 } from '@billing/proto/grpc/reflection/v1/reflection_pb';
-import { create } from '@bufbuild/protobuf';
-import { ServerReflectionResponseSchema } from '@billing/proto/grpc/reflection/v1/reflection_pb';
+import { create, type DescFile, type DescMessage, type DescService, toBinary } from '@bufbuild/protobuf';
+import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
+import type { ServiceImpl } from '@connectrpc/connect';
 
 const NOT_FOUND = 5;
 const UNIMPLEMENTED = 12;
@@ -69,7 +69,10 @@ function answer(index: ReflectionIndex, request: ServerReflectionRequest): Serve
         })
       : create(ServerReflectionResponseSchema, {
           ...base,
-          messageResponse: { case: 'errorResponse', value: { errorCode: NOT_FOUND, errorMessage: `${what} not found` } },
+          messageResponse: {
+            case: 'errorResponse',
+            value: { errorCode: NOT_FOUND, errorMessage: `${what} not found` },
+          },
         });
   const req = request.messageRequest;
   switch (req.case) {

@@ -3,6 +3,7 @@
 // in-flight calls, stop consumers, flush the outbox, close the bus and the database).
 import type { DescService } from '@bufbuild/protobuf';
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
+import type { EntitySchema } from '@mikro-orm/sql';
 import type { Logger } from 'pino';
 import type { EventBus, Subscription } from './bus.ts';
 import type { Clock } from './clock.ts';
@@ -10,7 +11,6 @@ import { type Database, openDatabase, type SqlMigration } from './db.ts';
 import { errorInterceptor } from './errors.ts';
 import { createOutboxRelay, type OutboxRelay } from './outbox.ts';
 import { startServer } from './server.ts';
-import type { EntitySchema } from '@mikro-orm/sql';
 
 /** What a service's wiring receives to build its handlers and consumers. */
 export interface ServiceContext {
@@ -30,6 +30,8 @@ export interface ServiceContext {
 export interface ServiceDefinition {
   /** Service name, e.g. `catalog`: also its stream `billing.<name>.>` and error domain `billing.<name>`. */
   name: string;
+  /** Port the service listens on unless configured otherwise (catalog 7101 ... invoicing 7105). */
+  defaultPort: number;
   /** Entity schemas. */
   entities: readonly EntitySchema[];
   /** Migrations, oldest first. */

@@ -4,11 +4,12 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
+import { ServerReflection } from '@billing/proto/grpc/reflection/v1/reflection_pb';
+import { Health } from '@billing/proto/health/v1/health_pb';
 import type { DescService } from '@bufbuild/protobuf';
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
-import { ServerReflection } from '@billing/proto/grpc/reflection/v1/reflection_pb';
-import { Health } from '@billing/proto/health/v1/health_pb';
 import type { Logger } from 'pino';
 import { createHealth, type HealthState, ServingStatus } from './health.ts';
 import { reflectionService } from './reflection.ts';
@@ -44,6 +45,37 @@ export interface ServerHandle {
 
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0');
 
+/**
+ * The socket as a stream that yields `first` (already read to sniff the protocol) and then the socket's own
+ * data. HTTP/2 sessions read a net.Socket's native handle directly, so bytes put back with unshift() would
+ * be lost to them; a JS stream makes Node's HTTP/2 read through JavaScript instead.
+ */
+function withFirstChunk(socket: net.Socket, first: Buffer): Duplex {
+  const stream = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      socket.write(chunk, callback);
+    },
+    final(callback) {
+      socket.end(callback);
+    },
+    destroy(err, callback) {
+      socket.destroy(err ?? undefined);
+      callback(err);
+    },
+  });
+  stream.push(first);
+  socket.on('data', (data: Buffer) => {
+    if (!stream.push(data)) socket.pause();
+  });
+  socket.once('end', () => stream.push(null));
+  socket.once('error', (err) => stream.destroy(err));
+  socket.once('close', () => stream.destroy());
+  return stream;
+}
+
 /** Starts a server; resolves once it listens. */
 export async function startServer(options: ServerOptions): Promise<ServerHandle> {
   const health = createHealth();
@@ -60,7 +92,10 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   let inFlight = 0;
   let draining = false;
   let drained: (() => void) | undefined;
-  const serve = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+  const serve = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => {
     if (draining) {
       // Shutting down: refuse new calls; gRPC clients read 503 as UNAVAILABLE and may retry elsewhere.
       const response = res as http.ServerResponse;
@@ -91,11 +126,14 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     socket.once('close', () => sockets.delete(socket));
     socket.once('data', (first: Buffer) => {
       socket.pause();
-      socket.unshift(first);
       const prefix = first.subarray(0, Math.min(first.length, HTTP2_PREFACE.length));
-      const target = HTTP2_PREFACE.subarray(0, prefix.length).equals(prefix) ? h2 : h1;
-      target.emit('connection', socket);
-      socket.resume();
+      if (HTTP2_PREFACE.subarray(0, prefix.length).equals(prefix)) {
+        h2.emit('connection', withFirstChunk(socket, first));
+      } else {
+        socket.unshift(first);
+        h1.emit('connection', socket);
+        socket.resume();
+      }
     });
   });
 

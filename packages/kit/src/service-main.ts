@@ -13,8 +13,18 @@ import { type RunningService, runService, type ServiceDefinition } from './runti
 export function serviceSettings(name: string, defaultPort: number) {
   const upper = name.toUpperCase();
   return {
-    host: setting({ env: `${upper}_HOST`, description: 'interface to listen on', default: '127.0.0.1', parse: parsers.string }),
-    port: setting({ env: `${upper}_PORT`, description: 'port of its Connect/gRPC/gRPC-Web API', default: defaultPort, parse: parsers.port }),
+    host: setting({
+      env: `${upper}_HOST`,
+      description: 'interface to listen on',
+      default: '127.0.0.1',
+      parse: parsers.string,
+    }),
+    port: setting({
+      env: `${upper}_PORT`,
+      description: 'port of its Connect/gRPC/gRPC-Web API',
+      default: defaultPort,
+      parse: parsers.port,
+    }),
     databaseUrl: setting({
       env: `${upper}_DATABASE_URL`,
       description: 'PostgreSQL URL of its own database; empty: embedded PGlite',
@@ -61,7 +71,11 @@ export const commonSettings = {
 };
 
 /** The bus the settings ask for: NATS JetStream, or the in-process bus when no NATS URL is set. */
-export async function createBus(config: ConfigOf<typeof commonSettings>, name: string, logger: Logger): Promise<EventBus> {
+export async function createBus(
+  config: ConfigOf<typeof commonSettings>,
+  name: string,
+  logger: Logger,
+): Promise<EventBus> {
   if (config.natsUrl.length === 0) return createMemoryBus();
   return connectNatsBus({ servers: config.natsUrl, subjectPrefix: config.natsSubjectPrefix, name, logger });
 }
@@ -99,8 +113,8 @@ export function stopOnSignals(logger: Logger, stop: () => Promise<void>): void {
 }
 
 /** The whole main of a single-service process. */
-export async function runServiceMain(definition: ServiceDefinition, defaultPort: number): Promise<RunningService> {
-  const config = loadConfigOrExit({ ...serviceSettings(definition.name, defaultPort), ...commonSettings });
+export async function runServiceMain(definition: ServiceDefinition): Promise<RunningService> {
+  const config = loadConfigOrExit({ ...serviceSettings(definition.name, definition.defaultPort), ...commonSettings });
   const logger = createLogger({ service: definition.name, level: config.logLevel });
   const bus = await createBus(config, definition.name, logger);
   const running = await runService(definition, {

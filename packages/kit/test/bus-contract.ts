@@ -74,7 +74,9 @@ export function describeBusContract(
       await eventually(() => seen.length === 5, 'five deliveries');
       expect(seen.map((d) => d.message.envelope)).toEqual(sent.map((m) => m.envelope));
       expect(seen.map((d) => d.message.subject)).toEqual(sent.map((m) => m.subject));
-      expect(seen.map((d) => new TextDecoder().decode(d.message.payload))).toEqual(sent.map((_, i) => `agg-1#${i + 1}`));
+      expect(seen.map((d) => new TextDecoder().decode(d.message.payload))).toEqual(
+        sent.map((_, i) => `agg-1#${i + 1}`),
+      );
     });
 
     test('drops a republished event id and reports it as a duplicate', async () => {
@@ -104,7 +106,10 @@ export function describeBusContract(
       await bus.publish(marker);
       const seen = await collect('test-filter', ['billing.alpha.thing.created']);
       await eventually(() => seen.length === 2, 'two created events');
-      expect(seen.map((d) => d.message.subject)).toEqual(['billing.alpha.thing.created', 'billing.alpha.thing.created']);
+      expect(seen.map((d) => d.message.subject)).toEqual([
+        'billing.alpha.thing.created',
+        'billing.alpha.thing.created',
+      ]);
     });
 
     test('a durable consumer resumes after what it acknowledged', async () => {

@@ -4,7 +4,12 @@ import { describeBusContract } from './bus-contract.ts';
 
 describeBusContract('NATS JetStream', async () => {
   const prefix = testSubjectPrefix('bus');
-  const bus = await connectNatsBus({ servers: [TEST_NATS_URL], subjectPrefix: prefix, name: 'bus-test', logger: testLogger });
+  const bus = await connectNatsBus({
+    servers: [TEST_NATS_URL],
+    subjectPrefix: prefix,
+    name: 'bus-test',
+    logger: testLogger,
+  });
   return {
     bus,
     async destroy() {

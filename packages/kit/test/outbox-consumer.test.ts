@@ -1,7 +1,15 @@
 // The outbox and idempotent consumers against real PostgreSQL and NATS JetStream.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
-import { createTestDatabase, deleteTestStreams, TEST_NATS_URL, type TestDatabase, testLogger, testSubjectPrefix } from '@billing/test/harness';
+
+import {
+  createTestDatabase,
+  deleteTestStreams,
+  TEST_NATS_URL,
+  type TestDatabase,
+  testLogger,
+  testSubjectPrefix,
+} from '@billing/test/harness';
 import { StringValueSchema } from '@bufbuild/protobuf/wkt';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import type { EventBus, Subscription } from '../src/bus.ts';
 import { listParkedEvents, on, replayParkedEvent, startConsumer } from '../src/consumer.ts';
 import { type Database, openDatabase } from '../src/db.ts';
@@ -25,7 +33,12 @@ describe('outbox and consumers', () => {
     db = await openDatabase({ service: 'alpha', url: database.url, entities: [], migrations: [], logger: testLogger });
     await db.migrate();
     prefix = testSubjectPrefix('outbox');
-    bus = await connectNatsBus({ servers: [TEST_NATS_URL], subjectPrefix: prefix, name: 'outbox-test', logger: testLogger });
+    bus = await connectNatsBus({
+      servers: [TEST_NATS_URL],
+      subjectPrefix: prefix,
+      name: 'outbox-test',
+      logger: testLogger,
+    });
     await bus.ensureStream('alpha');
   });
 
@@ -41,9 +54,15 @@ describe('outbox and consumers', () => {
   });
 
   const record = (aggregateId: string, value: string) =>
-    db.transaction((em) => recordEvent(em, noted, { value }, { aggregateId, occurredTime: new Date('2026-01-15T00:00:00Z') }));
+    db.transaction((em) =>
+      recordEvent(em, noted, { value }, { aggregateId, occurredTime: new Date('2026-01-15T00:00:00Z') }),
+    );
 
-  const consume = async (name: string, seen: string[], options: { fail?: (value: string) => boolean; maxAttempts?: number } = {}) => {
+  const consume = async (
+    name: string,
+    seen: string[],
+    options: { fail?: (value: string) => boolean; maxAttempts?: number } = {},
+  ) => {
     const handlers = [
       on(noted, async (em, event) => {
         if (options.fail?.(event.payload.value)) throw new Error(`cannot take ${event.payload.value}`);
@@ -87,7 +106,9 @@ describe('outbox and consumers', () => {
         throw new Error('rollback');
       }),
     ).rejects.toThrow('rollback');
-    const rows = await db.fork().execute<{ n: string }[]>("select count(*) as n from outbox_event where aggregate_id = 'agg-r'");
+    const rows = await db
+      .fork()
+      .execute<{ n: string }[]>("select count(*) as n from outbox_event where aggregate_id = 'agg-r'");
     expect(Number(rows[0]?.n)).toBe(0);
   });
 
@@ -141,7 +162,11 @@ describe('outbox and consumers', () => {
       await memory.close();
     });
     const envelope = await record('agg-t', 'twice');
-    await memory.publish({ subject: noted.subject, envelope, payload: new Uint8Array([10, 5, 116, 119, 105, 99, 101]) });
+    await memory.publish({
+      subject: noted.subject,
+      envelope,
+      payload: new Uint8Array([10, 5, 116, 119, 105, 99, 101]),
+    });
     await eventually(() => seen.length >= 1, 'the event');
     await new Promise((r) => setTimeout(r, 100));
     expect(seen).toEqual(['twice']);
@@ -160,7 +185,12 @@ describe('outbox and consumers', () => {
     expect(seen.filter((s) => s.startsWith('agg-p'))).toEqual(['agg-p:2:after']);
     const parked = await listParkedEvents(db, 'alpha-park');
     expect(parked).toHaveLength(1);
-    expect(parked[0]).toMatchObject({ consumer: 'alpha-park', subject: noted.subject, attempts: 3, error: 'cannot take poison' });
+    expect(parked[0]).toMatchObject({
+      consumer: 'alpha-park',
+      subject: noted.subject,
+      attempts: 3,
+      error: 'cannot take poison',
+    });
     broken = false;
     const eventId = parked[0]?.eventId ?? '';
     expect(await replayParkedEvent({ db, handlers, name: 'alpha-park' }, eventId)).toBe(true);

@@ -8,6 +8,7 @@ import { catalogHandlers } from './rpc/catalog-handlers.ts';
 /** The catalog service definition. */
 export const catalogService: ServiceDefinition = {
   name: 'catalog',
+  defaultPort: 7101,
   entities: CATALOG_ENTITIES,
   migrations: CATALOG_MIGRATIONS,
   services: [CatalogService],

@@ -1,7 +1,12 @@
 // Unit tests of reading catalog documents (pure: no database).
 import { readFileSync } from 'node:fs';
+import {
+  BillingTiming,
+  FeatureKind,
+  LimitEnforcement,
+  PriceModel,
+} from '@billing/proto/billing/catalog/v1/resources_pb';
 import { describe, expect, test } from '@jest/globals';
-import { BillingTiming, FeatureKind, LimitEnforcement, PriceModel } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { readCatalogDocument } from '../src/domain/catalog-document.ts';
 
 const example = readFileSync(new URL('../../../examples/catalog.yaml', import.meta.url), 'utf8');
@@ -11,7 +16,10 @@ describe('reading a catalog document', () => {
     const { document, violations } = readCatalogDocument(example, 'auto');
     expect(violations).toEqual([]);
     expect(document.meters.map((m) => m.key)).toEqual(['build_minutes', 'api_calls']);
-    expect(document.features.find((f) => f.key === 'build_minutes')).toMatchObject({ kind: FeatureKind.METERED, meterKey: 'build_minutes' });
+    expect(document.features.find((f) => f.key === 'build_minutes')).toMatchObject({
+      kind: FeatureKind.METERED,
+      meterKey: 'build_minutes',
+    });
     const team = document.plans.find((p) => p.key === 'team');
     expect(team?.spec.charges[0]).toMatchObject({
       key: 'seats',
@@ -31,7 +39,11 @@ describe('reading a catalog document', () => {
       ['10000', '0.004'],
       ['', '0.003'],
     ]);
-    expect(document.addOns[0]?.unitGrant).toMatchObject({ featureKey: 'build_minutes', amount: '10000', expiryMonths: 12 });
+    expect(document.addOns[0]?.unitGrant).toMatchObject({
+      featureKey: 'build_minutes',
+      amount: '10000',
+      expiryMonths: 12,
+    });
   });
 
   test('JSON reads the same as YAML', () => {

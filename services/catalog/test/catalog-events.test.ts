@@ -1,22 +1,23 @@
 // A plan published through the API reaches a consumer exactly once, over real NATS JetStream, also when
 // NATS is down while the plan is published and comes back later.
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { on, startConsumer } from '@billing/kit/consumer';
+
 import type { EventBus } from '@billing/kit/bus';
+import { on, startConsumer } from '@billing/kit/consumer';
+import { type Database, openDatabase } from '@billing/kit/db';
 import { connectNatsBus } from '@billing/kit/nats-bus';
-import { openDatabase, type Database } from '@billing/kit/db';
+import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import {
   createTestDatabase,
   type PrivateNats,
   privateNats,
   startTestService,
   type TestDatabase,
-  testLogger,
   type TestService,
+  testLogger,
 } from '@billing/test/harness';
 import { type Client, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { catalogService } from '../src/definition.ts';
 import { planPublished } from '../src/domain/events.ts';
 import { buildMinutes, buildMinutesMeter, privateRepos, teamSpec } from './fixtures.ts';
@@ -46,7 +47,13 @@ beforeAll(async () => {
   service = await startTestService(catalogService, { bus });
   client = createClient(CatalogService, createGrpcTransport({ baseUrl: service.baseUrl }));
   consumerDatabase = await createTestDatabase('consumer');
-  consumerDb = await openDatabase({ service: 'test', url: consumerDatabase.url, entities: [], migrations: [], logger: testLogger });
+  consumerDb = await openDatabase({
+    service: 'test',
+    url: consumerDatabase.url,
+    entities: [],
+    migrations: [],
+    logger: testLogger,
+  });
   await consumerDb.migrate();
   await startConsumer({
     name: 'test-plans',
@@ -101,7 +108,10 @@ describe('plan events', () => {
     await new Promise((r) => setTimeout(r, 1_500));
     expect(received.some((r) => r.planKey === 'business')).toBe(false);
     await nats.start();
-    await eventually(() => received.some((r) => r.planKey === 'business'), 'business published event after NATS restart');
+    await eventually(
+      () => received.some((r) => r.planKey === 'business'),
+      'business published event after NATS restart',
+    );
     await new Promise((r) => setTimeout(r, 500));
     expect(received.filter((r) => r.planKey === 'business')).toHaveLength(1);
     const pending = await service.context.db

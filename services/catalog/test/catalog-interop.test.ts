@@ -3,11 +3,11 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { startTestService, type TestService } from '@billing/test/harness';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { catalogService } from '../src/definition.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -56,7 +56,12 @@ describe('grpc-js client', () => {
       request_id: 'grpcjs-1',
       feature: { key: 'sso', name: 'Single sign-on', kind: 'FEATURE_KIND_BOOLEAN' },
     });
-    expect(created.feature).toMatchObject({ key: 'sso', name: 'Single sign-on', kind: 'FEATURE_KIND_BOOLEAN', archived: false });
+    expect(created.feature).toMatchObject({
+      key: 'sso',
+      name: 'Single sign-on',
+      kind: 'FEATURE_KIND_BOOLEAN',
+      archived: false,
+    });
     const read = await call('GetFeature', { key: 'sso' });
     expect(read.feature).toMatchObject({ key: 'sso', kind: 'FEATURE_KIND_BOOLEAN' });
   });
@@ -81,7 +86,14 @@ describe('buf curl through server reflection', () => {
   const buf = `${root}node_modules/.bin/buf`;
 
   test('lists the services and calls an RPC without any schema file', async () => {
-    const listed = await run(buf, ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '--list-services', service.baseUrl]);
+    const listed = await run(buf, [
+      'curl',
+      '--protocol',
+      'grpc',
+      '--http2-prior-knowledge',
+      '--list-services',
+      service.baseUrl,
+    ]);
     expect(listed.stdout.split('\n')).toContain('billing.catalog.v1.CatalogService');
     const created = await run(buf, [
       'curl',
@@ -89,7 +101,10 @@ describe('buf curl through server reflection', () => {
       'grpc',
       '--http2-prior-knowledge',
       '-d',
-      JSON.stringify({ requestId: 'bufcurl-1', feature: { key: 'audit_log', name: 'Audit log', kind: 'FEATURE_KIND_BOOLEAN' } }),
+      JSON.stringify({
+        requestId: 'bufcurl-1',
+        feature: { key: 'audit_log', name: 'Audit log', kind: 'FEATURE_KIND_BOOLEAN' },
+      }),
       `${service.baseUrl}/billing.catalog.v1.CatalogService/CreateFeature`,
     ]);
     expect(JSON.parse(created.stdout).feature).toMatchObject({ key: 'audit_log', kind: 'FEATURE_KIND_BOOLEAN' });

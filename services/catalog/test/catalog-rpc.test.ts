@@ -1,12 +1,13 @@
 // The CatalogService over real gRPC against a real server on PostgreSQL, outcome by outcome.
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+
 import { createMemoryBus } from '@billing/kit/memory-bus';
+import { CatalogChangeKind, CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import { PlanStatus, VersionStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { BadRequestSchema, ErrorInfoSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { startTestService, type TestService } from '@billing/test/harness';
 import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { BadRequestSchema, ErrorInfoSchema } from '@billing/proto/google/rpc/error_details_pb';
-import { CatalogChangeKind, CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
-import { PlanStatus, VersionStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { catalogService } from '../src/definition.ts';
 import { buildMinutes, buildMinutesMeter, privateRepos, teamSpec } from './fixtures.ts';
 
@@ -78,7 +79,9 @@ describe('plans', () => {
   test('a published version never changes: editing it fails with FAILED_PRECONDITION', async () => {
     await client.createPlan({ requestId: rid(), key: 'frozen', spec: teamSpec() });
     await client.publishPlan({ requestId: rid(), planKey: 'frozen' });
-    const err = await rpcError(client.updatePlanDraft({ requestId: rid(), planKey: 'frozen', spec: teamSpec({ name: 'X' }), version: 1 }));
+    const err = await rpcError(
+      client.updatePlanDraft({ requestId: rid(), planKey: 'frozen', spec: teamSpec({ name: 'X' }), version: 1 }),
+    );
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(reason(err)).toBe('VERSION_IMMUTABLE');
     expect((await client.getPlanVersion({ planKey: 'frozen', version: 1 })).version?.spec?.name).toBe('Team');
@@ -109,7 +112,9 @@ describe('plans', () => {
     await client.publishPlan({ requestId: rid(), planKey: 'legacy' });
     const { plan } = await client.archivePlan({ requestId: rid(), planKey: 'legacy' });
     expect(plan?.status).toBe(PlanStatus.ARCHIVED);
-    expect((await client.getPlanVersion({ planKey: 'legacy', version: 1 })).version?.status).toBe(VersionStatus.ARCHIVED);
+    expect((await client.getPlanVersion({ planKey: 'legacy', version: 1 })).version?.status).toBe(
+      VersionStatus.ARCHIVED,
+    );
     const active = await client.listPlans({ pageSize: 500 });
     expect(active.plans.map((p) => p.key)).not.toContain('legacy');
     const all = await client.listPlans({ pageSize: 500, includeArchived: true });
@@ -130,15 +135,22 @@ describe('idempotency and paging', () => {
 
   test('the same request_id with other parameters is refused', async () => {
     const requestId = rid();
-    await client.createFeature({ requestId, feature: { key: 'audit_log', name: 'Audit log', kind: privateRepos.kind } });
-    const err = await rpcError(client.createFeature({ requestId, feature: { key: 'audit_logs', name: 'Audit log', kind: privateRepos.kind } }));
+    await client.createFeature({
+      requestId,
+      feature: { key: 'audit_log', name: 'Audit log', kind: privateRepos.kind },
+    });
+    const err = await rpcError(
+      client.createFeature({ requestId, feature: { key: 'audit_logs', name: 'Audit log', kind: privateRepos.kind } }),
+    );
     expect(err.code).toBe(Code.AlreadyExists);
     expect(reason(err)).toBe('IDEMPOTENCY_KEY_REUSED');
     expect((await rpcError(client.getFeature({ key: 'audit_logs' }))).code).toBe(Code.NotFound);
   });
 
   test('a missing request_id is INVALID_ARGUMENT naming the field', async () => {
-    const err = await rpcError(client.createFeature({ feature: { key: 'x_feature', name: 'X', kind: privateRepos.kind } }));
+    const err = await rpcError(
+      client.createFeature({ feature: { key: 'x_feature', name: 'X', kind: privateRepos.kind } }),
+    );
     expect(err.code).toBe(Code.InvalidArgument);
     expect(violations(err)).toEqual(['request_id']);
   });
@@ -164,7 +176,9 @@ describe('idempotency and paging', () => {
 
   test('a page token from another list is refused', async () => {
     const first = await client.listFeatures({ pageSize: 1 });
-    const err = await rpcError(client.listFeatures({ pageSize: 1, pageToken: first.nextPageToken, includeArchived: true }));
+    const err = await rpcError(
+      client.listFeatures({ pageSize: 1, pageToken: first.nextPageToken, includeArchived: true }),
+    );
     expect(err.code).toBe(Code.InvalidArgument);
     expect(violations(err)).toEqual(['page_token']);
   });
@@ -189,7 +203,11 @@ describe('ApplyCatalog', () => {
     ].join('\n');
 
   test('a dry run returns the diff and changes nothing', async () => {
-    const { changes, dryRun } = await client.applyCatalog({ requestId: rid(), document: document('10.00'), dryRun: true });
+    const { changes, dryRun } = await client.applyCatalog({
+      requestId: rid(),
+      document: document('10.00'),
+      dryRun: true,
+    });
     expect(dryRun).toBe(true);
     expect(changes.map((c) => [c.kind, c.key, c.version])).toEqual([
       [CatalogChangeKind.METER_CREATED, 'storage_gb', 0],
@@ -209,8 +227,13 @@ describe('ApplyCatalog', () => {
     });
     expect((await client.applyCatalog({ requestId: rid(), document: document('10.00') })).changes).toEqual([]);
     const changed = await client.applyCatalog({ requestId: rid(), document: document('12.00') });
-    expect(changed.changes.map((c) => [c.kind, c.key, c.version])).toEqual([[CatalogChangeKind.PLAN_VERSION_PUBLISHED, 'starter', 2]]);
-    expect((await client.getPlanVersion({ planKey: 'starter', version: 1 })).version?.spec?.charges[0]?.prices[0]?.unitAmount).toBe('10.00');
+    expect(changed.changes.map((c) => [c.kind, c.key, c.version])).toEqual([
+      [CatalogChangeKind.PLAN_VERSION_PUBLISHED, 'starter', 2],
+    ]);
+    expect(
+      (await client.getPlanVersion({ planKey: 'starter', version: 1 })).version?.spec?.charges[0]?.prices[0]
+        ?.unitAmount,
+    ).toBe('10.00');
   });
 
   test('an invalid document is refused whole, with paths, and changes nothing', async () => {

@@ -1,6 +1,5 @@
 // Catalog objects the tests build on: PRODUCT.md's `team` plan (S1) and its meter and features.
-import { create } from '@bufbuild/protobuf';
-import type { PlanVersionSpec } from '../src/domain/types.ts';
+
 import {
   BillingTiming,
   FeatureKind,
@@ -12,6 +11,8 @@ import {
   PriceModel,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
+import { create } from '@bufbuild/protobuf';
+import type { PlanVersionSpec } from '../src/domain/types.ts';
 
 /** The build minutes meter. */
 export const buildMinutesMeter = create(MeterSchema, {
@@ -23,7 +24,11 @@ export const buildMinutesMeter = create(MeterSchema, {
 });
 
 /** The private repositories feature (boolean). */
-export const privateRepos = create(FeatureSchema, { key: 'private_repos', name: 'Private repositories', kind: FeatureKind.BOOLEAN });
+export const privateRepos = create(FeatureSchema, {
+  key: 'private_repos',
+  name: 'Private repositories',
+  kind: FeatureKind.BOOLEAN,
+});
 
 /** The build minutes feature (metered). */
 export const buildMinutes = create(FeatureSchema, {

@@ -1,8 +1,8 @@
 // Unit tests of catalog validation (pure: no database).
-import { describe, expect, test } from '@jest/globals';
-import { create } from '@bufbuild/protobuf';
+
 import {
   AddOnSchema,
+  BillingTiming,
   ChargePriceSchema,
   FeatureKind,
   FeatureSchema,
@@ -11,8 +11,9 @@ import {
   MeterSchema,
   PlanEntitlementSchema,
   PriceModel,
-  BillingTiming,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { create } from '@bufbuild/protobuf';
+import { describe, expect, test } from '@jest/globals';
 import type { CatalogLookup } from '../src/domain/types.ts';
 import { validateAddOn, validateFeature, validateMeter, validatePlanSpec } from '../src/domain/validate.ts';
 import { buildMinutes, buildMinutesMeter, privateRepos, teamSpec } from './fixtures.ts';
@@ -66,7 +67,9 @@ describe('plan versions', () => {
     const [seats, minutes] = spec.charges;
     if (!seats || !minutes) throw new Error('fixture');
     minutes.meterKey = 'no_such_meter';
-    spec.entitlements.push(create(PlanEntitlementSchema, { featureKey: 'ghost', value: { case: 'enabled', value: true } }));
+    spec.entitlements.push(
+      create(PlanEntitlementSchema, { featureKey: 'ghost', value: { case: 'enabled', value: true } }),
+    );
     const violations = validatePlanSpec(spec, lookup);
     expect(violations).toContainEqual({ field: 'spec.charges[1].meter_key', description: 'no meter "no_such_meter"' });
     expect(violations).toContainEqual({ field: 'spec.entitlements[2].feature_key', description: 'no feature "ghost"' });
@@ -79,7 +82,10 @@ describe('plan versions', () => {
         featureKey,
         value: { case: 'metered', value: { limit: '500', enforcement, overageAllowed } },
       });
-    spec.entitlements = [metered('private_repos', LimitEnforcement.SOFT, false), metered('build_minutes', LimitEnforcement.HARD, true)];
+    spec.entitlements = [
+      metered('private_repos', LimitEnforcement.SOFT, false),
+      metered('build_minutes', LimitEnforcement.HARD, true),
+    ];
     expect(fields(validatePlanSpec(spec, lookup))).toEqual([
       'spec.entitlements[0]',
       'spec.entitlements[1].metered.overage_allowed',
@@ -95,7 +101,10 @@ describe('plan versions', () => {
     const minutes = spec.charges[1];
     if (!minutes) throw new Error('fixture');
     minutes.includedUnits = '-5';
-    expect(fields(validatePlanSpec(spec, lookup))).toEqual(['spec.charges[0].prices[0].unit_amount', 'spec.charges[1].included_units']);
+    expect(fields(validatePlanSpec(spec, lookup))).toEqual([
+      'spec.charges[0].prices[0].unit_amount',
+      'spec.charges[1].included_units',
+    ]);
   });
 
   test('usage charges are billed in arrears and need their meter; seats take none', () => {
@@ -110,16 +119,31 @@ describe('plan versions', () => {
 
 describe('meters and features', () => {
   test('a sum needs a value property, a count has none', () => {
-    expect(fields(validateMeter(create(MeterSchema, { key: 'm', name: 'M', eventType: 'e', aggregation: MeterAggregation.SUM })))).toEqual(['meter.value_property']);
-    expect(validateMeter(create(MeterSchema, { key: 'm', name: 'M', eventType: 'e', aggregation: MeterAggregation.COUNT }))).toEqual([]);
+    expect(
+      fields(
+        validateMeter(create(MeterSchema, { key: 'm', name: 'M', eventType: 'e', aggregation: MeterAggregation.SUM })),
+      ),
+    ).toEqual(['meter.value_property']);
+    expect(
+      validateMeter(create(MeterSchema, { key: 'm', name: 'M', eventType: 'e', aggregation: MeterAggregation.COUNT })),
+    ).toEqual([]);
   });
 
   test('keys are lower snake case', () => {
-    expect(fields(validateFeature(create(FeatureSchema, { key: 'Bad-Key', name: 'x', kind: FeatureKind.BOOLEAN }), lookup))).toEqual(['feature.key']);
+    expect(
+      fields(validateFeature(create(FeatureSchema, { key: 'Bad-Key', name: 'x', kind: FeatureKind.BOOLEAN }), lookup)),
+    ).toEqual(['feature.key']);
   });
 
   test('a metered feature needs an existing meter', () => {
-    expect(fields(validateFeature(create(FeatureSchema, { key: 'f', name: 'F', kind: FeatureKind.METERED, meterKey: 'nope' }), lookup))).toEqual(['feature.meter_key']);
+    expect(
+      fields(
+        validateFeature(
+          create(FeatureSchema, { key: 'f', name: 'F', kind: FeatureKind.METERED, meterKey: 'nope' }),
+          lookup,
+        ),
+      ),
+    ).toEqual(['feature.meter_key']);
   });
 });
 

@@ -1,7 +1,8 @@
 // MikroORM entities of the catalog. Features, meters, add-ons and plan version contents are kept as their
 // protobuf JSON (`body`/`spec`) beside the columns that are queried or locked; mapping.ts converts.
-import { defineEntity, p } from '@mikro-orm/core';
+
 import type { JsonValue } from '@bufbuild/protobuf';
+import { defineEntity, p } from '@mikro-orm/core';
 
 /** A feature row. */
 export const FeatureRow = defineEntity({

@@ -1,6 +1,5 @@
 // Conversions between catalog rows and domain objects (the contract's messages).
-import { create, fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+
 import {
   AddOnSchema,
   FeatureSchema,
@@ -11,6 +10,8 @@ import {
   PlanVersionSpecSchema,
   VersionStatus,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { create, fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { AddOn, Feature, Meter, Plan, PlanVersion, PlanVersionSpec } from '../domain/types.ts';
 
 /** Stored values of a version's status. */

@@ -1,7 +1,7 @@
 // Reads and writes of catalog rows. No business rules here: use cases in service/ decide, this persists.
 import type { Em } from '@billing/kit/db';
-import { LockMode } from '@mikro-orm/core';
 import { PlanStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { LockMode } from '@mikro-orm/core';
 import type { AddOn, CatalogLookup, Feature, Meter, Plan, PlanVersion, PlanVersionSpec } from '../domain/types.ts';
 import { AddOnRow, FeatureRow, MeterRow, PlanRow, PlanVersionRow } from './entities.ts';
 import {
@@ -84,7 +84,10 @@ export async function insertMeter(em: Em, meter: Meter, now: Date): Promise<Mete
 
 /** Every feature and meter, for validating plans and add-ons (a catalog holds hundreds at most). */
 export async function loadLookup(em: Em): Promise<CatalogLookup & { features: Feature[]; meters: Meter[] }> {
-  const [features, meters] = [(await em.find(FeatureRow, {})).map(fromDbFeature), (await em.find(MeterRow, {})).map(fromDbMeter)];
+  const [features, meters] = [
+    (await em.find(FeatureRow, {})).map(fromDbFeature),
+    (await em.find(MeterRow, {})).map(fromDbMeter),
+  ];
   const featureByKey = new Map(features.map((f) => [f.key, f]));
   const meterByKey = new Map(meters.map((m) => [m.key, m]));
   return {

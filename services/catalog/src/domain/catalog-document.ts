@@ -1,7 +1,7 @@
 // The declarative catalog document a company keeps in its repository (YAML or JSON), read into the
 // contract's messages. Reading is strict: unknown keys and wrong types are reported with their path, so a
 // typo never silently drops a price. The format is described in docs/catalog.md.
-import { create, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
+
 import type { FieldViolation } from '@billing/kit/errors';
 import {
   AddOnSchema,
@@ -19,6 +19,7 @@ import {
   PriceModel,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
+import { create, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
 import { parse as parseYaml } from 'yaml';
 import type { AddOn, Charge, Feature, Meter, PlanEntitlement, PlanVersionSpec } from './types.ts';
 
@@ -176,7 +177,15 @@ class Reader {
 }
 
 function readMeter(out: FieldViolation[], value: JsonValue, path: string): Meter {
-  const r = new Reader(out, value, path, ['key', 'name', 'event_type', 'aggregation', 'value_property', 'filters', 'group_by']);
+  const r = new Reader(out, value, path, [
+    'key',
+    'name',
+    'event_type',
+    'aggregation',
+    'value_property',
+    'filters',
+    'group_by',
+  ]);
   return create(MeterSchema, {
     key: r.string('key', true),
     name: r.string('name', true),
@@ -185,7 +194,11 @@ function readMeter(out: FieldViolation[], value: JsonValue, path: string): Meter
     valueProperty: r.string('value_property'),
     filters: r.list('filters', (item, at) => {
       const f = new Reader(out, item, at, ['property', 'operator', 'values']);
-      return { property: f.string('property', true), operator: f.choice('operator', 'operator'), values: f.strings('values') };
+      return {
+        property: f.string('property', true),
+        operator: f.choice('operator', 'operator'),
+        values: f.strings('values'),
+      };
     }),
     groupBy: r.strings('group_by'),
   });
@@ -218,7 +231,11 @@ function readPrices(out: FieldViolation[], r: Reader, path: string): Charge['pri
       minimumAmount: p.decimal('minimum'),
       tiers: p.list('tiers', (item, tierPath) => {
         const t = new Reader(out, item, tierPath, ['up_to', 'unit_amount', 'flat_amount']);
-        return { upTo: t.decimal('up_to'), unitAmount: t.decimal('unit_amount', true), flatAmount: t.decimal('flat_amount') };
+        return {
+          upTo: t.decimal('up_to'),
+          unitAmount: t.decimal('unit_amount', true),
+          flatAmount: t.decimal('flat_amount'),
+        };
       }),
     });
   });
@@ -310,7 +327,9 @@ function readAddOn(out: FieldViolation[], value: JsonValue, path: string): AddOn
   ]);
   const price = r.object('price') ?? {};
   const grant = r.object('grant');
-  const g = grant ? new Reader(out, grant, `${path}.grant`, ['feature', 'amount', 'expiry_months', 'priority']) : undefined;
+  const g = grant
+    ? new Reader(out, grant, `${path}.grant`, ['feature', 'amount', 'expiry_months', 'priority'])
+    : undefined;
   return create(AddOnSchema, {
     key: r.string('key', true),
     name: r.string('name', true),
@@ -348,7 +367,10 @@ export function readCatalogDocument(
     value = (json ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100 })) as JsonValue;
   } catch (err) {
     const reason = err instanceof Error ? err.message.split('\n')[0] : 'unreadable';
-    return { document: empty, violations: [{ field: 'document', description: `not valid ${json ? 'JSON' : 'YAML'}: ${reason}` }] };
+    return {
+      document: empty,
+      violations: [{ field: 'document', description: `not valid ${json ? 'JSON' : 'YAML'}: ${reason}` }],
+    };
   }
   const r = new Reader(out, value ?? {}, '', ['meters', 'features', 'plans', 'add_ons']);
   const document: CatalogDocument = {

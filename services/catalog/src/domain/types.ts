@@ -1,6 +1,6 @@
 // The catalog's domain objects are the messages of its contract: the catalog IS a published contract, and
 // a second, hand-written model of the same shapes would only be a twin to keep in step.
-import type { MessageShape } from '@bufbuild/protobuf';
+
 import type {
   AddOnSchema,
   ChargeSchema,
@@ -11,6 +11,7 @@ import type {
   PlanVersionSchema,
   PlanVersionSpecSchema,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
+import type { MessageShape } from '@bufbuild/protobuf';
 
 /** A feature. */
 export type Feature = MessageShape<typeof FeatureSchema>;

@@ -1,7 +1,8 @@
 // Validation of catalog objects. Each function returns every violation it finds (field path and what is
 // wrong), so a caller fixes a document in one round; an empty list means valid.
-import { isCurrencyCode, parseDecimal } from '@billing/money';
+
 import type { FieldViolation } from '@billing/kit/errors';
+import { isCurrencyCode, parseDecimal } from '@billing/money';
 import {
   BillingTiming,
   FeatureKind,
@@ -141,7 +142,11 @@ function validateCharges(
   currencies: readonly string[],
   lookup: CatalogLookup,
 ): void {
-  checkUniqueKeys(out, prefix, charges.map((c) => c.key));
+  checkUniqueKeys(
+    out,
+    prefix,
+    charges.map((c) => c.key),
+  );
   charges.forEach((charge, i) => {
     const at = `${prefix}[${i}]`;
     checkKey(out, `${at}.key`, charge.key);
@@ -178,7 +183,10 @@ function validateCharges(
     charge.prices.forEach((price, j) => {
       const pat = `${at}.prices[${j}]`;
       if (!currencies.includes(price.currencyCode)) {
-        out.push({ field: `${pat}.currency_code`, description: `"${price.currencyCode}" is not a currency of this plan` });
+        out.push({
+          field: `${pat}.currency_code`,
+          description: `"${price.currencyCode}" is not a currency of this plan`,
+        });
       } else if (priced.has(price.currencyCode)) {
         out.push({ field: `${pat}.currency_code`, description: `a second price in ${price.currencyCode}` });
       }
@@ -305,7 +313,9 @@ export function validateAddOn(addOn: AddOn, lookup: CatalogLookup, prefix = 'add
   checkKey(out, `${prefix}.key`, addOn.key);
   checkName(out, `${prefix}.name`, addOn.name);
   checkDescription(out, `${prefix}.description`, addOn.description);
-  addOn.planKeys.forEach((key, i) => checkKey(out, `${prefix}.plan_keys[${i}]`, key));
+  addOn.planKeys.forEach((key, i) => {
+    checkKey(out, `${prefix}.plan_keys[${i}]`, key);
+  });
   validateCurrencies(out, `${prefix}.currency_codes`, addOn.currencyCodes);
   validateCharges(out, `${prefix}.charges`, addOn.charges, addOn.currencyCodes, lookup);
   validateEntitlements(out, `${prefix}.entitlements`, addOn.entitlements, addOn.charges, lookup);
@@ -326,7 +336,8 @@ export function validateAddOn(addOn: AddOn, lookup: CatalogLookup, prefix = 'add
     }
     const priced = new Set(addOn.oneOffPrices.map((p) => p.currencyCode));
     for (const currency of addOn.currencyCodes) {
-      if (!priced.has(currency)) out.push({ field: `${prefix}.one_off_prices`, description: `no price in ${currency}` });
+      if (!priced.has(currency))
+        out.push({ field: `${prefix}.one_off_prices`, description: `no price in ${currency}` });
     }
     addOn.oneOffPrices.forEach((price, i) => {
       checkAmount(out, `${prefix}.one_off_prices[${i}].amount`, price.amount, { required: true });

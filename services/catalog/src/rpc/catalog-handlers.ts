@@ -1,10 +1,11 @@
 // The CatalogService handlers: convert the request, call the use case, convert the result. Nothing else.
+
+import { InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
 import { mutate } from '@billing/kit/mutation';
 import { readPageRequest, toPage } from '@billing/kit/pagination';
 import type { ServiceContext } from '@billing/kit/runtime';
-import { InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
-import type { ServiceImpl } from '@connectrpc/connect';
 import { CatalogFormat, CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import type { ServiceImpl } from '@connectrpc/connect';
 import * as repo from '../adapter/repository.ts';
 import { readCatalogDocument } from '../domain/catalog-document.ts';
 import { applyCatalog } from '../service/apply-catalog.ts';
@@ -25,7 +26,11 @@ function required<T>(value: T | undefined, field: string): T {
   return value;
 }
 
-const FORMATS = { [CatalogFormat.UNSPECIFIED]: 'auto', [CatalogFormat.YAML]: 'yaml', [CatalogFormat.JSON]: 'json' } as const;
+const FORMATS = {
+  [CatalogFormat.UNSPECIFIED]: 'auto',
+  [CatalogFormat.YAML]: 'yaml',
+  [CatalogFormat.JSON]: 'json',
+} as const;
 
 /** Builds the CatalogService implementation over a service context. */
 export function catalogHandlers(context: ServiceContext): ServiceImpl<typeof CatalogService> {
@@ -68,8 +73,7 @@ export function catalogHandlers(context: ServiceContext): ServiceImpl<typeof Cat
       return { meters: items, nextPageToken };
     },
 
-    createPlan: (req) =>
-      mutate(context, M.createPlan, req, (s) => createPlan(s, req.key, required(req.spec, 'spec'))),
+    createPlan: (req) => mutate(context, M.createPlan, req, (s) => createPlan(s, req.key, required(req.spec, 'spec'))),
 
     updatePlanDraft: (req) =>
       mutate(context, M.updatePlanDraft, req, async (s) => ({
@@ -79,7 +83,8 @@ export function catalogHandlers(context: ServiceContext): ServiceImpl<typeof Cat
     publishPlan: (req) =>
       mutate(context, M.publishPlan, req, async (s) => ({ version: await publishPlan(s, req.planKey) })),
 
-    archivePlan: (req) => mutate(context, M.archivePlan, req, async (s) => ({ plan: await archivePlan(s, req.planKey) })),
+    archivePlan: (req) =>
+      mutate(context, M.archivePlan, req, async (s) => ({ plan: await archivePlan(s, req.planKey) })),
 
     async getPlan(req) {
       const plan = await repo.findPlan(read(), req.planKey);
@@ -98,7 +103,9 @@ export function catalogHandlers(context: ServiceContext): ServiceImpl<typeof Cat
     async getPlanVersion(req) {
       const em = read();
       if (req.version < 0) {
-        throw new InvalidArgumentError('version must not be negative', [{ field: 'version', description: '0 or more' }]);
+        throw new InvalidArgumentError('version must not be negative', [
+          { field: 'version', description: '0 or more' },
+        ]);
       }
       const plan = await repo.findPlan(em, req.planKey);
       if (!plan) throw new NotFoundError('PLAN_NOT_FOUND', `no plan "${req.planKey}"`);
@@ -142,7 +149,9 @@ export function catalogHandlers(context: ServiceContext): ServiceImpl<typeof Cat
     applyCatalog: (req) => {
       const format = FORMATS[req.format];
       if (!format) {
-        throw new InvalidArgumentError('unknown format', [{ field: 'format', description: 'unspecified, yaml or json' }]);
+        throw new InvalidArgumentError('unknown format', [
+          { field: 'format', description: 'unspecified, yaml or json' },
+        ]);
       }
       const { document, violations } = readCatalogDocument(req.document, format);
       if (violations.length > 0) throw new InvalidArgumentError('the catalog document is not valid', violations);

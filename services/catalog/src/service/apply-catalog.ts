@@ -1,9 +1,8 @@
 // ApplyCatalog: make the catalog match a document, declaratively. The changes are computed first (that is
 // the dry run's answer), every violation is reported at once, and only then are the changes made, in one
 // transaction, through the same use cases as the single-object RPCs.
-import { type DescMessage, equals, type MessageShape } from '@bufbuild/protobuf';
+
 import { FailedPreconditionError, type FieldViolation, InvalidArgumentError } from '@billing/kit/errors';
-import { create } from '@bufbuild/protobuf';
 import {
   type CatalogChange,
   CatalogChangeKind,
@@ -15,6 +14,7 @@ import {
   PlanStatus,
   PlanVersionSpecSchema,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { create, type DescMessage, equals, type MessageShape } from '@bufbuild/protobuf';
 import { findPlanVersion, listAddOns, listPlans, loadLookup } from '../adapter/repository.ts';
 import type { CatalogDocument } from '../domain/catalog-document.ts';
 import { type AddOn, type CatalogLookup, KEY_PATTERN, type Plan } from '../domain/types.ts';
@@ -75,10 +75,26 @@ export async function applyCatalog(
   const plans = new Map((await allPlans(ctx)).map((p) => [p.key, p]));
   const addOns = new Map((await allAddOns(ctx)).map((a) => [a.key, a]));
   const violations: FieldViolation[] = [];
-  duplicates(violations, 'meters', document.meters.map((m) => m.key));
-  duplicates(violations, 'features', document.features.map((f) => f.key));
-  duplicates(violations, 'plans', document.plans.map((p) => p.key));
-  duplicates(violations, 'add_ons', document.addOns.map((a) => a.key));
+  duplicates(
+    violations,
+    'meters',
+    document.meters.map((m) => m.key),
+  );
+  duplicates(
+    violations,
+    'features',
+    document.features.map((f) => f.key),
+  );
+  duplicates(
+    violations,
+    'plans',
+    document.plans.map((p) => p.key),
+  );
+  duplicates(
+    violations,
+    'add_ons',
+    document.addOns.map((a) => a.key),
+  );
 
   // Validation sees the catalog as it will be: the document's meters and features over the current ones.
   const docMeters = new Map(document.meters.map((m) => [m.key, m]));

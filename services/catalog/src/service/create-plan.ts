@@ -1,6 +1,6 @@
 import { AlreadyExistsError, InvalidArgumentError } from '@billing/kit/errors';
-import { create } from '@bufbuild/protobuf';
 import { PlanSchema, PlanStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { create } from '@bufbuild/protobuf';
 import { findPlan, findPlanVersion, loadLookup, saveDraft, savePlan } from '../adapter/repository.ts';
 import { KEY_PATTERN, type Plan, type PlanVersion, type PlanVersionSpec } from '../domain/types.ts';
 import { validatePlanSpec } from '../domain/validate.ts';
@@ -12,7 +12,9 @@ export async function createPlan(
   key: string,
   spec: PlanVersionSpec,
 ): Promise<{ plan: Plan; draft: PlanVersion }> {
-  const violations = KEY_PATTERN.test(key) ? [] : [{ field: 'key', description: 'must be lower snake case, 1-64 characters' }];
+  const violations = KEY_PATTERN.test(key)
+    ? []
+    : [{ field: 'key', description: 'must be lower snake case, 1-64 characters' }];
   violations.push(...validatePlanSpec(spec, await loadLookup(ctx.em)));
   if (violations.length > 0) throw new InvalidArgumentError('the plan is not valid', violations);
   if (await findPlan(ctx.em, key)) throw new AlreadyExistsError('PLAN_EXISTS', `a plan "${key}" already exists`);

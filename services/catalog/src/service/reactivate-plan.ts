@@ -14,7 +14,10 @@ export async function reactivatePlan(ctx: WriteContext, planKey: string): Promis
   await savePlan(ctx.em, { ...plan, status: PlanStatus.ACTIVE }, null, ctx.now);
   if (plan.latestVersion === 0) return;
   await setVersionStatus(ctx.em, planKey, plan.latestVersion, 'published');
-  const [stored, version] = [await findPlan(ctx.em, planKey), await findPlanVersion(ctx.em, planKey, plan.latestVersion)];
+  const [stored, version] = [
+    await findPlan(ctx.em, planKey),
+    await findPlanVersion(ctx.em, planKey, plan.latestVersion),
+  ];
   if (stored && version) {
     await recordEvent(ctx.em, planPublished, { plan: stored, version }, eventContext(ctx, `plan:${planKey}`));
   }
