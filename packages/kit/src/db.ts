@@ -1,6 +1,7 @@
 // Persistence: one database per service through MikroORM 7. PostgreSQL when a URL is configured; PGlite
 // (PostgreSQL compiled to WASM, in process, data in a local folder) when not, for the all-in-one mode.
 
+import { mkdirSync } from 'node:fs';
 import { Migration, Migrator } from '@mikro-orm/migrations';
 import { MikroORM as PgliteOrm } from '@mikro-orm/pglite';
 import { MikroORM as PostgresOrm } from '@mikro-orm/postgresql';
@@ -88,8 +89,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     discovery: { warnWhenNoEntities: false },
   };
   const embedded = !options.url;
+  const dataDir = options.dataDir ?? 'memory://';
+  if (embedded && !dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
   const orm: MikroORM = embedded
-    ? await PgliteOrm.init({ ...common, dbName: options.dataDir ?? 'memory://' })
+    ? await PgliteOrm.init({ ...common, dbName: dataDir })
     : await PostgresOrm.init({
         ...common,
         clientUrl: options.url,

@@ -4,9 +4,14 @@
 import {
   ServerReflection,
   type ServerReflectionRequest,
+  ServerReflectionRequestSchema,
   type ServerReflectionResponse,
   ServerReflectionResponseSchema,
 } from '@billing/proto/grpc/reflection/v1/reflection_pb';
+import {
+  ServerReflectionResponseSchema as ServerReflectionResponseSchemaV1alpha,
+  ServerReflection as ServerReflectionV1alpha,
+} from '@billing/proto/grpc/reflection/v1alpha/reflection_pb';
 import { create, type DescFile, type DescMessage, type DescService, toBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import type { ServiceImpl } from '@connectrpc/connect';
@@ -96,12 +101,31 @@ function answer(index: ReflectionIndex, request: ServerReflectionRequest): Serve
   }
 }
 
-/** The reflection service for `services` (reflection lists itself too). */
-export function reflectionService(services: readonly DescService[]): ServiceImpl<typeof ServerReflection> {
-  const index = buildIndex([...services, ServerReflection]);
+/** The reflection services for `services`: grpc.reflection.v1, and v1alpha for older grpcurl builds. */
+export function reflectionServices(services: readonly DescService[]): {
+  v1: ServiceImpl<typeof ServerReflection>;
+  v1alpha: ServiceImpl<typeof ServerReflectionV1alpha>;
+} {
+  const index = buildIndex([...services, ServerReflection, ServerReflectionV1alpha]);
   return {
-    async *serverReflectionInfo(requests) {
-      for await (const request of requests) yield answer(index, request);
+    v1: {
+      async *serverReflectionInfo(requests) {
+        for await (const request of requests) yield answer(index, request);
+      },
+    },
+    // v1alpha has the same messages under another package: answer in v1, then re-type the same fields.
+    v1alpha: {
+      async *serverReflectionInfo(requests) {
+        for await (const request of requests) {
+          const { $typeName: _request, ...fields } = request;
+          const {
+            $typeName: _response,
+            originalRequest: _original,
+            ...response
+          } = answer(index, create(ServerReflectionRequestSchema, fields as never));
+          yield create(ServerReflectionResponseSchemaV1alpha, { ...response, originalRequest: fields } as never);
+        }
+      },
     },
   };
 }

@@ -6,13 +6,14 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { ServerReflection } from '@billing/proto/grpc/reflection/v1/reflection_pb';
+import { ServerReflection as ServerReflectionV1alpha } from '@billing/proto/grpc/reflection/v1alpha/reflection_pb';
 import { Health } from '@billing/proto/health/v1/health_pb';
 import type { DescService } from '@bufbuild/protobuf';
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
 import { createHealth, type HealthState, ServingStatus } from './health.ts';
-import { reflectionService } from './reflection.ts';
+import { reflectionServices } from './reflection.ts';
 
 /** Options of a server. */
 export interface ServerOptions {
@@ -84,8 +85,9 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     routes(router) {
       options.routes(router);
       router.service(Health, health.service);
-      const reflection = reflectionService([...options.services, Health]);
-      router.service(ServerReflection, reflection);
+      const reflection = reflectionServices([...options.services, Health]);
+      router.service(ServerReflection, reflection.v1);
+      router.service(ServerReflectionV1alpha, reflection.v1alpha);
     },
   });
 
