@@ -99,15 +99,20 @@ export function errorInterceptor(domain: string, logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const method = `${req.service.typeName}/${req.method.name}`;
+    // The request id of a mutation is its idempotency key; other calls may send one as a header.
+    const body = req.stream ? undefined : (req.message as { requestId?: unknown });
+    const requestId =
+      (typeof body?.requestId === 'string' && body.requestId) || req.header.get('x-request-id') || undefined;
+    const log = logger.child({ method, requestId });
     try {
       const res = await next(req);
-      logger.debug({ method, code: 'ok', ms: Math.round(performance.now() - started) }, 'rpc');
+      log.debug({ code: 'ok', ms: Math.round(performance.now() - started) }, 'rpc');
       return res;
     } catch (err) {
       const mapped = toConnectError(err, domain);
       const ms = Math.round(performance.now() - started);
-      if (mapped.code === Code.Internal) logger.error({ method, err, ms }, 'rpc failed unexpectedly');
-      else logger.info({ method, code: Code[mapped.code], reason: mapped.message, ms }, 'rpc refused');
+      if (mapped.code === Code.Internal) log.error({ err, ms }, 'rpc failed unexpectedly');
+      else log.info({ code: Code[mapped.code], reason: mapped.message, ms }, 'rpc refused');
       throw mapped;
     }
   };

@@ -4,7 +4,6 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { Duplex } from 'node:stream';
 import { ServerReflection } from '@billing/proto/grpc/reflection/v1/reflection_pb';
 import { ServerReflection as ServerReflectionV1alpha } from '@billing/proto/grpc/reflection/v1alpha/reflection_pb';
 import { Health } from '@billing/proto/health/v1/health_pb';
@@ -45,37 +44,6 @@ export interface ServerHandle {
 }
 
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0');
-
-/**
- * The socket as a stream that yields `first` (already read to sniff the protocol) and then the socket's own
- * data. HTTP/2 sessions read a net.Socket's native handle directly, so bytes put back with unshift() would
- * be lost to them; a JS stream makes Node's HTTP/2 read through JavaScript instead.
- */
-function withFirstChunk(socket: net.Socket, first: Buffer): Duplex {
-  const stream = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _encoding, callback) {
-      socket.write(chunk, callback);
-    },
-    final(callback) {
-      socket.end(callback);
-    },
-    destroy(err, callback) {
-      socket.destroy(err ?? undefined);
-      callback(err);
-    },
-  });
-  stream.push(first);
-  socket.on('data', (data: Buffer) => {
-    if (!stream.push(data)) socket.pause();
-  });
-  socket.once('end', () => stream.push(null));
-  socket.once('error', (err) => stream.destroy(err));
-  socket.once('close', () => stream.destroy());
-  return stream;
-}
 
 /** Starts a server; resolves once it listens. */
 export async function startServer(options: ServerOptions): Promise<ServerHandle> {
@@ -127,12 +95,15 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.once('data', (first: Buffer) => {
+      // Put the sniffed bytes back. An HTTP/2 session reads the socket's native handle but first takes what
+      // is buffered (Node emulates receiving it), so the socket must stay paused for it; the HTTP/1.1
+      // parser reads through the stream, so it is resumed.
       socket.pause();
+      socket.unshift(first);
       const prefix = first.subarray(0, Math.min(first.length, HTTP2_PREFACE.length));
       if (HTTP2_PREFACE.subarray(0, prefix.length).equals(prefix)) {
-        h2.emit('connection', withFirstChunk(socket, first));
+        h2.emit('connection', socket);
       } else {
-        socket.unshift(first);
         h1.emit('connection', socket);
         socket.resume();
       }

@@ -4,10 +4,11 @@ import type { Logger } from 'pino';
 import type { EventBus } from './bus.ts';
 import { systemClock } from './clock.ts';
 import { ConfigError, type ConfigOf, loadConfig, parsers, setting } from './config.ts';
+import { openDatabase } from './db.ts';
 import { createLogger } from './log.ts';
 import { createMemoryBus } from './memory-bus.ts';
 import { connectNatsBus } from './nats-bus.ts';
-import { type RunningService, runService, type ServiceDefinition } from './runtime.ts';
+import { runService, type ServiceDefinition } from './runtime.ts';
 
 /** The settings every service has, named after it (CATALOG_PORT, CATALOG_DATABASE_URL...). */
 export function serviceSettings(name: string, defaultPort: number) {
@@ -112,10 +113,31 @@ export function stopOnSignals(logger: Logger, stop: () => Promise<void>): void {
   process.on('SIGINT', onSignal);
 }
 
-/** The whole main of a single-service process. */
-export async function runServiceMain(definition: ServiceDefinition): Promise<RunningService> {
+/**
+ * The whole main of a single-service process: `main.ts` serves; `main.ts migrate` applies pending migrations
+ * and exits (for a Kubernetes init container or a release step; serving also migrates at start).
+ */
+export async function runServiceMain(definition: ServiceDefinition, argv = process.argv.slice(2)): Promise<void> {
   const config = loadConfigOrExit({ ...serviceSettings(definition.name, definition.defaultPort), ...commonSettings });
   const logger = createLogger({ service: definition.name, level: config.logLevel });
+  if (argv[0] === 'migrate') {
+    const db = await openDatabase({
+      service: definition.name,
+      url: config.databaseUrl,
+      dataDir: config.dataDir,
+      entities: definition.entities,
+      migrations: definition.migrations,
+      logger,
+    });
+    const applied = await db.migrate();
+    logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database up to date');
+    await db.close();
+    return;
+  }
+  if (argv.length > 0) {
+    console.error(`unknown command ${argv.join(' ')}; usage: main.ts [migrate]`);
+    process.exit(64);
+  }
   const bus = await createBus(config, definition.name, logger);
   const running = await runService(definition, {
     host: config.host,
@@ -131,5 +153,4 @@ export async function runServiceMain(definition: ServiceDefinition): Promise<Run
     await running.stop();
     await bus.close();
   });
-  return running;
 }
