@@ -35,6 +35,11 @@ export interface ConsumeOptions {
 
 /** Publishes and delivers events. */
 export interface EventBus {
+  /**
+   * Whether published messages survive a restart of this process (JetStream: yes; the in-process bus: no,
+   * so producers replay their outbox into it at start).
+   */
+  readonly survivesRestart: boolean;
   /** Creates (idempotently) the stream owning `billing.<service>.>`. */
   ensureStream(service: string): Promise<void>;
   /** Publishes durably; a message whose event id was seen before is reported as a duplicate and dropped. */

@@ -45,6 +45,8 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
   };
 
   return {
+    survivesRestart: false,
+
     async ensureStream(service) {
       streamOf(service);
     },

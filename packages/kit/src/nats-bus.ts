@@ -68,6 +68,7 @@ export async function connectNatsBus(options: NatsBusOptions): Promise<EventBus>
   };
 
   return {
+    survivesRestart: true,
     ensureStream,
 
     async publish(message) {

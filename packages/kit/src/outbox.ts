@@ -5,7 +5,7 @@ import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufb
 import type { Logger } from 'pino';
 import type { EventBus } from './bus.ts';
 import type { Database, Em } from './db.ts';
-import type { EventEnvelope, EventType } from './events.ts';
+import type { BusMessage, EventEnvelope, EventType } from './events.ts';
 import { newUlid } from './ids.ts';
 
 /** What the caller says about an event besides its payload. */
@@ -81,6 +81,22 @@ interface OutboxRow {
   payload: Uint8Array;
 }
 
+/** The message that publishes an outbox row. */
+function toMessage(row: OutboxRow): BusMessage {
+  const envelope: EventEnvelope = {
+    eventId: row.id,
+    eventType: row.type,
+    schema: row.schema,
+    aggregateId: row.aggregate_id,
+    aggregateSeq: Number(row.aggregate_seq),
+    occurredTime: new Date(row.occurred_at),
+    producer: row.producer,
+  };
+  if (row.request_id) envelope.requestId = row.request_id;
+  if (row.traceparent) envelope.traceparent = row.traceparent;
+  return { subject: row.subject, envelope, payload: new Uint8Array(row.payload) };
+}
+
 /** Options of the relay. */
 export interface OutboxRelayOptions {
   /** The service's database. */
@@ -95,6 +111,12 @@ export interface OutboxRelayOptions {
   pollIntervalMs?: number;
   /** Longest wait between attempts while the bus is down, in ms. */
   maxBackoffMs?: number;
+  /**
+   * Publish every row again once at start, published or not, before the new ones. The in-process bus keeps
+   * its log in memory, so after a restart of the all-in-one process this is how consumers get what they
+   * had not processed yet; they skip the rest by event id.
+   */
+  replayOnStart?: boolean;
 }
 
 /** The relay that publishes outbox rows; start it once per process. */
@@ -140,19 +162,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       let published = 0;
       let failure: unknown;
       for (const row of rows) {
-        const envelope: EventEnvelope = {
-          eventId: row.id,
-          eventType: row.type,
-          schema: row.schema,
-          aggregateId: row.aggregate_id,
-          aggregateSeq: Number(row.aggregate_seq),
-          occurredTime: new Date(row.occurred_at),
-          producer: row.producer,
-        };
-        if (row.request_id) envelope.requestId = row.request_id;
-        if (row.traceparent) envelope.traceparent = row.traceparent;
         try {
-          await options.bus.publish({ subject: row.subject, envelope, payload: new Uint8Array(row.payload) });
+          await options.bus.publish(toMessage(row));
         } catch (err) {
           failure = err;
           break;
@@ -182,8 +193,32 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       };
     });
 
+  // Publishes every row once, in order, without touching published_at (used by replayOnStart).
+  const replayAll = async () => {
+    let after = '0';
+    for (;;) {
+      const rows = await options.db.fork().execute<OutboxRow[]>(
+        `select position, id, subject, type, schema, aggregate_id, aggregate_seq, occurred_at, producer,
+                  request_id, traceparent, payload
+             from outbox_event where position > ? and published_at is not null order by position limit ?`,
+        [after, batchSize],
+      );
+      for (const row of rows) await options.bus.publish(toMessage(row));
+      const last = rows[rows.length - 1];
+      if (!last) return;
+      after = last.position;
+    }
+  };
+
   const run = async () => {
     let backoff = 100;
+    if (options.replayOnStart) {
+      try {
+        await replayAll();
+      } catch (err) {
+        options.logger.error({ err }, 'outbox replay at start failed');
+      }
+    }
     while (running) {
       pending = false;
       try {

@@ -90,7 +90,7 @@ export async function runService(definition: ServiceDefinition, options: Runtime
   const applied = await db.migrate();
   if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
   await options.bus.ensureStream(definition.name);
-  const relay = createOutboxRelay({ db, bus: options.bus, logger });
+  const relay = createOutboxRelay({ db, bus: options.bus, logger, replayOnStart: !options.bus.survivesRestart });
   relay.start();
   const context: ServiceContext = { db, bus: options.bus, relay, logger, clock: options.clock };
   const subscriptions = (await definition.start?.(context)) ?? [];
