@@ -10,7 +10,7 @@ import {
   type CatalogService,
 } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
-import { type Client, ConnectError } from '@connectrpc/connect';
+import { type Client, Code, ConnectError } from '@connectrpc/connect';
 
 /** Parsed arguments of `catalog apply`. */
 export interface CatalogApplyArgs {
@@ -67,7 +67,9 @@ export async function catalogApply(client: Client<typeof CatalogService>, args: 
 /** Human-readable lines for a refused call, with every offending field. */
 export function describeError(err: unknown): string[] {
   const error = ConnectError.from(err);
-  const lines = [`error: ${error.rawMessage} (${error.code})`];
+  // The gRPC name of the code (invalid_argument), which operators search for.
+  const code = (Code[error.code] ?? 'unknown').replace(/[A-Z]/g, (c, i: number) => `${i ? '_' : ''}${c.toLowerCase()}`);
+  const lines = [`error: ${error.rawMessage} (${code})`];
   for (const detail of error.findDetails(BadRequestSchema)) {
     for (const v of detail.fieldViolations) lines.push(`  ${v.field}: ${v.description}`);
   }
