@@ -59,3 +59,17 @@ export function toPage<Row>(
   const token = Buffer.from(JSON.stringify({ a: sortKey(last), f: filterHash(filters) })).toString('base64url');
   return { items, nextPageToken: token };
 }
+
+/**
+ * One page of a keyset-paged list: validates page_size and page_token against `filters`, fetches `size + 1`
+ * rows after the cursor with `fetch`, and returns the page with its next token.
+ */
+export async function listPage<Row>(
+  request: { pageSize: number; pageToken: string },
+  filters: unknown,
+  fetch: (page: PageRequest) => Promise<readonly Row[]>,
+  sortKey: (row: Row) => string,
+): Promise<{ items: Row[]; nextPageToken: string }> {
+  const page = readPageRequest(request.pageSize, request.pageToken, filters);
+  return toPage(await fetch(page), page, sortKey, filters);
+}

@@ -4,18 +4,29 @@
 import type { JsonValue } from '@bufbuild/protobuf';
 import { defineEntity, p } from '@mikro-orm/core';
 
+/** A table of documents (features, add-ons): key, protobuf JSON body, archived flag, times. */
+function documentEntity(name: string, tableName: string) {
+  return defineEntity({
+    name,
+    tableName,
+    properties: {
+      key: p.string().primary(),
+      body: p.json<JsonValue>(),
+      archived: p.boolean(),
+      createdAt: p.datetime(),
+      updatedAt: p.datetime(),
+    },
+  });
+}
+
+/** The entity type shared by document tables. */
+export type DocumentEntity = ReturnType<typeof documentEntity>;
+
 /** A feature row. */
-export const FeatureRow = defineEntity({
-  name: 'FeatureRow',
-  tableName: 'feature',
-  properties: {
-    key: p.string().primary(),
-    body: p.json<JsonValue>(),
-    archived: p.boolean(),
-    createdAt: p.datetime(),
-    updatedAt: p.datetime(),
-  },
-});
+export const FeatureRow = documentEntity('FeatureRow', 'feature');
+
+/** An add-on row. */
+export const AddOnRow = documentEntity('AddOnRow', 'add_on');
 
 /** A meter row. */
 export const MeterRow = defineEntity({
@@ -56,19 +67,6 @@ export const PlanVersionRow = defineEntity({
     updatedAt: p.datetime(),
   },
   primaryKeys: ['planKey', 'version'],
-});
-
-/** An add-on row. */
-export const AddOnRow = defineEntity({
-  name: 'AddOnRow',
-  tableName: 'add_on',
-  properties: {
-    key: p.string().primary(),
-    body: p.json<JsonValue>(),
-    archived: p.boolean(),
-    createdAt: p.datetime(),
-    updatedAt: p.datetime(),
-  },
 });
 
 /** Every entity of the catalog. */

@@ -1,8 +1,8 @@
 // Conversions between catalog rows and domain objects (the contract's messages).
 
 import {
-  AddOnSchema,
-  FeatureSchema,
+  type AddOnSchema,
+  type FeatureSchema,
   MeterSchema,
   PlanSchema,
   PlanStatus,
@@ -10,7 +10,7 @@ import {
   PlanVersionSpecSchema,
   VersionStatus,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
-import { create, fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import { create, fromJson, type JsonValue, type MessageShape, toJson } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { AddOn, Feature, Meter, Plan, PlanVersion, PlanVersionSpec } from '../domain/types.ts';
 
@@ -33,18 +33,24 @@ function body<T extends JsonValue>(json: T): T {
   return json;
 }
 
-/** A feature from its row. */
-export function fromDbFeature(row: { body: JsonValue; archived: boolean; createdAt: Date; updatedAt: Date }): Feature {
-  const feature = fromJson(FeatureSchema, row.body);
-  feature.archived = row.archived;
-  feature.createTime = timestampFromDate(row.createdAt);
-  feature.updateTime = timestampFromDate(row.updatedAt);
-  return feature;
+/** The schemas of documents kept whole in a row (features, add-ons). */
+export type DocumentSchema = typeof FeatureSchema | typeof AddOnSchema;
+
+/** A document (feature or add-on) from its row. */
+export function fromDbDocument<S extends DocumentSchema>(
+  schema: S,
+  row: { body: JsonValue; archived: boolean; createdAt: Date; updatedAt: Date },
+): MessageShape<S> {
+  const document = fromJson(schema, row.body) as Feature | AddOn;
+  document.archived = row.archived;
+  document.createTime = timestampFromDate(row.createdAt);
+  document.updateTime = timestampFromDate(row.updatedAt);
+  return document as MessageShape<S>;
 }
 
-/** The stored body of a feature. */
-export function toDbFeatureBody(feature: Feature): JsonValue {
-  return body(toJson(FeatureSchema, feature));
+/** The stored body of a document (feature or add-on). */
+export function toDbDocumentBody<S extends DocumentSchema>(schema: S, document: MessageShape<S>): JsonValue {
+  return body(toJson(schema, document));
 }
 
 /** A meter from its row. */
@@ -106,18 +112,4 @@ export function fromDbPlanSpec(json: JsonValue): PlanVersionSpec {
 /** The stored JSON of a plan version's content. */
 export function toDbPlanSpec(spec: PlanVersionSpec): JsonValue {
   return toJson(PlanVersionSpecSchema, spec);
-}
-
-/** An add-on from its row. */
-export function fromDbAddOn(row: { body: JsonValue; archived: boolean; createdAt: Date; updatedAt: Date }): AddOn {
-  const addOn = fromJson(AddOnSchema, row.body);
-  addOn.archived = row.archived;
-  addOn.createTime = timestampFromDate(row.createdAt);
-  addOn.updateTime = timestampFromDate(row.updatedAt);
-  return addOn;
-}
-
-/** The stored body of an add-on. */
-export function toDbAddOnBody(addOn: AddOn): JsonValue {
-  return body(toJson(AddOnSchema, addOn));
 }

@@ -1,64 +1,62 @@
 // Reads and writes of catalog rows. No business rules here: use cases in service/ decide, this persists.
 import type { Em } from '@billing/kit/db';
-import { PlanStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { AddOnSchema, FeatureSchema, PlanStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
+import type { MessageShape } from '@bufbuild/protobuf';
 import { LockMode } from '@mikro-orm/core';
-import type { AddOn, CatalogLookup, Feature, Meter, Plan, PlanVersion, PlanVersionSpec } from '../domain/types.ts';
-import { AddOnRow, FeatureRow, MeterRow, PlanRow, PlanVersionRow } from './entities.ts';
+import type { CatalogLookup, Feature, Meter, Plan, PlanVersion, PlanVersionSpec } from '../domain/types.ts';
+import { AddOnRow, type DocumentEntity, FeatureRow, MeterRow, PlanRow, PlanVersionRow } from './entities.ts';
 import {
-  fromDbAddOn,
-  fromDbFeature,
+  type DocumentSchema,
+  fromDbDocument,
   fromDbMeter,
   fromDbPlan,
   fromDbPlanVersion,
-  toDbAddOnBody,
-  toDbFeatureBody,
+  toDbDocumentBody,
   toDbMeterBody,
   toDbPlanSpec,
   type VersionStatusValue,
 } from './mapping.ts';
 
-/** The feature with this key, if any. */
-export async function findFeature(em: Em, key: string): Promise<Feature | undefined> {
-  const row = await em.findOne(FeatureRow, { key });
-  return row ? fromDbFeature(row) : undefined;
-}
-
-/** A page of features ordered by key, after `after`. */
-export async function listFeatures(
-  em: Em,
-  page: { size: number; after: string | undefined; includeArchived: boolean },
-): Promise<Feature[]> {
-  const rows = await em.find(
-    FeatureRow,
-    {
-      ...(page.after === undefined ? {} : { key: { $gt: page.after } }),
-      ...(page.includeArchived ? {} : { archived: false }),
+/** Reads and writes of a document table (features, add-ons), typed by its protobuf schema. */
+function documentTable<S extends DocumentSchema>(entity: DocumentEntity, schema: S) {
+  return {
+    /** The document with this key, if any. */
+    async find(em: Em, key: string): Promise<MessageShape<S> | undefined> {
+      const row = await em.findOne(entity, { key });
+      return row ? fromDbDocument(schema, row) : undefined;
     },
-    { orderBy: { key: 'asc' }, limit: page.size + 1 },
-  );
-  return rows.map(fromDbFeature);
+
+    /** A page of documents ordered by key, after `after`. */
+    async list(em: Em, page: { size: number; after: string | undefined; includeArchived: boolean }) {
+      const rows = await em.find(
+        entity,
+        {
+          ...(page.after === undefined ? {} : { key: { $gt: page.after } }),
+          ...(page.includeArchived ? {} : { archived: false }),
+        },
+        { orderBy: { key: 'asc' }, limit: page.size + 1 },
+      );
+      return rows.map((row) => fromDbDocument(schema, row));
+    },
+
+    /** Inserts or replaces a document. */
+    async save(em: Em, document: MessageShape<S> & { key: string; archived: boolean }, now: Date) {
+      const values = { body: toDbDocumentBody(schema, document), archived: document.archived, updatedAt: now };
+      const existing = await em.findOne(entity, { key: document.key });
+      const row = existing
+        ? em.assign(existing, values)
+        : em.create(entity, { key: document.key, createdAt: now, ...values });
+      await em.flush();
+      return fromDbDocument(schema, row);
+    },
+  };
 }
 
-/** Inserts or replaces a feature. */
-export async function saveFeature(em: Em, feature: Feature, now: Date): Promise<Feature> {
-  const existing = await em.findOne(FeatureRow, { key: feature.key });
-  if (existing) {
-    existing.body = toDbFeatureBody(feature);
-    existing.archived = feature.archived;
-    existing.updatedAt = now;
-    await em.flush();
-    return fromDbFeature(existing);
-  }
-  const row = em.create(FeatureRow, {
-    key: feature.key,
-    body: toDbFeatureBody(feature),
-    archived: feature.archived,
-    createdAt: now,
-    updatedAt: now,
-  });
-  await em.flush();
-  return fromDbFeature(row);
-}
+/** The features. */
+export const features = documentTable(FeatureRow, FeatureSchema);
+
+/** The add-ons. */
+export const addOns = documentTable(AddOnRow, AddOnSchema);
 
 /** The meter with this key, if any. */
 export async function findMeter(em: Em, key: string): Promise<Meter | undefined> {
@@ -84,14 +82,12 @@ export async function insertMeter(em: Em, meter: Meter, now: Date): Promise<Mete
 
 /** Every feature and meter, for validating plans and add-ons (a catalog holds hundreds at most). */
 export async function loadLookup(em: Em): Promise<CatalogLookup & { features: Feature[]; meters: Meter[] }> {
-  const [features, meters] = [
-    (await em.find(FeatureRow, {})).map(fromDbFeature),
-    (await em.find(MeterRow, {})).map(fromDbMeter),
-  ];
-  const featureByKey = new Map(features.map((f) => [f.key, f]));
+  const allFeatures = await features.list(em, { size: 100_000, after: undefined, includeArchived: true });
+  const meters = (await em.find(MeterRow, {})).map(fromDbMeter);
+  const featureByKey = new Map(allFeatures.map((f) => [f.key, f]));
   const meterByKey = new Map(meters.map((m) => [m.key, m]));
   return {
-    features,
+    features: allFeatures,
     meters,
     feature: (key) => featureByKey.get(key),
     meter: (key) => meterByKey.get(key),
@@ -183,47 +179,4 @@ export async function setVersionStatus(
 /** Marks every published version of a plan archived. */
 export async function archivePublishedVersions(em: Em, planKey: string): Promise<void> {
   await em.nativeUpdate(PlanVersionRow, { planKey, status: 'published' }, { status: 'archived' });
-}
-
-/** The add-on with this key, if any. */
-export async function findAddOn(em: Em, key: string): Promise<AddOn | undefined> {
-  const row = await em.findOne(AddOnRow, { key });
-  return row ? fromDbAddOn(row) : undefined;
-}
-
-/** A page of add-ons ordered by key. */
-export async function listAddOns(
-  em: Em,
-  page: { size: number; after: string | undefined; includeArchived: boolean },
-): Promise<AddOn[]> {
-  const rows = await em.find(
-    AddOnRow,
-    {
-      ...(page.after === undefined ? {} : { key: { $gt: page.after } }),
-      ...(page.includeArchived ? {} : { archived: false }),
-    },
-    { orderBy: { key: 'asc' }, limit: page.size + 1 },
-  );
-  return rows.map(fromDbAddOn);
-}
-
-/** Inserts or replaces an add-on. */
-export async function saveAddOn(em: Em, addOn: AddOn, now: Date): Promise<AddOn> {
-  const existing = await em.findOne(AddOnRow, { key: addOn.key });
-  if (existing) {
-    existing.body = toDbAddOnBody(addOn);
-    existing.archived = addOn.archived;
-    existing.updatedAt = now;
-    await em.flush();
-    return fromDbAddOn(existing);
-  }
-  const row = em.create(AddOnRow, {
-    key: addOn.key,
-    body: toDbAddOnBody(addOn),
-    archived: addOn.archived,
-    createdAt: now,
-    updatedAt: now,
-  });
-  await em.flush();
-  return fromDbAddOn(row);
 }

@@ -2,7 +2,7 @@
 
 import { InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
 import { mutate } from '@billing/kit/mutation';
-import { readPageRequest, toPage } from '@billing/kit/pagination';
+import { listPage } from '@billing/kit/pagination';
 import type { ServiceContext } from '@billing/kit/runtime';
 import { CatalogFormat, CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import type { ServiceImpl } from '@connectrpc/connect';
@@ -42,16 +42,19 @@ export function catalogHandlers(context: ServiceContext): ServiceImpl<typeof Cat
       })),
 
     async getFeature(req) {
-      const feature = await repo.findFeature(read(), req.key);
+      const feature = await repo.features.find(read(), req.key);
       if (!feature) throw new NotFoundError('FEATURE_NOT_FOUND', `no feature "${req.key}"`);
       return { feature };
     },
 
     async listFeatures(req) {
-      const filters = { archived: req.includeArchived };
-      const page = readPageRequest(req.pageSize, req.pageToken, filters);
-      const rows = await repo.listFeatures(read(), { ...page, includeArchived: req.includeArchived });
-      const { items, nextPageToken } = toPage(rows, page, (f) => f.key, filters);
+      const { includeArchived } = req;
+      const { items, nextPageToken } = await listPage(
+        req,
+        { includeArchived },
+        (page) => repo.features.list(read(), { ...page, includeArchived }),
+        (f) => f.key,
+      );
       return { features: items, nextPageToken };
     },
 
@@ -68,8 +71,12 @@ export function catalogHandlers(context: ServiceContext): ServiceImpl<typeof Cat
     },
 
     async listMeters(req) {
-      const page = readPageRequest(req.pageSize, req.pageToken);
-      const { items, nextPageToken } = toPage(await repo.listMeters(read(), page), page, (m) => m.key);
+      const { items, nextPageToken } = await listPage(
+        req,
+        {},
+        (page) => repo.listMeters(read(), page),
+        (m) => m.key,
+      );
       return { meters: items, nextPageToken };
     },
 
@@ -93,10 +100,13 @@ export function catalogHandlers(context: ServiceContext): ServiceImpl<typeof Cat
     },
 
     async listPlans(req) {
-      const filters = { archived: req.includeArchived };
-      const page = readPageRequest(req.pageSize, req.pageToken, filters);
-      const rows = await repo.listPlans(read(), { ...page, includeArchived: req.includeArchived });
-      const { items, nextPageToken } = toPage(rows, page, (p) => p.key, filters);
+      const { includeArchived } = req;
+      const { items, nextPageToken } = await listPage(
+        req,
+        { includeArchived },
+        (page) => repo.listPlans(read(), { ...page, includeArchived }),
+        (p) => p.key,
+      );
       return { plans: items, nextPageToken };
     },
 
@@ -116,11 +126,16 @@ export function catalogHandlers(context: ServiceContext): ServiceImpl<typeof Cat
     },
 
     async listPlanVersions(req) {
-      const filters = { plan: req.planKey };
-      const page = readPageRequest(req.pageSize, req.pageToken, filters);
-      const before = page.after === undefined ? undefined : Number(page.after);
-      const rows = await repo.listPlanVersions(read(), req.planKey, { size: page.size, before });
-      const { items, nextPageToken } = toPage(rows, page, (v) => String(v.version), filters);
+      const { items, nextPageToken } = await listPage(
+        req,
+        { plan: req.planKey },
+        (page) =>
+          repo.listPlanVersions(read(), req.planKey, {
+            size: page.size,
+            before: page.after === undefined ? undefined : Number(page.after),
+          }),
+        (v) => String(v.version),
+      );
       return { versions: items, nextPageToken };
     },
 
@@ -130,16 +145,19 @@ export function catalogHandlers(context: ServiceContext): ServiceImpl<typeof Cat
       })),
 
     async getAddOn(req) {
-      const addOn = await repo.findAddOn(read(), req.key);
+      const addOn = await repo.addOns.find(read(), req.key);
       if (!addOn) throw new NotFoundError('ADD_ON_NOT_FOUND', `no add-on "${req.key}"`);
       return { addOn };
     },
 
     async listAddOns(req) {
-      const filters = { archived: req.includeArchived };
-      const page = readPageRequest(req.pageSize, req.pageToken, filters);
-      const rows = await repo.listAddOns(read(), { ...page, includeArchived: req.includeArchived });
-      const { items, nextPageToken } = toPage(rows, page, (a) => a.key, filters);
+      const { includeArchived } = req;
+      const { items, nextPageToken } = await listPage(
+        req,
+        { includeArchived },
+        (page) => repo.addOns.list(read(), { ...page, includeArchived }),
+        (a) => a.key,
+      );
       return { addOns: items, nextPageToken };
     },
 

@@ -15,7 +15,7 @@ import {
   PlanVersionSpecSchema,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { create, type DescMessage, equals, type MessageShape } from '@bufbuild/protobuf';
-import { findPlanVersion, listAddOns, listPlans, loadLookup } from '../adapter/repository.ts';
+import { addOns, findPlanVersion, listPlans, loadLookup } from '../adapter/repository.ts';
 import type { CatalogDocument } from '../domain/catalog-document.ts';
 import { type AddOn, type CatalogLookup, KEY_PATTERN, type Plan } from '../domain/types.ts';
 import { validateAddOn, validateFeature, validateMeter, validatePlanSpec } from '../domain/validate.ts';
@@ -59,7 +59,7 @@ async function allPlans(ctx: WriteContext): Promise<Plan[]> {
 }
 
 async function allAddOns(ctx: WriteContext): Promise<AddOn[]> {
-  return listAddOns(ctx.em, { size: 100_000, after: undefined, includeArchived: true });
+  return addOns.list(ctx.em, { size: 100_000, after: undefined, includeArchived: true });
 }
 
 const change = (kind: CatalogChangeKind, key: string, version = 0): CatalogChange =>

@@ -1,16 +1,16 @@
 import { NotFoundError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
-import { findFeature, saveFeature } from '../adapter/repository.ts';
+import { features } from '../adapter/repository.ts';
 import { featureArchived } from '../domain/events.ts';
 import type { Feature } from '../domain/types.ts';
 import { eventContext, type WriteContext } from './context.ts';
 
 /** Archives a feature; archiving an archived feature changes nothing. */
 export async function archiveFeature(ctx: WriteContext, key: string): Promise<Feature> {
-  const current = await findFeature(ctx.em, key);
+  const current = await features.find(ctx.em, key);
   if (!current) throw new NotFoundError('FEATURE_NOT_FOUND', `no feature "${key}"`);
   if (current.archived) return current;
-  const feature = await saveFeature(ctx.em, { ...current, archived: true }, ctx.now);
+  const feature = await features.save(ctx.em, { ...current, archived: true }, ctx.now);
   await recordEvent(ctx.em, featureArchived, { feature }, eventContext(ctx, `feature:${key}`));
   return feature;
 }

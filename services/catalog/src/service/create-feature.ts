@@ -1,6 +1,6 @@
 import { AlreadyExistsError, InvalidArgumentError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
-import { findFeature, loadLookup, saveFeature } from '../adapter/repository.ts';
+import { features, loadLookup } from '../adapter/repository.ts';
 import { featureUpdated } from '../domain/events.ts';
 import type { Feature } from '../domain/types.ts';
 import { validateFeature } from '../domain/validate.ts';
@@ -10,10 +10,10 @@ import { eventContext, type WriteContext } from './context.ts';
 export async function createFeature(ctx: WriteContext, input: Feature, prefix = 'feature'): Promise<Feature> {
   const violations = validateFeature(input, await loadLookup(ctx.em), prefix);
   if (violations.length > 0) throw new InvalidArgumentError('the feature is not valid', violations);
-  if (await findFeature(ctx.em, input.key)) {
+  if (await features.find(ctx.em, input.key)) {
     throw new AlreadyExistsError('FEATURE_EXISTS', `a feature "${input.key}" already exists`);
   }
-  const feature = await saveFeature(ctx.em, { ...input, archived: false }, ctx.now);
+  const feature = await features.save(ctx.em, { ...input, archived: false }, ctx.now);
   await recordEvent(ctx.em, featureUpdated, { feature }, eventContext(ctx, `feature:${feature.key}`));
   return feature;
 }

@@ -1,6 +1,6 @@
 import { FailedPreconditionError, NotFoundError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
-import { findFeature, saveFeature } from '../adapter/repository.ts';
+import { features } from '../adapter/repository.ts';
 import { featureUpdated } from '../domain/events.ts';
 import type { Feature } from '../domain/types.ts';
 import { eventContext, type WriteContext } from './context.ts';
@@ -10,12 +10,12 @@ import { eventContext, type WriteContext } from './context.ts';
  * plans and balances were built on them.
  */
 export async function updateFeature(ctx: WriteContext, input: Feature): Promise<Feature> {
-  const current = await findFeature(ctx.em, input.key);
+  const current = await features.find(ctx.em, input.key);
   if (!current) throw new NotFoundError('FEATURE_NOT_FOUND', `no feature "${input.key}"`);
   if (current.kind !== input.kind || current.meterKey !== input.meterKey) {
     throw new FailedPreconditionError('FEATURE_KIND_IMMUTABLE', `feature "${input.key}" cannot change kind or meter`);
   }
-  const feature = await saveFeature(
+  const feature = await features.save(
     ctx.em,
     { ...current, name: input.name, description: input.description, archived: false },
     ctx.now,

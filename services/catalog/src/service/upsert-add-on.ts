@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
-import { loadLookup, saveAddOn } from '../adapter/repository.ts';
+import { addOns, loadLookup } from '../adapter/repository.ts';
 import { addOnUpdated } from '../domain/events.ts';
 import type { AddOn } from '../domain/types.ts';
 import { validateAddOn } from '../domain/validate.ts';
@@ -13,7 +13,7 @@ import { eventContext, type WriteContext } from './context.ts';
 export async function upsertAddOn(ctx: WriteContext, input: AddOn, prefix = 'add_on'): Promise<AddOn> {
   const violations = validateAddOn(input, await loadLookup(ctx.em), prefix);
   if (violations.length > 0) throw new InvalidArgumentError('the add-on is not valid', violations);
-  const addOn = await saveAddOn(ctx.em, { ...input, archived: false }, ctx.now);
+  const addOn = await addOns.save(ctx.em, { ...input, archived: false }, ctx.now);
   await recordEvent(ctx.em, addOnUpdated, { addOn }, eventContext(ctx, `addon:${addOn.key}`));
   return addOn;
 }
