@@ -32,22 +32,26 @@ export function on<Schema extends DescMessage>(
   return { event, handle } as unknown as EventHandler;
 }
 
-/** Options of a consumer. */
-export interface ConsumerOptions {
+/** What a service declares about one of its consumers. */
+export interface ConsumerSpec {
   /** Durable name, `<consumer-service>-<purpose>`. */
   name: string;
   /** The producing service whose stream is read. */
   stream: string;
   /** One handler per event type. */
   handlers: readonly EventHandler[];
+  /** Attempts before a failing message is parked. */
+  maxAttempts?: number;
+}
+
+/** Options of a running consumer. */
+export interface ConsumerOptions extends ConsumerSpec {
   /** The consumer's database (processed and parked events live there). */
   db: Database;
   /** The bus. */
   bus: EventBus;
   /** Logger. */
   logger: Logger;
-  /** Attempts before a failing message is parked. */
-  maxAttempts?: number;
   /** First retry delay, doubled at each attempt, in ms. */
   retryDelayMs?: number;
 }
@@ -71,18 +75,16 @@ export interface ParkedEvent {
 /** Outcome of applying one message. */
 type Outcome = 'applied' | 'skipped';
 
-/** Applies one message in one transaction unless its id was processed already. */
-async function applyOnce(db: Database, name: string, handler: EventHandler, message: BusMessage): Promise<Outcome> {
-  return db.transaction(async (em) => {
-    const inserted = await em.execute<{ event_id: string }[]>(
-      'insert into processed_event (consumer, event_id) values (?, ?) on conflict do nothing returning event_id',
-      [name, message.envelope.eventId],
-    );
-    if (inserted.length === 0) return 'skipped';
-    const payload = fromBinary(handler.event.schema, message.payload);
-    await handler.handle(em, { payload, envelope: message.envelope });
-    return 'applied';
-  });
+/** Applies one message in the transaction `em` unless its id was processed already. */
+async function applyOnce(em: Em, name: string, handler: EventHandler, message: BusMessage): Promise<Outcome> {
+  const inserted = await em.execute<{ event_id: string }[]>(
+    'insert into processed_event (consumer, event_id) values (?, ?) on conflict do nothing returning event_id',
+    [name, message.envelope.eventId],
+  );
+  if (inserted.length === 0) return 'skipped';
+  const payload = fromBinary(handler.event.schema, message.payload);
+  await handler.handle(em, { payload, envelope: message.envelope });
+  return 'applied';
 }
 
 /** Starts a durable, idempotent consumer; returns its subscription. */
@@ -100,7 +102,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<Subscript
     let delay = retryDelayMs;
     for (;;) {
       try {
-        await applyOnce(options.db, options.name, handler, message);
+        await options.db.transaction((em) => applyOnce(em, options.name, handler, message));
         return;
       } catch (err) {
         // An unreachable database is no fault of the message: wait for it without spending attempts.
@@ -152,16 +154,42 @@ async function park(db: Database, consumer: string, message: BusMessage, err: un
   });
 }
 
-/** Lists the messages parked by consumers of this database that were not replayed yet. */
-export async function listParkedEvents(db: Database, consumer?: string): Promise<ParkedEvent[]> {
+/** The sort key of a parked event in listings (parked time, consumer, event id). */
+export function parkedEventKey(event: ParkedEvent): string {
+  return JSON.stringify([event.parkedTime.toISOString(), event.consumer, event.eventId]);
+}
+
+/**
+ * Lists the messages parked by consumers of this database that were not replayed yet, oldest first;
+ * `after` is the parkedEventKey of the last one of the previous page.
+ */
+export async function listParkedEvents(
+  db: Database,
+  options: { consumer?: string; after?: string; limit?: number } = {},
+): Promise<ParkedEvent[]> {
+  const [afterTime, afterConsumer, afterEvent] = options.after
+    ? (JSON.parse(options.after) as [string, string, string])
+    : [null, null, null];
+  // Times compare at millisecond precision, the precision of the keys handed out.
   const rows = await db
     .fork()
     .execute<
       { consumer: string; event_id: string; subject: string; error: string; attempts: number; parked_at: Date }[]
     >(
       `select consumer, event_id, subject, error, attempts, parked_at from parked_event
-      where replayed_at is null and (?::text is null or consumer = ?) order by parked_at`,
-      [consumer ?? null, consumer ?? null],
+      where replayed_at is null and (?::text is null or consumer = ?)
+        and (?::timestamptz is null
+             or (date_trunc('milliseconds', parked_at), consumer, event_id) > (?::timestamptz, ?, ?))
+      order by date_trunc('milliseconds', parked_at), consumer, event_id limit ?`,
+      [
+        options.consumer ?? null,
+        options.consumer ?? null,
+        afterTime,
+        afterTime,
+        afterConsumer,
+        afterEvent,
+        options.limit ?? 1_000,
+      ],
     );
   return rows.map((r) => ({
     consumer: r.consumer,
@@ -174,19 +202,15 @@ export async function listParkedEvents(db: Database, consumer?: string): Promise
 }
 
 /**
- * Runs a parked message through its handler again (after the operator fixed the cause). Returns true when it
- * was applied (or had been applied meanwhile); throws the handler's error otherwise, keeping it parked.
+ * Runs a parked message through its handler again in the transaction `em` (after the operator fixed the
+ * cause). Returns true when it was applied (or had been applied meanwhile), false when nothing of that id is
+ * parked; throws the handler's error otherwise (the caller's rollback keeps it parked).
  */
-export async function replayParkedEvent(
-  options: Pick<ConsumerOptions, 'db' | 'handlers' | 'name'>,
-  eventId: string,
-): Promise<boolean> {
-  const rows = await options.db
-    .fork()
-    .execute<{ subject: string; headers: Record<string, string> | string; payload: Uint8Array }[]>(
-      'select subject, headers, payload from parked_event where consumer = ? and event_id = ? and replayed_at is null',
-      [options.name, eventId],
-    );
+export async function replayParkedEvent(em: Em, consumer: ConsumerSpec, eventId: string): Promise<boolean> {
+  const rows = await em.execute<{ subject: string; headers: Record<string, string> | string; payload: Uint8Array }[]>(
+    'select subject, headers, payload from parked_event where consumer = ? and event_id = ? and replayed_at is null for update',
+    [consumer.name, eventId],
+  );
   const row = rows[0];
   if (!row) return false;
   const headers: Record<string, string> = typeof row.headers === 'string' ? JSON.parse(row.headers) : row.headers;
@@ -195,14 +219,12 @@ export async function replayParkedEvent(
     envelope: envelopeFromHeaders((name) => headers[name]),
     payload: new Uint8Array(row.payload),
   };
-  const handler = options.handlers.find((h) => h.event.subject === row.subject);
-  if (!handler) throw new Error(`no handler for ${row.subject} in consumer ${options.name}`);
-  await applyOnce(options.db, options.name, handler, message);
-  await options.db.transaction((em) =>
-    em.execute('update parked_event set replayed_at = now() where consumer = ? and event_id = ?', [
-      options.name,
-      eventId,
-    ]),
-  );
+  const handler = consumer.handlers.find((h) => h.event.subject === row.subject);
+  if (!handler) throw new Error(`no handler for ${row.subject} in consumer ${consumer.name}`);
+  await applyOnce(em, consumer.name, handler, message);
+  await em.execute('update parked_event set replayed_at = now() where consumer = ? and event_id = ?', [
+    consumer.name,
+    eventId,
+  ]);
   return true;
 }

@@ -1,12 +1,16 @@
 // The life of one service process: open the database and migrate it, connect the bus, start the outbox
 // relay, the consumers and the server; and on shutdown undo it in the safe order (stop accepting, finish
 // in-flight calls, stop consumers, flush the outbox, close the bus and the database).
+
+import { AdminService } from '@billing/proto/billing/admin/v1/admin_service_pb';
 import type { DescService } from '@bufbuild/protobuf';
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import type { EntitySchema } from '@mikro-orm/sql';
 import type { Logger } from 'pino';
+import { adminHandlers } from './admin.ts';
 import type { EventBus, Subscription } from './bus.ts';
 import type { Clock } from './clock.ts';
+import { type ConsumerSpec, startConsumer } from './consumer.ts';
 import { type Database, openDatabase, type SqlMigration } from './db.ts';
 import { errorInterceptor } from './errors.ts';
 import { createOutboxRelay, type OutboxRelay } from './outbox.ts';
@@ -40,7 +44,9 @@ export interface ServiceDefinition {
   services: readonly DescService[];
   /** Registers the RPC handlers. */
   routes(router: ConnectRouter, context: ServiceContext): void;
-  /** Starts the service's consumers and background jobs; returns what to stop on shutdown. */
+  /** The service's consumers of other services' events (started, and replayable through AdminService). */
+  consumers?(context: ServiceContext): ConsumerSpec[];
+  /** Starts the service's background jobs; returns what to stop on shutdown. */
   start?(context: ServiceContext): Promise<Subscription[]>;
 }
 
@@ -93,14 +99,21 @@ export async function runService(definition: ServiceDefinition, options: Runtime
   const relay = createOutboxRelay({ db, bus: options.bus, logger, replayOnStart: !options.bus.survivesRestart });
   relay.start();
   const context: ServiceContext = { db, bus: options.bus, relay, logger, clock: options.clock };
-  const subscriptions = (await definition.start?.(context)) ?? [];
+  const consumers = definition.consumers?.(context) ?? [];
+  const subscriptions = [
+    ...(await Promise.all(consumers.map((spec) => startConsumer({ ...spec, db, bus: options.bus, logger })))),
+    ...((await definition.start?.(context)) ?? []),
+  ];
   const server = await startServer({
     host: options.host,
     port: options.port,
-    services: definition.services,
+    services: [...definition.services, AdminService],
     logger,
     interceptors: [errorInterceptor(`billing.${definition.name}`, logger), ...(options.interceptors ?? [])],
-    routes: (router) => definition.routes(router, context),
+    routes(router) {
+      definition.routes(router, context);
+      router.service(AdminService, adminHandlers(context, consumers));
+    },
   });
   const grace = options.shutdownGraceMs ?? 10_000;
   let stopping: Promise<void> | undefined;

@@ -183,7 +183,7 @@ describe('outbox and consumers', () => {
     const handlers = await consume('alpha-park', seen, { fail: (v) => v === 'poison' && broken, maxAttempts: 3 });
     await eventually(() => seen.some((s) => s.startsWith('agg-p')), 'the next event after the parked one');
     expect(seen.filter((s) => s.startsWith('agg-p'))).toEqual(['agg-p:2:after']);
-    const parked = await listParkedEvents(db, 'alpha-park');
+    const parked = await listParkedEvents(db, { consumer: 'alpha-park' });
     expect(parked).toHaveLength(1);
     expect(parked[0]).toMatchObject({
       consumer: 'alpha-park',
@@ -193,9 +193,13 @@ describe('outbox and consumers', () => {
     });
     broken = false;
     const eventId = parked[0]?.eventId ?? '';
-    expect(await replayParkedEvent({ db, handlers, name: 'alpha-park' }, eventId)).toBe(true);
+    expect(
+      await db.transaction((em) => replayParkedEvent(em, { name: 'alpha-park', stream: 'alpha', handlers }, eventId)),
+    ).toBe(true);
     expect(seen.filter((s) => s.startsWith('agg-p'))).toEqual(['agg-p:2:after', 'agg-p:1:poison']);
-    expect(await listParkedEvents(db, 'alpha-park')).toHaveLength(0);
-    expect(await replayParkedEvent({ db, handlers, name: 'alpha-park' }, eventId)).toBe(false);
+    expect(await listParkedEvents(db, { consumer: 'alpha-park' })).toHaveLength(0);
+    expect(
+      await db.transaction((em) => replayParkedEvent(em, { name: 'alpha-park', stream: 'alpha', handlers }, eventId)),
+    ).toBe(false);
   });
 });

@@ -74,3 +74,20 @@ test('a wrong command prints the usage and exits 2', async () => {
   expect(result.code).toBe(2);
   expect(result.stderr).toContain('usage:');
 });
+
+test('`events parked` and `events republish` speak to any service through its AdminService', async () => {
+  expect((await billing('events', 'parked', '--service', service.baseUrl)).stdout.trim()).toBe('no parked events');
+  // The apply of the first test recorded 9 events (meters, features, plans, add-on) in the catalog's outbox.
+  const republished = await billing(
+    'events',
+    'republish',
+    '--since',
+    '2000-01-01T00:00:00Z',
+    '--service',
+    service.baseUrl,
+  );
+  expect(republished.stdout.trim()).toBe('9 events will be published again');
+  const bad = await billing('events', 'republish', '--since', 'yesterday', '--service', service.baseUrl);
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toContain('--since: not a time');
+});

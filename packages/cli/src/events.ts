@@ -1,0 +1,38 @@
+// `billing events ...`: an operator's view of a service's event plumbing (billing.admin.v1.AdminService).
+import { randomUUID } from 'node:crypto';
+import type { AdminService } from '@billing/proto/billing/admin/v1/admin_service_pb';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { Client } from '@connectrpc/connect';
+
+/** `billing events parked [--consumer C]`: every parked message, one line each. */
+export async function listParked(client: Client<typeof AdminService>, consumer: string): Promise<string[]> {
+  const lines: string[] = [];
+  let pageToken = '';
+  do {
+    const page = await client.listParkedEvents({ consumer, pageSize: 500, pageToken });
+    for (const p of page.parkedEvents) {
+      const at = p.parkTime ? timestampDate(p.parkTime).toISOString() : '';
+      lines.push(`${at}  ${p.consumer}  ${p.eventId}  ${p.subject}  attempts=${p.attempts}  ${p.error}`);
+    }
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  return lines.length > 0 ? lines : ['no parked events'];
+}
+
+/** `billing events replay CONSUMER EVENT_ID`: runs a parked message through its consumer again. */
+export async function replayParked(client: Client<typeof AdminService>, consumer: string, eventId: string) {
+  await client.replayParkedEvent({ requestId: `cli-${randomUUID()}`, consumer, eventId });
+  return [`replayed ${eventId} through ${consumer}`];
+}
+
+/** `billing events republish --since TIME`: publishes again what the service recorded since TIME. */
+export async function republish(client: Client<typeof AdminService>, since: string): Promise<string[]> {
+  const time = new Date(since);
+  if (Number.isNaN(time.getTime()))
+    throw new Error(`--since: not a time: "${since}" (use ISO 8601, e.g. 2026-11-25T10:00:00Z)`);
+  const { count } = await client.republishEvents({
+    requestId: `cli-${randomUUID()}`,
+    sinceTime: timestampFromDate(time),
+  });
+  return [`${count} events will be published again`];
+}

@@ -1,0 +1,142 @@
+// The operator API every service serves: parked messages listed and replayed over gRPC, events republished.
+
+import { AdminService } from '@billing/proto/billing/admin/v1/admin_service_pb';
+import { startTestService, type TestService } from '@billing/test/harness';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { StringValueSchema, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { on } from '../src/consumer.ts';
+import { defineEvent } from '../src/events.ts';
+import { newUlid } from '../src/ids.ts';
+import { createMemoryBus } from '../src/memory-bus.ts';
+import { recordEvent } from '../src/outbox.ts';
+import type { ServiceDefinition } from '../src/runtime.ts';
+
+const noteAdded = defineEvent('billing.beta.note.added', StringValueSchema);
+const alphaNoted = defineEvent('billing.alpha.note.added', StringValueSchema);
+const applied: string[] = [];
+let broken = true;
+
+const alpha: ServiceDefinition = {
+  name: 'alpha',
+  defaultPort: 0,
+  entities: [],
+  migrations: [],
+  services: [],
+  routes() {},
+  consumers: () => [
+    {
+      name: 'alpha-notes',
+      stream: 'beta',
+      maxAttempts: 2,
+      handlers: [
+        on(noteAdded, async (_em, e) => {
+          if (broken) throw new Error(`cannot take ${e.payload.value}`);
+          applied.push(e.payload.value);
+        }),
+      ],
+    },
+  ],
+};
+
+const bus = createMemoryBus();
+let service: TestService;
+let client: Client<typeof AdminService>;
+
+beforeAll(async () => {
+  service = await startTestService(alpha, { bus });
+  client = createClient(AdminService, createGrpcTransport({ baseUrl: service.baseUrl }));
+});
+
+afterAll(async () => {
+  await service.destroy();
+  await bus.close();
+});
+
+describe('parked events', () => {
+  test('a message its consumer gave up on is listed, refused while still failing, then replayed once', async () => {
+    const eventId = newUlid();
+    await bus.publish({
+      subject: noteAdded.subject,
+      envelope: {
+        eventId,
+        eventType: noteAdded.type,
+        schema: StringValueSchema.typeName,
+        aggregateId: 'note-1',
+        aggregateSeq: 1,
+        occurredTime: new Date(),
+        producer: 'beta',
+      },
+      payload: toBinary(StringValueSchema, create(StringValueSchema, { value: 'hello' })),
+    });
+    let listed: Awaited<ReturnType<typeof client.listParkedEvents>> | undefined;
+    for (let i = 0; i < 100 && !listed?.parkedEvents.length; i++) {
+      listed = await client.listParkedEvents({ consumer: 'alpha-notes' });
+      if (!listed.parkedEvents.length) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(listed?.parkedEvents).toHaveLength(1);
+    expect(listed?.parkedEvents[0]).toMatchObject({
+      consumer: 'alpha-notes',
+      eventId,
+      subject: 'billing.beta.note.added',
+      error: 'cannot take hello',
+      attempts: 2,
+    });
+
+    const refused = await client
+      .replayParkedEvent({ requestId: 'r1', consumer: 'alpha-notes', eventId })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(refused).toMatchObject({ code: Code.FailedPrecondition });
+    expect((await client.listParkedEvents({})).parkedEvents).toHaveLength(1);
+
+    broken = false;
+    expect(await client.replayParkedEvent({ requestId: 'r2', consumer: 'alpha-notes', eventId })).toMatchObject({
+      applied: true,
+    });
+    expect(await client.replayParkedEvent({ requestId: 'r2', consumer: 'alpha-notes', eventId })).toMatchObject({
+      applied: true,
+    });
+    expect(applied).toEqual(['hello']);
+    expect((await client.listParkedEvents({})).parkedEvents).toHaveLength(0);
+    const gone = await client
+      .replayParkedEvent({ requestId: 'r3', consumer: 'alpha-notes', eventId })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(gone).toMatchObject({ code: Code.NotFound });
+  });
+
+  test('an unknown consumer is NOT_FOUND', async () => {
+    const err = await client
+      .replayParkedEvent({ requestId: 'r4', consumer: 'nobody', eventId: 'x' })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(err).toMatchObject({ code: Code.NotFound });
+  });
+});
+
+describe('republishing', () => {
+  test('events recorded since a time are published again', async () => {
+    const since = new Date(Date.now() - 1_000);
+    await service.context.db.transaction((em) =>
+      recordEvent(em, alphaNoted, { value: 'again' }, { aggregateId: 'note-2', occurredTime: new Date() }),
+    );
+    service.context.relay.notify();
+    const unpublished = async () => {
+      const rows = await service.context.db
+        .fork()
+        .execute<{ n: string }[]>('select count(*) as n from outbox_event where published_at is null');
+      return Number(rows[0]?.n);
+    };
+    for (let i = 0; i < 100 && (await unpublished()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await unpublished()).toBe(0);
+    const { count } = await client.republishEvents({ requestId: 'p1', sinceTime: timestampFromDate(since) });
+    expect(count).toBe(1n);
+    for (let i = 0; i < 100 && (await unpublished()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await unpublished()).toBe(0);
+  });
+
+  test('since_time is required', async () => {
+    const err = await client.republishEvents({ requestId: 'p2' }).catch((e: unknown) => ConnectError.from(e));
+    expect(err).toMatchObject({ code: Code.InvalidArgument });
+  });
+});
