@@ -28,6 +28,8 @@ export interface ServerOptions {
   interceptors?: Interceptor[];
   /** Logger. */
   logger: Logger;
+  /** Largest request message accepted, in bytes (hostile input is refused before it is read whole). */
+  readMaxBytes?: number;
 }
 
 /** A running server. */
@@ -50,6 +52,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   const health = createHealth();
   const handler = connectNodeAdapter({
     interceptors: options.interceptors,
+    readMaxBytes: options.readMaxBytes ?? 8 * 1024 * 1024,
     routes(router) {
       options.routes(router);
       router.service(Health, health.service);
