@@ -28,6 +28,7 @@ const VERBS: Record<CatalogChangeKind, string> = {
   [CatalogChangeKind.FEATURE_UPDATED]: 'update feature',
   [CatalogChangeKind.FEATURE_ARCHIVED]: 'archive feature',
   [CatalogChangeKind.METER_CREATED]: 'create meter',
+  [CatalogChangeKind.METER_ARCHIVED]: 'archive meter',
   [CatalogChangeKind.PLAN_ADDED]: 'add plan',
   [CatalogChangeKind.PLAN_VERSION_PUBLISHED]: 'publish plan',
   [CatalogChangeKind.PLAN_ARCHIVED]: 'archive plan',

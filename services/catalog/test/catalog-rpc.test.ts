@@ -124,6 +124,24 @@ describe('plans', () => {
   });
 });
 
+describe('meters', () => {
+  test('an archived meter can no longer be used by a new feature', async () => {
+    await client.createMeter({ requestId: rid(), meter: { ...buildMinutesMeter, key: 'old_minutes' } });
+    const { meter } = await client.archiveMeter({ requestId: rid(), key: 'old_minutes' });
+    expect(meter?.archived).toBe(true);
+    const err = await rpcError(
+      client.createFeature({
+        requestId: rid(),
+        feature: { key: 'old_feature', name: 'Old', kind: buildMinutes.kind, meterKey: 'old_minutes' },
+      }),
+    );
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations).toEqual([
+      expect.objectContaining({ field: 'feature.meter_key', description: 'the meter is archived' }),
+    ]);
+  });
+});
+
 describe('idempotency and paging', () => {
   test('a retry with the same request_id returns the first answer and changes nothing', async () => {
     const requestId = rid();
@@ -234,6 +252,23 @@ describe('ApplyCatalog', () => {
       (await client.getPlanVersion({ planKey: 'starter', version: 1 })).version?.spec?.charges[0]?.prices[0]
         ?.unitAmount,
     ).toBe('10.00');
+  });
+
+  test('with archive_missing, a dry run lists what the document no longer names, and changes nothing', async () => {
+    const { changes } = await client.applyCatalog({
+      requestId: rid(),
+      document: document('12.00'),
+      dryRun: true,
+      archiveMissing: true,
+    });
+    const planned = changes.map((c) => `${CatalogChangeKind[c.kind]} ${c.key}`);
+    expect(planned).toEqual(
+      expect.arrayContaining(['PLAN_ARCHIVED team', 'FEATURE_ARCHIVED private_repos', 'METER_ARCHIVED build_minutes']),
+    );
+    expect(planned).not.toContain('PLAN_ARCHIVED legacy');
+    expect(planned).not.toContain('PLAN_ARCHIVED starter');
+    expect(planned.indexOf('PLAN_ARCHIVED team')).toBeLessThan(planned.indexOf('METER_ARCHIVED build_minutes'));
+    expect((await client.getPlan({ planKey: 'team' })).plan?.status).toBe(PlanStatus.ACTIVE);
   });
 
   test('an invalid document is refused whole, with paths, and changes nothing', async () => {

@@ -80,6 +80,14 @@ export async function insertMeter(em: Em, meter: Meter, now: Date): Promise<Mete
   return fromDbMeter(row);
 }
 
+/** Marks a meter archived and returns it. */
+export async function archiveMeterRow(em: Em, key: string): Promise<Meter> {
+  const row = await em.findOneOrFail(MeterRow, { key });
+  row.archived = true;
+  await em.flush();
+  return fromDbMeter(row);
+}
+
 /** Every feature and meter, for validating plans and add-ons (a catalog holds hundreds at most). */
 export async function loadLookup(em: Em): Promise<CatalogLookup & { features: Feature[]; meters: Meter[] }> {
   const allFeatures = await features.list(em, { size: 100_000, after: undefined, includeArchived: true });

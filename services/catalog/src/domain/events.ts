@@ -5,6 +5,7 @@ import {
   AddOnUpdatedSchema,
   FeatureArchivedSchema,
   FeatureUpdatedSchema,
+  MeterArchivedSchema,
   MeterCreatedSchema,
   PlanArchivedSchema,
   PlanPublishedSchema,
@@ -16,6 +17,8 @@ export const featureUpdated = defineEvent('billing.catalog.feature.updated', Fea
 export const featureArchived = defineEvent('billing.catalog.feature.archived', FeatureArchivedSchema);
 /** A meter was created. */
 export const meterCreated = defineEvent('billing.catalog.meter.created', MeterCreatedSchema);
+/** A meter was archived. */
+export const meterArchived = defineEvent('billing.catalog.meter.archived', MeterArchivedSchema);
 /** A plan version was published. */
 export const planPublished = defineEvent('billing.catalog.plan.published', PlanPublishedSchema);
 /** A plan was archived. */

@@ -11,6 +11,7 @@ import { readCatalogDocument } from '../domain/catalog-document.ts';
 import { applyCatalog } from '../service/apply-catalog.ts';
 import { archiveAddOn } from '../service/archive-add-on.ts';
 import { archiveFeature } from '../service/archive-feature.ts';
+import { archiveMeter } from '../service/archive-meter.ts';
 import { archivePlan } from '../service/archive-plan.ts';
 import { createFeature } from '../service/create-feature.ts';
 import { createMeter } from '../service/create-meter.ts';
@@ -79,6 +80,9 @@ export function catalogHandlers(context: ServiceContext): ServiceImpl<typeof Cat
       );
       return { meters: items, nextPageToken };
     },
+
+    archiveMeter: (req) =>
+      mutate(context, M.archiveMeter, req, async (s) => ({ meter: await archiveMeter(s, req.key) })),
 
     createPlan: (req) => mutate(context, M.createPlan, req, (s) => createPlan(s, req.key, required(req.spec, 'spec'))),
 

@@ -21,6 +21,7 @@ import { type AddOn, type CatalogLookup, KEY_PATTERN, type Plan } from '../domai
 import { validateAddOn, validateFeature, validateMeter, validatePlanSpec } from '../domain/validate.ts';
 import { archiveAddOn } from './archive-add-on.ts';
 import { archiveFeature } from './archive-feature.ts';
+import { archiveMeter } from './archive-meter.ts';
 import { archivePlan } from './archive-plan.ts';
 import type { WriteContext } from './context.ts';
 import { createFeature } from './create-feature.ts';
@@ -163,6 +164,11 @@ export async function applyCatalog(
         changes.push(change(CatalogChangeKind.FEATURE_ARCHIVED, feature.key));
       }
     }
+    for (const meter of current.meters) {
+      if (!meter.archived && !docMeters.has(meter.key)) {
+        changes.push(change(CatalogChangeKind.METER_ARCHIVED, meter.key));
+      }
+    }
   }
 
   if (violations.length > 0) throw new InvalidArgumentError('the catalog document is not valid', violations);
@@ -217,6 +223,9 @@ async function applyChange(ctx: WriteContext, c: CatalogChange, document: Catalo
       return;
     case CatalogChangeKind.FEATURE_ARCHIVED:
       await archiveFeature(ctx, c.key);
+      return;
+    case CatalogChangeKind.METER_ARCHIVED:
+      await archiveMeter(ctx, c.key);
       return;
     default:
       throw new Error(`unknown catalog change ${c.kind}`);

@@ -356,6 +356,54 @@ export declare type ListMetersResponse = Message<"billing.catalog.v1.ListMetersR
 export declare const ListMetersResponseSchema: GenMessage<ListMetersResponse>;
 
 /**
+ * Request of ArchiveMeter.
+ *
+ * @generated from message billing.catalog.v1.ArchiveMeterRequest
+ */
+export declare type ArchiveMeterRequest = Message<"billing.catalog.v1.ArchiveMeterRequest"> & {
+  /**
+   * Client-chosen idempotency key (1-128 chars). A retry with the same id returns the first result; the same
+   * id with different parameters fails with ALREADY_EXISTS reason IDEMPOTENCY_KEY_REUSED.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * The meter's key.
+   *
+   * @generated from field: string key = 2;
+   */
+  key: string;
+};
+
+/**
+ * Describes the message billing.catalog.v1.ArchiveMeterRequest.
+ * Use `create(ArchiveMeterRequestSchema)` to create a new message.
+ */
+export declare const ArchiveMeterRequestSchema: GenMessage<ArchiveMeterRequest>;
+
+/**
+ * Response of ArchiveMeter.
+ *
+ * @generated from message billing.catalog.v1.ArchiveMeterResponse
+ */
+export declare type ArchiveMeterResponse = Message<"billing.catalog.v1.ArchiveMeterResponse"> & {
+  /**
+   * The archived meter.
+   *
+   * @generated from field: billing.catalog.v1.Meter meter = 1;
+   */
+  meter?: Meter | undefined;
+};
+
+/**
+ * Describes the message billing.catalog.v1.ArchiveMeterResponse.
+ * Use `create(ArchiveMeterResponseSchema)` to create a new message.
+ */
+export declare const ArchiveMeterResponseSchema: GenMessage<ArchiveMeterResponse>;
+
+/**
  * Request of CreatePlan.
  *
  * @generated from message billing.catalog.v1.CreatePlanRequest
@@ -1209,6 +1257,13 @@ export enum CatalogChangeKind {
    * @generated from enum value: CATALOG_CHANGE_KIND_PLAN_REACTIVATED = 10;
    */
   PLAN_REACTIVATED = 10,
+
+  /**
+   * A meter is archived.
+   *
+   * @generated from enum value: CATALOG_CHANGE_KIND_METER_ARCHIVED = 11;
+   */
+  METER_ARCHIVED = 11,
 }
 
 /**
@@ -1292,6 +1347,16 @@ export declare const CatalogService: GenService<{
     methodKind: "unary";
     input: typeof ListMetersRequestSchema;
     output: typeof ListMetersResponseSchema;
+  },
+  /**
+   * Archives a meter: no new feature or charge may reference it; published versions keep it.
+   *
+   * @generated from rpc billing.catalog.v1.CatalogService.ArchiveMeter
+   */
+  archiveMeter: {
+    methodKind: "unary";
+    input: typeof ArchiveMeterRequestSchema;
+    output: typeof ArchiveMeterResponseSchema;
   },
   /**
    * Creates a plan with its first draft version.

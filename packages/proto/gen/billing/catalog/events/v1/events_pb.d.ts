@@ -75,6 +75,26 @@ export declare type MeterCreated = Message<"billing.catalog.events.v1.MeterCreat
 export declare const MeterCreatedSchema: GenMessage<MeterCreated>;
 
 /**
+ * A meter was archived. Subject `billing.catalog.meter.archived`.
+ *
+ * @generated from message billing.catalog.events.v1.MeterArchived
+ */
+export declare type MeterArchived = Message<"billing.catalog.events.v1.MeterArchived"> & {
+  /**
+   * The meter.
+   *
+   * @generated from field: billing.catalog.v1.Meter meter = 1;
+   */
+  meter?: Meter | undefined;
+};
+
+/**
+ * Describes the message billing.catalog.events.v1.MeterArchived.
+ * Use `create(MeterArchivedSchema)` to create a new message.
+ */
+export declare const MeterArchivedSchema: GenMessage<MeterArchived>;
+
+/**
  * A plan version was published. Subject `billing.catalog.plan.published`.
  *
  * @generated from message billing.catalog.events.v1.PlanPublished

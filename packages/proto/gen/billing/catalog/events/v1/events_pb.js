@@ -12,7 +12,7 @@ import { file_billing_catalog_v1_resources } from "../../v1/resources_pb.js";
  * Describes the file billing/catalog/events/v1/events.proto.
  */
 export const file_billing_catalog_events_v1_events = /*@__PURE__*/
-  fileDesc("CiZiaWxsaW5nL2NhdGFsb2cvZXZlbnRzL3YxL2V2ZW50cy5wcm90bxIZYmlsbGluZy5jYXRhbG9nLmV2ZW50cy52MSI+Cg5GZWF0dXJlVXBkYXRlZBIsCgdmZWF0dXJlGAEgASgLMhsuYmlsbGluZy5jYXRhbG9nLnYxLkZlYXR1cmUiPwoPRmVhdHVyZUFyY2hpdmVkEiwKB2ZlYXR1cmUYASABKAsyGy5iaWxsaW5nLmNhdGFsb2cudjEuRmVhdHVyZSI4CgxNZXRlckNyZWF0ZWQSKAoFbWV0ZXIYASABKAsyGS5iaWxsaW5nLmNhdGFsb2cudjEuTWV0ZXIiaQoNUGxhblB1Ymxpc2hlZBImCgRwbGFuGAEgASgLMhguYmlsbGluZy5jYXRhbG9nLnYxLlBsYW4SMAoHdmVyc2lvbhgCIAEoCzIfLmJpbGxpbmcuY2F0YWxvZy52MS5QbGFuVmVyc2lvbiI2CgxQbGFuQXJjaGl2ZWQSJgoEcGxhbhgBIAEoCzIYLmJpbGxpbmcuY2F0YWxvZy52MS5QbGFuIjkKDEFkZE9uVXBkYXRlZBIpCgZhZGRfb24YASABKAsyGS5iaWxsaW5nLmNhdGFsb2cudjEuQWRkT24iOgoNQWRkT25BcmNoaXZlZBIpCgZhZGRfb24YASABKAsyGS5iaWxsaW5nLmNhdGFsb2cudjEuQWRkT25iBnByb3RvMw", [file_billing_catalog_v1_resources]);
+  fileDesc("CiZiaWxsaW5nL2NhdGFsb2cvZXZlbnRzL3YxL2V2ZW50cy5wcm90bxIZYmlsbGluZy5jYXRhbG9nLmV2ZW50cy52MSI+Cg5GZWF0dXJlVXBkYXRlZBIsCgdmZWF0dXJlGAEgASgLMhsuYmlsbGluZy5jYXRhbG9nLnYxLkZlYXR1cmUiPwoPRmVhdHVyZUFyY2hpdmVkEiwKB2ZlYXR1cmUYASABKAsyGy5iaWxsaW5nLmNhdGFsb2cudjEuRmVhdHVyZSI4CgxNZXRlckNyZWF0ZWQSKAoFbWV0ZXIYASABKAsyGS5iaWxsaW5nLmNhdGFsb2cudjEuTWV0ZXIiOQoNTWV0ZXJBcmNoaXZlZBIoCgVtZXRlchgBIAEoCzIZLmJpbGxpbmcuY2F0YWxvZy52MS5NZXRlciJpCg1QbGFuUHVibGlzaGVkEiYKBHBsYW4YASABKAsyGC5iaWxsaW5nLmNhdGFsb2cudjEuUGxhbhIwCgd2ZXJzaW9uGAIgASgLMh8uYmlsbGluZy5jYXRhbG9nLnYxLlBsYW5WZXJzaW9uIjYKDFBsYW5BcmNoaXZlZBImCgRwbGFuGAEgASgLMhguYmlsbGluZy5jYXRhbG9nLnYxLlBsYW4iOQoMQWRkT25VcGRhdGVkEikKBmFkZF9vbhgBIAEoCzIZLmJpbGxpbmcuY2F0YWxvZy52MS5BZGRPbiI6Cg1BZGRPbkFyY2hpdmVkEikKBmFkZF9vbhgBIAEoCzIZLmJpbGxpbmcuY2F0YWxvZy52MS5BZGRPbmIGcHJvdG8z", [file_billing_catalog_v1_resources]);
 
 /**
  * Describes the message billing.catalog.events.v1.FeatureUpdated.
@@ -36,30 +36,37 @@ export const MeterCreatedSchema = /*@__PURE__*/
   messageDesc(file_billing_catalog_events_v1_events, 2);
 
 /**
+ * Describes the message billing.catalog.events.v1.MeterArchived.
+ * Use `create(MeterArchivedSchema)` to create a new message.
+ */
+export const MeterArchivedSchema = /*@__PURE__*/
+  messageDesc(file_billing_catalog_events_v1_events, 3);
+
+/**
  * Describes the message billing.catalog.events.v1.PlanPublished.
  * Use `create(PlanPublishedSchema)` to create a new message.
  */
 export const PlanPublishedSchema = /*@__PURE__*/
-  messageDesc(file_billing_catalog_events_v1_events, 3);
+  messageDesc(file_billing_catalog_events_v1_events, 4);
 
 /**
  * Describes the message billing.catalog.events.v1.PlanArchived.
  * Use `create(PlanArchivedSchema)` to create a new message.
  */
 export const PlanArchivedSchema = /*@__PURE__*/
-  messageDesc(file_billing_catalog_events_v1_events, 4);
+  messageDesc(file_billing_catalog_events_v1_events, 5);
 
 /**
  * Describes the message billing.catalog.events.v1.AddOnUpdated.
  * Use `create(AddOnUpdatedSchema)` to create a new message.
  */
 export const AddOnUpdatedSchema = /*@__PURE__*/
-  messageDesc(file_billing_catalog_events_v1_events, 5);
+  messageDesc(file_billing_catalog_events_v1_events, 6);
 
 /**
  * Describes the message billing.catalog.events.v1.AddOnArchived.
  * Use `create(AddOnArchivedSchema)` to create a new message.
  */
 export const AddOnArchivedSchema = /*@__PURE__*/
-  messageDesc(file_billing_catalog_events_v1_events, 6);
+  messageDesc(file_billing_catalog_events_v1_events, 7);
 
