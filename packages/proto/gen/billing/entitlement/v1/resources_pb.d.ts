@@ -2,7 +2,8 @@
 // @generated from file billing/entitlement/v1/resources.proto (package billing.entitlement.v1, syntax proto3)
 /* eslint-disable */
 
-// The entitlement service's resources: effective entitlements, grants, balances, thresholds and alerts.
+// The entitlement service's resources: effective entitlements, live balances, overrides, unit grants,
+// reservations, usage thresholds and alerts.
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -15,216 +16,57 @@ import type { Period } from "../../type/v1/types_pb.js";
 export declare const file_billing_entitlement_v1_resources: GenFile;
 
 /**
- * What a customer is entitled to for one feature, all sources combined.
- *
- * @generated from message billing.entitlement.v1.Entitlement
- */
-export declare type Entitlement = Message<"billing.entitlement.v1.Entitlement"> & {
-  /**
-   * The customer.
-   *
-   * @generated from field: string customer_id = 1;
-   */
-  customerId: string;
-
-  /**
-   * The feature's key.
-   *
-   * @generated from field: string feature_key = 2;
-   */
-  featureKey: string;
-
-  /**
-   * Its kind.
-   *
-   * @generated from field: billing.entitlement.v1.EntitlementKind kind = 3;
-   */
-  kind: EntitlementKind;
-
-  /**
-   * Where it comes from (the strongest source).
-   *
-   * @generated from field: billing.entitlement.v1.EntitlementSource source = 4;
-   */
-  source: EntitlementSource;
-
-  /**
-   * For BOOLEAN: whether it is on.
-   *
-   * @generated from field: bool enabled = 5;
-   */
-  enabled: boolean;
-
-  /**
-   * For CONFIG: the value.
-   *
-   * @generated from field: google.protobuf.Struct config = 6;
-   */
-  config?: JsonObject | undefined;
-
-  /**
-   * For METERED: the balance.
-   *
-   * @generated from field: billing.entitlement.v1.Balance balance = 7;
-   */
-  balance?: Balance | undefined;
-
-  /**
-   * The subscription it comes from, if any.
-   *
-   * @generated from field: string subscription_id = 8;
-   */
-  subscriptionId: string;
-
-  /**
-   * Until when it holds (end of the subscription or override); unset if open-ended.
-   *
-   * @generated from field: google.protobuf.Timestamp valid_until_time = 9;
-   */
-  validUntilTime?: Timestamp | undefined;
-};
-
-/**
- * Describes the message billing.entitlement.v1.Entitlement.
- * Use `create(EntitlementSchema)` to create a new message.
- */
-export declare const EntitlementSchema: GenMessage<Entitlement>;
-
-/**
- * Units of a metered feature given to a customer (or to a parent, pooled by its children).
- *
- * @generated from message billing.entitlement.v1.Grant
- */
-export declare type Grant = Message<"billing.entitlement.v1.Grant"> & {
-  /**
-   * Id, prefix `grt_`.
-   *
-   * @generated from field: string id = 1;
-   */
-  id: string;
-
-  /**
-   * The customer holding it (a parent's grant is consumed by the whole subtree).
-   *
-   * @generated from field: string customer_id = 2;
-   */
-  customerId: string;
-
-  /**
-   * The metered feature.
-   *
-   * @generated from field: string feature_key = 3;
-   */
-  featureKey: string;
-
-  /**
-   * Prepaid or promotional.
-   *
-   * @generated from field: billing.entitlement.v1.GrantKind kind = 4;
-   */
-  kind: GrantKind;
-
-  /**
-   * Units granted (decimal string).
-   *
-   * @generated from field: string amount = 5;
-   */
-  amount: string;
-
-  /**
-   * Units left (decimal string).
-   *
-   * @generated from field: string remaining = 6;
-   */
-  remaining: string;
-
-  /**
-   * Lower is consumed first; among equal priorities, the earliest expiry first.
-   *
-   * @generated from field: int32 priority = 7;
-   */
-  priority: number;
-
-  /**
-   * When it starts to count.
-   *
-   * @generated from field: google.protobuf.Timestamp effective_time = 8;
-   */
-  effectiveTime?: Timestamp | undefined;
-
-  /**
-   * When what is left expires; unset for never.
-   *
-   * @generated from field: google.protobuf.Timestamp expire_time = 9;
-   */
-  expireTime?: Timestamp | undefined;
-
-  /**
-   * The invoice that paid for it, for prepaid grants.
-   *
-   * @generated from field: string invoice_id = 10;
-   */
-  invoiceId: string;
-
-  /**
-   * True once voided.
-   *
-   * @generated from field: bool voided = 11;
-   */
-  voided: boolean;
-
-  /**
-   * When it was created.
-   *
-   * @generated from field: google.protobuf.Timestamp create_time = 12;
-   */
-  createTime?: Timestamp | undefined;
-};
-
-/**
- * Describes the message billing.entitlement.v1.Grant.
- * Use `create(GrantSchema)` to create a new message.
- */
-export declare const GrantSchema: GenMessage<Grant>;
-
-/**
- * How much of a grant a balance still has.
+ * What one grant still holds, as part of a balance.
  *
  * @generated from message billing.entitlement.v1.GrantBalance
  */
 export declare type GrantBalance = Message<"billing.entitlement.v1.GrantBalance"> & {
   /**
-   * The grant.
+   * The grant's id (`grt_...`).
    *
    * @generated from field: string grant_id = 1;
    */
   grantId: string;
 
   /**
-   * Units left (decimal string).
+   * The customer holding the grant (`cus_...`): the customer itself, or an ancestor for a pooled grant.
    *
-   * @generated from field: string remaining = 2;
+   * @generated from field: string holder_customer_id = 2;
+   */
+  holderCustomerId: string;
+
+  /**
+   * Whether the grant was bought or given.
+   *
+   * @generated from field: billing.entitlement.v1.GrantKind kind = 3;
+   */
+  kind: GrantKind;
+
+  /**
+   * The units left in the grant (decimal string).
+   *
+   * @generated from field: string remaining = 4;
    */
   remaining: string;
 
   /**
-   * When it expires; unset for never.
+   * The grant's priority; lower is consumed first.
    *
-   * @generated from field: google.protobuf.Timestamp expire_time = 3;
-   */
-  expireTime?: Timestamp | undefined;
-
-  /**
-   * Its priority.
-   *
-   * @generated from field: int32 priority = 4;
+   * @generated from field: int32 priority = 5;
    */
   priority: number;
 
   /**
-   * True if it belongs to an ancestor (pooled).
+   * The time what is left expires; unset when it never does.
    *
-   * @generated from field: bool pooled = 5;
+   * @generated from field: google.protobuf.Timestamp expire_time = 6;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * True when the grant belongs to an ancestor and is shared by its subtree (S9).
+   *
+   * @generated from field: bool pooled = 7;
    */
   pooled: boolean;
 };
@@ -236,82 +78,99 @@ export declare type GrantBalance = Message<"billing.entitlement.v1.GrantBalance"
 export declare const GrantBalanceSchema: GenMessage<GrantBalance>;
 
 /**
- * The live balance of a metered entitlement in the current period. Usage burns the included allowance
- * first, then grants by priority and earliest expiry, then overage.
+ * The live balance of a metered entitlement in the current billing period. Usage burns the period's included
+ * allowance first, then grants by priority and then earliest expiry, then overage (S7).
  *
  * @generated from message billing.entitlement.v1.Balance
  */
 export declare type Balance = Message<"billing.entitlement.v1.Balance"> & {
   /**
-   * The current period.
+   * The current billing period.
    *
    * @generated from field: billing.type.v1.Period period = 1;
    */
   period?: Period | undefined;
 
   /**
-   * The plan's allowance for the period (decimal string).
+   * The limit: the allowance included per period by the plan, add-ons or override (decimal string).
    *
-   * @generated from field: string included = 2;
+   * @generated from field: string limit = 2;
    */
-  included: string;
+  limit: string;
 
   /**
-   * Used in the period (decimal string).
+   * The units of the active grants, own and pooled, at the start of the period or when they were created
+   * (decimal string).
    *
-   * @generated from field: string used = 3;
+   * @generated from field: string granted = 3;
+   */
+  granted: string;
+
+  /**
+   * The units used in the period (decimal string). For a pooled grant, the units of other customers of the
+   * subtree are not counted here but reduce the grant's `remaining`.
+   *
+   * @generated from field: string used = 4;
    */
   used: string;
 
   /**
-   * Reserved but not yet committed (decimal string).
+   * The units held by open reservations (decimal string).
    *
-   * @generated from field: string reserved = 4;
+   * @generated from field: string reserved = 5;
    */
   reserved: string;
 
   /**
-   * What is left in total: allowance and grants minus used and reserved; negative in overage
-   * (decimal string).
+   * What is left in total: the allowance left plus the grants left, minus open reservations (decimal string).
+   * It is negative in overage (S1 shows -120).
    *
-   * @generated from field: string remaining = 5;
+   * @generated from field: string remaining = 6;
    */
   remaining: string;
 
   /**
-   * Left of the allowance (decimal string).
+   * What is left of the included allowance, the limit (decimal string, never negative).
    *
-   * @generated from field: string included_remaining = 6;
+   * @generated from field: string limit_remaining = 7;
    */
-  includedRemaining: string;
+  limitRemaining: string;
 
   /**
-   * What each grant has left, in burn order.
+   * What each active grant has left, in burn order.
    *
-   * @generated from field: repeated billing.entitlement.v1.GrantBalance grants = 7;
+   * @generated from field: repeated billing.entitlement.v1.GrantBalance grants = 8;
    */
   grants: GrantBalance[];
 
   /**
-   * Units beyond allowance and grants (decimal string).
+   * The units used beyond the allowance and the grants (decimal string), which invoicing bills when overage
+   * is allowed.
    *
-   * @generated from field: string overage = 8;
+   * @generated from field: string overage = 9;
    */
   overage: string;
 
   /**
-   * True for a hard limit (no use beyond the balance).
+   * Whether the limit is soft or hard.
    *
-   * @generated from field: bool hard_limit = 9;
+   * @generated from field: billing.entitlement.v1.LimitEnforcement enforcement = 10;
    */
-  hardLimit: boolean;
+  enforcement: LimitEnforcement;
 
   /**
-   * True when overage is billed.
+   * True when usage beyond the balance is billed as overage.
    *
-   * @generated from field: bool overage_allowed = 10;
+   * @generated from field: bool overage_allowed = 11;
    */
   overageAllowed: boolean;
+
+  /**
+   * The time up to which usage is reflected in the balance.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of_time = 12;
+   */
+  asOfTime?: Timestamp | undefined;
 };
 
 /**
@@ -321,40 +180,457 @@ export declare type Balance = Message<"billing.entitlement.v1.Balance"> & {
 export declare const BalanceSchema: GenMessage<Balance>;
 
 /**
- * A usage threshold that raises an alert when crossed.
+ * What a customer is entitled to for one feature, all sources combined.
  *
- * @generated from message billing.entitlement.v1.Threshold
+ * @generated from message billing.entitlement.v1.Entitlement
  */
-export declare type Threshold = Message<"billing.entitlement.v1.Threshold"> & {
+export declare type Entitlement = Message<"billing.entitlement.v1.Entitlement"> & {
   /**
-   * Id, prefix `thr_`.
+   * The customer's id (`cus_...`).
    *
-   * @generated from field: string id = 1;
-   */
-  id: string;
-
-  /**
-   * The customer; empty for a default applying to every customer.
-   *
-   * @generated from field: string customer_id = 2;
+   * @generated from field: string customer_id = 1;
    */
   customerId: string;
 
   /**
-   * The metered feature.
+   * The customer's external id, so that a client SDK can answer by either id.
+   *
+   * @generated from field: string customer_external_id = 2;
+   */
+  customerExternalId: string;
+
+  /**
+   * The catalog key of the feature.
    *
    * @generated from field: string feature_key = 3;
    */
   featureKey: string;
 
   /**
-   * The threshold, either a percentage of the allowance or an absolute number of units.
+   * The kind of the feature.
+   *
+   * @generated from field: billing.entitlement.v1.EntitlementKind kind = 4;
+   */
+  kind: EntitlementKind;
+
+  /**
+   * The strongest source of the entitlement.
+   *
+   * @generated from field: billing.entitlement.v1.EntitlementSource source = 5;
+   */
+  source: EntitlementSource;
+
+  /**
+   * For ENTITLEMENT_KIND_BOOLEAN, whether the feature is on.
+   *
+   * @generated from field: bool enabled = 6;
+   */
+  enabled: boolean;
+
+  /**
+   * For ENTITLEMENT_KIND_CONFIG, the configuration value.
+   *
+   * @generated from field: google.protobuf.Struct config = 7;
+   */
+  config?: JsonObject | undefined;
+
+  /**
+   * For ENTITLEMENT_KIND_METERED, the live balance.
+   *
+   * @generated from field: billing.entitlement.v1.Balance balance = 8;
+   */
+  balance?: Balance | undefined;
+
+  /**
+   * The subscription the entitlement comes from (`sub_...`); empty for overrides and grants alone.
+   *
+   * @generated from field: string subscription_id = 9;
+   */
+  subscriptionId: string;
+
+  /**
+   * The catalog key of the subscription's plan; empty when there is no subscription.
+   *
+   * @generated from field: string plan_key = 10;
+   */
+  planKey: string;
+
+  /**
+   * The plan version of the subscription; 0 when there is no subscription.
+   *
+   * @generated from field: int32 plan_version = 11;
+   */
+  planVersion: number;
+
+  /**
+   * The time the entitlement ends (a scheduled cancellation, the end of a grace period, an override's
+   * expiry); unset when it is open-ended.
+   *
+   * @generated from field: google.protobuf.Timestamp valid_until_time = 12;
+   */
+  validUntilTime?: Timestamp | undefined;
+
+  /**
+   * A number that increases with every change of the entitlement, so that a Watch client can drop stale
+   * updates.
+   *
+   * @generated from field: int64 revision = 13;
+   */
+  revision: bigint;
+};
+
+/**
+ * Describes the message billing.entitlement.v1.Entitlement.
+ * Use `create(EntitlementSchema)` to create a new message.
+ */
+export declare const EntitlementSchema: GenMessage<Entitlement>;
+
+/**
+ * The per-period limit of a metered override.
+ *
+ * @generated from message billing.entitlement.v1.MeteredLimit
+ */
+export declare type MeteredLimit = Message<"billing.entitlement.v1.MeteredLimit"> & {
+  /**
+   * The units allowed per billing period (decimal string).
+   *
+   * @generated from field: string limit = 1;
+   */
+  limit: string;
+
+  /**
+   * Whether the limit is soft or hard.
+   *
+   * @generated from field: billing.entitlement.v1.LimitEnforcement enforcement = 2;
+   */
+  enforcement: LimitEnforcement;
+
+  /**
+   * True when usage beyond the limit is billed as overage.
+   *
+   * @generated from field: bool overage_allowed = 3;
+   */
+  overageAllowed: boolean;
+};
+
+/**
+ * Describes the message billing.entitlement.v1.MeteredLimit.
+ * Use `create(MeteredLimitSchema)` to create a new message.
+ */
+export declare const MeteredLimitSchema: GenMessage<MeteredLimit>;
+
+/**
+ * An operator's override of one feature for one customer, which wins over the plan and add-ons.
+ *
+ * @generated from message billing.entitlement.v1.Override
+ */
+export declare type Override = Message<"billing.entitlement.v1.Override"> & {
+  /**
+   * The override's id, a prefixed ULID (`ovr_...`). Output only.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The customer (`cus_...`).
+   *
+   * @generated from field: string customer_id = 2;
+   */
+  customerId: string;
+
+  /**
+   * The catalog key of the feature.
+   *
+   * @generated from field: string feature_key = 3;
+   */
+  featureKey: string;
+
+  /**
+   * The overriding value; its kind must match the feature's kind.
+   *
+   * @generated from oneof billing.entitlement.v1.Override.value
+   */
+  value: {
+    /**
+     * For a BOOLEAN feature, whether it is on (false disables a feature the plan gives).
+     *
+     * @generated from field: bool enabled = 4;
+     */
+    value: boolean;
+    case: "enabled";
+  } | {
+    /**
+     * For a CONFIG feature, the configuration value.
+     *
+     * @generated from field: google.protobuf.Struct config = 5;
+     */
+    value: JsonObject;
+    case: "config";
+  } | {
+    /**
+     * For a METERED feature, the per-period limit.
+     *
+     * @generated from field: billing.entitlement.v1.MeteredLimit metered = 6;
+     */
+    value: MeteredLimit;
+    case: "metered";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Why the override exists, for the audit trail (at most 500 characters).
+   *
+   * @generated from field: string reason = 7;
+   */
+  reason: string;
+
+  /**
+   * The time the override stops applying; unset when it is open-ended.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 8;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The time the override was set. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 9;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message billing.entitlement.v1.Override.
+ * Use `create(OverrideSchema)` to create a new message.
+ */
+export declare const OverrideSchema: GenMessage<Override>;
+
+/**
+ * Units of a metered feature given to a customer, consumed after the plan's allowance. A grant held by a parent
+ * is shared by its whole subtree (S9).
+ *
+ * @generated from message billing.entitlement.v1.Grant
+ */
+export declare type Grant = Message<"billing.entitlement.v1.Grant"> & {
+  /**
+   * The grant's id, a prefixed ULID (`grt_...`). Output only.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The customer holding the grant (`cus_...`).
+   *
+   * @generated from field: string customer_id = 2;
+   */
+  customerId: string;
+
+  /**
+   * The catalog key of the metered feature.
+   *
+   * @generated from field: string feature_key = 3;
+   */
+  featureKey: string;
+
+  /**
+   * Whether the units were bought or given.
+   *
+   * @generated from field: billing.entitlement.v1.GrantKind kind = 4;
+   */
+  kind: GrantKind;
+
+  /**
+   * The state of the grant. Output only.
+   *
+   * @generated from field: billing.entitlement.v1.GrantStatus status = 5;
+   */
+  status: GrantStatus;
+
+  /**
+   * The units granted (decimal string, positive).
+   *
+   * @generated from field: string amount = 6;
+   */
+  amount: string;
+
+  /**
+   * The units left (decimal string). Output only.
+   *
+   * @generated from field: string remaining = 7;
+   */
+  remaining: string;
+
+  /**
+   * The priority among the customer's grants: lower is consumed first, and among equal priorities the
+   * earliest expiry first.
+   *
+   * @generated from field: int32 priority = 8;
+   */
+  priority: number;
+
+  /**
+   * The time the grant starts to count.
+   *
+   * @generated from field: google.protobuf.Timestamp effective_time = 9;
+   */
+  effectiveTime?: Timestamp | undefined;
+
+  /**
+   * The time what is left expires; unset when it never does.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 10;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * For a prepaid grant, the invoice that paid for it (`inv_...`).
+   *
+   * @generated from field: string invoice_id = 11;
+   */
+  invoiceId: string;
+
+  /**
+   * For a prepaid grant, the invoice line of the purchase (`inl_...`); with the invoice it makes the grant
+   * unique, so a purchase is granted once.
+   *
+   * @generated from field: string invoice_line_id = 12;
+   */
+  invoiceLineId: string;
+
+  /**
+   * A description shown to operators and customers, e.g. "10,000 build minutes pack".
+   *
+   * @generated from field: string description = 13;
+   */
+  description: string;
+
+  /**
+   * The time the grant was voided; unset unless voided. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp void_time = 14;
+   */
+  voidTime?: Timestamp | undefined;
+
+  /**
+   * The time the grant was created, on the customer's clock. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 15;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message billing.entitlement.v1.Grant.
+ * Use `create(GrantSchema)` to create a new message.
+ */
+export declare const GrantSchema: GenMessage<Grant>;
+
+/**
+ * Units of a metered feature held for a caller until it commits or releases them.
+ *
+ * @generated from message billing.entitlement.v1.Reservation
+ */
+export declare type Reservation = Message<"billing.entitlement.v1.Reservation"> & {
+  /**
+   * The reservation token, a prefixed ULID (`rsv_...`).
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * The customer (`cus_...`).
+   *
+   * @generated from field: string customer_id = 2;
+   */
+  customerId: string;
+
+  /**
+   * The catalog key of the metered feature.
+   *
+   * @generated from field: string feature_key = 3;
+   */
+  featureKey: string;
+
+  /**
+   * The units held (decimal string).
+   *
+   * @generated from field: string amount = 4;
+   */
+  amount: string;
+
+  /**
+   * The state of the reservation.
+   *
+   * @generated from field: billing.entitlement.v1.ReservationStatus status = 5;
+   */
+  status: ReservationStatus;
+
+  /**
+   * The units committed (decimal string); empty until committed.
+   *
+   * @generated from field: string committed_amount = 6;
+   */
+  committedAmount: string;
+
+  /**
+   * The time the hold expires by itself if neither committed nor released.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 7;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The time the reservation was made, on the customer's clock.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 8;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message billing.entitlement.v1.Reservation.
+ * Use `create(ReservationSchema)` to create a new message.
+ */
+export declare const ReservationSchema: GenMessage<Reservation>;
+
+/**
+ * A usage threshold of a metered feature that raises an alert when crossed.
+ *
+ * @generated from message billing.entitlement.v1.Threshold
+ */
+export declare type Threshold = Message<"billing.entitlement.v1.Threshold"> & {
+  /**
+   * The threshold's id, a prefixed ULID (`thr_...`). Output only.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The customer (`cus_...`); empty for a default threshold that applies to every customer with the feature.
+   *
+   * @generated from field: string customer_id = 2;
+   */
+  customerId: string;
+
+  /**
+   * The catalog key of the metered feature.
+   *
+   * @generated from field: string feature_key = 3;
+   */
+  featureKey: string;
+
+  /**
+   * The level that raises the alert, relative or absolute.
    *
    * @generated from oneof billing.entitlement.v1.Threshold.level
    */
   level: {
     /**
-     * Percent of the period's allowance used, e.g. 80 or 100.
+     * A percentage of the period's total (included allowance plus grants) used, e.g. 80 or 100; values above
+     * 100 are allowed for soft limits.
      *
      * @generated from field: int32 percent = 4;
      */
@@ -362,13 +638,34 @@ export declare type Threshold = Message<"billing.entitlement.v1.Threshold"> & {
     case: "percent";
   } | {
     /**
-     * Units used (decimal string).
+     * A number of units used in the period (decimal string).
      *
      * @generated from field: string units = 5;
      */
     value: string;
     case: "units";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * True when the customer's invoice email is notified when the threshold is crossed.
+   *
+   * @generated from field: bool notify_customer = 6;
+   */
+  notifyCustomer: boolean;
+
+  /**
+   * Further email addresses notified when the threshold is crossed (at most 10).
+   *
+   * @generated from field: repeated string notify_emails = 7;
+   */
+  notifyEmails: string[];
+
+  /**
+   * The time the threshold was created. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 8;
+   */
+  createTime?: Timestamp | undefined;
 };
 
 /**
@@ -378,50 +675,65 @@ export declare type Threshold = Message<"billing.entitlement.v1.Threshold"> & {
 export declare const ThresholdSchema: GenMessage<Threshold>;
 
 /**
- * A threshold crossed by a customer in a period (raised once per threshold and period).
+ * A threshold crossed by a customer in a billing period; each threshold is raised at most once per customer
+ * and period.
  *
  * @generated from message billing.entitlement.v1.Alert
  */
 export declare type Alert = Message<"billing.entitlement.v1.Alert"> & {
   /**
-   * Id, prefix `alr_`.
+   * The alert's id, a prefixed ULID (`alr_...`).
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * The threshold.
+   * The threshold that was crossed, as it was then.
    *
    * @generated from field: billing.entitlement.v1.Threshold threshold = 2;
    */
   threshold?: Threshold | undefined;
 
   /**
-   * The customer.
+   * The customer that crossed it (`cus_...`).
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * The period.
+   * The catalog key of the metered feature.
    *
-   * @generated from field: billing.type.v1.Period period = 4;
+   * @generated from field: string feature_key = 4;
+   */
+  featureKey: string;
+
+  /**
+   * The billing period in which it was crossed.
+   *
+   * @generated from field: billing.type.v1.Period period = 5;
    */
   period?: Period | undefined;
 
   /**
-   * Usage when it was crossed (decimal string).
+   * The units used when it was crossed (decimal string).
    *
-   * @generated from field: string used = 5;
+   * @generated from field: string used = 6;
    */
   used: string;
 
   /**
-   * When it was crossed (on the customer's clock).
+   * The period's total (included allowance plus grants) when it was crossed (decimal string).
    *
-   * @generated from field: google.protobuf.Timestamp trigger_time = 6;
+   * @generated from field: string total = 7;
+   */
+  total: string;
+
+  /**
+   * The time it was crossed, on the customer's clock.
+   *
+   * @generated from field: google.protobuf.Timestamp trigger_time = 8;
    */
   triggerTime?: Timestamp | undefined;
 };
@@ -433,34 +745,34 @@ export declare type Alert = Message<"billing.entitlement.v1.Alert"> & {
 export declare const AlertSchema: GenMessage<Alert>;
 
 /**
- * The kind of an entitlement (the catalog feature's kind).
+ * The kind of an entitlement, which is the kind of its catalog feature.
  *
  * @generated from enum billing.entitlement.v1.EntitlementKind
  */
 export enum EntitlementKind {
   /**
-   * Not set.
+   * Not set; never returned.
    *
    * @generated from enum value: ENTITLEMENT_KIND_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * On or off.
+   * The feature is on or off (e.g. `private_repos`).
    *
    * @generated from enum value: ENTITLEMENT_KIND_BOOLEAN = 1;
    */
   BOOLEAN = 1,
 
   /**
-   * A configuration value.
+   * The feature carries a static configuration value (e.g. a maximum file size).
    *
    * @generated from enum value: ENTITLEMENT_KIND_CONFIG = 2;
    */
   CONFIG = 2,
 
   /**
-   * A metered allowance with a balance.
+   * The feature is metered: an allowance per billing period plus grants, with a live balance.
    *
    * @generated from enum value: ENTITLEMENT_KIND_METERED = 3;
    */
@@ -473,41 +785,41 @@ export enum EntitlementKind {
 export declare const EntitlementKindSchema: GenEnum<EntitlementKind>;
 
 /**
- * Where an entitlement comes from.
+ * Where an effective entitlement comes from.
  *
  * @generated from enum billing.entitlement.v1.EntitlementSource
  */
 export enum EntitlementSource {
   /**
-   * Not set.
+   * Not set; never returned.
    *
    * @generated from enum value: ENTITLEMENT_SOURCE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * The plan of an active subscription.
+   * The plan version of a live subscription.
    *
    * @generated from enum value: ENTITLEMENT_SOURCE_PLAN = 1;
    */
   PLAN = 1,
 
   /**
-   * An add-on.
+   * A recurring add-on of a live subscription.
    *
-   * @generated from enum value: ENTITLEMENT_SOURCE_ADD_ON = 2;
+   * @generated from enum value: ENTITLEMENT_SOURCE_ADDON = 2;
    */
-  ADD_ON = 2,
+  ADDON = 2,
 
   /**
-   * An operator's override for this customer.
+   * An operator's override for this customer, which wins over the plan and add-ons.
    *
    * @generated from enum value: ENTITLEMENT_SOURCE_OVERRIDE = 3;
    */
   OVERRIDE = 3,
 
   /**
-   * Grants only (no plan allowance).
+   * Only unit grants (the customer's own or pooled on an ancestor), without any plan allowance.
    *
    * @generated from enum value: ENTITLEMENT_SOURCE_GRANT = 4;
    */
@@ -520,7 +832,40 @@ export enum EntitlementSource {
 export declare const EntitlementSourceSchema: GenEnum<EntitlementSource>;
 
 /**
- * The kind of a grant.
+ * How a metered limit is enforced.
+ *
+ * @generated from enum billing.entitlement.v1.LimitEnforcement
+ */
+export enum LimitEnforcement {
+  /**
+   * Not set; never returned for metered entitlements.
+   *
+   * @generated from enum value: LIMIT_ENFORCEMENT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Usage beyond the balance is allowed, and billed as overage when the plan has a charge for it (S1).
+   *
+   * @generated from enum value: LIMIT_ENFORCEMENT_SOFT = 1;
+   */
+  SOFT = 1,
+
+  /**
+   * Usage beyond the balance is denied by Check and Reserve (S8).
+   *
+   * @generated from enum value: LIMIT_ENFORCEMENT_HARD = 2;
+   */
+  HARD = 2,
+}
+
+/**
+ * Describes the enum billing.entitlement.v1.LimitEnforcement.
+ */
+export declare const LimitEnforcementSchema: GenEnum<LimitEnforcement>;
+
+/**
+ * The kind of a unit grant.
  *
  * @generated from enum billing.entitlement.v1.GrantKind
  */
@@ -533,14 +878,14 @@ export enum GrantKind {
   UNSPECIFIED = 0,
 
   /**
-   * Bought (a prepaid pack): created when its invoice is paid.
+   * Units bought, e.g. a prepaid pack (S7); created when its invoice is paid.
    *
    * @generated from enum value: GRANT_KIND_PREPAID = 1;
    */
   PREPAID = 1,
 
   /**
-   * Given for free (goodwill, promotion).
+   * Units given for free (a promotion, a goodwill gesture).
    *
    * @generated from enum value: GRANT_KIND_PROMOTIONAL = 2;
    */
@@ -551,4 +896,105 @@ export enum GrantKind {
  * Describes the enum billing.entitlement.v1.GrantKind.
  */
 export declare const GrantKindSchema: GenEnum<GrantKind>;
+
+/**
+ * The state of a unit grant.
+ *
+ * @generated from enum billing.entitlement.v1.GrantStatus
+ */
+export enum GrantStatus {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: GRANT_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The grant's effective time has not come yet.
+   *
+   * @generated from enum value: GRANT_STATUS_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * The grant is being consumed.
+   *
+   * @generated from enum value: GRANT_STATUS_ACTIVE = 2;
+   */
+  ACTIVE = 2,
+
+  /**
+   * The grant is used up.
+   *
+   * @generated from enum value: GRANT_STATUS_DEPLETED = 3;
+   */
+  DEPLETED = 3,
+
+  /**
+   * What was left of the grant expired.
+   *
+   * @generated from enum value: GRANT_STATUS_EXPIRED = 4;
+   */
+  EXPIRED = 4,
+
+  /**
+   * The grant was voided by an operator.
+   *
+   * @generated from enum value: GRANT_STATUS_VOIDED = 5;
+   */
+  VOIDED = 5,
+}
+
+/**
+ * Describes the enum billing.entitlement.v1.GrantStatus.
+ */
+export declare const GrantStatusSchema: GenEnum<GrantStatus>;
+
+/**
+ * The state of a reservation.
+ *
+ * @generated from enum billing.entitlement.v1.ReservationStatus
+ */
+export enum ReservationStatus {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: RESERVATION_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The units are held and count against the balance.
+   *
+   * @generated from enum value: RESERVATION_STATUS_HELD = 1;
+   */
+  HELD = 1,
+
+  /**
+   * The reservation was committed: the committed units became usage and the rest was freed.
+   *
+   * @generated from enum value: RESERVATION_STATUS_COMMITTED = 2;
+   */
+  COMMITTED = 2,
+
+  /**
+   * The reservation was released and its units freed.
+   *
+   * @generated from enum value: RESERVATION_STATUS_RELEASED = 3;
+   */
+  RELEASED = 3,
+
+  /**
+   * The reservation expired after its ttl and its units were freed.
+   *
+   * @generated from enum value: RESERVATION_STATUS_EXPIRED = 4;
+   */
+  EXPIRED = 4,
+}
+
+/**
+ * Describes the enum billing.entitlement.v1.ReservationStatus.
+ */
+export declare const ReservationStatusSchema: GenEnum<ReservationStatus>;
 

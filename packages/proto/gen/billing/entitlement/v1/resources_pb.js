@@ -2,7 +2,8 @@
 // @generated from file billing/entitlement/v1/resources.proto (package billing.entitlement.v1, syntax proto3)
 /* eslint-disable */
 
-// The entitlement service's resources: effective entitlements, grants, balances, thresholds and alerts.
+// The entitlement service's resources: effective entitlements, live balances, overrides, unit grants,
+// reservations, usage thresholds and alerts.
 
 import { enumDesc, fileDesc, messageDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
 import { file_billing_type_v1_types } from "../../type/v1/types_pb.js";
@@ -12,49 +13,70 @@ import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bu
  * Describes the file billing/entitlement/v1/resources.proto.
  */
 export const file_billing_entitlement_v1_resources = /*@__PURE__*/
-  fileDesc("CiZiaWxsaW5nL2VudGl0bGVtZW50L3YxL3Jlc291cmNlcy5wcm90bxIWYmlsbGluZy5lbnRpdGxlbWVudC52MSLkAgoLRW50aXRsZW1lbnQSEwoLY3VzdG9tZXJfaWQYASABKAkSEwoLZmVhdHVyZV9rZXkYAiABKAkSNQoEa2luZBgDIAEoDjInLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuRW50aXRsZW1lbnRLaW5kEjkKBnNvdXJjZRgEIAEoDjIpLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuRW50aXRsZW1lbnRTb3VyY2USDwoHZW5hYmxlZBgFIAEoCBInCgZjb25maWcYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjAKB2JhbGFuY2UYByABKAsyHy5iaWxsaW5nLmVudGl0bGVtZW50LnYxLkJhbGFuY2USFwoPc3Vic2NyaXB0aW9uX2lkGAggASgJEjQKEHZhbGlkX3VudGlsX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIt0CCgVHcmFudBIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRITCgtmZWF0dXJlX2tleRgDIAEoCRIvCgRraW5kGAQgASgOMiEuYmlsbGluZy5lbnRpdGxlbWVudC52MS5HcmFudEtpbmQSDgoGYW1vdW50GAUgASgJEhEKCXJlbWFpbmluZxgGIAEoCRIQCghwcmlvcml0eRgHIAEoBRIyCg5lZmZlY3RpdmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmludm9pY2VfaWQYCiABKAkSDgoGdm9pZGVkGAsgASgIEi8KC2NyZWF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKGAQoMR3JhbnRCYWxhbmNlEhAKCGdyYW50X2lkGAEgASgJEhEKCXJlbWFpbmluZxgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcHJpb3JpdHkYBCABKAUSDgoGcG9vbGVkGAUgASgIIocCCgdCYWxhbmNlEicKBnBlcmlvZBgBIAEoCzIXLmJpbGxpbmcudHlwZS52MS5QZXJpb2QSEAoIaW5jbHVkZWQYAiABKAkSDAoEdXNlZBgDIAEoCRIQCghyZXNlcnZlZBgEIAEoCRIRCglyZW1haW5pbmcYBSABKAkSGgoSaW5jbHVkZWRfcmVtYWluaW5nGAYgASgJEjQKBmdyYW50cxgHIAMoCzIkLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuR3JhbnRCYWxhbmNlEg8KB292ZXJhZ2UYCCABKAkSEgoKaGFyZF9saW1pdBgJIAEoCBIXCg9vdmVyYWdlX2FsbG93ZWQYCiABKAgibgoJVGhyZXNob2xkEgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhMKC2ZlYXR1cmVfa2V5GAMgASgJEhEKB3BlcmNlbnQYBCABKAVIABIPCgV1bml0cxgFIAEoCUgAQgcKBWxldmVsIscBCgVBbGVydBIKCgJpZBgBIAEoCRI0Cgl0aHJlc2hvbGQYAiABKAsyIS5iaWxsaW5nLmVudGl0bGVtZW50LnYxLlRocmVzaG9sZBITCgtjdXN0b21lcl9pZBgDIAEoCRInCgZwZXJpb2QYBCABKAsyFy5iaWxsaW5nLnR5cGUudjEuUGVyaW9kEgwKBHVzZWQYBSABKAkSMAoMdHJpZ2dlcl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqMAQoPRW50aXRsZW1lbnRLaW5kEiAKHEVOVElUTEVNRU5UX0tJTkRfVU5TUEVDSUZJRUQQABIcChhFTlRJVExFTUVOVF9LSU5EX0JPT0xFQU4QARIbChdFTlRJVExFTUVOVF9LSU5EX0NPTkZJRxACEhwKGEVOVElUTEVNRU5UX0tJTkRfTUVURVJFRBADKrIBChFFbnRpdGxlbWVudFNvdXJjZRIiCh5FTlRJVExFTUVOVF9TT1VSQ0VfVU5TUEVDSUZJRUQQABIbChdFTlRJVExFTUVOVF9TT1VSQ0VfUExBThABEh0KGUVOVElUTEVNRU5UX1NPVVJDRV9BRERfT04QAhIfChtFTlRJVExFTUVOVF9TT1VSQ0VfT1ZFUlJJREUQAxIcChhFTlRJVExFTUVOVF9TT1VSQ0VfR1JBTlQQBCpbCglHcmFudEtpbmQSGgoWR1JBTlRfS0lORF9VTlNQRUNJRklFRBAAEhYKEkdSQU5UX0tJTkRfUFJFUEFJRBABEhoKFkdSQU5UX0tJTkRfUFJPTU9USU9OQUwQAmIGcHJvdG8z", [file_billing_type_v1_types, file_google_protobuf_struct, file_google_protobuf_timestamp]);
-
-/**
- * Describes the message billing.entitlement.v1.Entitlement.
- * Use `create(EntitlementSchema)` to create a new message.
- */
-export const EntitlementSchema = /*@__PURE__*/
-  messageDesc(file_billing_entitlement_v1_resources, 0);
-
-/**
- * Describes the message billing.entitlement.v1.Grant.
- * Use `create(GrantSchema)` to create a new message.
- */
-export const GrantSchema = /*@__PURE__*/
-  messageDesc(file_billing_entitlement_v1_resources, 1);
+  fileDesc("CiZiaWxsaW5nL2VudGl0bGVtZW50L3YxL3Jlc291cmNlcy5wcm90bxIWYmlsbGluZy5lbnRpdGxlbWVudC52MSLTAQoMR3JhbnRCYWxhbmNlEhAKCGdyYW50X2lkGAEgASgJEhoKEmhvbGRlcl9jdXN0b21lcl9pZBgCIAEoCRIvCgRraW5kGAMgASgOMiEuYmlsbGluZy5lbnRpdGxlbWVudC52MS5HcmFudEtpbmQSEQoJcmVtYWluaW5nGAQgASgJEhAKCHByaW9yaXR5GAUgASgFEi8KC2V4cGlyZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZwb29sZWQYByABKAgi7QIKB0JhbGFuY2USJwoGcGVyaW9kGAEgASgLMhcuYmlsbGluZy50eXBlLnYxLlBlcmlvZBINCgVsaW1pdBgCIAEoCRIPCgdncmFudGVkGAMgASgJEgwKBHVzZWQYBCABKAkSEAoIcmVzZXJ2ZWQYBSABKAkSEQoJcmVtYWluaW5nGAYgASgJEhcKD2xpbWl0X3JlbWFpbmluZxgHIAEoCRI0CgZncmFudHMYCCADKAsyJC5iaWxsaW5nLmVudGl0bGVtZW50LnYxLkdyYW50QmFsYW5jZRIPCgdvdmVyYWdlGAkgASgJEj0KC2VuZm9yY2VtZW50GAogASgOMiguYmlsbGluZy5lbnRpdGxlbWVudC52MS5MaW1pdEVuZm9yY2VtZW50EhcKD292ZXJhZ2VfYWxsb3dlZBgLIAEoCBIuCgphc19vZl90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK8AwoLRW50aXRsZW1lbnQSEwoLY3VzdG9tZXJfaWQYASABKAkSHAoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYAiABKAkSEwoLZmVhdHVyZV9rZXkYAyABKAkSNQoEa2luZBgEIAEoDjInLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuRW50aXRsZW1lbnRLaW5kEjkKBnNvdXJjZRgFIAEoDjIpLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuRW50aXRsZW1lbnRTb3VyY2USDwoHZW5hYmxlZBgGIAEoCBInCgZjb25maWcYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjAKB2JhbGFuY2UYCCABKAsyHy5iaWxsaW5nLmVudGl0bGVtZW50LnYxLkJhbGFuY2USFwoPc3Vic2NyaXB0aW9uX2lkGAkgASgJEhAKCHBsYW5fa2V5GAogASgJEhQKDHBsYW5fdmVyc2lvbhgLIAEoBRI0ChB2YWxpZF91bnRpbF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpc2lvbhgNIAEoAyJ1CgxNZXRlcmVkTGltaXQSDQoFbGltaXQYASABKAkSPQoLZW5mb3JjZW1lbnQYAiABKA4yKC5iaWxsaW5nLmVudGl0bGVtZW50LnYxLkxpbWl0RW5mb3JjZW1lbnQSFwoPb3ZlcmFnZV9hbGxvd2VkGAMgASgIIrICCghPdmVycmlkZRIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRITCgtmZWF0dXJlX2tleRgDIAEoCRIRCgdlbmFibGVkGAQgASgISAASKQoGY29uZmlnGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEgAEjcKB21ldGVyZWQYBiABKAsyJC5iaWxsaW5nLmVudGl0bGVtZW50LnYxLk1ldGVyZWRMaW1pdEgAEg4KBnJlYXNvbhgHIAEoCRIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgcKBXZhbHVlIt8DCgVHcmFudBIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRITCgtmZWF0dXJlX2tleRgDIAEoCRIvCgRraW5kGAQgASgOMiEuYmlsbGluZy5lbnRpdGxlbWVudC52MS5HcmFudEtpbmQSMwoGc3RhdHVzGAUgASgOMiMuYmlsbGluZy5lbnRpdGxlbWVudC52MS5HcmFudFN0YXR1cxIOCgZhbW91bnQYBiABKAkSEQoJcmVtYWluaW5nGAcgASgJEhAKCHByaW9yaXR5GAggASgFEjIKDmVmZmVjdGl2ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKaW52b2ljZV9pZBgLIAEoCRIXCg9pbnZvaWNlX2xpbmVfaWQYDCABKAkSEwoLZGVzY3JpcHRpb24YDSABKAkSLQoJdm9pZF90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijQIKC1Jlc2VydmF0aW9uEg0KBXRva2VuGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhMKC2ZlYXR1cmVfa2V5GAMgASgJEg4KBmFtb3VudBgEIAEoCRI5CgZzdGF0dXMYBSABKA4yKS5iaWxsaW5nLmVudGl0bGVtZW50LnYxLlJlc2VydmF0aW9uU3RhdHVzEhgKEGNvbW1pdHRlZF9hbW91bnQYBiABKAkSLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLPAQoJVGhyZXNob2xkEgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhMKC2ZlYXR1cmVfa2V5GAMgASgJEhEKB3BlcmNlbnQYBCABKAVIABIPCgV1bml0cxgFIAEoCUgAEhcKD25vdGlmeV9jdXN0b21lchgGIAEoCBIVCg1ub3RpZnlfZW1haWxzGAcgAygJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIHCgVsZXZlbCLrAQoFQWxlcnQSCgoCaWQYASABKAkSNAoJdGhyZXNob2xkGAIgASgLMiEuYmlsbGluZy5lbnRpdGxlbWVudC52MS5UaHJlc2hvbGQSEwoLY3VzdG9tZXJfaWQYAyABKAkSEwoLZmVhdHVyZV9rZXkYBCABKAkSJwoGcGVyaW9kGAUgASgLMhcuYmlsbGluZy50eXBlLnYxLlBlcmlvZBIMCgR1c2VkGAYgASgJEg0KBXRvdGFsGAcgASgJEjAKDHRyaWdnZXJfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqjAEKD0VudGl0bGVtZW50S2luZBIgChxFTlRJVExFTUVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASHAoYRU5USVRMRU1FTlRfS0lORF9CT09MRUFOEAESGwoXRU5USVRMRU1FTlRfS0lORF9DT05GSUcQAhIcChhFTlRJVExFTUVOVF9LSU5EX01FVEVSRUQQAyqxAQoRRW50aXRsZW1lbnRTb3VyY2USIgoeRU5USVRMRU1FTlRfU09VUkNFX1VOU1BFQ0lGSUVEEAASGwoXRU5USVRMRU1FTlRfU09VUkNFX1BMQU4QARIcChhFTlRJVExFTUVOVF9TT1VSQ0VfQURET04QAhIfChtFTlRJVExFTUVOVF9TT1VSQ0VfT1ZFUlJJREUQAxIcChhFTlRJVExFTUVOVF9TT1VSQ0VfR1JBTlQQBCptChBMaW1pdEVuZm9yY2VtZW50EiEKHUxJTUlUX0VORk9SQ0VNRU5UX1VOU1BFQ0lGSUVEEAASGgoWTElNSVRfRU5GT1JDRU1FTlRfU09GVBABEhoKFkxJTUlUX0VORk9SQ0VNRU5UX0hBUkQQAipbCglHcmFudEtpbmQSGgoWR1JBTlRfS0lORF9VTlNQRUNJRklFRBAAEhYKEkdSQU5UX0tJTkRfUFJFUEFJRBABEhoKFkdSQU5UX0tJTkRfUFJPTU9USU9OQUwQAiqsAQoLR3JhbnRTdGF0dXMSHAoYR1JBTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUR1JBTlRfU1RBVFVTX1BFTkRJTkcQARIXChNHUkFOVF9TVEFUVVNfQUNUSVZFEAISGQoVR1JBTlRfU1RBVFVTX0RFUExFVEVEEAMSGAoUR1JBTlRfU1RBVFVTX0VYUElSRUQQBBIXChNHUkFOVF9TVEFUVVNfVk9JREVEEAUqtwEKEVJlc2VydmF0aW9uU3RhdHVzEiIKHlJFU0VSVkFUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF1JFU0VSVkFUSU9OX1NUQVRVU19IRUxEEAESIAocUkVTRVJWQVRJT05fU1RBVFVTX0NPTU1JVFRFRBACEh8KG1JFU0VSVkFUSU9OX1NUQVRVU19SRUxFQVNFRBADEh4KGlJFU0VSVkFUSU9OX1NUQVRVU19FWFBJUkVEEARiBnByb3RvMw", [file_billing_type_v1_types, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message billing.entitlement.v1.GrantBalance.
  * Use `create(GrantBalanceSchema)` to create a new message.
  */
 export const GrantBalanceSchema = /*@__PURE__*/
-  messageDesc(file_billing_entitlement_v1_resources, 2);
+  messageDesc(file_billing_entitlement_v1_resources, 0);
 
 /**
  * Describes the message billing.entitlement.v1.Balance.
  * Use `create(BalanceSchema)` to create a new message.
  */
 export const BalanceSchema = /*@__PURE__*/
+  messageDesc(file_billing_entitlement_v1_resources, 1);
+
+/**
+ * Describes the message billing.entitlement.v1.Entitlement.
+ * Use `create(EntitlementSchema)` to create a new message.
+ */
+export const EntitlementSchema = /*@__PURE__*/
+  messageDesc(file_billing_entitlement_v1_resources, 2);
+
+/**
+ * Describes the message billing.entitlement.v1.MeteredLimit.
+ * Use `create(MeteredLimitSchema)` to create a new message.
+ */
+export const MeteredLimitSchema = /*@__PURE__*/
   messageDesc(file_billing_entitlement_v1_resources, 3);
+
+/**
+ * Describes the message billing.entitlement.v1.Override.
+ * Use `create(OverrideSchema)` to create a new message.
+ */
+export const OverrideSchema = /*@__PURE__*/
+  messageDesc(file_billing_entitlement_v1_resources, 4);
+
+/**
+ * Describes the message billing.entitlement.v1.Grant.
+ * Use `create(GrantSchema)` to create a new message.
+ */
+export const GrantSchema = /*@__PURE__*/
+  messageDesc(file_billing_entitlement_v1_resources, 5);
+
+/**
+ * Describes the message billing.entitlement.v1.Reservation.
+ * Use `create(ReservationSchema)` to create a new message.
+ */
+export const ReservationSchema = /*@__PURE__*/
+  messageDesc(file_billing_entitlement_v1_resources, 6);
 
 /**
  * Describes the message billing.entitlement.v1.Threshold.
  * Use `create(ThresholdSchema)` to create a new message.
  */
 export const ThresholdSchema = /*@__PURE__*/
-  messageDesc(file_billing_entitlement_v1_resources, 4);
+  messageDesc(file_billing_entitlement_v1_resources, 7);
 
 /**
  * Describes the message billing.entitlement.v1.Alert.
  * Use `create(AlertSchema)` to create a new message.
  */
 export const AlertSchema = /*@__PURE__*/
-  messageDesc(file_billing_entitlement_v1_resources, 5);
+  messageDesc(file_billing_entitlement_v1_resources, 8);
 
 /**
  * Describes the enum billing.entitlement.v1.EntitlementKind.
@@ -63,7 +85,7 @@ export const EntitlementKindSchema = /*@__PURE__*/
   enumDesc(file_billing_entitlement_v1_resources, 0);
 
 /**
- * The kind of an entitlement (the catalog feature's kind).
+ * The kind of an entitlement, which is the kind of its catalog feature.
  *
  * @generated from enum billing.entitlement.v1.EntitlementKind
  */
@@ -77,7 +99,7 @@ export const EntitlementSourceSchema = /*@__PURE__*/
   enumDesc(file_billing_entitlement_v1_resources, 1);
 
 /**
- * Where an entitlement comes from.
+ * Where an effective entitlement comes from.
  *
  * @generated from enum billing.entitlement.v1.EntitlementSource
  */
@@ -85,16 +107,58 @@ export const EntitlementSource = /*@__PURE__*/
   tsEnum(EntitlementSourceSchema);
 
 /**
- * Describes the enum billing.entitlement.v1.GrantKind.
+ * Describes the enum billing.entitlement.v1.LimitEnforcement.
  */
-export const GrantKindSchema = /*@__PURE__*/
+export const LimitEnforcementSchema = /*@__PURE__*/
   enumDesc(file_billing_entitlement_v1_resources, 2);
 
 /**
- * The kind of a grant.
+ * How a metered limit is enforced.
+ *
+ * @generated from enum billing.entitlement.v1.LimitEnforcement
+ */
+export const LimitEnforcement = /*@__PURE__*/
+  tsEnum(LimitEnforcementSchema);
+
+/**
+ * Describes the enum billing.entitlement.v1.GrantKind.
+ */
+export const GrantKindSchema = /*@__PURE__*/
+  enumDesc(file_billing_entitlement_v1_resources, 3);
+
+/**
+ * The kind of a unit grant.
  *
  * @generated from enum billing.entitlement.v1.GrantKind
  */
 export const GrantKind = /*@__PURE__*/
   tsEnum(GrantKindSchema);
+
+/**
+ * Describes the enum billing.entitlement.v1.GrantStatus.
+ */
+export const GrantStatusSchema = /*@__PURE__*/
+  enumDesc(file_billing_entitlement_v1_resources, 4);
+
+/**
+ * The state of a unit grant.
+ *
+ * @generated from enum billing.entitlement.v1.GrantStatus
+ */
+export const GrantStatus = /*@__PURE__*/
+  tsEnum(GrantStatusSchema);
+
+/**
+ * Describes the enum billing.entitlement.v1.ReservationStatus.
+ */
+export const ReservationStatusSchema = /*@__PURE__*/
+  enumDesc(file_billing_entitlement_v1_resources, 5);
+
+/**
+ * The state of a reservation.
+ *
+ * @generated from enum billing.entitlement.v1.ReservationStatus
+ */
+export const ReservationStatus = /*@__PURE__*/
+  tsEnum(ReservationStatusSchema);
 

@@ -2,17 +2,26 @@
 // @generated from file billing/invoicing/v1/invoicing_service.proto (package billing.invoicing.v1, syntax proto3)
 /* eslint-disable */
 
-// The invoicing service: from subscriptions and usage to invoices, payments and credit.
+// The invoicing service: from subscription periods and usage to invoices, and from invoices to payments,
+// credit notes and credit balances.
+//
+// Invoices are normally created from the subscription service's events (period closed, plan and quantity
+// changes), not by callers; this API reads them and covers what operators and finance do by hand.
+//
+// Stripe is reached over its HTTPS API, and Stripe's webhooks (payment succeeded or failed, refunds) do not
+// come through gRPC: they arrive on the service's HTTP port at `POST /webhooks/stripe`, verified on the raw
+// body with a timestamp tolerance.
 //
 // Errors carry google.rpc.ErrorInfo (reason in UPPER_SNAKE, domain `billing.invoicing`) and, for bad input,
-// google.rpc.BadRequest with one field violation per offending field. Stripe webhooks do not come through
-// gRPC: they arrive on the service's HTTP port at `POST /webhooks/stripe`, verified on the raw body.
+// google.rpc.BadRequest with one field violation per offending field (by proto path). Typical reasons:
+// INVOICE_NOT_FOUND, INVOICE_NOT_DRAFT, INVOICE_NOT_OPEN, CREDIT_EXCEEDS_INVOICE, CURRENCY_MISMATCH,
+// NO_PAYMENT_METHOD, COUPON_NOT_FOUND, COUPON_EXPIRED, BILL_RUN_NOT_FOUND, IDEMPOTENCY_KEY_REUSED.
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Coupon, CreditDestination, CreditNote, CreditNoteLine, CreditNoteReason, Discount, DunningPolicy, Invoice, InvoiceStatus, Payment, TaxRate } from "./resources_pb.js";
-import type { Money } from "../../type/v1/types_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { BillRun, Coupon, CreditBalanceTransaction, CreditDestination, CreditNote, CreditNoteLine, CreditNoteReason, Discount, DunningPolicy, GrantSpec, Invoice, InvoiceStatus, NumberingSettings, Payment, PaymentStatus, TaxRate } from "./resources_pb.js";
+import type { Money, Period } from "../../type/v1/types_pb.js";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file billing/invoicing/v1/invoicing_service.proto.
@@ -20,13 +29,13 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 export declare const file_billing_invoicing_v1_invoicing_service: GenFile;
 
 /**
- * Request of GetInvoice.
+ * The request of InvoicingService.GetInvoice.
  *
  * @generated from message billing.invoicing.v1.GetInvoiceRequest
  */
 export declare type GetInvoiceRequest = Message<"billing.invoicing.v1.GetInvoiceRequest"> & {
   /**
-   * The invoice's id.
+   * The invoice's id (`inv_...`).
    *
    * @generated from field: string id = 1;
    */
@@ -40,13 +49,13 @@ export declare type GetInvoiceRequest = Message<"billing.invoicing.v1.GetInvoice
 export declare const GetInvoiceRequestSchema: GenMessage<GetInvoiceRequest>;
 
 /**
- * Response of GetInvoice.
+ * The response of InvoicingService.GetInvoice.
  *
  * @generated from message billing.invoicing.v1.GetInvoiceResponse
  */
 export declare type GetInvoiceResponse = Message<"billing.invoicing.v1.GetInvoiceResponse"> & {
   /**
-   * The invoice.
+   * The invoice, with its lines and sections.
    *
    * @generated from field: billing.invoicing.v1.Invoice invoice = 1;
    */
@@ -60,45 +69,52 @@ export declare type GetInvoiceResponse = Message<"billing.invoicing.v1.GetInvoic
 export declare const GetInvoiceResponseSchema: GenMessage<GetInvoiceResponse>;
 
 /**
- * Request of ListInvoices.
+ * The request of InvoicingService.ListInvoices. The filters combine with AND.
  *
  * @generated from message billing.invoicing.v1.ListInvoicesRequest
  */
 export declare type ListInvoicesRequest = Message<"billing.invoicing.v1.ListInvoicesRequest"> & {
   /**
-   * Maximum number of results (default 50, max 500).
+   * The maximum number of invoices to return (default 50, max 500).
    *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * The next_page_token of a previous response, bound to the same filters; empty for the first page.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * Only this customer's.
+   * When set, only invoices of this customer (as the payer) are listed.
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * Only this subscription's.
+   * When set, only invoices billing this subscription are listed.
    *
    * @generated from field: string subscription_id = 4;
    */
   subscriptionId: string;
 
   /**
-   * Only these statuses; empty for all.
+   * When set, only invoices in these states are listed; empty lists all states.
    *
    * @generated from field: repeated billing.invoicing.v1.InvoiceStatus statuses = 5;
    */
   statuses: InvoiceStatus[];
+
+  /**
+   * When set, only invoices created in this range are listed.
+   *
+   * @generated from field: billing.type.v1.Period created = 6;
+   */
+  created?: Period | undefined;
 };
 
 /**
@@ -108,20 +124,20 @@ export declare type ListInvoicesRequest = Message<"billing.invoicing.v1.ListInvo
 export declare const ListInvoicesRequestSchema: GenMessage<ListInvoicesRequest>;
 
 /**
- * Response of ListInvoices.
+ * The response of InvoicingService.ListInvoices.
  *
  * @generated from message billing.invoicing.v1.ListInvoicesResponse
  */
 export declare type ListInvoicesResponse = Message<"billing.invoicing.v1.ListInvoicesResponse"> & {
   /**
-   * The page of invoices (lines omitted; GetInvoice returns them).
+   * The page of invoices, newest first, without lines (GetInvoice returns them).
    *
    * @generated from field: repeated billing.invoicing.v1.Invoice invoices = 1;
    */
   invoices: Invoice[];
 
   /**
-   * Token for the next page; empty at the end.
+   * The token of the next page; empty at the end.
    *
    * @generated from field: string next_page_token = 2;
    */
@@ -135,20 +151,20 @@ export declare type ListInvoicesResponse = Message<"billing.invoicing.v1.ListInv
 export declare const ListInvoicesResponseSchema: GenMessage<ListInvoicesResponse>;
 
 /**
- * Request of PreviewInvoice.
+ * The request of InvoicingService.PreviewInvoice. It is read-only, so it has no request_id.
  *
  * @generated from message billing.invoicing.v1.PreviewInvoiceRequest
  */
 export declare type PreviewInvoiceRequest = Message<"billing.invoicing.v1.PreviewInvoiceRequest"> & {
   /**
-   * The customer.
+   * The customer (`cus_...`); for a payer, its consolidated invoice is previewed.
    *
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
 
   /**
-   * Only this subscription; empty for everything the customer will be billed next.
+   * When set, only this subscription's next invoice is previewed.
    *
    * @generated from field: string subscription_id = 2;
    */
@@ -162,13 +178,13 @@ export declare type PreviewInvoiceRequest = Message<"billing.invoicing.v1.Previe
 export declare const PreviewInvoiceRequestSchema: GenMessage<PreviewInvoiceRequest>;
 
 /**
- * Response of PreviewInvoice.
+ * The response of InvoicingService.PreviewInvoice.
  *
  * @generated from message billing.invoicing.v1.PreviewInvoiceResponse
  */
 export declare type PreviewInvoiceResponse = Message<"billing.invoicing.v1.PreviewInvoiceResponse"> & {
   /**
-   * The invoice as it would be (no id, no number).
+   * The invoice as it would be issued at the end of the current period, with usage to date (no id, no number).
    *
    * @generated from field: billing.invoicing.v1.Invoice invoice = 1;
    */
@@ -188,41 +204,49 @@ export declare const PreviewInvoiceResponseSchema: GenMessage<PreviewInvoiceResp
  */
 export declare type OneOffItem = Message<"billing.invoicing.v1.OneOffItem"> & {
   /**
-   * What it is.
+   * What is sold.
    *
    * @generated from oneof billing.invoicing.v1.OneOffItem.item
    */
   item: {
     /**
-     * An add-on bought once (a prepaid pack): priced from the catalog; its grant is created when paid.
+     * A one-off add-on of the catalog (a prepaid pack), priced in the customer's currency from the catalog;
+     * its unit grant is created once the invoice is paid.
      *
-     * @generated from field: string add_on_key = 1;
+     * @generated from field: string addon_key = 1;
      */
     value: string;
-    case: "addOnKey";
+    case: "addonKey";
   } | {
     /**
-     * A custom amount.
+     * A custom unit amount in the customer's currency (it may be negative for a one-off credit).
      *
-     * @generated from field: billing.type.v1.Money amount = 2;
+     * @generated from field: billing.type.v1.Money unit_amount = 2;
      */
     value: Money;
-    case: "amount";
+    case: "unitAmount";
   } | { case: undefined; value?: undefined };
 
   /**
-   * Text on the invoice (required for custom amounts).
+   * The text printed on the invoice; required for custom amounts, defaulting to the add-on's name otherwise.
    *
    * @generated from field: string description = 3;
    */
   description: string;
 
   /**
-   * How many (decimal string); empty for 1.
+   * How many (decimal string); empty means "1".
    *
    * @generated from field: string quantity = 4;
    */
   quantity: string;
+
+  /**
+   * For a custom amount, units to grant once the invoice is paid; unset for none.
+   *
+   * @generated from field: billing.invoicing.v1.GrantSpec grant = 5;
+   */
+  grant?: GrantSpec | undefined;
 };
 
 /**
@@ -232,7 +256,7 @@ export declare type OneOffItem = Message<"billing.invoicing.v1.OneOffItem"> & {
 export declare const OneOffItemSchema: GenMessage<OneOffItem>;
 
 /**
- * Request of CreateInvoice.
+ * The request of InvoicingService.CreateInvoice.
  *
  * @generated from message billing.invoicing.v1.CreateInvoiceRequest
  */
@@ -246,25 +270,32 @@ export declare type CreateInvoiceRequest = Message<"billing.invoicing.v1.CreateI
   requestId: string;
 
   /**
-   * The customer.
+   * The customer who buys (`cus_...`); the invoice goes to its payer.
    *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
-   * The items.
+   * The items, at least one.
    *
    * @generated from field: repeated billing.invoicing.v1.OneOffItem items = 3;
    */
   items: OneOffItem[];
 
   /**
-   * Leave it a draft instead of finalizing it.
+   * True to leave the invoice a draft instead of finalizing it at once.
    *
    * @generated from field: bool draft = 4;
    */
   draft: boolean;
+
+  /**
+   * A memo printed on the invoice.
+   *
+   * @generated from field: string memo = 5;
+   */
+  memo: string;
 };
 
 /**
@@ -274,13 +305,13 @@ export declare type CreateInvoiceRequest = Message<"billing.invoicing.v1.CreateI
 export declare const CreateInvoiceRequestSchema: GenMessage<CreateInvoiceRequest>;
 
 /**
- * Response of CreateInvoice.
+ * The response of InvoicingService.CreateInvoice.
  *
  * @generated from message billing.invoicing.v1.CreateInvoiceResponse
  */
 export declare type CreateInvoiceResponse = Message<"billing.invoicing.v1.CreateInvoiceResponse"> & {
   /**
-   * The invoice.
+   * The created invoice.
    *
    * @generated from field: billing.invoicing.v1.Invoice invoice = 1;
    */
@@ -294,7 +325,7 @@ export declare type CreateInvoiceResponse = Message<"billing.invoicing.v1.Create
 export declare const CreateInvoiceResponseSchema: GenMessage<CreateInvoiceResponse>;
 
 /**
- * Request of FinalizeInvoice.
+ * The request of InvoicingService.FinalizeInvoice.
  *
  * @generated from message billing.invoicing.v1.FinalizeInvoiceRequest
  */
@@ -308,7 +339,7 @@ export declare type FinalizeInvoiceRequest = Message<"billing.invoicing.v1.Final
   requestId: string;
 
   /**
-   * The draft.
+   * The draft to finalize (`inv_...`).
    *
    * @generated from field: string invoice_id = 2;
    */
@@ -322,13 +353,13 @@ export declare type FinalizeInvoiceRequest = Message<"billing.invoicing.v1.Final
 export declare const FinalizeInvoiceRequestSchema: GenMessage<FinalizeInvoiceRequest>;
 
 /**
- * Response of FinalizeInvoice.
+ * The response of InvoicingService.FinalizeInvoice.
  *
  * @generated from message billing.invoicing.v1.FinalizeInvoiceResponse
  */
 export declare type FinalizeInvoiceResponse = Message<"billing.invoicing.v1.FinalizeInvoiceResponse"> & {
   /**
-   * The invoice, open (or paid, if nothing was due or the charge succeeded at once).
+   * The invoice: OPEN, or PAID when nothing was due or the automatic charge succeeded at once.
    *
    * @generated from field: billing.invoicing.v1.Invoice invoice = 1;
    */
@@ -342,7 +373,7 @@ export declare type FinalizeInvoiceResponse = Message<"billing.invoicing.v1.Fina
 export declare const FinalizeInvoiceResponseSchema: GenMessage<FinalizeInvoiceResponse>;
 
 /**
- * Request of VoidInvoice.
+ * The request of InvoicingService.VoidInvoice.
  *
  * @generated from message billing.invoicing.v1.VoidInvoiceRequest
  */
@@ -356,14 +387,14 @@ export declare type VoidInvoiceRequest = Message<"billing.invoicing.v1.VoidInvoi
   requestId: string;
 
   /**
-   * The invoice.
+   * The invoice to void (`inv_...`); it must be OPEN or UNCOLLECTIBLE, without payments.
    *
    * @generated from field: string invoice_id = 2;
    */
   invoiceId: string;
 
   /**
-   * Why (at most 500 characters).
+   * Why it is voided, for the audit trail (at most 500 characters).
    *
    * @generated from field: string reason = 3;
    */
@@ -377,24 +408,17 @@ export declare type VoidInvoiceRequest = Message<"billing.invoicing.v1.VoidInvoi
 export declare const VoidInvoiceRequestSchema: GenMessage<VoidInvoiceRequest>;
 
 /**
- * Response of VoidInvoice.
+ * The response of InvoicingService.VoidInvoice.
  *
  * @generated from message billing.invoicing.v1.VoidInvoiceResponse
  */
 export declare type VoidInvoiceResponse = Message<"billing.invoicing.v1.VoidInvoiceResponse"> & {
   /**
-   * The voided invoice.
+   * The invoice, VOID.
    *
    * @generated from field: billing.invoicing.v1.Invoice invoice = 1;
    */
   invoice?: Invoice | undefined;
-
-  /**
-   * The credit note that reverses it.
-   *
-   * @generated from field: billing.invoicing.v1.CreditNote credit_note = 2;
-   */
-  creditNote?: CreditNote | undefined;
 };
 
 /**
@@ -404,7 +428,7 @@ export declare type VoidInvoiceResponse = Message<"billing.invoicing.v1.VoidInvo
 export declare const VoidInvoiceResponseSchema: GenMessage<VoidInvoiceResponse>;
 
 /**
- * Request of PayInvoice.
+ * The request of InvoicingService.PayInvoice.
  *
  * @generated from message billing.invoicing.v1.PayInvoiceRequest
  */
@@ -418,11 +442,25 @@ export declare type PayInvoiceRequest = Message<"billing.invoicing.v1.PayInvoice
   requestId: string;
 
   /**
-   * The invoice.
+   * The invoice to pay (`inv_...`); it must be OPEN.
    *
    * @generated from field: string invoice_id = 2;
    */
   invoiceId: string;
+
+  /**
+   * True to record that the amount due was paid outside Stripe (a bank transfer) instead of charging Stripe.
+   *
+   * @generated from field: bool out_of_band = 3;
+   */
+  outOfBand: boolean;
+
+  /**
+   * For an out-of-band payment, its reference, such as a bank transfer id.
+   *
+   * @generated from field: string reference = 4;
+   */
+  reference: string;
 };
 
 /**
@@ -432,7 +470,7 @@ export declare type PayInvoiceRequest = Message<"billing.invoicing.v1.PayInvoice
 export declare const PayInvoiceRequestSchema: GenMessage<PayInvoiceRequest>;
 
 /**
- * Response of PayInvoice.
+ * The response of InvoicingService.PayInvoice.
  *
  * @generated from message billing.invoicing.v1.PayInvoiceResponse
  */
@@ -445,7 +483,7 @@ export declare type PayInvoiceResponse = Message<"billing.invoicing.v1.PayInvoic
   invoice?: Invoice | undefined;
 
   /**
-   * The attempt.
+   * The payment attempt; a Stripe charge may still be PENDING, its outcome arriving by webhook.
    *
    * @generated from field: billing.invoicing.v1.Payment payment = 2;
    */
@@ -459,62 +497,7 @@ export declare type PayInvoiceResponse = Message<"billing.invoicing.v1.PayInvoic
 export declare const PayInvoiceResponseSchema: GenMessage<PayInvoiceResponse>;
 
 /**
- * Request of MarkInvoicePaid.
- *
- * @generated from message billing.invoicing.v1.MarkInvoicePaidRequest
- */
-export declare type MarkInvoicePaidRequest = Message<"billing.invoicing.v1.MarkInvoicePaidRequest"> & {
-  /**
-   * Client-chosen idempotency key (1-128 chars). A retry with the same id returns the first result; the same
-   * id with different parameters fails with ALREADY_EXISTS reason IDEMPOTENCY_KEY_REUSED.
-   *
-   * @generated from field: string request_id = 1;
-   */
-  requestId: string;
-
-  /**
-   * The invoice.
-   *
-   * @generated from field: string invoice_id = 2;
-   */
-  invoiceId: string;
-
-  /**
-   * Reference of the outside payment (bank transfer id).
-   *
-   * @generated from field: string reference = 3;
-   */
-  reference: string;
-};
-
-/**
- * Describes the message billing.invoicing.v1.MarkInvoicePaidRequest.
- * Use `create(MarkInvoicePaidRequestSchema)` to create a new message.
- */
-export declare const MarkInvoicePaidRequestSchema: GenMessage<MarkInvoicePaidRequest>;
-
-/**
- * Response of MarkInvoicePaid.
- *
- * @generated from message billing.invoicing.v1.MarkInvoicePaidResponse
- */
-export declare type MarkInvoicePaidResponse = Message<"billing.invoicing.v1.MarkInvoicePaidResponse"> & {
-  /**
-   * The paid invoice.
-   *
-   * @generated from field: billing.invoicing.v1.Invoice invoice = 1;
-   */
-  invoice?: Invoice | undefined;
-};
-
-/**
- * Describes the message billing.invoicing.v1.MarkInvoicePaidResponse.
- * Use `create(MarkInvoicePaidResponseSchema)` to create a new message.
- */
-export declare const MarkInvoicePaidResponseSchema: GenMessage<MarkInvoicePaidResponse>;
-
-/**
- * Request of MarkInvoiceUncollectible.
+ * The request of InvoicingService.MarkInvoiceUncollectible.
  *
  * @generated from message billing.invoicing.v1.MarkInvoiceUncollectibleRequest
  */
@@ -528,11 +511,18 @@ export declare type MarkInvoiceUncollectibleRequest = Message<"billing.invoicing
   requestId: string;
 
   /**
-   * The invoice.
+   * The invoice (`inv_...`); it must be OPEN.
    *
    * @generated from field: string invoice_id = 2;
    */
   invoiceId: string;
+
+  /**
+   * Why, for the audit trail (at most 500 characters).
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
 };
 
 /**
@@ -542,13 +532,13 @@ export declare type MarkInvoiceUncollectibleRequest = Message<"billing.invoicing
 export declare const MarkInvoiceUncollectibleRequestSchema: GenMessage<MarkInvoiceUncollectibleRequest>;
 
 /**
- * Response of MarkInvoiceUncollectible.
+ * The response of InvoicingService.MarkInvoiceUncollectible.
  *
  * @generated from message billing.invoicing.v1.MarkInvoiceUncollectibleResponse
  */
 export declare type MarkInvoiceUncollectibleResponse = Message<"billing.invoicing.v1.MarkInvoiceUncollectibleResponse"> & {
   /**
-   * The invoice.
+   * The invoice, UNCOLLECTIBLE.
    *
    * @generated from field: billing.invoicing.v1.Invoice invoice = 1;
    */
@@ -562,7 +552,7 @@ export declare type MarkInvoiceUncollectibleResponse = Message<"billing.invoicin
 export declare const MarkInvoiceUncollectibleResponseSchema: GenMessage<MarkInvoiceUncollectibleResponse>;
 
 /**
- * Request of RunBilling.
+ * The request of InvoicingService.RunBilling.
  *
  * @generated from message billing.invoicing.v1.RunBillingRequest
  */
@@ -576,14 +566,14 @@ export declare type RunBillingRequest = Message<"billing.invoicing.v1.RunBilling
   requestId: string;
 
   /**
-   * Bill what is due up to this time; unset for now.
+   * Everything due up to this time is billed; unset means now.
    *
    * @generated from field: google.protobuf.Timestamp up_to_time = 2;
    */
   upToTime?: Timestamp | undefined;
 
   /**
-   * Only this customer (and its children, when it pays for them).
+   * When set, only this payer (and the customers it pays for) is billed.
    *
    * @generated from field: string customer_id = 3;
    */
@@ -597,24 +587,17 @@ export declare type RunBillingRequest = Message<"billing.invoicing.v1.RunBilling
 export declare const RunBillingRequestSchema: GenMessage<RunBillingRequest>;
 
 /**
- * Response of RunBilling.
+ * The response of InvoicingService.RunBilling.
  *
  * @generated from message billing.invoicing.v1.RunBillingResponse
  */
 export declare type RunBillingResponse = Message<"billing.invoicing.v1.RunBillingResponse"> & {
   /**
-   * Invoices created.
+   * The bill run, RUNNING; follow it with GetBillRun.
    *
-   * @generated from field: int32 invoices_created = 1;
+   * @generated from field: billing.invoicing.v1.BillRun bill_run = 1;
    */
-  invoicesCreated: number;
-
-  /**
-   * Invoices finalized.
-   *
-   * @generated from field: int32 invoices_finalized = 2;
-   */
-  invoicesFinalized: number;
+  billRun?: BillRun | undefined;
 };
 
 /**
@@ -624,7 +607,47 @@ export declare type RunBillingResponse = Message<"billing.invoicing.v1.RunBillin
 export declare const RunBillingResponseSchema: GenMessage<RunBillingResponse>;
 
 /**
- * Request of CreateCreditNote.
+ * The request of InvoicingService.GetBillRun.
+ *
+ * @generated from message billing.invoicing.v1.GetBillRunRequest
+ */
+export declare type GetBillRunRequest = Message<"billing.invoicing.v1.GetBillRunRequest"> & {
+  /**
+   * The bill run's id (`brn_...`).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.GetBillRunRequest.
+ * Use `create(GetBillRunRequestSchema)` to create a new message.
+ */
+export declare const GetBillRunRequestSchema: GenMessage<GetBillRunRequest>;
+
+/**
+ * The response of InvoicingService.GetBillRun.
+ *
+ * @generated from message billing.invoicing.v1.GetBillRunResponse
+ */
+export declare type GetBillRunResponse = Message<"billing.invoicing.v1.GetBillRunResponse"> & {
+  /**
+   * The bill run.
+   *
+   * @generated from field: billing.invoicing.v1.BillRun bill_run = 1;
+   */
+  billRun?: BillRun | undefined;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.GetBillRunResponse.
+ * Use `create(GetBillRunResponseSchema)` to create a new message.
+ */
+export declare const GetBillRunResponseSchema: GenMessage<GetBillRunResponse>;
+
+/**
+ * The request of InvoicingService.CreateCreditNote.
  *
  * @generated from message billing.invoicing.v1.CreateCreditNoteRequest
  */
@@ -638,35 +661,35 @@ export declare type CreateCreditNoteRequest = Message<"billing.invoicing.v1.Crea
   requestId: string;
 
   /**
-   * The invoice.
+   * The finalized invoice to credit (`inv_...`).
    *
    * @generated from field: string invoice_id = 2;
    */
   invoiceId: string;
 
   /**
-   * Why.
+   * Why the credit note is issued.
    *
    * @generated from field: billing.invoicing.v1.CreditNoteReason reason = 3;
    */
   reason: CreditNoteReason;
 
   /**
-   * Where the amount goes.
+   * Where its amount goes; a refund requires a paid invoice.
    *
    * @generated from field: billing.invoicing.v1.CreditDestination destination = 4;
    */
   destination: CreditDestination;
 
   /**
-   * The lines (the sum may not exceed what is left to credit on the invoice).
+   * The lines, at least one; their sum may not exceed what is left to credit on the invoice.
    *
    * @generated from field: repeated billing.invoicing.v1.CreditNoteLine lines = 5;
    */
   lines: CreditNoteLine[];
 
   /**
-   * A memo.
+   * A memo printed on the credit note.
    *
    * @generated from field: string memo = 6;
    */
@@ -680,13 +703,13 @@ export declare type CreateCreditNoteRequest = Message<"billing.invoicing.v1.Crea
 export declare const CreateCreditNoteRequestSchema: GenMessage<CreateCreditNoteRequest>;
 
 /**
- * Response of CreateCreditNote.
+ * The response of InvoicingService.CreateCreditNote.
  *
  * @generated from message billing.invoicing.v1.CreateCreditNoteResponse
  */
 export declare type CreateCreditNoteResponse = Message<"billing.invoicing.v1.CreateCreditNoteResponse"> & {
   /**
-   * The credit note.
+   * The issued credit note.
    *
    * @generated from field: billing.invoicing.v1.CreditNote credit_note = 1;
    */
@@ -700,34 +723,74 @@ export declare type CreateCreditNoteResponse = Message<"billing.invoicing.v1.Cre
 export declare const CreateCreditNoteResponseSchema: GenMessage<CreateCreditNoteResponse>;
 
 /**
- * Request of ListCreditNotes.
+ * The request of InvoicingService.GetCreditNote.
+ *
+ * @generated from message billing.invoicing.v1.GetCreditNoteRequest
+ */
+export declare type GetCreditNoteRequest = Message<"billing.invoicing.v1.GetCreditNoteRequest"> & {
+  /**
+   * The credit note's id (`crn_...`).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.GetCreditNoteRequest.
+ * Use `create(GetCreditNoteRequestSchema)` to create a new message.
+ */
+export declare const GetCreditNoteRequestSchema: GenMessage<GetCreditNoteRequest>;
+
+/**
+ * The response of InvoicingService.GetCreditNote.
+ *
+ * @generated from message billing.invoicing.v1.GetCreditNoteResponse
+ */
+export declare type GetCreditNoteResponse = Message<"billing.invoicing.v1.GetCreditNoteResponse"> & {
+  /**
+   * The credit note.
+   *
+   * @generated from field: billing.invoicing.v1.CreditNote credit_note = 1;
+   */
+  creditNote?: CreditNote | undefined;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.GetCreditNoteResponse.
+ * Use `create(GetCreditNoteResponseSchema)` to create a new message.
+ */
+export declare const GetCreditNoteResponseSchema: GenMessage<GetCreditNoteResponse>;
+
+/**
+ * The request of InvoicingService.ListCreditNotes. The filters combine with AND.
  *
  * @generated from message billing.invoicing.v1.ListCreditNotesRequest
  */
 export declare type ListCreditNotesRequest = Message<"billing.invoicing.v1.ListCreditNotesRequest"> & {
   /**
-   * Maximum number of results (default 50, max 500).
+   * The maximum number of credit notes to return (default 50, max 500).
    *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * The next_page_token of a previous response, bound to the same filters; empty for the first page.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * Only this customer's.
+   * When set, only this customer's credit notes are listed.
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * Only this invoice's.
+   * When set, only credit notes of this invoice are listed.
    *
    * @generated from field: string invoice_id = 4;
    */
@@ -741,7 +804,7 @@ export declare type ListCreditNotesRequest = Message<"billing.invoicing.v1.ListC
 export declare const ListCreditNotesRequestSchema: GenMessage<ListCreditNotesRequest>;
 
 /**
- * Response of ListCreditNotes.
+ * The response of InvoicingService.ListCreditNotes.
  *
  * @generated from message billing.invoicing.v1.ListCreditNotesResponse
  */
@@ -754,7 +817,7 @@ export declare type ListCreditNotesResponse = Message<"billing.invoicing.v1.List
   creditNotes: CreditNote[];
 
   /**
-   * Token for the next page; empty at the end.
+   * The token of the next page; empty at the end.
    *
    * @generated from field: string next_page_token = 2;
    */
@@ -768,13 +831,13 @@ export declare type ListCreditNotesResponse = Message<"billing.invoicing.v1.List
 export declare const ListCreditNotesResponseSchema: GenMessage<ListCreditNotesResponse>;
 
 /**
- * Request of GetCreditBalance.
+ * The request of InvoicingService.GetCreditBalance.
  *
  * @generated from message billing.invoicing.v1.GetCreditBalanceRequest
  */
 export declare type GetCreditBalanceRequest = Message<"billing.invoicing.v1.GetCreditBalanceRequest"> & {
   /**
-   * The customer.
+   * The customer (`cus_...`).
    *
    * @generated from field: string customer_id = 1;
    */
@@ -788,13 +851,13 @@ export declare type GetCreditBalanceRequest = Message<"billing.invoicing.v1.GetC
 export declare const GetCreditBalanceRequestSchema: GenMessage<GetCreditBalanceRequest>;
 
 /**
- * Response of GetCreditBalance.
+ * The response of InvoicingService.GetCreditBalance.
  *
  * @generated from message billing.invoicing.v1.GetCreditBalanceResponse
  */
 export declare type GetCreditBalanceResponse = Message<"billing.invoicing.v1.GetCreditBalanceResponse"> & {
   /**
-   * The balance, in the customer's currency (positive: the customer has credit).
+   * The balance in the customer's currency; positive means the customer has credit, and it is never negative.
    *
    * @generated from field: billing.type.v1.Money balance = 1;
    */
@@ -808,7 +871,7 @@ export declare type GetCreditBalanceResponse = Message<"billing.invoicing.v1.Get
 export declare const GetCreditBalanceResponseSchema: GenMessage<GetCreditBalanceResponse>;
 
 /**
- * Request of AdjustCreditBalance.
+ * The request of InvoicingService.AdjustCreditBalance.
  *
  * @generated from message billing.invoicing.v1.AdjustCreditBalanceRequest
  */
@@ -822,21 +885,22 @@ export declare type AdjustCreditBalanceRequest = Message<"billing.invoicing.v1.A
   requestId: string;
 
   /**
-   * The customer.
+   * The customer (`cus_...`).
    *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
-   * Signed amount to add (negative takes credit away; the balance may not go below zero).
+   * The signed amount to add, in the customer's currency; a negative amount takes credit away, and the balance
+   * may not go below zero.
    *
    * @generated from field: billing.type.v1.Money amount = 3;
    */
   amount?: Money | undefined;
 
   /**
-   * Why, for the audit trail.
+   * Why, for the audit trail (1-500 characters).
    *
    * @generated from field: string reason = 4;
    */
@@ -850,17 +914,17 @@ export declare type AdjustCreditBalanceRequest = Message<"billing.invoicing.v1.A
 export declare const AdjustCreditBalanceRequestSchema: GenMessage<AdjustCreditBalanceRequest>;
 
 /**
- * Response of AdjustCreditBalance.
+ * The response of InvoicingService.AdjustCreditBalance.
  *
  * @generated from message billing.invoicing.v1.AdjustCreditBalanceResponse
  */
 export declare type AdjustCreditBalanceResponse = Message<"billing.invoicing.v1.AdjustCreditBalanceResponse"> & {
   /**
-   * The balance after the adjustment.
+   * The movement recorded, with the balance after it.
    *
-   * @generated from field: billing.type.v1.Money balance = 1;
+   * @generated from field: billing.invoicing.v1.CreditBalanceTransaction transaction = 1;
    */
-  balance?: Money | undefined;
+  transaction?: CreditBalanceTransaction | undefined;
 };
 
 /**
@@ -870,38 +934,106 @@ export declare type AdjustCreditBalanceResponse = Message<"billing.invoicing.v1.
 export declare const AdjustCreditBalanceResponseSchema: GenMessage<AdjustCreditBalanceResponse>;
 
 /**
- * Request of ListPayments.
+ * The request of InvoicingService.ListCreditBalanceTransactions.
  *
- * @generated from message billing.invoicing.v1.ListPaymentsRequest
+ * @generated from message billing.invoicing.v1.ListCreditBalanceTransactionsRequest
  */
-export declare type ListPaymentsRequest = Message<"billing.invoicing.v1.ListPaymentsRequest"> & {
+export declare type ListCreditBalanceTransactionsRequest = Message<"billing.invoicing.v1.ListCreditBalanceTransactionsRequest"> & {
   /**
-   * Maximum number of results (default 50, max 500).
+   * The maximum number of movements to return (default 50, max 500).
    *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * The next_page_token of a previous response, bound to the same customer; empty for the first page.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * Only this invoice's.
+   * The customer (`cus_...`); required.
+   *
+   * @generated from field: string customer_id = 3;
+   */
+  customerId: string;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.ListCreditBalanceTransactionsRequest.
+ * Use `create(ListCreditBalanceTransactionsRequestSchema)` to create a new message.
+ */
+export declare const ListCreditBalanceTransactionsRequestSchema: GenMessage<ListCreditBalanceTransactionsRequest>;
+
+/**
+ * The response of InvoicingService.ListCreditBalanceTransactions.
+ *
+ * @generated from message billing.invoicing.v1.ListCreditBalanceTransactionsResponse
+ */
+export declare type ListCreditBalanceTransactionsResponse = Message<"billing.invoicing.v1.ListCreditBalanceTransactionsResponse"> & {
+  /**
+   * The page of movements, newest first.
+   *
+   * @generated from field: repeated billing.invoicing.v1.CreditBalanceTransaction transactions = 1;
+   */
+  transactions: CreditBalanceTransaction[];
+
+  /**
+   * The token of the next page; empty at the end.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.ListCreditBalanceTransactionsResponse.
+ * Use `create(ListCreditBalanceTransactionsResponseSchema)` to create a new message.
+ */
+export declare const ListCreditBalanceTransactionsResponseSchema: GenMessage<ListCreditBalanceTransactionsResponse>;
+
+/**
+ * The request of InvoicingService.ListPayments. The filters combine with AND.
+ *
+ * @generated from message billing.invoicing.v1.ListPaymentsRequest
+ */
+export declare type ListPaymentsRequest = Message<"billing.invoicing.v1.ListPaymentsRequest"> & {
+  /**
+   * The maximum number of payments to return (default 50, max 500).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * When set, only payments of this invoice are listed.
    *
    * @generated from field: string invoice_id = 3;
    */
   invoiceId: string;
 
   /**
-   * Only this customer's.
+   * When set, only payments of this customer are listed.
    *
    * @generated from field: string customer_id = 4;
    */
   customerId: string;
+
+  /**
+   * When set, only payments in these states are listed; empty lists all states.
+   *
+   * @generated from field: repeated billing.invoicing.v1.PaymentStatus statuses = 5;
+   */
+  statuses: PaymentStatus[];
 };
 
 /**
@@ -911,7 +1043,7 @@ export declare type ListPaymentsRequest = Message<"billing.invoicing.v1.ListPaym
 export declare const ListPaymentsRequestSchema: GenMessage<ListPaymentsRequest>;
 
 /**
- * Response of ListPayments.
+ * The response of InvoicingService.ListPayments.
  *
  * @generated from message billing.invoicing.v1.ListPaymentsResponse
  */
@@ -924,7 +1056,7 @@ export declare type ListPaymentsResponse = Message<"billing.invoicing.v1.ListPay
   payments: Payment[];
 
   /**
-   * Token for the next page; empty at the end.
+   * The token of the next page; empty at the end.
    *
    * @generated from field: string next_page_token = 2;
    */
@@ -938,7 +1070,7 @@ export declare type ListPaymentsResponse = Message<"billing.invoicing.v1.ListPay
 export declare const ListPaymentsResponseSchema: GenMessage<ListPaymentsResponse>;
 
 /**
- * Request of GetDunningPolicy.
+ * The request of InvoicingService.GetDunningPolicy; the policy is global, so it has no fields.
  *
  * @generated from message billing.invoicing.v1.GetDunningPolicyRequest
  */
@@ -952,13 +1084,13 @@ export declare type GetDunningPolicyRequest = Message<"billing.invoicing.v1.GetD
 export declare const GetDunningPolicyRequestSchema: GenMessage<GetDunningPolicyRequest>;
 
 /**
- * Response of GetDunningPolicy.
+ * The response of InvoicingService.GetDunningPolicy.
  *
  * @generated from message billing.invoicing.v1.GetDunningPolicyResponse
  */
 export declare type GetDunningPolicyResponse = Message<"billing.invoicing.v1.GetDunningPolicyResponse"> & {
   /**
-   * The policy.
+   * The dunning policy.
    *
    * @generated from field: billing.invoicing.v1.DunningPolicy policy = 1;
    */
@@ -972,7 +1104,7 @@ export declare type GetDunningPolicyResponse = Message<"billing.invoicing.v1.Get
 export declare const GetDunningPolicyResponseSchema: GenMessage<GetDunningPolicyResponse>;
 
 /**
- * Request of UpdateDunningPolicy.
+ * The request of InvoicingService.UpdateDunningPolicy.
  *
  * @generated from message billing.invoicing.v1.UpdateDunningPolicyRequest
  */
@@ -986,11 +1118,18 @@ export declare type UpdateDunningPolicyRequest = Message<"billing.invoicing.v1.U
   requestId: string;
 
   /**
-   * The new policy (at least one retry, delays ascending).
+   * The new values of the fields named in `update_mask`; at least one retry, delays ascending.
    *
    * @generated from field: billing.invoicing.v1.DunningPolicy policy = 2;
    */
   policy?: DunningPolicy | undefined;
+
+  /**
+   * The fields to change, e.g. `retry_delays`, `grace_period`, `draft_grace_period`.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 3;
+   */
+  updateMask?: FieldMask | undefined;
 };
 
 /**
@@ -1000,13 +1139,13 @@ export declare type UpdateDunningPolicyRequest = Message<"billing.invoicing.v1.U
 export declare const UpdateDunningPolicyRequestSchema: GenMessage<UpdateDunningPolicyRequest>;
 
 /**
- * Response of UpdateDunningPolicy.
+ * The response of InvoicingService.UpdateDunningPolicy.
  *
  * @generated from message billing.invoicing.v1.UpdateDunningPolicyResponse
  */
 export declare type UpdateDunningPolicyResponse = Message<"billing.invoicing.v1.UpdateDunningPolicyResponse"> & {
   /**
-   * The policy.
+   * The dunning policy as it now is.
    *
    * @generated from field: billing.invoicing.v1.DunningPolicy policy = 1;
    */
@@ -1020,7 +1159,7 @@ export declare type UpdateDunningPolicyResponse = Message<"billing.invoicing.v1.
 export declare const UpdateDunningPolicyResponseSchema: GenMessage<UpdateDunningPolicyResponse>;
 
 /**
- * Request of SetTaxRate.
+ * The request of InvoicingService.SetTaxRate.
  *
  * @generated from message billing.invoicing.v1.SetTaxRateRequest
  */
@@ -1034,7 +1173,8 @@ export declare type SetTaxRateRequest = Message<"billing.invoicing.v1.SetTaxRate
   requestId: string;
 
   /**
-   * The rate (country and region identify it).
+   * The rate; its country and region identify it, and an existing rate for them is replaced (invoices already
+   * finalized keep the old one).
    *
    * @generated from field: billing.invoicing.v1.TaxRate tax_rate = 2;
    */
@@ -1048,13 +1188,13 @@ export declare type SetTaxRateRequest = Message<"billing.invoicing.v1.SetTaxRate
 export declare const SetTaxRateRequestSchema: GenMessage<SetTaxRateRequest>;
 
 /**
- * Response of SetTaxRate.
+ * The response of InvoicingService.SetTaxRate.
  *
  * @generated from message billing.invoicing.v1.SetTaxRateResponse
  */
 export declare type SetTaxRateResponse = Message<"billing.invoicing.v1.SetTaxRateResponse"> & {
   /**
-   * The rate.
+   * The rate as stored.
    *
    * @generated from field: billing.invoicing.v1.TaxRate tax_rate = 1;
    */
@@ -1068,24 +1208,31 @@ export declare type SetTaxRateResponse = Message<"billing.invoicing.v1.SetTaxRat
 export declare const SetTaxRateResponseSchema: GenMessage<SetTaxRateResponse>;
 
 /**
- * Request of ListTaxRates.
+ * The request of InvoicingService.ListTaxRates.
  *
  * @generated from message billing.invoicing.v1.ListTaxRatesRequest
  */
 export declare type ListTaxRatesRequest = Message<"billing.invoicing.v1.ListTaxRatesRequest"> & {
   /**
-   * Maximum number of results (default 50, max 500).
+   * The maximum number of rates to return (default 50, max 500).
    *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * The next_page_token of a previous response, bound to the same filters; empty for the first page.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
+
+  /**
+   * When set, only this country's rates are listed.
+   *
+   * @generated from field: string country_code = 3;
+   */
+  countryCode: string;
 };
 
 /**
@@ -1095,7 +1242,7 @@ export declare type ListTaxRatesRequest = Message<"billing.invoicing.v1.ListTaxR
 export declare const ListTaxRatesRequestSchema: GenMessage<ListTaxRatesRequest>;
 
 /**
- * Response of ListTaxRates.
+ * The response of InvoicingService.ListTaxRates.
  *
  * @generated from message billing.invoicing.v1.ListTaxRatesResponse
  */
@@ -1108,7 +1255,7 @@ export declare type ListTaxRatesResponse = Message<"billing.invoicing.v1.ListTax
   taxRates: TaxRate[];
 
   /**
-   * Token for the next page; empty at the end.
+   * The token of the next page; empty at the end.
    *
    * @generated from field: string next_page_token = 2;
    */
@@ -1122,7 +1269,7 @@ export declare type ListTaxRatesResponse = Message<"billing.invoicing.v1.ListTax
 export declare const ListTaxRatesResponseSchema: GenMessage<ListTaxRatesResponse>;
 
 /**
- * Request of CreateCoupon.
+ * The request of InvoicingService.CreateCoupon.
  *
  * @generated from message billing.invoicing.v1.CreateCouponRequest
  */
@@ -1136,7 +1283,7 @@ export declare type CreateCouponRequest = Message<"billing.invoicing.v1.CreateCo
   requestId: string;
 
   /**
-   * The coupon.
+   * The coupon; its key must be new (ALREADY_EXISTS, reason COUPON_EXISTS).
    *
    * @generated from field: billing.invoicing.v1.Coupon coupon = 2;
    */
@@ -1150,13 +1297,13 @@ export declare type CreateCouponRequest = Message<"billing.invoicing.v1.CreateCo
 export declare const CreateCouponRequestSchema: GenMessage<CreateCouponRequest>;
 
 /**
- * Response of CreateCoupon.
+ * The response of InvoicingService.CreateCoupon.
  *
  * @generated from message billing.invoicing.v1.CreateCouponResponse
  */
 export declare type CreateCouponResponse = Message<"billing.invoicing.v1.CreateCouponResponse"> & {
   /**
-   * The coupon.
+   * The created coupon.
    *
    * @generated from field: billing.invoicing.v1.Coupon coupon = 1;
    */
@@ -1170,20 +1317,20 @@ export declare type CreateCouponResponse = Message<"billing.invoicing.v1.CreateC
 export declare const CreateCouponResponseSchema: GenMessage<CreateCouponResponse>;
 
 /**
- * Request of ListCoupons.
+ * The request of InvoicingService.ListCoupons.
  *
  * @generated from message billing.invoicing.v1.ListCouponsRequest
  */
 export declare type ListCouponsRequest = Message<"billing.invoicing.v1.ListCouponsRequest"> & {
   /**
-   * Maximum number of results (default 50, max 500).
+   * The maximum number of coupons to return (default 50, max 500).
    *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * The next_page_token of a previous response; empty for the first page.
    *
    * @generated from field: string page_token = 2;
    */
@@ -1197,7 +1344,7 @@ export declare type ListCouponsRequest = Message<"billing.invoicing.v1.ListCoupo
 export declare const ListCouponsRequestSchema: GenMessage<ListCouponsRequest>;
 
 /**
- * Response of ListCoupons.
+ * The response of InvoicingService.ListCoupons.
  *
  * @generated from message billing.invoicing.v1.ListCouponsResponse
  */
@@ -1210,7 +1357,7 @@ export declare type ListCouponsResponse = Message<"billing.invoicing.v1.ListCoup
   coupons: Coupon[];
 
   /**
-   * Token for the next page; empty at the end.
+   * The token of the next page; empty at the end.
    *
    * @generated from field: string next_page_token = 2;
    */
@@ -1224,7 +1371,7 @@ export declare type ListCouponsResponse = Message<"billing.invoicing.v1.ListCoup
 export declare const ListCouponsResponseSchema: GenMessage<ListCouponsResponse>;
 
 /**
- * Request of ApplyDiscount.
+ * The request of InvoicingService.ApplyDiscount.
  *
  * @generated from message billing.invoicing.v1.ApplyDiscountRequest
  */
@@ -1238,21 +1385,21 @@ export declare type ApplyDiscountRequest = Message<"billing.invoicing.v1.ApplyDi
   requestId: string;
 
   /**
-   * The coupon.
+   * The coupon's key.
    *
    * @generated from field: string coupon_key = 2;
    */
   couponKey: string;
 
   /**
-   * The customer.
+   * The customer (`cus_...`).
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * The subscription, or empty for all of the customer's invoices.
+   * The subscription (`sub_...`); empty applies the discount to every invoice of the customer.
    *
    * @generated from field: string subscription_id = 4;
    */
@@ -1266,13 +1413,13 @@ export declare type ApplyDiscountRequest = Message<"billing.invoicing.v1.ApplyDi
 export declare const ApplyDiscountRequestSchema: GenMessage<ApplyDiscountRequest>;
 
 /**
- * Response of ApplyDiscount.
+ * The response of InvoicingService.ApplyDiscount.
  *
  * @generated from message billing.invoicing.v1.ApplyDiscountResponse
  */
 export declare type ApplyDiscountResponse = Message<"billing.invoicing.v1.ApplyDiscountResponse"> & {
   /**
-   * The discount.
+   * The discount created.
    *
    * @generated from field: billing.invoicing.v1.Discount discount = 1;
    */
@@ -1286,7 +1433,7 @@ export declare type ApplyDiscountResponse = Message<"billing.invoicing.v1.ApplyD
 export declare const ApplyDiscountResponseSchema: GenMessage<ApplyDiscountResponse>;
 
 /**
- * Request of RemoveDiscount.
+ * The request of InvoicingService.RemoveDiscount.
  *
  * @generated from message billing.invoicing.v1.RemoveDiscountRequest
  */
@@ -1300,7 +1447,7 @@ export declare type RemoveDiscountRequest = Message<"billing.invoicing.v1.Remove
   requestId: string;
 
   /**
-   * The discount.
+   * The discount to end (`dsc_...`).
    *
    * @generated from field: string discount_id = 2;
    */
@@ -1314,13 +1461,13 @@ export declare type RemoveDiscountRequest = Message<"billing.invoicing.v1.Remove
 export declare const RemoveDiscountRequestSchema: GenMessage<RemoveDiscountRequest>;
 
 /**
- * Response of RemoveDiscount.
+ * The response of InvoicingService.RemoveDiscount.
  *
  * @generated from message billing.invoicing.v1.RemoveDiscountResponse
  */
 export declare type RemoveDiscountResponse = Message<"billing.invoicing.v1.RemoveDiscountResponse"> & {
   /**
-   * The discount, ended.
+   * The discount, ended now.
    *
    * @generated from field: billing.invoicing.v1.Discount discount = 1;
    */
@@ -1334,13 +1481,177 @@ export declare type RemoveDiscountResponse = Message<"billing.invoicing.v1.Remov
 export declare const RemoveDiscountResponseSchema: GenMessage<RemoveDiscountResponse>;
 
 /**
- * Invoices, credit notes, payments, credit balances, taxes, discounts and dunning.
+ * The request of InvoicingService.ListDiscounts. The filters combine with AND.
+ *
+ * @generated from message billing.invoicing.v1.ListDiscountsRequest
+ */
+export declare type ListDiscountsRequest = Message<"billing.invoicing.v1.ListDiscountsRequest"> & {
+  /**
+   * The maximum number of discounts to return (default 50, max 500).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * When set, only this customer's discounts are listed.
+   *
+   * @generated from field: string customer_id = 3;
+   */
+  customerId: string;
+
+  /**
+   * When set, only discounts of this subscription are listed.
+   *
+   * @generated from field: string subscription_id = 4;
+   */
+  subscriptionId: string;
+
+  /**
+   * When true, discounts that have ended are listed too.
+   *
+   * @generated from field: bool include_ended = 5;
+   */
+  includeEnded: boolean;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.ListDiscountsRequest.
+ * Use `create(ListDiscountsRequestSchema)` to create a new message.
+ */
+export declare const ListDiscountsRequestSchema: GenMessage<ListDiscountsRequest>;
+
+/**
+ * The response of InvoicingService.ListDiscounts.
+ *
+ * @generated from message billing.invoicing.v1.ListDiscountsResponse
+ */
+export declare type ListDiscountsResponse = Message<"billing.invoicing.v1.ListDiscountsResponse"> & {
+  /**
+   * The page of discounts, newest first.
+   *
+   * @generated from field: repeated billing.invoicing.v1.Discount discounts = 1;
+   */
+  discounts: Discount[];
+
+  /**
+   * The token of the next page; empty at the end.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.ListDiscountsResponse.
+ * Use `create(ListDiscountsResponseSchema)` to create a new message.
+ */
+export declare const ListDiscountsResponseSchema: GenMessage<ListDiscountsResponse>;
+
+/**
+ * The request of InvoicingService.GetNumberingSettings; the settings are global, so it has no fields.
+ *
+ * @generated from message billing.invoicing.v1.GetNumberingSettingsRequest
+ */
+export declare type GetNumberingSettingsRequest = Message<"billing.invoicing.v1.GetNumberingSettingsRequest"> & {
+};
+
+/**
+ * Describes the message billing.invoicing.v1.GetNumberingSettingsRequest.
+ * Use `create(GetNumberingSettingsRequestSchema)` to create a new message.
+ */
+export declare const GetNumberingSettingsRequestSchema: GenMessage<GetNumberingSettingsRequest>;
+
+/**
+ * The response of InvoicingService.GetNumberingSettings.
+ *
+ * @generated from message billing.invoicing.v1.GetNumberingSettingsResponse
+ */
+export declare type GetNumberingSettingsResponse = Message<"billing.invoicing.v1.GetNumberingSettingsResponse"> & {
+  /**
+   * The numbering settings.
+   *
+   * @generated from field: billing.invoicing.v1.NumberingSettings settings = 1;
+   */
+  settings?: NumberingSettings | undefined;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.GetNumberingSettingsResponse.
+ * Use `create(GetNumberingSettingsResponseSchema)` to create a new message.
+ */
+export declare const GetNumberingSettingsResponseSchema: GenMessage<GetNumberingSettingsResponse>;
+
+/**
+ * The request of InvoicingService.UpdateNumberingSettings.
+ *
+ * @generated from message billing.invoicing.v1.UpdateNumberingSettingsRequest
+ */
+export declare type UpdateNumberingSettingsRequest = Message<"billing.invoicing.v1.UpdateNumberingSettingsRequest"> & {
+  /**
+   * Client-chosen idempotency key (1-128 chars). A retry with the same id returns the first result; the same
+   * id with different parameters fails with ALREADY_EXISTS reason IDEMPOTENCY_KEY_REUSED.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * The new values of the fields named in `update_mask`.
+   *
+   * @generated from field: billing.invoicing.v1.NumberingSettings settings = 2;
+   */
+  settings?: NumberingSettings | undefined;
+
+  /**
+   * The fields to change, e.g. `invoice_prefix`, `next_invoice_sequence`.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 3;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.UpdateNumberingSettingsRequest.
+ * Use `create(UpdateNumberingSettingsRequestSchema)` to create a new message.
+ */
+export declare const UpdateNumberingSettingsRequestSchema: GenMessage<UpdateNumberingSettingsRequest>;
+
+/**
+ * The response of InvoicingService.UpdateNumberingSettings.
+ *
+ * @generated from message billing.invoicing.v1.UpdateNumberingSettingsResponse
+ */
+export declare type UpdateNumberingSettingsResponse = Message<"billing.invoicing.v1.UpdateNumberingSettingsResponse"> & {
+  /**
+   * The numbering settings as they now are.
+   *
+   * @generated from field: billing.invoicing.v1.NumberingSettings settings = 1;
+   */
+  settings?: NumberingSettings | undefined;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.UpdateNumberingSettingsResponse.
+ * Use `create(UpdateNumberingSettingsResponseSchema)` to create a new message.
+ */
+export declare const UpdateNumberingSettingsResponseSchema: GenMessage<UpdateNumberingSettingsResponse>;
+
+/**
+ * Invoices, bill runs, credit notes, credit balances, payments, dunning, taxes, discounts and numbering.
  *
  * @generated from service billing.invoicing.v1.InvoicingService
  */
 export declare const InvoicingService: GenService<{
   /**
-   * Returns an invoice with its lines.
+   * Returns an invoice with its lines and sections.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.GetInvoice
    */
@@ -1350,7 +1661,7 @@ export declare const InvoicingService: GenService<{
     output: typeof GetInvoiceResponseSchema;
   },
   /**
-   * Lists invoices, newest first.
+   * Lists invoices, newest first, without their lines.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.ListInvoices
    */
@@ -1360,7 +1671,8 @@ export declare const InvoicingService: GenService<{
     output: typeof ListInvoicesResponseSchema;
   },
   /**
-   * Computes the next invoice of a subscription (or a customer) as it stands now, without creating it.
+   * Computes the upcoming invoice of a customer (or of one subscription) as it stands now, usage to date
+   * included, without creating anything.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.PreviewInvoice
    */
@@ -1370,7 +1682,8 @@ export declare const InvoicingService: GenService<{
     output: typeof PreviewInvoiceResponseSchema;
   },
   /**
-   * Creates an invoice for one-off items (a prepaid pack, a setup fee), finalized at once unless asked.
+   * Creates an invoice for one-off items: a prepaid pack (S7, whose grant is created once the invoice is paid)
+   * or a custom amount. It is finalized at once unless asked to stay a draft.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.CreateInvoice
    */
@@ -1380,7 +1693,8 @@ export declare const InvoicingService: GenService<{
     output: typeof CreateInvoiceResponseSchema;
   },
   /**
-   * Finalizes a draft: numbers it and makes it payable (charging it when the customer pays automatically).
+   * Finalizes a draft before its grace period ends: numbers it, makes it payable, and charges it when the
+   * customer pays automatically.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.FinalizeInvoice
    */
@@ -1390,7 +1704,8 @@ export declare const InvoicingService: GenService<{
     output: typeof FinalizeInvoiceResponseSchema;
   },
   /**
-   * Voids an open invoice; a credit note reverses it.
+   * Voids a finalized invoice that has no payment; it keeps its number. A paid invoice is corrected with a
+   * credit note instead.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.VoidInvoice
    */
@@ -1400,7 +1715,8 @@ export declare const InvoicingService: GenService<{
     output: typeof VoidInvoiceResponseSchema;
   },
   /**
-   * Attempts payment of an open invoice now (outside the retry schedule).
+   * Attempts payment of an open invoice now, outside the retry schedule, or records a payment made outside
+   * Stripe.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.PayInvoice
    */
@@ -1410,17 +1726,7 @@ export declare const InvoicingService: GenService<{
     output: typeof PayInvoiceResponseSchema;
   },
   /**
-   * Marks an open invoice paid outside Stripe (bank transfer).
-   *
-   * @generated from rpc billing.invoicing.v1.InvoicingService.MarkInvoicePaid
-   */
-  markInvoicePaid: {
-    methodKind: "unary";
-    input: typeof MarkInvoicePaidRequestSchema;
-    output: typeof MarkInvoicePaidResponseSchema;
-  },
-  /**
-   * Marks an open invoice uncollectible (the subscription ends).
+   * Marks an open invoice uncollectible before the dunning schedule does; its subscriptions end.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.MarkInvoiceUncollectible
    */
@@ -1430,7 +1736,8 @@ export declare const InvoicingService: GenService<{
     output: typeof MarkInvoiceUncollectibleResponseSchema;
   },
   /**
-   * Runs billing now for what is due up to a time (normally triggered by period-closed events).
+   * Starts a bill run that invoices everything due up to a time (normally billing follows the subscription
+   * events by itself; a bill run catches up or re-drives it). It returns at once with the run.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.RunBilling
    */
@@ -1440,7 +1747,18 @@ export declare const InvoicingService: GenService<{
     output: typeof RunBillingResponseSchema;
   },
   /**
-   * Issues a credit note against an invoice.
+   * Returns a bill run and its progress.
+   *
+   * @generated from rpc billing.invoicing.v1.InvoicingService.GetBillRun
+   */
+  getBillRun: {
+    methodKind: "unary";
+    input: typeof GetBillRunRequestSchema;
+    output: typeof GetBillRunResponseSchema;
+  },
+  /**
+   * Issues a credit note against a finalized invoice: it reduces the amount due, adds to the credit balance,
+   * or refunds through Stripe.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.CreateCreditNote
    */
@@ -1450,7 +1768,17 @@ export declare const InvoicingService: GenService<{
     output: typeof CreateCreditNoteResponseSchema;
   },
   /**
-   * Lists credit notes.
+   * Returns a credit note.
+   *
+   * @generated from rpc billing.invoicing.v1.InvoicingService.GetCreditNote
+   */
+  getCreditNote: {
+    methodKind: "unary";
+    input: typeof GetCreditNoteRequestSchema;
+    output: typeof GetCreditNoteResponseSchema;
+  },
+  /**
+   * Lists credit notes, newest first.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.ListCreditNotes
    */
@@ -1460,7 +1788,7 @@ export declare const InvoicingService: GenService<{
     output: typeof ListCreditNotesResponseSchema;
   },
   /**
-   * A customer's credit balance.
+   * Returns a customer's credit balance.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.GetCreditBalance
    */
@@ -1470,7 +1798,7 @@ export declare const InvoicingService: GenService<{
     output: typeof GetCreditBalanceResponseSchema;
   },
   /**
-   * Adds to (or takes from) a customer's credit balance, with a reason.
+   * Adds to, or takes from, a customer's credit balance, with a reason.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.AdjustCreditBalance
    */
@@ -1480,7 +1808,17 @@ export declare const InvoicingService: GenService<{
     output: typeof AdjustCreditBalanceResponseSchema;
   },
   /**
-   * Lists payment attempts.
+   * Lists the movements of a customer's credit balance, newest first.
+   *
+   * @generated from rpc billing.invoicing.v1.InvoicingService.ListCreditBalanceTransactions
+   */
+  listCreditBalanceTransactions: {
+    methodKind: "unary";
+    input: typeof ListCreditBalanceTransactionsRequestSchema;
+    output: typeof ListCreditBalanceTransactionsResponseSchema;
+  },
+  /**
+   * Lists payment attempts, newest first.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.ListPayments
    */
@@ -1490,7 +1828,7 @@ export declare const InvoicingService: GenService<{
     output: typeof ListPaymentsResponseSchema;
   },
   /**
-   * The dunning policy.
+   * Returns the dunning policy.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.GetDunningPolicy
    */
@@ -1500,7 +1838,7 @@ export declare const InvoicingService: GenService<{
     output: typeof GetDunningPolicyResponseSchema;
   },
   /**
-   * Replaces the dunning policy.
+   * Changes the dunning policy; invoices already in dunning keep the schedule they started with.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.UpdateDunningPolicy
    */
@@ -1510,7 +1848,7 @@ export declare const InvoicingService: GenService<{
     output: typeof UpdateDunningPolicyResponseSchema;
   },
   /**
-   * Creates or replaces a tax rate.
+   * Creates or replaces the tax rate of a country (or region).
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.SetTaxRate
    */
@@ -1520,7 +1858,7 @@ export declare const InvoicingService: GenService<{
     output: typeof SetTaxRateResponseSchema;
   },
   /**
-   * Lists tax rates.
+   * Lists tax rates, by country and region.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.ListTaxRates
    */
@@ -1540,7 +1878,7 @@ export declare const InvoicingService: GenService<{
     output: typeof CreateCouponResponseSchema;
   },
   /**
-   * Lists coupons.
+   * Lists coupons, by key.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.ListCoupons
    */
@@ -1550,7 +1888,7 @@ export declare const InvoicingService: GenService<{
     output: typeof ListCouponsResponseSchema;
   },
   /**
-   * Applies a coupon to a customer or a subscription.
+   * Applies a coupon to a customer or to one of its subscriptions.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.ApplyDiscount
    */
@@ -1560,7 +1898,7 @@ export declare const InvoicingService: GenService<{
     output: typeof ApplyDiscountResponseSchema;
   },
   /**
-   * Removes a discount.
+   * Ends a discount now; invoices already finalized keep it.
    *
    * @generated from rpc billing.invoicing.v1.InvoicingService.RemoveDiscount
    */
@@ -1568,6 +1906,36 @@ export declare const InvoicingService: GenService<{
     methodKind: "unary";
     input: typeof RemoveDiscountRequestSchema;
     output: typeof RemoveDiscountResponseSchema;
+  },
+  /**
+   * Lists discounts.
+   *
+   * @generated from rpc billing.invoicing.v1.InvoicingService.ListDiscounts
+   */
+  listDiscounts: {
+    methodKind: "unary";
+    input: typeof ListDiscountsRequestSchema;
+    output: typeof ListDiscountsResponseSchema;
+  },
+  /**
+   * Returns the numbering settings of invoices and credit notes.
+   *
+   * @generated from rpc billing.invoicing.v1.InvoicingService.GetNumberingSettings
+   */
+  getNumberingSettings: {
+    methodKind: "unary";
+    input: typeof GetNumberingSettingsRequestSchema;
+    output: typeof GetNumberingSettingsResponseSchema;
+  },
+  /**
+   * Changes the numbering settings of invoices and credit notes.
+   *
+   * @generated from rpc billing.invoicing.v1.InvoicingService.UpdateNumberingSettings
+   */
+  updateNumberingSettings: {
+    methodKind: "unary";
+    input: typeof UpdateNumberingSettingsRequestSchema;
+    output: typeof UpdateNumberingSettingsResponseSchema;
   },
 }>;
 

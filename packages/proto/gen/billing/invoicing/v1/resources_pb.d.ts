@@ -2,8 +2,11 @@
 // @generated from file billing/invoicing/v1/resources.proto (package billing.invoicing.v1, syntax proto3)
 /* eslint-disable */
 
-// The invoicing service's resources: invoices and their lines, credit notes, payments, credit balances,
-// taxes, discounts, dunning and numbering.
+// The invoicing service's resources: invoices and their traceable lines, credit notes, payments, customer
+// credit balances, tax rates, coupons and discounts, dunning, numbering and bill runs.
+//
+// Every amount is a billing.type.v1.Money (an exact decimal string). Lines keep both their precise amount and
+// the amount rounded to the currency's minor units; totals add rounded amounts.
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,94 +19,282 @@ import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 export declare const file_billing_invoicing_v1_resources: GenFile;
 
 /**
- * Where a line comes from, so every amount can be traced to the events, prices and plan version behind it.
+ * One tier of a price, as it was applied.
+ *
+ * @generated from message billing.invoicing.v1.PriceTier
+ */
+export declare type PriceTier = Message<"billing.invoicing.v1.PriceTier"> & {
+  /**
+   * The upper bound of the tier in units (decimal string); empty for the last, unbounded tier.
+   *
+   * @generated from field: string up_to = 1;
+   */
+  upTo: string;
+
+  /**
+   * The price per unit in the tier (decimal string).
+   *
+   * @generated from field: string unit_amount = 2;
+   */
+  unitAmount: string;
+
+  /**
+   * The flat amount added when the tier is reached (decimal string); empty means zero.
+   *
+   * @generated from field: string flat_amount = 3;
+   */
+  flatAmount: string;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.PriceTier.
+ * Use `create(PriceTierSchema)` to create a new message.
+ */
+export declare const PriceTierSchema: GenMessage<PriceTier>;
+
+/**
+ * The price a line was rated with, copied from the catalog's plan version or from a contract override at the
+ * time of rating, so that a line stays explainable after the catalog moves on.
+ *
+ * @generated from message billing.invoicing.v1.AppliedPrice
+ */
+export declare type AppliedPrice = Message<"billing.invoicing.v1.AppliedPrice"> & {
+  /**
+   * The catalog's price model, as the name of its enum value, e.g. "PRICE_MODEL_TIERED_GRADUATED".
+   *
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * The unit amount, or the flat amount for a flat charge (decimal string); empty for tiered models.
+   *
+   * @generated from field: string unit_amount = 2;
+   */
+  unitAmount: string;
+
+  /**
+   * The tiers of a tiered model; empty otherwise.
+   *
+   * @generated from field: repeated billing.invoicing.v1.PriceTier tiers = 3;
+   */
+  tiers: PriceTier[];
+
+  /**
+   * The block size of a package model (decimal string); empty otherwise.
+   *
+   * @generated from field: string package_size = 4;
+   */
+  packageSize: string;
+
+  /**
+   * The units included per period before the charge applies (decimal string); empty means zero.
+   *
+   * @generated from field: string included_units = 5;
+   */
+  includedUnits: string;
+
+  /**
+   * The minimum charge per period (decimal string); empty means none.
+   *
+   * @generated from field: string minimum_amount = 6;
+   */
+  minimumAmount: string;
+
+  /**
+   * True when a contract price override of the subscription replaced the plan's price.
+   *
+   * @generated from field: bool overridden = 7;
+   */
+  overridden: boolean;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.AppliedPrice.
+ * Use `create(AppliedPriceSchema)` to create a new message.
+ */
+export declare const AppliedPriceSchema: GenMessage<AppliedPrice>;
+
+/**
+ * The usage a line rated: enough to list its events with UsageService.ListEvents (customer external id, meter
+ * key and period as range).
+ *
+ * @generated from message billing.invoicing.v1.UsageReference
+ */
+export declare type UsageReference = Message<"billing.invoicing.v1.UsageReference"> & {
+  /**
+   * The catalog key of the meter.
+   *
+   * @generated from field: string meter_key = 1;
+   */
+  meterKey: string;
+
+  /**
+   * The metered period (the closed billing period), by event time.
+   *
+   * @generated from field: billing.type.v1.Period period = 2;
+   */
+  period?: Period | undefined;
+
+  /**
+   * The meter's value over the period that was rated (decimal string), before included units.
+   *
+   * @generated from field: string value = 3;
+   */
+  value: string;
+
+  /**
+   * The number of events counted in the value.
+   *
+   * @generated from field: int64 event_count = 4;
+   */
+  eventCount: bigint;
+
+  /**
+   * The ingestion time up to which the usage service included events in the value.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of_time = 5;
+   */
+  asOfTime?: Timestamp | undefined;
+
+  /**
+   * For an adjustment, the ids of the late, amended or voided usage events it corrects (at most 1,000).
+   *
+   * @generated from field: repeated string event_ids = 6;
+   */
+  eventIds: string[];
+};
+
+/**
+ * Describes the message billing.invoicing.v1.UsageReference.
+ * Use `create(UsageReferenceSchema)` to create a new message.
+ */
+export declare const UsageReferenceSchema: GenMessage<UsageReference>;
+
+/**
+ * Units to grant once a one-off purchase is paid (S7).
+ *
+ * @generated from message billing.invoicing.v1.GrantSpec
+ */
+export declare type GrantSpec = Message<"billing.invoicing.v1.GrantSpec"> & {
+  /**
+   * The catalog key of the metered feature.
+   *
+   * @generated from field: string feature_key = 1;
+   */
+  featureKey: string;
+
+  /**
+   * The units granted (decimal string, positive).
+   *
+   * @generated from field: string amount = 2;
+   */
+  amount: string;
+
+  /**
+   * The priority of the grant: lower is consumed first.
+   *
+   * @generated from field: int32 priority = 3;
+   */
+  priority: number;
+
+  /**
+   * The number of months after payment when the units expire; 0 means they never do.
+   *
+   * @generated from field: int32 expiry_months = 4;
+   */
+  expiryMonths: number;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.GrantSpec.
+ * Use `create(GrantSpecSchema)` to create a new message.
+ */
+export declare const GrantSpecSchema: GenMessage<GrantSpec>;
+
+/**
+ * Where a line comes from, so that every amount traces back to the events, prices and plan version behind it
+ * (S11).
  *
  * @generated from message billing.invoicing.v1.LineSource
  */
 export declare type LineSource = Message<"billing.invoicing.v1.LineSource"> & {
   /**
-   * The subscription, if any.
+   * The subscription billed (`sub_...`); empty for one-off lines.
    *
    * @generated from field: string subscription_id = 1;
    */
   subscriptionId: string;
 
   /**
-   * The plan's key.
+   * The catalog key of the subscription's plan.
    *
    * @generated from field: string plan_key = 2;
    */
   planKey: string;
 
   /**
-   * The plan version.
+   * The plan version billed (1-based).
    *
    * @generated from field: int32 plan_version = 3;
    */
   planVersion: number;
 
   /**
-   * The charge's key.
+   * The key of the charge, in the plan version or the add-on.
    *
    * @generated from field: string charge_key = 4;
    */
   chargeKey: string;
 
   /**
-   * The add-on's key, for add-on lines.
+   * The catalog key of the add-on, for add-on charges and prepaid packs.
    *
-   * @generated from field: string add_on_key = 5;
+   * @generated from field: string addon_key = 5;
    */
-  addOnKey: string;
+  addonKey: string;
 
   /**
-   * For usage lines: the meter.
+   * The price applied.
    *
-   * @generated from field: string meter_key = 6;
+   * @generated from field: billing.invoicing.v1.AppliedPrice price = 6;
    */
-  meterKey: string;
+  price?: AppliedPrice | undefined;
 
   /**
-   * For usage lines: the meter value rated (decimal string), before included units.
+   * For usage lines and usage adjustments, the usage rated.
    *
-   * @generated from field: string usage_value = 7;
+   * @generated from field: billing.invoicing.v1.UsageReference usage = 7;
    */
-  usageValue: string;
+  usage?: UsageReference | undefined;
 
   /**
-   * For usage lines: the events counted (to list them with UsageService.ListEvents over `period`).
+   * For proration lines, the proration item billed (`pri_...`).
    *
-   * @generated from field: int64 usage_event_count = 8;
-   */
-  usageEventCount: bigint;
-
-  /**
-   * For proration lines: the proration item.
-   *
-   * @generated from field: string proration_item_id = 9;
+   * @generated from field: string proration_item_id = 8;
    */
   prorationItemId: string;
 
   /**
-   * For adjustments: the invoice corrected.
+   * For adjustments, the finalized invoice corrected (`inv_...`).
    *
-   * @generated from field: string adjusted_invoice_id = 10;
+   * @generated from field: string corrected_invoice_id = 9;
    */
-  adjustedInvoiceId: string;
+  correctedInvoiceId: string;
 
   /**
-   * The price applied, as the catalog (or a contract override) stated it, in JSON.
+   * For adjustments, the line corrected (`inl_...`).
    *
-   * @generated from field: string price_json = 11;
+   * @generated from field: string corrected_line_id = 10;
    */
-  priceJson: string;
+  correctedLineId: string;
 
   /**
-   * True when a contract price override applied.
+   * For prepaid packs, the units granted once the invoice is paid.
    *
-   * @generated from field: bool price_overridden = 12;
+   * @generated from field: billing.invoicing.v1.GrantSpec grant = 11;
    */
-  priceOverridden: boolean;
+  grant?: GrantSpec | undefined;
 };
 
 /**
@@ -119,91 +310,92 @@ export declare const LineSourceSchema: GenMessage<LineSource>;
  */
 export declare type InvoiceLine = Message<"billing.invoicing.v1.InvoiceLine"> & {
   /**
-   * Id, prefix `inl_`.
+   * The line's id, a prefixed ULID (`inl_...`).
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * Kind.
+   * What the line bills.
    *
    * @generated from field: billing.invoicing.v1.LineKind kind = 2;
    */
   kind: LineKind;
 
   /**
-   * Text shown on the invoice, e.g. "Team - Seats (3 x $15.00), Jan 15 - Feb 15".
+   * The text printed on the invoice, e.g. "Team - Seats (3 x $15.00), Jan 15 - Feb 15".
    *
    * @generated from field: string description = 3;
    */
   description: string;
 
   /**
-   * The period it covers.
+   * For a consolidated invoice, the child customer whose section the line belongs to (`cus_...`); otherwise
+   * the invoice's customer.
    *
-   * @generated from field: billing.type.v1.Period period = 4;
+   * @generated from field: string customer_id = 4;
+   */
+  customerId: string;
+
+  /**
+   * The service period the line covers; unset for one-off lines.
+   *
+   * @generated from field: billing.type.v1.Period period = 5;
    */
   period?: Period | undefined;
 
   /**
-   * Quantity billed (decimal string).
+   * The quantity billed (decimal string, may be fractional).
    *
-   * @generated from field: string quantity = 5;
+   * @generated from field: string quantity = 6;
    */
   quantity: string;
 
   /**
-   * Unit amount (decimal string, may be below a cent).
+   * The unit amount (decimal string, may be below one cent); empty for tiered prices.
    *
-   * @generated from field: string unit_amount = 6;
+   * @generated from field: string unit_amount = 7;
    */
   unitAmount: string;
 
   /**
-   * The exact amount before rounding.
+   * The exact amount before rounding (negative for credits).
    *
-   * @generated from field: billing.type.v1.Money precise_amount = 7;
+   * @generated from field: billing.type.v1.Money precise_amount = 8;
    */
   preciseAmount?: Money | undefined;
 
   /**
    * The amount rounded to the currency's minor units (half-even), before discounts and taxes.
    *
-   * @generated from field: billing.type.v1.Money amount = 8;
+   * @generated from field: billing.type.v1.Money amount = 9;
    */
   amount?: Money | undefined;
 
   /**
-   * Discount on this line.
+   * The discount allocated to this line (positive).
    *
-   * @generated from field: billing.type.v1.Money discount_amount = 9;
+   * @generated from field: billing.type.v1.Money discount_amount = 10;
    */
   discountAmount?: Money | undefined;
 
   /**
-   * Tax on this line.
+   * The tax on this line.
    *
-   * @generated from field: billing.type.v1.Money tax_amount = 10;
+   * @generated from field: billing.type.v1.Money tax_amount = 11;
    */
   taxAmount?: Money | undefined;
 
   /**
-   * The tax rate applied, as a decimal percentage string (e.g. "19").
+   * The tax rate applied (`txr_...`); empty when the line is not taxed.
    *
-   * @generated from field: string tax_rate = 11;
+   * @generated from field: string tax_rate_id = 12;
    */
-  taxRate: string;
+  taxRateId: string;
 
   /**
-   * For consolidated invoices: the child customer whose section it belongs to.
-   *
-   * @generated from field: string customer_id = 12;
-   */
-  customerId: string;
-
-  /**
-   * Where it comes from.
+   * Where the line comes from.
    *
    * @generated from field: billing.invoicing.v1.LineSource source = 13;
    */
@@ -217,31 +409,59 @@ export declare type InvoiceLine = Message<"billing.invoicing.v1.InvoiceLine"> & 
 export declare const InvoiceLineSchema: GenMessage<InvoiceLine>;
 
 /**
- * One child's part of a consolidated invoice.
+ * One child customer's part of a consolidated invoice (S9).
  *
  * @generated from message billing.invoicing.v1.InvoiceSection
  */
 export declare type InvoiceSection = Message<"billing.invoicing.v1.InvoiceSection"> & {
   /**
-   * The child customer.
+   * The child customer (`cus_...`).
    *
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
 
   /**
-   * Its name, for the section heading.
+   * The child's external id.
    *
-   * @generated from field: string customer_name = 2;
+   * @generated from field: string customer_external_id = 2;
+   */
+  customerExternalId: string;
+
+  /**
+   * The child's name, printed as the section heading.
+   *
+   * @generated from field: string customer_name = 3;
    */
   customerName: string;
 
   /**
-   * Its subtotal (after discounts, before taxes).
+   * The subscriptions of the child billed in the section (`sub_...`).
    *
-   * @generated from field: billing.type.v1.Money subtotal = 3;
+   * @generated from field: repeated string subscription_ids = 4;
+   */
+  subscriptionIds: string[];
+
+  /**
+   * The sum of the section's line amounts after discounts, before taxes.
+   *
+   * @generated from field: billing.type.v1.Money subtotal = 5;
    */
   subtotal?: Money | undefined;
+
+  /**
+   * The section's taxes.
+   *
+   * @generated from field: billing.type.v1.Money tax_total = 6;
+   */
+  taxTotal?: Money | undefined;
+
+  /**
+   * The section's total.
+   *
+   * @generated from field: billing.type.v1.Money total = 7;
+   */
+  total?: Money | undefined;
 };
 
 /**
@@ -251,164 +471,366 @@ export declare type InvoiceSection = Message<"billing.invoicing.v1.InvoiceSectio
 export declare const InvoiceSectionSchema: GenMessage<InvoiceSection>;
 
 /**
- * An invoice.
+ * The tax of an invoice at one rate.
+ *
+ * @generated from message billing.invoicing.v1.TaxAmount
+ */
+export declare type TaxAmount = Message<"billing.invoicing.v1.TaxAmount"> & {
+  /**
+   * The tax rate (`txr_...`).
+   *
+   * @generated from field: string tax_rate_id = 1;
+   */
+  taxRateId: string;
+
+  /**
+   * The name printed on the invoice, e.g. "VAT 19%".
+   *
+   * @generated from field: string display_name = 2;
+   */
+  displayName: string;
+
+  /**
+   * The percentage (decimal string), e.g. "19".
+   *
+   * @generated from field: string percentage = 3;
+   */
+  percentage: string;
+
+  /**
+   * The amount taxed at this rate.
+   *
+   * @generated from field: billing.type.v1.Money taxable_amount = 4;
+   */
+  taxableAmount?: Money | undefined;
+
+  /**
+   * The tax.
+   *
+   * @generated from field: billing.type.v1.Money amount = 5;
+   */
+  amount?: Money | undefined;
+
+  /**
+   * True when the tax was reverse-charged (0%, noted on the invoice).
+   *
+   * @generated from field: bool reverse_charge = 6;
+   */
+  reverseCharge: boolean;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.TaxAmount.
+ * Use `create(TaxAmountSchema)` to create a new message.
+ */
+export declare const TaxAmountSchema: GenMessage<TaxAmount>;
+
+/**
+ * A discount applied to an invoice.
+ *
+ * @generated from message billing.invoicing.v1.DiscountAmount
+ */
+export declare type DiscountAmount = Message<"billing.invoicing.v1.DiscountAmount"> & {
+  /**
+   * The discount (`dsc_...`).
+   *
+   * @generated from field: string discount_id = 1;
+   */
+  discountId: string;
+
+  /**
+   * The coupon's key.
+   *
+   * @generated from field: string coupon_key = 2;
+   */
+  couponKey: string;
+
+  /**
+   * The amount taken off (positive).
+   *
+   * @generated from field: billing.type.v1.Money amount = 3;
+   */
+  amount?: Money | undefined;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.DiscountAmount.
+ * Use `create(DiscountAmountSchema)` to create a new message.
+ */
+export declare const DiscountAmountSchema: GenMessage<DiscountAmount>;
+
+/**
+ * The billing details of the invoiced customer, copied when the invoice is finalized, since an invoice is a
+ * legal document that must not change when the customer does.
+ *
+ * @generated from message billing.invoicing.v1.BillingDetails
+ */
+export declare type BillingDetails = Message<"billing.invoicing.v1.BillingDetails"> & {
+  /**
+   * The customer's external id.
+   *
+   * @generated from field: string customer_external_id = 1;
+   */
+  customerExternalId: string;
+
+  /**
+   * The customer's name.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The email address the invoice is sent to.
+   *
+   * @generated from field: string email = 3;
+   */
+  email: string;
+
+  /**
+   * The ISO 3166-1 alpha-2 tax country.
+   *
+   * @generated from field: string tax_country_code = 4;
+   */
+  taxCountryCode: string;
+
+  /**
+   * The customer's tax id.
+   *
+   * @generated from field: string tax_id = 5;
+   */
+  taxId: string;
+
+  /**
+   * The purchase order number.
+   *
+   * @generated from field: string po_number = 6;
+   */
+  poNumber: string;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.BillingDetails.
+ * Use `create(BillingDetailsSchema)` to create a new message.
+ */
+export declare const BillingDetailsSchema: GenMessage<BillingDetails>;
+
+/**
+ * An invoice. For a consolidated invoice (S9) the customer is the payer and the lines are grouped into one
+ * section per child.
  *
  * @generated from message billing.invoicing.v1.Invoice
  */
 export declare type Invoice = Message<"billing.invoicing.v1.Invoice"> & {
   /**
-   * Id, prefix `inv_`.
+   * The invoice's id, a prefixed ULID (`inv_...`).
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * Number, assigned at finalization, gapless per series (e.g. "INV-2026-000042").
+   * The number, assigned at finalization, gapless within its series (e.g. "INV-2026-000042"); empty for drafts.
    *
    * @generated from field: string number = 2;
    */
   number: string;
 
   /**
-   * The customer billed (the parent, for a consolidated invoice).
+   * The customer invoiced (`cus_...`): the payer.
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * Status.
+   * The lifecycle state.
    *
    * @generated from field: billing.invoicing.v1.InvoiceStatus status = 4;
    */
   status: InvoiceStatus;
 
   /**
-   * ISO 4217 currency.
+   * Why the invoice was created.
    *
-   * @generated from field: string currency_code = 5;
+   * @generated from field: billing.invoicing.v1.InvoiceReason reason = 5;
+   */
+  reason: InvoiceReason;
+
+  /**
+   * How the invoice is collected.
+   *
+   * @generated from field: billing.invoicing.v1.CollectionMethod collection_method = 6;
+   */
+  collectionMethod: CollectionMethod;
+
+  /**
+   * The ISO 4217 currency of every amount of the invoice.
+   *
+   * @generated from field: string currency_code = 7;
    */
   currencyCode: string;
 
   /**
-   * The billing period it is for; unset for one-off invoices.
+   * The billing period the invoice is for; unset for one-off invoices.
    *
-   * @generated from field: billing.type.v1.Period period = 6;
+   * @generated from field: billing.type.v1.Period period = 8;
    */
   period?: Period | undefined;
 
   /**
-   * The lines.
+   * The customer's billing details, as of finalization (as of now for drafts).
    *
-   * @generated from field: repeated billing.invoicing.v1.InvoiceLine lines = 7;
+   * @generated from field: billing.invoicing.v1.BillingDetails billing_details = 9;
+   */
+  billingDetails?: BillingDetails | undefined;
+
+  /**
+   * The lines. ListInvoices leaves them out; GetInvoice returns them.
+   *
+   * @generated from field: repeated billing.invoicing.v1.InvoiceLine lines = 10;
    */
   lines: InvoiceLine[];
 
   /**
-   * Sections per child, for consolidated invoices.
+   * For a consolidated invoice, one section per child customer; empty otherwise.
    *
-   * @generated from field: repeated billing.invoicing.v1.InvoiceSection sections = 8;
+   * @generated from field: repeated billing.invoicing.v1.InvoiceSection sections = 11;
    */
   sections: InvoiceSection[];
 
   /**
-   * Sum of line amounts.
+   * The sum of the line amounts.
    *
-   * @generated from field: billing.type.v1.Money subtotal = 9;
+   * @generated from field: billing.type.v1.Money subtotal = 12;
    */
   subtotal?: Money | undefined;
 
   /**
-   * Sum of discounts.
+   * The discounts applied.
    *
-   * @generated from field: billing.type.v1.Money discount_total = 10;
+   * @generated from field: repeated billing.invoicing.v1.DiscountAmount discounts = 13;
+   */
+  discounts: DiscountAmount[];
+
+  /**
+   * The sum of the discounts (positive).
+   *
+   * @generated from field: billing.type.v1.Money discount_total = 14;
    */
   discountTotal?: Money | undefined;
 
   /**
-   * Sum of taxes.
+   * The taxes, per rate.
    *
-   * @generated from field: billing.type.v1.Money tax_total = 11;
+   * @generated from field: repeated billing.invoicing.v1.TaxAmount taxes = 15;
+   */
+  taxes: TaxAmount[];
+
+  /**
+   * The sum of the taxes.
+   *
+   * @generated from field: billing.type.v1.Money tax_total = 16;
    */
   taxTotal?: Money | undefined;
 
   /**
-   * Subtotal - discounts + taxes.
+   * The total: subtotal minus discounts plus taxes.
    *
-   * @generated from field: billing.type.v1.Money total = 12;
+   * @generated from field: billing.type.v1.Money total = 17;
    */
   total?: Money | undefined;
 
   /**
-   * Customer credit balance applied.
+   * The part of the customer's credit balance applied to the invoice.
    *
-   * @generated from field: billing.type.v1.Money credit_applied = 13;
+   * @generated from field: billing.type.v1.Money credit_applied = 18;
    */
   creditApplied?: Money | undefined;
 
   /**
-   * What remains to pay: total - credit applied - credit notes - payments.
+   * The sum of the credit notes that reduced the amount due.
    *
-   * @generated from field: billing.type.v1.Money amount_due = 14;
+   * @generated from field: billing.type.v1.Money credit_note_total = 19;
    */
-  amountDue?: Money | undefined;
+  creditNoteTotal?: Money | undefined;
 
   /**
-   * Paid so far.
+   * The amount paid so far by payments.
    *
-   * @generated from field: billing.type.v1.Money amount_paid = 15;
+   * @generated from field: billing.type.v1.Money amount_paid = 20;
    */
   amountPaid?: Money | undefined;
 
   /**
-   * Purchase order number, from the customer's settings.
+   * What remains to pay: total minus credit applied, credit notes and payments.
    *
-   * @generated from field: string po_number = 16;
+   * @generated from field: billing.type.v1.Money amount_due = 21;
    */
-  poNumber: string;
+  amountDue?: Money | undefined;
 
   /**
-   * When it is due (finalization + net days, or at once when charged automatically).
+   * The subscriptions the invoice bills (`sub_...`), across sections.
    *
-   * @generated from field: google.protobuf.Timestamp due_time = 17;
-   */
-  dueTime?: Timestamp | undefined;
-
-  /**
-   * When it was finalized.
-   *
-   * @generated from field: google.protobuf.Timestamp finalize_time = 18;
-   */
-  finalizeTime?: Timestamp | undefined;
-
-  /**
-   * When it was paid.
-   *
-   * @generated from field: google.protobuf.Timestamp paid_time = 19;
-   */
-  paidTime?: Timestamp | undefined;
-
-  /**
-   * When it was created (on the customer's clock).
-   *
-   * @generated from field: google.protobuf.Timestamp create_time = 20;
-   */
-  createTime?: Timestamp | undefined;
-
-  /**
-   * The subscriptions it bills.
-   *
-   * @generated from field: repeated string subscription_ids = 21;
+   * @generated from field: repeated string subscription_ids = 22;
    */
   subscriptionIds: string[];
 
   /**
-   * The Stripe invoice or payment intent, if any.
+   * The number of payment attempts made so far.
    *
-   * @generated from field: string stripe_payment_intent_id = 22;
+   * @generated from field: int32 attempt_count = 23;
    */
-  stripePaymentIntentId: string;
+  attemptCount: number;
+
+  /**
+   * The time of the next automatic payment attempt; unset when none is scheduled.
+   *
+   * @generated from field: google.protobuf.Timestamp next_payment_attempt_time = 24;
+   */
+  nextPaymentAttemptTime?: Timestamp | undefined;
+
+  /**
+   * The time the invoice is due: at finalization for automatic charges, or finalization plus the net days.
+   *
+   * @generated from field: google.protobuf.Timestamp due_time = 25;
+   */
+  dueTime?: Timestamp | undefined;
+
+  /**
+   * The time a draft is finalized automatically, at the end of its grace period; unset once finalized.
+   *
+   * @generated from field: google.protobuf.Timestamp auto_finalize_time = 26;
+   */
+  autoFinalizeTime?: Timestamp | undefined;
+
+  /**
+   * The time the invoice was finalized.
+   *
+   * @generated from field: google.protobuf.Timestamp finalize_time = 27;
+   */
+  finalizeTime?: Timestamp | undefined;
+
+  /**
+   * The time the invoice was paid in full.
+   *
+   * @generated from field: google.protobuf.Timestamp paid_time = 28;
+   */
+  paidTime?: Timestamp | undefined;
+
+  /**
+   * The time the invoice was voided or marked uncollectible.
+   *
+   * @generated from field: google.protobuf.Timestamp close_time = 29;
+   */
+  closeTime?: Timestamp | undefined;
+
+  /**
+   * The time the invoice was created, on the customer's clock.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 30;
+   */
+  createTime?: Timestamp | undefined;
 };
 
 /**
@@ -418,31 +840,45 @@ export declare type Invoice = Message<"billing.invoicing.v1.Invoice"> & {
 export declare const InvoiceSchema: GenMessage<Invoice>;
 
 /**
- * A credit note line.
+ * One line of a credit note.
  *
  * @generated from message billing.invoicing.v1.CreditNoteLine
  */
 export declare type CreditNoteLine = Message<"billing.invoicing.v1.CreditNoteLine"> & {
   /**
-   * The invoice line credited, if any.
+   * The invoice line credited (`inl_...`); empty for a free-form amount.
    *
    * @generated from field: string invoice_line_id = 1;
    */
   invoiceLineId: string;
 
   /**
-   * Text.
+   * The text printed on the credit note.
    *
    * @generated from field: string description = 2;
    */
   description: string;
 
   /**
-   * Amount credited (positive).
+   * The quantity credited (decimal string); empty for a plain amount.
    *
-   * @generated from field: billing.type.v1.Money amount = 3;
+   * @generated from field: string quantity = 3;
+   */
+  quantity: string;
+
+  /**
+   * The amount credited before tax (positive).
+   *
+   * @generated from field: billing.type.v1.Money amount = 4;
    */
   amount?: Money | undefined;
+
+  /**
+   * The tax credited with it, computed at the invoice line's rate. Output only.
+   *
+   * @generated from field: billing.type.v1.Money tax_amount = 5;
+   */
+  taxAmount?: Money | undefined;
 };
 
 /**
@@ -452,48 +888,48 @@ export declare type CreditNoteLine = Message<"billing.invoicing.v1.CreditNoteLin
 export declare const CreditNoteLineSchema: GenMessage<CreditNoteLine>;
 
 /**
- * A credit note against an invoice.
+ * A credit note against a finalized invoice: it reduces what the customer owes or gives money back.
  *
  * @generated from message billing.invoicing.v1.CreditNote
  */
 export declare type CreditNote = Message<"billing.invoicing.v1.CreditNote"> & {
   /**
-   * Id, prefix `crn_`.
+   * The credit note's id, a prefixed ULID (`crn_...`).
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * Number, gapless per series (e.g. "CN-2026-000007").
+   * The number, gapless within its series (e.g. "CN-2026-000007").
    *
    * @generated from field: string number = 2;
    */
   number: string;
 
   /**
-   * The invoice credited.
+   * The invoice credited (`inv_...`).
    *
    * @generated from field: string invoice_id = 3;
    */
   invoiceId: string;
 
   /**
-   * The customer.
+   * The customer credited (`cus_...`).
    *
    * @generated from field: string customer_id = 4;
    */
   customerId: string;
 
   /**
-   * Why.
+   * Why the credit note was issued.
    *
    * @generated from field: billing.invoicing.v1.CreditNoteReason reason = 5;
    */
   reason: CreditNoteReason;
 
   /**
-   * Where the amount goes.
+   * Where its amount goes.
    *
    * @generated from field: billing.invoicing.v1.CreditDestination destination = 6;
    */
@@ -507,23 +943,51 @@ export declare type CreditNote = Message<"billing.invoicing.v1.CreditNote"> & {
   lines: CreditNoteLine[];
 
   /**
-   * Total credited.
+   * The sum of the line amounts.
    *
-   * @generated from field: billing.type.v1.Money total = 8;
+   * @generated from field: billing.type.v1.Money subtotal = 8;
+   */
+  subtotal?: Money | undefined;
+
+  /**
+   * The tax credited.
+   *
+   * @generated from field: billing.type.v1.Money tax_total = 9;
+   */
+  taxTotal?: Money | undefined;
+
+  /**
+   * The total credited.
+   *
+   * @generated from field: billing.type.v1.Money total = 10;
    */
   total?: Money | undefined;
 
   /**
-   * A free-form memo.
+   * The Stripe refund (`re_...`), for a refund.
    *
-   * @generated from field: string memo = 9;
+   * @generated from field: string stripe_refund_id = 11;
+   */
+  stripeRefundId: string;
+
+  /**
+   * For a usage correction, the usage events amended or voided (at most 1,000).
+   *
+   * @generated from field: repeated string usage_event_ids = 12;
+   */
+  usageEventIds: string[];
+
+  /**
+   * A free-form memo printed on the credit note.
+   *
+   * @generated from field: string memo = 13;
    */
   memo: string;
 
   /**
-   * When it was issued.
+   * The time the credit note was issued, on the customer's clock.
    *
-   * @generated from field: google.protobuf.Timestamp create_time = 10;
+   * @generated from field: google.protobuf.Timestamp create_time = 14;
    */
   createTime?: Timestamp | undefined;
 };
@@ -535,80 +999,115 @@ export declare type CreditNote = Message<"billing.invoicing.v1.CreditNote"> & {
 export declare const CreditNoteSchema: GenMessage<CreditNote>;
 
 /**
- * One attempt to collect an invoice.
+ * One attempt to collect an invoice, through Stripe or recorded as paid outside it.
  *
  * @generated from message billing.invoicing.v1.Payment
  */
 export declare type Payment = Message<"billing.invoicing.v1.Payment"> & {
   /**
-   * Id, prefix `pay_`.
+   * The payment's id, a prefixed ULID (`pay_...`).
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * The invoice.
+   * The invoice (`inv_...`).
    *
    * @generated from field: string invoice_id = 2;
    */
   invoiceId: string;
 
   /**
-   * The customer.
+   * The customer charged (`cus_...`).
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * Amount attempted.
+   * The amount attempted.
    *
    * @generated from field: billing.type.v1.Money amount = 4;
    */
   amount?: Money | undefined;
 
   /**
-   * Status.
+   * The amount refunded so far through credit notes.
    *
-   * @generated from field: billing.invoicing.v1.PaymentStatus status = 5;
+   * @generated from field: billing.type.v1.Money amount_refunded = 5;
+   */
+  amountRefunded?: Money | undefined;
+
+  /**
+   * The outcome of the attempt.
+   *
+   * @generated from field: billing.invoicing.v1.PaymentStatus status = 6;
    */
   status: PaymentStatus;
 
   /**
-   * 1 for the first attempt, then each retry.
+   * The number of the attempt for this invoice: 1 for the first, then one more per retry.
    *
-   * @generated from field: int32 attempt = 6;
+   * @generated from field: int32 attempt = 7;
    */
   attempt: number;
 
   /**
-   * Stripe's payment intent.
+   * True when the payment was made outside Stripe (a bank transfer) and recorded by an operator.
    *
-   * @generated from field: string stripe_payment_intent_id = 7;
+   * @generated from field: bool out_of_band = 8;
+   */
+  outOfBand: boolean;
+
+  /**
+   * Stripe's payment intent (`pi_...`); empty for out-of-band payments.
+   *
+   * @generated from field: string stripe_payment_intent_id = 9;
    */
   stripePaymentIntentId: string;
 
   /**
-   * Stripe's failure code, e.g. `card_declined`.
+   * The reference of an out-of-band payment, such as a bank transfer id.
    *
-   * @generated from field: string failure_code = 8;
+   * @generated from field: string reference = 10;
+   */
+  reference: string;
+
+  /**
+   * Stripe's failure code for a failed attempt, e.g. "card_declined".
+   *
+   * @generated from field: string failure_code = 11;
    */
   failureCode: string;
 
   /**
-   * When the next retry is scheduled; unset if none.
+   * A human-readable explanation of the failure (never card data).
    *
-   * @generated from field: google.protobuf.Timestamp next_retry_time = 9;
+   * @generated from field: string failure_message = 12;
+   */
+  failureMessage: string;
+
+  /**
+   * For a failed attempt, the time of the next retry; unset when no retry is left.
+   *
+   * @generated from field: google.protobuf.Timestamp next_retry_time = 13;
    */
   nextRetryTime?: Timestamp | undefined;
 
   /**
-   * When it was attempted.
+   * The time of the attempt, on the customer's clock.
    *
-   * @generated from field: google.protobuf.Timestamp create_time = 10;
+   * @generated from field: google.protobuf.Timestamp create_time = 14;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * The time the outcome became known.
+   *
+   * @generated from field: google.protobuf.Timestamp settle_time = 15;
+   */
+  settleTime?: Timestamp | undefined;
 };
 
 /**
@@ -618,24 +1117,116 @@ export declare type Payment = Message<"billing.invoicing.v1.Payment"> & {
 export declare const PaymentSchema: GenMessage<Payment>;
 
 /**
- * How failed payments are retried.
+ * One movement of a customer's credit balance.
+ *
+ * @generated from message billing.invoicing.v1.CreditBalanceTransaction
+ */
+export declare type CreditBalanceTransaction = Message<"billing.invoicing.v1.CreditBalanceTransaction"> & {
+  /**
+   * The transaction's id, a prefixed ULID (`cbt_...`).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The customer (`cus_...`).
+   *
+   * @generated from field: string customer_id = 2;
+   */
+  customerId: string;
+
+  /**
+   * Why the balance moved.
+   *
+   * @generated from field: billing.invoicing.v1.CreditBalanceTransactionKind kind = 3;
+   */
+  kind: CreditBalanceTransactionKind;
+
+  /**
+   * The signed amount: positive adds credit, negative uses it.
+   *
+   * @generated from field: billing.type.v1.Money amount = 4;
+   */
+  amount?: Money | undefined;
+
+  /**
+   * The balance after the movement.
+   *
+   * @generated from field: billing.type.v1.Money balance = 5;
+   */
+  balance?: Money | undefined;
+
+  /**
+   * The invoice involved (`inv_...`), if any.
+   *
+   * @generated from field: string invoice_id = 6;
+   */
+  invoiceId: string;
+
+  /**
+   * The credit note involved (`crn_...`), if any.
+   *
+   * @generated from field: string credit_note_id = 7;
+   */
+  creditNoteId: string;
+
+  /**
+   * A description, such as an operator's reason for an adjustment.
+   *
+   * @generated from field: string description = 8;
+   */
+  description: string;
+
+  /**
+   * The time of the movement, on the customer's clock.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 9;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.CreditBalanceTransaction.
+ * Use `create(CreditBalanceTransactionSchema)` to create a new message.
+ */
+export declare const CreditBalanceTransactionSchema: GenMessage<CreditBalanceTransaction>;
+
+/**
+ * How failed automatic payments are retried (S10).
  *
  * @generated from message billing.invoicing.v1.DunningPolicy
  */
 export declare type DunningPolicy = Message<"billing.invoicing.v1.DunningPolicy"> & {
   /**
-   * Delays after the first failure at which payment is retried (default +1, +3, +5 days).
+   * The delays after the first failed attempt at which payment is retried, ascending (default 1, 3 and 5 days).
+   * After the last retry fails the invoice is uncollectible and its subscriptions end.
    *
    * @generated from field: repeated google.protobuf.Duration retry_delays = 1;
    */
   retryDelays: Duration[];
 
   /**
-   * How long entitlements are kept after the first failure (default: until the last retry).
+   * How long after the first failure entitlements are kept while the subscription is past due; unset means
+   * until the last retry.
    *
    * @generated from field: google.protobuf.Duration grace_period = 2;
    */
   gracePeriod?: Duration | undefined;
+
+  /**
+   * How long a period's draft invoice stays open to late usage before it is finalized (default 1 hour).
+   *
+   * @generated from field: google.protobuf.Duration draft_grace_period = 3;
+   */
+  draftGracePeriod?: Duration | undefined;
+
+  /**
+   * The time the policy was last changed. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 4;
+   */
+  updateTime?: Timestamp | undefined;
 };
 
 /**
@@ -645,52 +1236,66 @@ export declare type DunningPolicy = Message<"billing.invoicing.v1.DunningPolicy"
 export declare const DunningPolicySchema: GenMessage<DunningPolicy>;
 
 /**
- * A tax rate for a country (and optionally a region).
+ * A tax rate for a country, or a region of it.
  *
  * @generated from message billing.invoicing.v1.TaxRate
  */
 export declare type TaxRate = Message<"billing.invoicing.v1.TaxRate"> & {
   /**
-   * ISO 3166-1 alpha-2 country.
+   * The rate's id, a prefixed ULID (`txr_...`). Output only.
    *
-   * @generated from field: string country = 1;
+   * @generated from field: string id = 1;
    */
-  country: string;
+  id: string;
 
   /**
-   * Region code (state, province) or empty for the whole country.
+   * The ISO 3166-1 alpha-2 country, e.g. "DE".
    *
-   * @generated from field: string region = 2;
+   * @generated from field: string country_code = 2;
    */
-  region: string;
+  countryCode: string;
 
   /**
-   * Percentage as a decimal string, e.g. "19" or "8.875".
+   * The ISO 3166-2 region (state, province), e.g. "US-NY"; empty for the whole country.
    *
-   * @generated from field: string percentage = 3;
+   * @generated from field: string region_code = 3;
+   */
+  regionCode: string;
+
+  /**
+   * The percentage (decimal string), e.g. "19" or "8.875".
+   *
+   * @generated from field: string percentage = 4;
    */
   percentage: string;
 
   /**
-   * Name printed on invoices, e.g. "VAT".
+   * The name printed on invoices, e.g. "VAT".
    *
-   * @generated from field: string display_name = 4;
+   * @generated from field: string display_name = 5;
    */
   displayName: string;
 
   /**
-   * True when prices already include it.
+   * True when prices already include the tax.
    *
-   * @generated from field: bool inclusive = 5;
+   * @generated from field: bool inclusive = 6;
    */
   inclusive: boolean;
 
   /**
-   * True when a customer with a tax id is reverse-charged (0%, noted on the invoice).
+   * True when customers with a tax id are reverse-charged (0%, noted on the invoice).
    *
-   * @generated from field: bool reverse_charge_with_tax_id = 6;
+   * @generated from field: bool reverse_charge_with_tax_id = 7;
    */
   reverseChargeWithTaxId: boolean;
+
+  /**
+   * The time the rate was last set. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 8;
+   */
+  updateTime?: Timestamp | undefined;
 };
 
 /**
@@ -700,33 +1305,33 @@ export declare type TaxRate = Message<"billing.invoicing.v1.TaxRate"> & {
 export declare const TaxRateSchema: GenMessage<TaxRate>;
 
 /**
- * A discount that can be applied to customers or subscriptions.
+ * A discount offer that can be applied to customers or subscriptions.
  *
  * @generated from message billing.invoicing.v1.Coupon
  */
 export declare type Coupon = Message<"billing.invoicing.v1.Coupon"> & {
   /**
-   * Key, lower snake case.
+   * The coupon's key, lower snake case, 1-64 characters, unique.
    *
    * @generated from field: string key = 1;
    */
   key: string;
 
   /**
-   * Name printed on invoices.
+   * The name printed on invoices, e.g. "Launch offer 20%".
    *
    * @generated from field: string name = 2;
    */
   name: string;
 
   /**
-   * Percent off or amount off.
+   * The discount: a percentage or a fixed amount off.
    *
    * @generated from oneof billing.invoicing.v1.Coupon.discount
    */
   discount: {
     /**
-     * Percentage off the subtotal (decimal string, 0-100).
+     * The percentage off the subtotal (decimal string, above 0 and at most 100).
      *
      * @generated from field: string percent_off = 3;
      */
@@ -734,7 +1339,7 @@ export declare type Coupon = Message<"billing.invoicing.v1.Coupon"> & {
     case: "percentOff";
   } | {
     /**
-     * Fixed amount off, in its currency.
+     * The fixed amount off, only for invoices in its currency.
      *
      * @generated from field: billing.type.v1.Money amount_off = 4;
      */
@@ -743,25 +1348,32 @@ export declare type Coupon = Message<"billing.invoicing.v1.Coupon"> & {
   } | { case: undefined; value?: undefined };
 
   /**
-   * How long it lasts.
+   * How long the discount lasts.
    *
    * @generated from field: billing.invoicing.v1.CouponDuration duration = 5;
    */
   duration: CouponDuration;
 
   /**
-   * For REPEATING: months.
+   * For COUPON_DURATION_REPEATING, the number of months.
    *
    * @generated from field: int32 duration_months = 6;
    */
   durationMonths: number;
 
   /**
-   * When it can no longer be applied; unset for never.
+   * The time after which the coupon can no longer be applied; unset means never.
    *
    * @generated from field: google.protobuf.Timestamp redeem_by_time = 7;
    */
   redeemByTime?: Timestamp | undefined;
+
+  /**
+   * The time the coupon was created. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 8;
+   */
+  createTime?: Timestamp | undefined;
 };
 
 /**
@@ -771,48 +1383,48 @@ export declare type Coupon = Message<"billing.invoicing.v1.Coupon"> & {
 export declare const CouponSchema: GenMessage<Coupon>;
 
 /**
- * A coupon applied to a customer or a subscription.
+ * A coupon applied to a customer, or to one subscription of it.
  *
  * @generated from message billing.invoicing.v1.Discount
  */
 export declare type Discount = Message<"billing.invoicing.v1.Discount"> & {
   /**
-   * Id, prefix `dis_`.
+   * The discount's id, a prefixed ULID (`dsc_...`).
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * The coupon.
+   * The coupon's key.
    *
    * @generated from field: string coupon_key = 2;
    */
   couponKey: string;
 
   /**
-   * The customer.
+   * The customer (`cus_...`).
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * The subscription, or empty for every invoice of the customer.
+   * The subscription (`sub_...`); empty when the discount applies to every invoice of the customer.
    *
    * @generated from field: string subscription_id = 4;
    */
   subscriptionId: string;
 
   /**
-   * When it started.
+   * The time the discount started.
    *
    * @generated from field: google.protobuf.Timestamp start_time = 5;
    */
   startTime?: Timestamp | undefined;
 
   /**
-   * When it ends; unset for never.
+   * The time the discount ends (from the coupon's duration, or when removed); unset when it never does.
    *
    * @generated from field: google.protobuf.Timestamp end_time = 6;
    */
@@ -826,48 +1438,187 @@ export declare type Discount = Message<"billing.invoicing.v1.Discount"> & {
 export declare const DiscountSchema: GenMessage<Discount>;
 
 /**
+ * How invoices and credit notes are numbered. Numbers are assigned at finalization, gapless within a series.
+ *
+ * @generated from message billing.invoicing.v1.NumberingSettings
+ */
+export declare type NumberingSettings = Message<"billing.invoicing.v1.NumberingSettings"> & {
+  /**
+   * The prefix of invoice numbers, e.g. "INV" (1-10 upper-case letters, digits or dashes).
+   *
+   * @generated from field: string invoice_prefix = 1;
+   */
+  invoicePrefix: string;
+
+  /**
+   * The prefix of credit note numbers, e.g. "CN".
+   *
+   * @generated from field: string credit_note_prefix = 2;
+   */
+  creditNotePrefix: string;
+
+  /**
+   * True when sequences restart at 1 every calendar year and numbers include the year ("INV-2026-000042");
+   * false for one sequence forever ("INV-000042").
+   *
+   * @generated from field: bool yearly_sequence = 3;
+   */
+  yearlySequence: boolean;
+
+  /**
+   * The minimum number of digits of the sequence, zero-padded (1-12, default 6).
+   *
+   * @generated from field: int32 sequence_digits = 4;
+   */
+  sequenceDigits: number;
+
+  /**
+   * The next invoice sequence number; it can only be raised (e.g. when migrating from another system).
+   *
+   * @generated from field: int64 next_invoice_sequence = 5;
+   */
+  nextInvoiceSequence: bigint;
+
+  /**
+   * The next credit note sequence number; it can only be raised.
+   *
+   * @generated from field: int64 next_credit_note_sequence = 6;
+   */
+  nextCreditNoteSequence: bigint;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.NumberingSettings.
+ * Use `create(NumberingSettingsSchema)` to create a new message.
+ */
+export declare const NumberingSettingsSchema: GenMessage<NumberingSettings>;
+
+/**
+ * A bill run: invoicing of everything due up to a time.
+ *
+ * @generated from message billing.invoicing.v1.BillRun
+ */
+export declare type BillRun = Message<"billing.invoicing.v1.BillRun"> & {
+  /**
+   * The run's id, a prefixed ULID (`brn_...`).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The state of the run.
+   *
+   * @generated from field: billing.invoicing.v1.BillRunStatus status = 2;
+   */
+  status: BillRunStatus;
+
+  /**
+   * Everything due up to this time is billed.
+   *
+   * @generated from field: google.protobuf.Timestamp up_to_time = 3;
+   */
+  upToTime?: Timestamp | undefined;
+
+  /**
+   * When set, only this payer (and the customers it pays for) is billed.
+   *
+   * @generated from field: string customer_id = 4;
+   */
+  customerId: string;
+
+  /**
+   * The number of subscription periods processed so far.
+   *
+   * @generated from field: int64 periods_processed = 5;
+   */
+  periodsProcessed: bigint;
+
+  /**
+   * The number of invoices created so far.
+   *
+   * @generated from field: int64 invoices_created = 6;
+   */
+  invoicesCreated: bigint;
+
+  /**
+   * The number of invoices finalized so far.
+   *
+   * @generated from field: int64 invoices_finalized = 7;
+   */
+  invoicesFinalized: bigint;
+
+  /**
+   * The number of subscription periods that failed and will be retried.
+   *
+   * @generated from field: int64 failure_count = 8;
+   */
+  failureCount: bigint;
+
+  /**
+   * The time the run started.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 9;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * The time the run finished; unset while running.
+   *
+   * @generated from field: google.protobuf.Timestamp finish_time = 10;
+   */
+  finishTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message billing.invoicing.v1.BillRun.
+ * Use `create(BillRunSchema)` to create a new message.
+ */
+export declare const BillRunSchema: GenMessage<BillRun>;
+
+/**
  * The lifecycle state of an invoice.
  *
  * @generated from enum billing.invoicing.v1.InvoiceStatus
  */
 export enum InvoiceStatus {
   /**
-   * Not set.
+   * Not set; never returned.
    *
    * @generated from enum value: INVOICE_STATUS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * Being assembled; late usage still lands on it; not numbered, not payable.
+   * Being assembled: not numbered, not payable, and late usage still lands on it (the draft grace period).
    *
    * @generated from enum value: INVOICE_STATUS_DRAFT = 1;
    */
   DRAFT = 1,
 
   /**
-   * Finalized: numbered, immutable, payable.
+   * Finalized: numbered, immutable and payable; corrections go to credit notes and later invoices.
    *
    * @generated from enum value: INVOICE_STATUS_OPEN = 2;
    */
   OPEN = 2,
 
   /**
-   * Paid in full.
+   * Paid in full (by payments, credit balance or credit notes).
    *
    * @generated from enum value: INVOICE_STATUS_PAID = 3;
    */
   PAID = 3,
 
   /**
-   * Canceled after finalization (a credit note reverses it).
+   * Canceled after finalization without being paid; it keeps its number.
    *
    * @generated from enum value: INVOICE_STATUS_VOID = 4;
    */
   VOID = 4,
 
   /**
-   * Given up on after the last payment retry.
+   * Given up on after the last payment retry failed, or marked so by an operator.
    *
    * @generated from enum value: INVOICE_STATUS_UNCOLLECTIBLE = 5;
    */
@@ -880,55 +1631,136 @@ export enum InvoiceStatus {
 export declare const InvoiceStatusSchema: GenEnum<InvoiceStatus>;
 
 /**
+ * Why an invoice was created.
+ *
+ * @generated from enum billing.invoicing.v1.InvoiceReason
+ */
+export enum InvoiceReason {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: INVOICE_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The first period of a new subscription, billed in advance.
+   *
+   * @generated from enum value: INVOICE_REASON_SUBSCRIPTION_CREATE = 1;
+   */
+  SUBSCRIPTION_CREATE = 1,
+
+  /**
+   * A billing period closed: usage in arrears, the next period in advance, and pending proration items.
+   *
+   * @generated from enum value: INVOICE_REASON_SUBSCRIPTION_CYCLE = 2;
+   */
+  SUBSCRIPTION_CYCLE = 2,
+
+  /**
+   * An immediate plan or quantity change, billed at once with its proration items.
+   *
+   * @generated from enum value: INVOICE_REASON_SUBSCRIPTION_UPDATE = 3;
+   */
+  SUBSCRIPTION_UPDATE = 3,
+
+  /**
+   * One-off items created with CreateInvoice, such as a prepaid pack (S7).
+   *
+   * @generated from enum value: INVOICE_REASON_ONE_OFF = 4;
+   */
+  ONE_OFF = 4,
+}
+
+/**
+ * Describes the enum billing.invoicing.v1.InvoiceReason.
+ */
+export declare const InvoiceReasonSchema: GenEnum<InvoiceReason>;
+
+/**
+ * How an invoice is collected.
+ *
+ * @generated from enum billing.invoicing.v1.CollectionMethod
+ */
+export enum CollectionMethod {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: COLLECTION_METHOD_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The customer's default payment method in Stripe is charged when the invoice is finalized, and retried on
+   * the dunning schedule.
+   *
+   * @generated from enum value: COLLECTION_METHOD_CHARGE_AUTOMATICALLY = 1;
+   */
+  CHARGE_AUTOMATICALLY = 1,
+
+  /**
+   * The invoice is sent and the customer pays it by its due date (net terms).
+   *
+   * @generated from enum value: COLLECTION_METHOD_SEND_INVOICE = 2;
+   */
+  SEND_INVOICE = 2,
+}
+
+/**
+ * Describes the enum billing.invoicing.v1.CollectionMethod.
+ */
+export declare const CollectionMethodSchema: GenEnum<CollectionMethod>;
+
+/**
  * What an invoice line bills.
  *
  * @generated from enum billing.invoicing.v1.LineKind
  */
 export enum LineKind {
   /**
-   * Not set.
+   * Not set; never returned.
    *
    * @generated from enum value: LINE_KIND_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * A recurring charge of a plan or add-on (flat or per seat), usually in advance.
+   * A recurring charge of a plan or add-on (flat or per seat), usually billed in advance.
    *
    * @generated from enum value: LINE_KIND_RECURRING = 1;
    */
   RECURRING = 1,
 
   /**
-   * Metered usage rated for a period, in arrears.
+   * Metered usage of a period rated into money, billed in arrears.
    *
    * @generated from enum value: LINE_KIND_USAGE = 2;
    */
   USAGE = 2,
 
   /**
-   * A proration item (a charge or a credit for part of a period).
+   * One proration item: a charge or a credit for part of a period.
    *
    * @generated from enum value: LINE_KIND_PRORATION = 3;
    */
   PRORATION = 3,
 
   /**
-   * A one-off item (a prepaid pack, a setup fee).
+   * A one-off item, such as a prepaid pack or a setup fee.
    *
    * @generated from enum value: LINE_KIND_ONE_OFF = 4;
    */
   ONE_OFF = 4,
 
   /**
-   * A correction of an earlier, finalized invoice (late usage, amended usage).
+   * A correction of an earlier, finalized invoice, e.g. late usage (S11).
    *
    * @generated from enum value: LINE_KIND_ADJUSTMENT = 5;
    */
   ADJUSTMENT = 5,
 
   /**
-   * The amount that raises a charge to its minimum.
+   * The amount that raises a charge to its minimum charge for the period.
    *
    * @generated from enum value: LINE_KIND_MINIMUM = 6;
    */
@@ -954,14 +1786,14 @@ export enum CreditNoteReason {
   UNSPECIFIED = 0,
 
   /**
-   * Usage was amended or voided after finalization.
+   * Usage was amended or voided after the invoice was finalized (issued automatically, S11).
    *
    * @generated from enum value: CREDIT_NOTE_REASON_USAGE_CORRECTION = 1;
    */
   USAGE_CORRECTION = 1,
 
   /**
-   * Billed by mistake.
+   * The invoice billed something by mistake.
    *
    * @generated from enum value: CREDIT_NOTE_REASON_BILLING_ERROR = 2;
    */
@@ -975,18 +1807,18 @@ export enum CreditNoteReason {
   GOODWILL = 3,
 
   /**
-   * A prorated credit of a change or cancellation.
+   * A duplicate charge.
    *
-   * @generated from enum value: CREDIT_NOTE_REASON_PRORATION = 4;
+   * @generated from enum value: CREDIT_NOTE_REASON_DUPLICATE = 4;
    */
-  PRORATION = 4,
+  DUPLICATE = 4,
 
   /**
-   * The invoice was voided.
+   * The customer disputes the charge or is unhappy with the product.
    *
-   * @generated from enum value: CREDIT_NOTE_REASON_VOID = 5;
+   * @generated from enum value: CREDIT_NOTE_REASON_DISPUTE = 5;
    */
-  VOID = 5,
+  DISPUTE = 5,
 }
 
 /**
@@ -995,7 +1827,7 @@ export enum CreditNoteReason {
 export declare const CreditNoteReasonSchema: GenEnum<CreditNoteReason>;
 
 /**
- * Where a credit note's amount goes.
+ * Where the amount of a credit note goes.
  *
  * @generated from enum billing.invoicing.v1.CreditDestination
  */
@@ -1008,21 +1840,21 @@ export enum CreditDestination {
   UNSPECIFIED = 0,
 
   /**
-   * Reduces the invoice's amount due (if still open).
+   * It reduces the amount due of the open invoice; anything beyond the amount due goes to the credit balance.
    *
    * @generated from enum value: CREDIT_DESTINATION_AMOUNT_DUE = 1;
    */
   AMOUNT_DUE = 1,
 
   /**
-   * Adds to the customer's credit balance, used by later invoices.
+   * It is added to the customer's credit balance, which later invoices consume.
    *
    * @generated from enum value: CREDIT_DESTINATION_CREDIT_BALANCE = 2;
    */
   CREDIT_BALANCE = 2,
 
   /**
-   * Refunded through Stripe (paid invoices).
+   * It is refunded through Stripe to the payment that paid the invoice.
    *
    * @generated from enum value: CREDIT_DESTINATION_REFUND = 3;
    */
@@ -1035,51 +1867,91 @@ export enum CreditDestination {
 export declare const CreditDestinationSchema: GenEnum<CreditDestination>;
 
 /**
- * The state of a payment attempt.
+ * The state of one payment attempt.
  *
  * @generated from enum billing.invoicing.v1.PaymentStatus
  */
 export enum PaymentStatus {
   /**
-   * Not set.
+   * Not set; never returned.
    *
    * @generated from enum value: PAYMENT_STATUS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * Sent to Stripe, no answer yet.
+   * Sent to Stripe; the outcome is not known yet (it arrives by webhook).
    *
    * @generated from enum value: PAYMENT_STATUS_PENDING = 1;
    */
   PENDING = 1,
 
   /**
-   * Succeeded.
+   * The payment succeeded.
    *
    * @generated from enum value: PAYMENT_STATUS_SUCCEEDED = 2;
    */
   SUCCEEDED = 2,
 
   /**
-   * Failed (declined, no payment method...).
+   * The payment failed (declined card, no payment method...).
    *
    * @generated from enum value: PAYMENT_STATUS_FAILED = 3;
    */
   FAILED = 3,
-
-  /**
-   * Refunded (in part or in full).
-   *
-   * @generated from enum value: PAYMENT_STATUS_REFUNDED = 4;
-   */
-  REFUNDED = 4,
 }
 
 /**
  * Describes the enum billing.invoicing.v1.PaymentStatus.
  */
 export declare const PaymentStatusSchema: GenEnum<PaymentStatus>;
+
+/**
+ * Why a customer's credit balance moved.
+ *
+ * @generated from enum billing.invoicing.v1.CreditBalanceTransactionKind
+ */
+export enum CreditBalanceTransactionKind {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: CREDIT_BALANCE_TRANSACTION_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A credit note added to the balance.
+   *
+   * @generated from enum value: CREDIT_BALANCE_TRANSACTION_KIND_CREDIT_NOTE = 1;
+   */
+  CREDIT_NOTE = 1,
+
+  /**
+   * Credits on an invoice exceeded its charges (e.g. carried proration credits) and the rest was added.
+   *
+   * @generated from enum value: CREDIT_BALANCE_TRANSACTION_KIND_INVOICE_CREDIT = 2;
+   */
+  INVOICE_CREDIT = 2,
+
+  /**
+   * The balance paid part of an invoice (negative).
+   *
+   * @generated from enum value: CREDIT_BALANCE_TRANSACTION_KIND_APPLIED_TO_INVOICE = 3;
+   */
+  APPLIED_TO_INVOICE = 3,
+
+  /**
+   * An operator adjusted the balance.
+   *
+   * @generated from enum value: CREDIT_BALANCE_TRANSACTION_KIND_ADJUSTMENT = 4;
+   */
+  ADJUSTMENT = 4,
+}
+
+/**
+ * Describes the enum billing.invoicing.v1.CreditBalanceTransactionKind.
+ */
+export declare const CreditBalanceTransactionKindSchema: GenEnum<CreditBalanceTransactionKind>;
 
 /**
  * How long a coupon's discount lasts.
@@ -1095,21 +1967,21 @@ export enum CouponDuration {
   UNSPECIFIED = 0,
 
   /**
-   * The next invoice only.
+   * The discount applies to the first invoice only.
    *
    * @generated from enum value: COUPON_DURATION_ONCE = 1;
    */
   ONCE = 1,
 
   /**
-   * A number of months.
+   * The discount applies to invoices for a number of months.
    *
    * @generated from enum value: COUPON_DURATION_REPEATING = 2;
    */
   REPEATING = 2,
 
   /**
-   * For good.
+   * The discount applies for good.
    *
    * @generated from enum value: COUPON_DURATION_FOREVER = 3;
    */
@@ -1120,4 +1992,44 @@ export enum CouponDuration {
  * Describes the enum billing.invoicing.v1.CouponDuration.
  */
 export declare const CouponDurationSchema: GenEnum<CouponDuration>;
+
+/**
+ * The state of a bill run.
+ *
+ * @generated from enum billing.invoicing.v1.BillRunStatus
+ */
+export enum BillRunStatus {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: BILL_RUN_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The run is in progress.
+   *
+   * @generated from enum value: BILL_RUN_STATUS_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * The run finished; failures, if any, are counted and retried by the next run.
+   *
+   * @generated from enum value: BILL_RUN_STATUS_SUCCEEDED = 2;
+   */
+  SUCCEEDED = 2,
+
+  /**
+   * The run stopped on an error that needs an operator.
+   *
+   * @generated from enum value: BILL_RUN_STATUS_FAILED = 3;
+   */
+  FAILED = 3,
+}
+
+/**
+ * Describes the enum billing.invoicing.v1.BillRunStatus.
+ */
+export declare const BillRunStatusSchema: GenEnum<BillRunStatus>;
 

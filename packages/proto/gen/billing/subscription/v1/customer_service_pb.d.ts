@@ -2,14 +2,16 @@
 // @generated from file billing/subscription/v1/customer_service.proto (package billing.subscription.v1, syntax proto3)
 /* eslint-disable */
 
-// Customers and their organisation trees.
+// Customers, their billing settings and their organisation trees.
 //
 // Errors carry google.rpc.ErrorInfo (reason in UPPER_SNAKE, domain `billing.subscription`) and, for bad
-// input, google.rpc.BadRequest with one field violation per offending field.
+// input, google.rpc.BadRequest with one field violation per offending field (by proto path). Typical reasons:
+// CUSTOMER_NOT_FOUND, EXTERNAL_ID_TAKEN, CURRENCY_LOCKED, TREE_CYCLE, TREE_TOO_DEEP, TEST_CLOCK_MISMATCH,
+// IDEMPOTENCY_KEY_REUSED.
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { BillTo, Customer } from "./resources_pb.js";
+import type { BillTo, Customer, CustomerTreeNode } from "./resources_pb.js";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 
 /**
@@ -18,7 +20,7 @@ import type { FieldMask } from "@bufbuild/protobuf/wkt";
 export declare const file_billing_subscription_v1_customer_service: GenFile;
 
 /**
- * Request of CreateCustomer.
+ * The request of CustomerService.CreateCustomer.
  *
  * @generated from message billing.subscription.v1.CreateCustomerRequest
  */
@@ -32,7 +34,8 @@ export declare type CreateCustomerRequest = Message<"billing.subscription.v1.Cre
   requestId: string;
 
   /**
-   * The customer; `id`, `depth` and the times are ignored.
+   * The customer to create. Output-only fields are ignored; `external_id` and `name` are required, and
+   * `parent_id`, `bill_to` and `test_clock_id` may be set.
    *
    * @generated from field: billing.subscription.v1.Customer customer = 2;
    */
@@ -46,7 +49,7 @@ export declare type CreateCustomerRequest = Message<"billing.subscription.v1.Cre
 export declare const CreateCustomerRequestSchema: GenMessage<CreateCustomerRequest>;
 
 /**
- * Response of CreateCustomer.
+ * The response of CustomerService.CreateCustomer.
  *
  * @generated from message billing.subscription.v1.CreateCustomerResponse
  */
@@ -66,19 +69,19 @@ export declare type CreateCustomerResponse = Message<"billing.subscription.v1.Cr
 export declare const CreateCustomerResponseSchema: GenMessage<CreateCustomerResponse>;
 
 /**
- * Request of GetCustomer.
+ * The request of CustomerService.GetCustomer.
  *
  * @generated from message billing.subscription.v1.GetCustomerRequest
  */
 export declare type GetCustomerRequest = Message<"billing.subscription.v1.GetCustomerRequest"> & {
   /**
-   * Which customer.
+   * The customer to return, by one of its two ids.
    *
    * @generated from oneof billing.subscription.v1.GetCustomerRequest.key
    */
   key: {
     /**
-     * Its id (`cus_...`).
+     * The customer's id (`cus_...`).
      *
      * @generated from field: string id = 1;
      */
@@ -86,7 +89,7 @@ export declare type GetCustomerRequest = Message<"billing.subscription.v1.GetCus
     case: "id";
   } | {
     /**
-     * The caller's external id.
+     * The customer's external id, as the caller knows it.
      *
      * @generated from field: string external_id = 2;
      */
@@ -102,7 +105,7 @@ export declare type GetCustomerRequest = Message<"billing.subscription.v1.GetCus
 export declare const GetCustomerRequestSchema: GenMessage<GetCustomerRequest>;
 
 /**
- * Response of GetCustomer.
+ * The response of CustomerService.GetCustomer.
  *
  * @generated from message billing.subscription.v1.GetCustomerResponse
  */
@@ -122,7 +125,7 @@ export declare type GetCustomerResponse = Message<"billing.subscription.v1.GetCu
 export declare const GetCustomerResponseSchema: GenMessage<GetCustomerResponse>;
 
 /**
- * Request of UpdateCustomer.
+ * The request of CustomerService.UpdateCustomer.
  *
  * @generated from message billing.subscription.v1.UpdateCustomerRequest
  */
@@ -136,15 +139,16 @@ export declare type UpdateCustomerRequest = Message<"billing.subscription.v1.Upd
   requestId: string;
 
   /**
-   * The customer with its id and the new values.
+   * The customer, identified by its `id`, with the new values of the fields named in `update_mask`.
    *
    * @generated from field: billing.subscription.v1.Customer customer = 2;
    */
   customer?: Customer | undefined;
 
   /**
-   * The fields to change, e.g. `name`, `billing.invoice_email`, `metadata`; `parent_id` is changed by
-   * SetCustomerParent.
+   * The fields to change, e.g. `name`, `billing.invoice_email`, `billing.payment_terms`, `metadata`. The
+   * fields `external_id`, `parent_id`, `bill_to` and `test_clock_id` cannot be changed here (the tree is
+   * changed with SetCustomerParent).
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 3;
    */
@@ -158,7 +162,7 @@ export declare type UpdateCustomerRequest = Message<"billing.subscription.v1.Upd
 export declare const UpdateCustomerRequestSchema: GenMessage<UpdateCustomerRequest>;
 
 /**
- * Response of UpdateCustomer.
+ * The response of CustomerService.UpdateCustomer.
  *
  * @generated from message billing.subscription.v1.UpdateCustomerResponse
  */
@@ -178,38 +182,59 @@ export declare type UpdateCustomerResponse = Message<"billing.subscription.v1.Up
 export declare const UpdateCustomerResponseSchema: GenMessage<UpdateCustomerResponse>;
 
 /**
- * Request of ListCustomers.
+ * The request of CustomerService.ListCustomers. The filters combine with AND.
  *
  * @generated from message billing.subscription.v1.ListCustomersRequest
  */
 export declare type ListCustomersRequest = Message<"billing.subscription.v1.ListCustomersRequest"> & {
   /**
-   * Maximum number of results (default 50, max 500).
+   * The maximum number of customers to return (default 50, max 500).
    *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * The next_page_token of a previous response, bound to the same filters; empty for the first page.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * Only the direct children of this customer.
+   * When set, only the direct children of this customer are listed.
    *
    * @generated from field: string parent_id = 3;
    */
   parentId: string;
 
   /**
-   * Only customers on this test clock.
+   * When true, only root customers (without a parent) are listed.
    *
-   * @generated from field: string test_clock_id = 4;
+   * @generated from field: bool roots_only = 4;
+   */
+  rootsOnly: boolean;
+
+  /**
+   * When set, only the customers living on this test clock are listed.
+   *
+   * @generated from field: string test_clock_id = 5;
    */
   testClockId: string;
+
+  /**
+   * When set, only customers with one of these external ids (at most 100) are listed.
+   *
+   * @generated from field: repeated string external_ids = 6;
+   */
+  externalIds: string[];
+
+  /**
+   * When set, only customers whose name or external id contains this text (case-insensitive) are listed.
+   *
+   * @generated from field: string query = 7;
+   */
+  query: string;
 };
 
 /**
@@ -219,20 +244,20 @@ export declare type ListCustomersRequest = Message<"billing.subscription.v1.List
 export declare const ListCustomersRequestSchema: GenMessage<ListCustomersRequest>;
 
 /**
- * Response of ListCustomers.
+ * The response of CustomerService.ListCustomers.
  *
  * @generated from message billing.subscription.v1.ListCustomersResponse
  */
 export declare type ListCustomersResponse = Message<"billing.subscription.v1.ListCustomersResponse"> & {
   /**
-   * The page of customers.
+   * The page of customers, oldest first.
    *
    * @generated from field: repeated billing.subscription.v1.Customer customers = 1;
    */
   customers: Customer[];
 
   /**
-   * Token for the next page; empty at the end.
+   * The token of the next page; empty at the end.
    *
    * @generated from field: string next_page_token = 2;
    */
@@ -246,7 +271,7 @@ export declare type ListCustomersResponse = Message<"billing.subscription.v1.Lis
 export declare const ListCustomersResponseSchema: GenMessage<ListCustomersResponse>;
 
 /**
- * Request of SetCustomerParent.
+ * The request of CustomerService.SetCustomerParent.
  *
  * @generated from message billing.subscription.v1.SetCustomerParentRequest
  */
@@ -260,21 +285,21 @@ export declare type SetCustomerParentRequest = Message<"billing.subscription.v1.
   requestId: string;
 
   /**
-   * The customer to move.
+   * The customer to move (`cus_...`); its descendants move with it.
    *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
-   * The new parent; empty makes it a root (and its bill_to SELF).
+   * The new parent (`cus_...`); empty makes the customer a root, which requires `bill_to` SELF.
    *
    * @generated from field: string parent_id = 3;
    */
   parentId: string;
 
   /**
-   * Who pays after the move.
+   * Who pays the customer's invoices after the move.
    *
    * @generated from field: billing.subscription.v1.BillTo bill_to = 4;
    */
@@ -288,7 +313,7 @@ export declare type SetCustomerParentRequest = Message<"billing.subscription.v1.
 export declare const SetCustomerParentRequestSchema: GenMessage<SetCustomerParentRequest>;
 
 /**
- * Response of SetCustomerParent.
+ * The response of CustomerService.SetCustomerParent.
  *
  * @generated from message billing.subscription.v1.SetCustomerParentResponse
  */
@@ -308,13 +333,13 @@ export declare type SetCustomerParentResponse = Message<"billing.subscription.v1
 export declare const SetCustomerParentResponseSchema: GenMessage<SetCustomerParentResponse>;
 
 /**
- * Request of GetCustomerTree.
+ * The request of CustomerService.GetCustomerTree.
  *
  * @generated from message billing.subscription.v1.GetCustomerTreeRequest
  */
 export declare type GetCustomerTreeRequest = Message<"billing.subscription.v1.GetCustomerTreeRequest"> & {
   /**
-   * The root of the subtree.
+   * The customer at the top of the subtree (`cus_...`); pass a root to get a whole organisation.
    *
    * @generated from field: string customer_id = 1;
    */
@@ -328,17 +353,18 @@ export declare type GetCustomerTreeRequest = Message<"billing.subscription.v1.Ge
 export declare const GetCustomerTreeRequestSchema: GenMessage<GetCustomerTreeRequest>;
 
 /**
- * Response of GetCustomerTree.
+ * The response of CustomerService.GetCustomerTree. A tree holds at most 10,000 customers, so it is returned
+ * whole rather than paged.
  *
  * @generated from message billing.subscription.v1.GetCustomerTreeResponse
  */
 export declare type GetCustomerTreeResponse = Message<"billing.subscription.v1.GetCustomerTreeResponse"> & {
   /**
-   * The customer and every descendant, parents before children (at most 5 levels).
+   * The requested customer first, then every descendant, breadth first (parents before children).
    *
-   * @generated from field: repeated billing.subscription.v1.Customer customers = 1;
+   * @generated from field: repeated billing.subscription.v1.CustomerTreeNode nodes = 1;
    */
-  customers: Customer[];
+  nodes: CustomerTreeNode[];
 };
 
 /**
@@ -348,13 +374,13 @@ export declare type GetCustomerTreeResponse = Message<"billing.subscription.v1.G
 export declare const GetCustomerTreeResponseSchema: GenMessage<GetCustomerTreeResponse>;
 
 /**
- * Manages customer accounts, their billing settings and their organisation tree.
+ * Manages customer accounts, their billing settings and their organisation trees.
  *
  * @generated from service billing.subscription.v1.CustomerService
  */
 export declare const CustomerService: GenService<{
   /**
-   * Creates a customer (optionally under a parent, optionally on a test clock).
+   * Creates a customer, optionally under a parent and optionally on a test clock.
    *
    * @generated from rpc billing.subscription.v1.CustomerService.CreateCustomer
    */
@@ -364,7 +390,7 @@ export declare const CustomerService: GenService<{
     output: typeof CreateCustomerResponseSchema;
   },
   /**
-   * Returns a customer by id or by external id.
+   * Returns a customer by its id or by its external id.
    *
    * @generated from rpc billing.subscription.v1.CustomerService.GetCustomer
    */
@@ -374,8 +400,8 @@ export declare const CustomerService: GenService<{
     output: typeof GetCustomerResponseSchema;
   },
   /**
-   * Changes the fields named in the update mask. The currency cannot change once a subscription exists
-   * (FAILED_PRECONDITION, CURRENCY_LOCKED).
+   * Changes the fields named in the update mask. The currency cannot change once the customer has had a
+   * subscription (FAILED_PRECONDITION, reason CURRENCY_LOCKED).
    *
    * @generated from rpc billing.subscription.v1.CustomerService.UpdateCustomer
    */
@@ -385,7 +411,7 @@ export declare const CustomerService: GenService<{
     output: typeof UpdateCustomerResponseSchema;
   },
   /**
-   * Lists customers, ordered by creation, with filters.
+   * Lists customers in creation order, with filters; filtering by `parent_id` lists a customer's children.
    *
    * @generated from rpc billing.subscription.v1.CustomerService.ListCustomers
    */
@@ -395,7 +421,8 @@ export declare const CustomerService: GenService<{
     output: typeof ListCustomersResponseSchema;
   },
   /**
-   * Moves a customer under another parent (or to the root); refuses cycles and trees deeper than 5 levels.
+   * Moves a customer (with its subtree) under another parent or to the root, and sets who pays. Cycles,
+   * trees deeper than 5 levels and parents on another test clock are refused.
    *
    * @generated from rpc billing.subscription.v1.CustomerService.SetCustomerParent
    */
@@ -405,7 +432,7 @@ export declare const CustomerService: GenService<{
     output: typeof SetCustomerParentResponseSchema;
   },
   /**
-   * Returns a customer and its whole subtree, parents before children.
+   * Returns the whole subtree under a customer in compact form, parents before children.
    *
    * @generated from rpc billing.subscription.v1.CustomerService.GetCustomerTree
    */

@@ -3,12 +3,12 @@
 /* eslint-disable */
 
 // The subscription service's resources: customers with their organisation tree and billing settings,
-// subscriptions with their lifecycle, proration items and test clocks.
+// subscriptions with their lifecycle and scheduled changes, proration items and test clocks.
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Money, Period } from "../../type/v1/types_pb.js";
+import type { BillingInterval, Money, Period } from "../../type/v1/types_pb.js";
 
 /**
  * Describes the file billing/subscription/v1/resources.proto.
@@ -22,63 +22,66 @@ export declare const file_billing_subscription_v1_resources: GenFile;
  */
 export declare type BillingSettings = Message<"billing.subscription.v1.BillingSettings"> & {
   /**
-   * ISO 4217 currency of every subscription and invoice; fixed once the first subscription exists.
+   * The ISO 4217 currency of every subscription and invoice of the customer, e.g. "USD". It may be set or
+   * changed freely until the first subscription is created, and is fixed from then on.
    *
    * @generated from field: string currency_code = 1;
    */
   currencyCode: string;
 
   /**
-   * IANA time zone (e.g. "Europe/Berlin"); period boundaries fall at local midnight of the anchor day.
+   * The IANA time zone of the customer, e.g. "Europe/Berlin"; period boundaries fall at local midnight (or at
+   * the local anniversary time), including across DST changes. Empty means "UTC".
    *
    * @generated from field: string time_zone = 2;
    */
   timeZone: string;
 
   /**
-   * Charge automatically or send invoices.
+   * Whether invoices are charged automatically or sent with a due date.
    *
    * @generated from field: billing.subscription.v1.PaymentTerms payment_terms = 3;
    */
   paymentTerms: PaymentTerms;
 
   /**
-   * For SEND_INVOICE: days until an invoice is due (0-365).
+   * For PAYMENT_TERMS_SEND_INVOICE, the number of days (0-365) between finalization and the due date.
    *
    * @generated from field: int32 net_days = 4;
    */
   netDays: number;
 
   /**
-   * Where invoices are emailed.
+   * The email address invoices and payment notices are sent to.
    *
    * @generated from field: string invoice_email = 5;
    */
   invoiceEmail: string;
 
   /**
-   * ISO 3166-1 alpha-2 country used for taxes, e.g. "DE".
+   * The ISO 3166-1 alpha-2 country used to pick tax rates, e.g. "DE".
    *
-   * @generated from field: string tax_country = 6;
+   * @generated from field: string tax_country_code = 6;
    */
-  taxCountry: string;
+  taxCountryCode: string;
 
   /**
-   * The customer's tax id (VAT number, EIN...), printed on invoices.
+   * The customer's tax id (a VAT number, an EIN...); it is printed on invoices and may trigger reverse charge.
    *
    * @generated from field: string tax_id = 7;
    */
   taxId: string;
 
   /**
-   * Purchase order number printed on invoices.
+   * The purchase order number printed on every invoice of the customer.
    *
    * @generated from field: string po_number = 8;
    */
   poNumber: string;
 
   /**
-   * The linked Stripe customer (`cus_...` in Stripe), empty until linked.
+   * The linked Stripe customer (Stripe's `cus_...` id); empty until linked. Invoicing charges its default
+   * payment method.
    *
    * @generated from field: string stripe_customer_id = 9;
    */
@@ -92,85 +95,104 @@ export declare type BillingSettings = Message<"billing.subscription.v1.BillingSe
 export declare const BillingSettingsSchema: GenMessage<BillingSettings>;
 
 /**
- * A customer account: a company, a team or a person that subscribes.
+ * A customer account: a company, a team of a company, or a person that subscribes to plans.
  *
  * @generated from message billing.subscription.v1.Customer
  */
 export declare type Customer = Message<"billing.subscription.v1.Customer"> & {
   /**
-   * Id, prefix `cus_`.
+   * The customer's id, a prefixed ULID (`cus_...`) assigned by the service. Output only.
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * The caller's own id for this customer, unique; usage events name customers by it.
+   * The caller's own id for this customer, unique among customers (1-128 characters). Usage events name
+   * customers by it. It cannot change once set.
    *
    * @generated from field: string external_id = 2;
    */
   externalId: string;
 
   /**
-   * Display name.
+   * The display name, printed on invoices and in consolidated invoice sections.
    *
    * @generated from field: string name = 3;
    */
   name: string;
 
   /**
-   * Billing settings.
+   * The billing settings of the customer.
    *
    * @generated from field: billing.subscription.v1.BillingSettings billing = 4;
    */
   billing?: BillingSettings | undefined;
 
   /**
-   * Parent customer id in an organisation tree; empty for a root.
+   * The id of the parent customer (`cus_...`) in an organisation tree; empty for a root customer. It is set at
+   * creation and changed afterwards only with CustomerService.SetCustomerParent.
    *
    * @generated from field: string parent_id = 5;
    */
   parentId: string;
 
   /**
-   * Who pays: the customer itself or its parent.
+   * Whether the customer pays its own invoices or its parent does; BILL_TO_PARENT requires a parent.
    *
    * @generated from field: billing.subscription.v1.BillTo bill_to = 6;
    */
   billTo: BillTo;
 
   /**
-   * The test clock this customer lives on; empty for real time.
+   * The customer that actually receives the invoices (`cus_...`): the customer itself, or the nearest ancestor
+   * reached by following BILL_TO_PARENT. Output only.
    *
-   * @generated from field: string test_clock_id = 7;
+   * @generated from field: string payer_id = 7;
+   */
+  payerId: string;
+
+  /**
+   * The ids of the customer's ancestors, nearest first; empty for a root. Output only.
+   *
+   * @generated from field: repeated string ancestor_ids = 8;
+   */
+  ancestorIds: string[];
+
+  /**
+   * The test clock (`clk_...`) whose time the customer lives on; empty for real time. It is set at creation
+   * only, and children must live on the same clock as their parent.
+   *
+   * @generated from field: string test_clock_id = 9;
    */
   testClockId: string;
 
   /**
-   * Depth in its tree: 0 for a root (at most 4, so a tree has at most 5 levels).
+   * True once the customer has had a subscription, after which `billing.currency_code` cannot change. Output
+   * only.
    *
-   * @generated from field: int32 depth = 8;
+   * @generated from field: bool currency_locked = 10;
    */
-  depth: number;
+  currencyLocked: boolean;
 
   /**
-   * Free-form labels (at most 50, keys up to 40 characters, values up to 500).
+   * Free-form labels for the caller: at most 50 entries, keys up to 40 characters, values up to 500.
    *
-   * @generated from field: map<string, string> metadata = 9;
+   * @generated from field: map<string, string> metadata = 11;
    */
   metadata: { [key: string]: string };
 
   /**
-   * When it was created.
+   * The time the customer was created, on the customer's clock. Output only.
    *
-   * @generated from field: google.protobuf.Timestamp create_time = 10;
+   * @generated from field: google.protobuf.Timestamp create_time = 12;
    */
   createTime?: Timestamp | undefined;
 
   /**
-   * When it was last changed.
+   * The time the customer was last changed, on the customer's clock. Output only.
    *
-   * @generated from field: google.protobuf.Timestamp update_time = 11;
+   * @generated from field: google.protobuf.Timestamp update_time = 13;
    */
   updateTime?: Timestamp | undefined;
 };
@@ -182,20 +204,75 @@ export declare type Customer = Message<"billing.subscription.v1.Customer"> & {
 export declare const CustomerSchema: GenMessage<Customer>;
 
 /**
+ * One customer of an organisation tree, in the compact form that CustomerService.GetCustomerTree returns.
+ *
+ * @generated from message billing.subscription.v1.CustomerTreeNode
+ */
+export declare type CustomerTreeNode = Message<"billing.subscription.v1.CustomerTreeNode"> & {
+  /**
+   * The customer's id (`cus_...`).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The customer's external id.
+   *
+   * @generated from field: string external_id = 2;
+   */
+  externalId: string;
+
+  /**
+   * The customer's display name.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * The parent's id; empty for the root of the tree.
+   *
+   * @generated from field: string parent_id = 4;
+   */
+  parentId: string;
+
+  /**
+   * Whether the customer pays its own invoices or its parent does.
+   *
+   * @generated from field: billing.subscription.v1.BillTo bill_to = 5;
+   */
+  billTo: BillTo;
+
+  /**
+   * The depth of the customer in the whole tree: 0 for a root, at most 4 (trees have at most 5 levels).
+   *
+   * @generated from field: int32 depth = 6;
+   */
+  depth: number;
+};
+
+/**
+ * Describes the message billing.subscription.v1.CustomerTreeNode.
+ * Use `create(CustomerTreeNodeSchema)` to create a new message.
+ */
+export declare const CustomerTreeNodeSchema: GenMessage<CustomerTreeNode>;
+
+/**
  * The billing anchor of a subscription.
  *
  * @generated from message billing.subscription.v1.BillingAnchor
  */
 export declare type BillingAnchor = Message<"billing.subscription.v1.BillingAnchor"> & {
   /**
-   * Anniversary or a calendar day.
+   * The anniversary of the start, or a fixed day of the month.
    *
    * @generated from field: billing.subscription.v1.AnchorKind kind = 1;
    */
   kind: AnchorKind;
 
   /**
-   * For DAY_OF_MONTH: the day, 1-31.
+   * For ANCHOR_KIND_DAY_OF_MONTH, the day of the month, 1-31; 0 otherwise.
    *
    * @generated from field: int32 day_of_month = 2;
    */
@@ -209,20 +286,20 @@ export declare type BillingAnchor = Message<"billing.subscription.v1.BillingAnch
 export declare const BillingAnchorSchema: GenMessage<BillingAnchor>;
 
 /**
- * A quantity for one per-seat charge.
+ * The quantity of one per-seat charge of a plan.
  *
  * @generated from message billing.subscription.v1.ChargeQuantity
  */
 export declare type ChargeQuantity = Message<"billing.subscription.v1.ChargeQuantity"> & {
   /**
-   * The charge's key in the plan version.
+   * The key of a per-seat charge of the subscription's plan version.
    *
    * @generated from field: string charge_key = 1;
    */
   chargeKey: string;
 
   /**
-   * The quantity, a non-negative whole number as a decimal string (seats).
+   * The number of seats, a non-negative whole number written as a decimal string (e.g. "3").
    *
    * @generated from field: string quantity = 2;
    */
@@ -236,31 +313,109 @@ export declare type ChargeQuantity = Message<"billing.subscription.v1.ChargeQuan
 export declare const ChargeQuantitySchema: GenMessage<ChargeQuantity>;
 
 /**
- * A contract price that replaces the plan's price of one charge for this subscription.
+ * An add-on attached to a subscription, billed and entitled with it.
  *
- * @generated from message billing.subscription.v1.PriceOverride
+ * @generated from message billing.subscription.v1.AddonQuantity
  */
-export declare type PriceOverride = Message<"billing.subscription.v1.PriceOverride"> & {
+export declare type AddonQuantity = Message<"billing.subscription.v1.AddonQuantity"> & {
   /**
-   * The charge's key in the plan version.
+   * The catalog key of a recurring add-on.
    *
-   * @generated from field: string charge_key = 1;
+   * @generated from field: string addon_key = 1;
    */
-  chargeKey: string;
+  addonKey: string;
 
   /**
-   * The new unit amount (decimal string, in the customer's currency); for tiered charges use `tiers`.
+   * How many of the add-on, a positive whole number written as a decimal string (usually "1").
+   *
+   * @generated from field: string quantity = 2;
+   */
+  quantity: string;
+};
+
+/**
+ * Describes the message billing.subscription.v1.AddonQuantity.
+ * Use `create(AddonQuantitySchema)` to create a new message.
+ */
+export declare const AddonQuantitySchema: GenMessage<AddonQuantity>;
+
+/**
+ * One tier of a contract price for a tiered charge. Tiers are ascending and contiguous, as in the catalog.
+ *
+ * @generated from message billing.subscription.v1.PriceTier
+ */
+export declare type PriceTier = Message<"billing.subscription.v1.PriceTier"> & {
+  /**
+   * The upper bound of the tier in units (decimal string); empty for the last, unbounded tier.
+   *
+   * @generated from field: string up_to = 1;
+   */
+  upTo: string;
+
+  /**
+   * The price per unit in the tier (decimal string, may carry more decimals than the currency).
    *
    * @generated from field: string unit_amount = 2;
    */
   unitAmount: string;
 
   /**
-   * For tiered charges: the tiers, in the catalog's format (ascending, contiguous, last unbounded).
+   * The flat amount added when the tier is reached (decimal string); empty means zero.
    *
-   * @generated from field: repeated billing.subscription.v1.OverrideTier tiers = 3;
+   * @generated from field: string flat_amount = 3;
    */
-  tiers: OverrideTier[];
+  flatAmount: string;
+};
+
+/**
+ * Describes the message billing.subscription.v1.PriceTier.
+ * Use `create(PriceTierSchema)` to create a new message.
+ */
+export declare const PriceTierSchema: GenMessage<PriceTier>;
+
+/**
+ * A contract price that replaces the plan's price of one charge for one subscription (S9). The charge keeps its
+ * price model, meter and timing; only the amounts change. Amounts are in the subscription's currency.
+ *
+ * @generated from message billing.subscription.v1.PriceOverride
+ */
+export declare type PriceOverride = Message<"billing.subscription.v1.PriceOverride"> & {
+  /**
+   * The key of the charge in the subscription's plan version.
+   *
+   * @generated from field: string charge_key = 1;
+   */
+  chargeKey: string;
+
+  /**
+   * The new unit amount (decimal string, may be below one cent); for a flat charge, the amount per period. It
+   * is empty for tiered charges, which use `tiers`.
+   *
+   * @generated from field: string unit_amount = 2;
+   */
+  unitAmount: string;
+
+  /**
+   * For tiered charges, the complete replacement tiers; empty otherwise.
+   *
+   * @generated from field: repeated billing.subscription.v1.PriceTier tiers = 3;
+   */
+  tiers: PriceTier[];
+
+  /**
+   * The new number of units included per period before the charge applies (decimal string); empty keeps the
+   * plan's.
+   *
+   * @generated from field: string included_units = 4;
+   */
+  includedUnits: string;
+
+  /**
+   * The new minimum charge per period (decimal string); empty keeps the plan's.
+   *
+   * @generated from field: string minimum_amount = 5;
+   */
+  minimumAmount: string;
 };
 
 /**
@@ -270,72 +425,52 @@ export declare type PriceOverride = Message<"billing.subscription.v1.PriceOverri
 export declare const PriceOverrideSchema: GenMessage<PriceOverride>;
 
 /**
- * One tier of an overridden tiered price.
- *
- * @generated from message billing.subscription.v1.OverrideTier
- */
-export declare type OverrideTier = Message<"billing.subscription.v1.OverrideTier"> & {
-  /**
-   * Upper bound in units (decimal string); empty for the last tier.
-   *
-   * @generated from field: string up_to = 1;
-   */
-  upTo: string;
-
-  /**
-   * Price per unit in the tier (decimal string).
-   *
-   * @generated from field: string unit_amount = 2;
-   */
-  unitAmount: string;
-
-  /**
-   * Flat amount when the tier is reached (decimal string); empty for zero.
-   *
-   * @generated from field: string flat_amount = 3;
-   */
-  flatAmount: string;
-};
-
-/**
- * Describes the message billing.subscription.v1.OverrideTier.
- * Use `create(OverrideTierSchema)` to create a new message.
- */
-export declare const OverrideTierSchema: GenMessage<OverrideTier>;
-
-/**
- * A change waiting for the end of the current period.
+ * A change that applies at the end of the current period, atomically with the renewal.
  *
  * @generated from message billing.subscription.v1.ScheduledChange
  */
 export declare type ScheduledChange = Message<"billing.subscription.v1.ScheduledChange"> & {
   /**
-   * When it applies (the end of the current period).
+   * Whether it is a plan change or a version migration.
    *
-   * @generated from field: google.protobuf.Timestamp apply_time = 1;
+   * @generated from field: billing.subscription.v1.ScheduledChangeKind kind = 1;
+   */
+  kind: ScheduledChangeKind;
+
+  /**
+   * The time it applies: the end of the current period.
+   *
+   * @generated from field: google.protobuf.Timestamp apply_time = 2;
    */
   applyTime?: Timestamp | undefined;
 
   /**
-   * The plan to move to; empty when the plan does not change.
+   * The plan the subscription moves to.
    *
-   * @generated from field: string plan_key = 2;
+   * @generated from field: string plan_key = 3;
    */
   planKey: string;
 
   /**
-   * The plan version to move to; 0 for the latest published.
+   * The plan version the subscription moves to (1-based), resolved when the change was scheduled.
    *
-   * @generated from field: int32 plan_version = 3;
+   * @generated from field: int32 plan_version = 4;
    */
   planVersion: number;
 
   /**
-   * New quantities; empty when they do not change.
+   * The quantities on the new plan version; empty when they carry over unchanged.
    *
-   * @generated from field: repeated billing.subscription.v1.ChargeQuantity quantities = 4;
+   * @generated from field: repeated billing.subscription.v1.ChargeQuantity quantities = 5;
    */
   quantities: ChargeQuantity[];
+
+  /**
+   * The contract prices on the new plan version; empty when the current ones carry over.
+   *
+   * @generated from field: repeated billing.subscription.v1.PriceOverride price_overrides = 6;
+   */
+  priceOverrides: PriceOverride[];
 };
 
 /**
@@ -345,134 +480,184 @@ export declare type ScheduledChange = Message<"billing.subscription.v1.Scheduled
 export declare const ScheduledChangeSchema: GenMessage<ScheduledChange>;
 
 /**
- * A subscription of a customer to a plan version.
+ * A subscription of a customer to one version of a plan.
  *
  * @generated from message billing.subscription.v1.Subscription
  */
 export declare type Subscription = Message<"billing.subscription.v1.Subscription"> & {
   /**
-   * Id, prefix `sub_`.
+   * The subscription's id, a prefixed ULID (`sub_...`) assigned by the service. Output only.
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * The customer.
+   * The id of the subscribed customer (`cus_...`).
    *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
-   * The plan's key.
+   * The external id of the subscribed customer, copied here because usage is keyed by it. Output only.
    *
-   * @generated from field: string plan_key = 3;
+   * @generated from field: string customer_external_id = 3;
+   */
+  customerExternalId: string;
+
+  /**
+   * The customer that receives the invoices (`cus_...`): the customer or the ancestor it bills to, as of now.
+   * Output only.
+   *
+   * @generated from field: string payer_id = 4;
+   */
+  payerId: string;
+
+  /**
+   * The catalog key of the plan.
+   *
+   * @generated from field: string plan_key = 5;
    */
   planKey: string;
 
   /**
-   * The plan version it is billed on.
+   * The plan version the subscription is billed and entitled on (1-based).
    *
-   * @generated from field: int32 plan_version = 4;
+   * @generated from field: int32 plan_version = 6;
    */
   planVersion: number;
 
   /**
-   * Lifecycle state.
+   * The length of the plan version's billing period. Output only.
    *
-   * @generated from field: billing.subscription.v1.SubscriptionState state = 5;
+   * @generated from field: billing.type.v1.BillingInterval interval = 7;
+   */
+  interval: BillingInterval;
+
+  /**
+   * The lifecycle state.
+   *
+   * @generated from field: billing.subscription.v1.SubscriptionState state = 8;
    */
   state: SubscriptionState;
 
   /**
-   * The customer's currency, fixed for the subscription's life.
+   * The ISO 4217 currency, the customer's, fixed for the subscription's whole life. Output only.
    *
-   * @generated from field: string currency_code = 6;
+   * @generated from field: string currency_code = 9;
    */
   currencyCode: string;
 
   /**
-   * Quantities of per-seat charges.
+   * The quantities of the plan's per-seat charges; a per-seat charge that is not listed has quantity 1.
    *
-   * @generated from field: repeated billing.subscription.v1.ChargeQuantity quantities = 7;
+   * @generated from field: repeated billing.subscription.v1.ChargeQuantity quantities = 10;
    */
   quantities: ChargeQuantity[];
 
   /**
-   * Contract prices.
+   * The recurring add-ons attached to the subscription.
    *
-   * @generated from field: repeated billing.subscription.v1.PriceOverride price_overrides = 8;
+   * @generated from field: repeated billing.subscription.v1.AddonQuantity addons = 11;
+   */
+  addons: AddonQuantity[];
+
+  /**
+   * The contract prices that replace the plan's prices of named charges.
+   *
+   * @generated from field: repeated billing.subscription.v1.PriceOverride price_overrides = 12;
    */
   priceOverrides: PriceOverride[];
 
   /**
-   * How periods are aligned.
+   * How billing periods are aligned.
    *
-   * @generated from field: billing.subscription.v1.BillingAnchor anchor = 9;
+   * @generated from field: billing.subscription.v1.BillingAnchor anchor = 13;
    */
   anchor?: BillingAnchor | undefined;
 
   /**
-   * When it started (or starts).
+   * The time the subscription started, or starts when it is PENDING.
    *
-   * @generated from field: google.protobuf.Timestamp start_time = 10;
+   * @generated from field: google.protobuf.Timestamp start_time = 14;
    */
   startTime?: Timestamp | undefined;
 
   /**
-   * End of the trial; unset without a trial.
+   * The end of the free trial; unset when the subscription has no trial.
    *
-   * @generated from field: google.protobuf.Timestamp trial_end_time = 11;
+   * @generated from field: google.protobuf.Timestamp trial_end_time = 15;
    */
   trialEndTime?: Timestamp | undefined;
 
   /**
-   * The current billing period.
+   * The current billing period; for a trialing subscription, the trial.
    *
-   * @generated from field: billing.type.v1.Period current_period = 12;
+   * @generated from field: billing.type.v1.Period current_period = 16;
    */
   currentPeriod?: Period | undefined;
 
   /**
-   * When a scheduled cancellation takes effect; unset if none.
+   * The number of the current period, 1 for the first; each renewal adds one. Output only.
    *
-   * @generated from field: google.protobuf.Timestamp cancel_time = 13;
+   * @generated from field: int32 period_number = 17;
+   */
+  periodNumber: number;
+
+  /**
+   * The time a scheduled cancellation takes effect; unset when none is scheduled.
+   *
+   * @generated from field: google.protobuf.Timestamp cancel_time = 18;
    */
   cancelTime?: Timestamp | undefined;
 
   /**
-   * When it ended; unset until ENDED.
+   * The time the subscription ended; unset until it is ENDED.
    *
-   * @generated from field: google.protobuf.Timestamp end_time = 14;
+   * @generated from field: google.protobuf.Timestamp end_time = 19;
    */
   endTime?: Timestamp | undefined;
 
   /**
-   * A change scheduled for the end of the current period, if any.
+   * Why the subscription ended; END_REASON_UNSPECIFIED until it is ENDED.
    *
-   * @generated from field: billing.subscription.v1.ScheduledChange scheduled_change = 15;
+   * @generated from field: billing.subscription.v1.EndReason end_reason = 20;
+   */
+  endReason: EndReason;
+
+  /**
+   * The change that applies at the end of the current period, if any.
+   *
+   * @generated from field: billing.subscription.v1.ScheduledChange scheduled_change = 21;
    */
   scheduledChange?: ScheduledChange | undefined;
 
   /**
-   * A migration to another version of the same plan at the next renewal; 0 if none.
+   * The time a payment first failed in the current dunning cycle; unset unless PAST_DUE.
    *
-   * @generated from field: int32 migrate_to_version = 16;
+   * @generated from field: google.protobuf.Timestamp past_due_time = 22;
    */
-  migrateToVersion: number;
+  pastDueTime?: Timestamp | undefined;
 
   /**
-   * When it was created.
+   * Free-form labels for the caller: at most 50 entries, keys up to 40 characters, values up to 500.
    *
-   * @generated from field: google.protobuf.Timestamp create_time = 17;
+   * @generated from field: map<string, string> metadata = 23;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * The time the subscription was created, on the customer's clock. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 24;
    */
   createTime?: Timestamp | undefined;
 
   /**
-   * When it was last changed.
+   * The time the subscription was last changed, on the customer's clock. Output only.
    *
-   * @generated from field: google.protobuf.Timestamp update_time = 18;
+   * @generated from field: google.protobuf.Timestamp update_time = 25;
    */
   updateTime?: Timestamp | undefined;
 };
@@ -484,87 +669,110 @@ export declare type Subscription = Message<"billing.subscription.v1.Subscription
 export declare const SubscriptionSchema: GenMessage<Subscription>;
 
 /**
- * A signed, exact amount for a slice of a period of one charge: positive charges the unused part at the new
- * terms, negative credits the unused part of what was paid. Summing the items of any partition of a period
- * gives exactly the full-period price (docs/proration.md states the rule, to the second).
+ * A signed, exact amount for a slice of a period of one in-advance charge. A positive item charges the rest of
+ * the period at the new terms; a negative item credits the unused part of what was billed. The rule
+ * (docs/proration.md) prorates to the second in the customer's time zone, so the items of any partition of a
+ * period sum exactly to the full-period price. Invoicing turns each item into exactly one invoice line.
  *
  * @generated from message billing.subscription.v1.ProrationItem
  */
 export declare type ProrationItem = Message<"billing.subscription.v1.ProrationItem"> & {
   /**
-   * Id, prefix `pri_`, so invoicing can trace a line to it.
+   * The item's id, a prefixed ULID (`pri_...`), which invoice lines reference.
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * The subscription.
+   * The subscription it belongs to (`sub_...`).
    *
    * @generated from field: string subscription_id = 2;
    */
   subscriptionId: string;
 
   /**
-   * The charge's key.
+   * The catalog key of the plan whose charge is prorated.
    *
-   * @generated from field: string charge_key = 3;
-   */
-  chargeKey: string;
-
-  /**
-   * The plan's key of the charge.
-   *
-   * @generated from field: string plan_key = 4;
+   * @generated from field: string plan_key = 3;
    */
   planKey: string;
 
   /**
-   * The plan version of the charge.
+   * The plan version whose charge is prorated.
    *
-   * @generated from field: int32 plan_version = 5;
+   * @generated from field: int32 plan_version = 4;
    */
   planVersion: number;
 
   /**
-   * The slice of the period it covers.
+   * The key of the prorated charge, in the plan version or in the add-on.
    *
-   * @generated from field: billing.type.v1.Period period = 6;
+   * @generated from field: string charge_key = 5;
+   */
+  chargeKey: string;
+
+  /**
+   * The add-on key when the charge belongs to an add-on; empty for plan charges.
+   *
+   * @generated from field: string addon_key = 6;
+   */
+  addonKey: string;
+
+  /**
+   * The slice of the period the item covers.
+   *
+   * @generated from field: billing.type.v1.Period period = 7;
    */
   period?: Period | undefined;
 
   /**
-   * The quantity it is computed for (decimal string).
+   * The full billing period the slice belongs to.
    *
-   * @generated from field: string quantity = 7;
+   * @generated from field: billing.type.v1.Period full_period = 8;
+   */
+  fullPeriod?: Period | undefined;
+
+  /**
+   * The quantity the item is computed for (decimal string).
+   *
+   * @generated from field: string quantity = 9;
    */
   quantity: string;
 
   /**
-   * The unit amount it is computed for (decimal string).
+   * The unit amount of the charge for the full period (decimal string), after contract overrides.
    *
-   * @generated from field: string unit_amount = 8;
+   * @generated from field: string unit_amount = 10;
    */
   unitAmount: string;
 
   /**
-   * The exact signed amount, not rounded (decimal string, may carry more decimals than the currency).
+   * The exact signed amount, not rounded (it may carry more decimals than the currency); its currency is the
+   * subscription's.
    *
-   * @generated from field: billing.type.v1.Money amount = 9;
+   * @generated from field: billing.type.v1.Money amount = 11;
    */
   amount?: Money | undefined;
 
   /**
-   * Why it exists.
+   * Why the item exists.
    *
-   * @generated from field: billing.subscription.v1.ProrationReason reason = 10;
+   * @generated from field: billing.subscription.v1.ProrationReason reason = 12;
    */
   reason: ProrationReason;
 
   /**
-   * When the change happened, on the subscription's clock.
+   * When invoicing bills it.
    *
-   * @generated from field: google.protobuf.Timestamp effective_time = 11;
+   * @generated from field: billing.subscription.v1.ProrationBilling billing = 13;
+   */
+  billing: ProrationBilling;
+
+  /**
+   * The time the change took effect, on the customer's clock.
+   *
+   * @generated from field: google.protobuf.Timestamp effective_time = 14;
    */
   effectiveTime?: Timestamp | undefined;
 };
@@ -576,43 +784,50 @@ export declare type ProrationItem = Message<"billing.subscription.v1.ProrationIt
 export declare const ProrationItemSchema: GenMessage<ProrationItem>;
 
 /**
- * A frozen clock that customers can be attached to, to run billing scenarios in seconds.
+ * A frozen clock that customers can be attached to, so that billing scenarios run in seconds (S14).
  *
  * @generated from message billing.subscription.v1.TestClock
  */
 export declare type TestClock = Message<"billing.subscription.v1.TestClock"> & {
   /**
-   * Id, prefix `clk_`.
+   * The test clock's id, a prefixed ULID (`clk_...`) assigned by the service. Output only.
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * Name for humans.
+   * A name for humans, e.g. "S1 seats and overage".
    *
    * @generated from field: string name = 2;
    */
   name: string;
 
   /**
-   * The clock's current time.
+   * The clock's current time; it only moves forward, with SubscriptionService.AdvanceTestClock.
    *
    * @generated from field: google.protobuf.Timestamp frozen_time = 3;
    */
   frozenTime?: Timestamp | undefined;
 
   /**
-   * True while an advance is being processed.
+   * Whether the clock is ready or busy advancing. Output only.
    *
-   * @generated from field: bool advancing = 4;
+   * @generated from field: billing.subscription.v1.TestClockStatus status = 4;
    */
-  advancing: boolean;
+  status: TestClockStatus;
 
   /**
-   * When it was created (real time).
+   * The number of customers living on the clock. Output only.
    *
-   * @generated from field: google.protobuf.Timestamp create_time = 5;
+   * @generated from field: int32 customer_count = 5;
+   */
+  customerCount: number;
+
+  /**
+   * The real time the clock was created. Output only.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 6;
    */
   createTime?: Timestamp | undefined;
 };
@@ -630,21 +845,21 @@ export declare const TestClockSchema: GenMessage<TestClock>;
  */
 export enum PaymentTerms {
   /**
-   * Not set: CHARGE_AUTOMATICALLY.
+   * Not set; treated as PAYMENT_TERMS_CHARGE_AUTOMATICALLY when a customer is created.
    *
    * @generated from enum value: PAYMENT_TERMS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * Invoices are charged to the customer's default payment method when they are finalized.
+   * Invoices are charged to the customer's default payment method (in Stripe) as soon as they are finalized.
    *
    * @generated from enum value: PAYMENT_TERMS_CHARGE_AUTOMATICALLY = 1;
    */
   CHARGE_AUTOMATICALLY = 1,
 
   /**
-   * Invoices are sent and due `net_days` after they are finalized (net-30 and the like).
+   * Invoices are sent to the invoice email and are due `net_days` days after they are finalized (net-30).
    *
    * @generated from enum value: PAYMENT_TERMS_SEND_INVOICE = 2;
    */
@@ -663,21 +878,22 @@ export declare const PaymentTermsSchema: GenEnum<PaymentTerms>;
  */
 export enum BillTo {
   /**
-   * Not set: SELF.
+   * Not set; treated as BILL_TO_SELF.
    *
    * @generated from enum value: BILL_TO_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * The customer itself.
+   * The customer pays its own invoices.
    *
    * @generated from enum value: BILL_TO_SELF = 1;
    */
   SELF = 1,
 
   /**
-   * Its parent: the parent receives one consolidated invoice with a section per child.
+   * The parent pays: the customer's charges appear as a section of the payer's consolidated invoice. When the
+   * parent itself bills to its parent, the chain is followed up to the first customer that bills to itself.
    *
    * @generated from enum value: BILL_TO_PARENT = 2;
    */
@@ -690,27 +906,28 @@ export enum BillTo {
 export declare const BillToSchema: GenEnum<BillTo>;
 
 /**
- * The lifecycle state of a subscription (the transitions are documented in docs/subscriptions.md).
+ * The lifecycle state of a subscription. The allowed transitions are documented in docs/subscriptions.md;
+ * any other transition fails with FAILED_PRECONDITION, reason INVALID_TRANSITION.
  *
  * @generated from enum billing.subscription.v1.SubscriptionState
  */
 export enum SubscriptionState {
   /**
-   * Not set.
+   * Not set; never returned.
    *
    * @generated from enum value: SUBSCRIPTION_STATE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * Created with a start in the future; not yet billed or entitled.
+   * Created with a start time in the future: neither billed nor entitled until it starts.
    *
    * @generated from enum value: SUBSCRIPTION_STATE_PENDING = 1;
    */
   PENDING = 1,
 
   /**
-   * In its free trial: entitled, not billed.
+   * In its free trial: entitled but not billed until the trial ends.
    *
    * @generated from enum value: SUBSCRIPTION_STATE_TRIALING = 2;
    */
@@ -724,21 +941,22 @@ export enum SubscriptionState {
   ACTIVE = 3,
 
   /**
-   * A payment failed; entitled during the grace period, then ended if never paid.
+   * A payment failed: still entitled during the dunning grace period, then ended if it is never paid.
    *
    * @generated from enum value: SUBSCRIPTION_STATE_PAST_DUE = 4;
    */
   PAST_DUE = 4,
 
   /**
-   * Scheduled to end at `cancel_time`; still active until then, and can be resumed.
+   * Scheduled to end at `cancel_time` (the end of the current period); billed and entitled until then, and it
+   * can be resumed before then.
    *
    * @generated from enum value: SUBSCRIPTION_STATE_CANCELED = 5;
    */
   CANCELED = 5,
 
   /**
-   * Over: not billed, not entitled. Final.
+   * Over: neither billed nor entitled any more. This state is final.
    *
    * @generated from enum value: SUBSCRIPTION_STATE_ENDED = 6;
    */
@@ -751,27 +969,69 @@ export enum SubscriptionState {
 export declare const SubscriptionStateSchema: GenEnum<SubscriptionState>;
 
 /**
- * How a subscription's periods are aligned.
+ * Why a subscription ended.
+ *
+ * @generated from enum billing.subscription.v1.EndReason
+ */
+export enum EndReason {
+  /**
+   * Not set; the subscription has not ended.
+   *
+   * @generated from enum value: END_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * It was canceled at the end of a period and that period ended.
+   *
+   * @generated from enum value: END_REASON_CANCELED_AT_PERIOD_END = 1;
+   */
+  CANCELED_AT_PERIOD_END = 1,
+
+  /**
+   * It was canceled with immediate effect.
+   *
+   * @generated from enum value: END_REASON_CANCELED_IMMEDIATELY = 2;
+   */
+  CANCELED_IMMEDIATELY = 2,
+
+  /**
+   * Its invoice was marked uncollectible after the last payment retry failed.
+   *
+   * @generated from enum value: END_REASON_UNCOLLECTIBLE = 3;
+   */
+  UNCOLLECTIBLE = 3,
+}
+
+/**
+ * Describes the enum billing.subscription.v1.EndReason.
+ */
+export declare const EndReasonSchema: GenEnum<EndReason>;
+
+/**
+ * How a subscription's billing periods are aligned.
  *
  * @generated from enum billing.subscription.v1.AnchorKind
  */
 export enum AnchorKind {
   /**
-   * Not set: ANNIVERSARY.
+   * Not set; treated as ANCHOR_KIND_ANNIVERSARY.
    *
    * @generated from enum value: ANCHOR_KIND_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * Periods start on the day and time the subscription started (clamped to the month's end: Jan 31 -> Feb 28).
+   * Periods start on the day and local time of the subscription's start; days that a month lacks are clamped
+   * to the month's last day (a Jan 31 start renews on Feb 28 or 29, then on Mar 31).
    *
    * @generated from enum value: ANCHOR_KIND_ANNIVERSARY = 1;
    */
   ANNIVERSARY = 1,
 
   /**
-   * Periods start on a fixed day of the month (1-31, clamped to the month's end) at local midnight.
+   * Periods start at local midnight on a fixed day of the month (1-31, clamped in the same way); the first
+   * period is shortened (and prorated) to reach the anchor.
    *
    * @generated from enum value: ANCHOR_KIND_DAY_OF_MONTH = 2;
    */
@@ -784,42 +1044,190 @@ export enum AnchorKind {
 export declare const AnchorKindSchema: GenEnum<AnchorKind>;
 
 /**
+ * Why a change is scheduled.
+ *
+ * @generated from enum billing.subscription.v1.ScheduledChangeKind
+ */
+export enum ScheduledChangeKind {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: SCHEDULED_CHANGE_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A plan change (usually a downgrade) asked for at the end of the period with SubscriptionService.ChangePlan.
+   *
+   * @generated from enum value: SCHEDULED_CHANGE_KIND_PLAN_CHANGE = 1;
+   */
+  PLAN_CHANGE = 1,
+
+  /**
+   * A move to another version of the same plan, by SubscriptionService.MigrateSubscriptions.
+   *
+   * @generated from enum value: SCHEDULED_CHANGE_KIND_MIGRATION = 2;
+   */
+  MIGRATION = 2,
+}
+
+/**
+ * Describes the enum billing.subscription.v1.ScheduledChangeKind.
+ */
+export declare const ScheduledChangeKindSchema: GenEnum<ScheduledChangeKind>;
+
+/**
+ * How a cancellation ends a subscription.
+ *
+ * @generated from enum billing.subscription.v1.CancelMode
+ */
+export enum CancelMode {
+  /**
+   * Not set; rejected.
+   *
+   * @generated from enum value: CANCEL_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The subscription stays billed and entitled until the end of the current period, then ends; this can be
+   * undone with ResumeSubscription until then.
+   *
+   * @generated from enum value: CANCEL_MODE_PERIOD_END = 1;
+   */
+  PERIOD_END = 1,
+
+  /**
+   * The subscription ends now, and the unused part of what was billed in advance is credited.
+   *
+   * @generated from enum value: CANCEL_MODE_IMMEDIATELY_WITH_CREDIT = 2;
+   */
+  IMMEDIATELY_WITH_CREDIT = 2,
+
+  /**
+   * The subscription ends now, without any credit.
+   *
+   * @generated from enum value: CANCEL_MODE_IMMEDIATELY_WITHOUT_CREDIT = 3;
+   */
+  IMMEDIATELY_WITHOUT_CREDIT = 3,
+}
+
+/**
+ * Describes the enum billing.subscription.v1.CancelMode.
+ */
+export declare const CancelModeSchema: GenEnum<CancelMode>;
+
+/**
  * Why a proration item exists.
  *
  * @generated from enum billing.subscription.v1.ProrationReason
  */
 export enum ProrationReason {
   /**
-   * Not set.
+   * Not set; never returned.
    *
    * @generated from enum value: PRORATION_REASON_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * A plan change mid-period.
+   * The plan (or plan version) changed in the middle of a period.
    *
    * @generated from enum value: PRORATION_REASON_PLAN_CHANGE = 1;
    */
   PLAN_CHANGE = 1,
 
   /**
-   * A quantity change mid-period.
+   * A seat quantity or an add-on changed in the middle of a period.
    *
    * @generated from enum value: PRORATION_REASON_QUANTITY_CHANGE = 2;
    */
   QUANTITY_CHANGE = 2,
 
   /**
-   * An immediate cancellation with a prorated credit.
+   * The subscription was canceled immediately with a prorated credit.
    *
    * @generated from enum value: PRORATION_REASON_CANCELLATION = 3;
    */
   CANCELLATION = 3,
+
+  /**
+   * The first period was shortened to reach a calendar billing anchor.
+   *
+   * @generated from enum value: PRORATION_REASON_PARTIAL_PERIOD = 4;
+   */
+  PARTIAL_PERIOD = 4,
 }
 
 /**
  * Describes the enum billing.subscription.v1.ProrationReason.
  */
 export declare const ProrationReasonSchema: GenEnum<ProrationReason>;
+
+/**
+ * When invoicing bills a proration item.
+ *
+ * @generated from enum billing.subscription.v1.ProrationBilling
+ */
+export enum ProrationBilling {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: PRORATION_BILLING_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * On an invoice issued at once (an upgrade or added seats: S2, S3).
+   *
+   * @generated from enum value: PRORATION_BILLING_INVOICE_NOW = 1;
+   */
+  INVOICE_NOW = 1,
+
+  /**
+   * On the next regular invoice of the subscription (a credit for removed seats: S3). Credits that the next
+   * invoice cannot absorb go to the customer's credit balance; they are never refunded automatically.
+   *
+   * @generated from enum value: PRORATION_BILLING_NEXT_INVOICE = 2;
+   */
+  NEXT_INVOICE = 2,
+}
+
+/**
+ * Describes the enum billing.subscription.v1.ProrationBilling.
+ */
+export declare const ProrationBillingSchema: GenEnum<ProrationBilling>;
+
+/**
+ * Whether a test clock is busy.
+ *
+ * @generated from enum billing.subscription.v1.TestClockStatus
+ */
+export enum TestClockStatus {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: TEST_CLOCK_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The clock is at its frozen time and can be advanced.
+   *
+   * @generated from enum value: TEST_CLOCK_STATUS_READY = 1;
+   */
+  READY = 1,
+
+  /**
+   * An advance is being processed; another advance is refused until it finishes.
+   *
+   * @generated from enum value: TEST_CLOCK_STATUS_ADVANCING = 2;
+   */
+  ADVANCING = 2,
+}
+
+/**
+ * Describes the enum billing.subscription.v1.TestClockStatus.
+ */
+export declare const TestClockStatusSchema: GenEnum<TestClockStatus>;
 

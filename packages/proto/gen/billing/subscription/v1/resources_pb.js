@@ -3,7 +3,7 @@
 /* eslint-disable */
 
 // The subscription service's resources: customers with their organisation tree and billing settings,
-// subscriptions with their lifecycle, proration items and test clocks.
+// subscriptions with their lifecycle and scheduled changes, proration items and test clocks.
 
 import { enumDesc, fileDesc, messageDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
 import { file_billing_type_v1_types } from "../../type/v1/types_pb.js";
@@ -13,7 +13,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file billing/subscription/v1/resources.proto.
  */
 export const file_billing_subscription_v1_resources = /*@__PURE__*/
-  fileDesc("CidiaWxsaW5nL3N1YnNjcmlwdGlvbi92MS9yZXNvdXJjZXMucHJvdG8SF2JpbGxpbmcuc3Vic2NyaXB0aW9uLnYxIvYBCg9CaWxsaW5nU2V0dGluZ3MSFQoNY3VycmVuY3lfY29kZRgBIAEoCRIRCgl0aW1lX3pvbmUYAiABKAkSPAoNcGF5bWVudF90ZXJtcxgDIAEoDjIlLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlBheW1lbnRUZXJtcxIQCghuZXRfZGF5cxgEIAEoBRIVCg1pbnZvaWNlX2VtYWlsGAUgASgJEhMKC3RheF9jb3VudHJ5GAYgASgJEg4KBnRheF9pZBgHIAEoCRIRCglwb19udW1iZXIYCCABKAkSGgoSc3RyaXBlX2N1c3RvbWVyX2lkGAkgASgJIrUDCghDdXN0b21lchIKCgJpZBgBIAEoCRITCgtleHRlcm5hbF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEjkKB2JpbGxpbmcYBCABKAsyKC5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5CaWxsaW5nU2V0dGluZ3MSEQoJcGFyZW50X2lkGAUgASgJEjAKB2JpbGxfdG8YBiABKA4yHy5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5CaWxsVG8SFQoNdGVzdF9jbG9ja19pZBgHIAEoCRINCgVkZXB0aBgIIAEoBRJBCghtZXRhZGF0YRgJIAMoCzIvLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLkN1c3RvbWVyLk1ldGFkYXRhRW50cnkSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWAoNQmlsbGluZ0FuY2hvchIxCgRraW5kGAEgASgOMiMuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQW5jaG9yS2luZBIUCgxkYXlfb2ZfbW9udGgYAiABKAUiNgoOQ2hhcmdlUXVhbnRpdHkSEgoKY2hhcmdlX2tleRgBIAEoCRIQCghxdWFudGl0eRgCIAEoCSJuCg1QcmljZU92ZXJyaWRlEhIKCmNoYXJnZV9rZXkYASABKAkSEwoLdW5pdF9hbW91bnQYAiABKAkSNAoFdGllcnMYAyADKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5PdmVycmlkZVRpZXIiRwoMT3ZlcnJpZGVUaWVyEg0KBXVwX3RvGAEgASgJEhMKC3VuaXRfYW1vdW50GAIgASgJEhMKC2ZsYXRfYW1vdW50GAMgASgJIqYBCg9TY2hlZHVsZWRDaGFuZ2USLgoKYXBwbHlfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcGxhbl9rZXkYAiABKAkSFAoMcGxhbl92ZXJzaW9uGAMgASgFEjsKCnF1YW50aXRpZXMYBCADKAsyJy5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5DaGFyZ2VRdWFudGl0eSKVBgoMU3Vic2NyaXB0aW9uEgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhAKCHBsYW5fa2V5GAMgASgJEhQKDHBsYW5fdmVyc2lvbhgEIAEoBRI5CgVzdGF0ZRgFIAEoDjIqLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlN1YnNjcmlwdGlvblN0YXRlEhUKDWN1cnJlbmN5X2NvZGUYBiABKAkSOwoKcXVhbnRpdGllcxgHIAMoCzInLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLkNoYXJnZVF1YW50aXR5Ej8KD3ByaWNlX292ZXJyaWRlcxgIIAMoCzImLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlByaWNlT3ZlcnJpZGUSNgoGYW5jaG9yGAkgASgLMiYuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQmlsbGluZ0FuY2hvchIuCgpzdGFydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg50cmlhbF9lbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoOY3VycmVudF9wZXJpb2QYDCABKAsyFy5iaWxsaW5nLnR5cGUudjEuUGVyaW9kEi8KC2NhbmNlbF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASQgoQc2NoZWR1bGVkX2NoYW5nZRgPIAEoCzIoLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlNjaGVkdWxlZENoYW5nZRIaChJtaWdyYXRlX3RvX3ZlcnNpb24YECABKAUSLwoLY3JlYXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLWAgoNUHJvcmF0aW9uSXRlbRIKCgJpZBgBIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYAiABKAkSEgoKY2hhcmdlX2tleRgDIAEoCRIQCghwbGFuX2tleRgEIAEoCRIUCgxwbGFuX3ZlcnNpb24YBSABKAUSJwoGcGVyaW9kGAYgASgLMhcuYmlsbGluZy50eXBlLnYxLlBlcmlvZBIQCghxdWFudGl0eRgHIAEoCRITCgt1bml0X2Ftb3VudBgIIAEoCRImCgZhbW91bnQYCSABKAsyFi5iaWxsaW5nLnR5cGUudjEuTW9uZXkSOAoGcmVhc29uGAogASgOMiguYmlsbGluZy5zdWJzY3JpcHRpb24udjEuUHJvcmF0aW9uUmVhc29uEjIKDmVmZmVjdGl2ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKaAQoJVGVzdENsb2NrEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLZnJvemVuX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWFkdmFuY2luZxgEIAEoCBIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqdQoMUGF5bWVudFRlcm1zEh0KGVBBWU1FTlRfVEVSTVNfVU5TUEVDSUZJRUQQABImCiJQQVlNRU5UX1RFUk1TX0NIQVJHRV9BVVRPTUFUSUNBTExZEAESHgoaUEFZTUVOVF9URVJNU19TRU5EX0lOVk9JQ0UQAipHCgZCaWxsVG8SFwoTQklMTF9UT19VTlNQRUNJRklFRBAAEhAKDEJJTExfVE9fU0VMRhABEhIKDkJJTExfVE9fUEFSRU5UEAIq9wEKEVN1YnNjcmlwdGlvblN0YXRlEiIKHlNVQlNDUklQVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEh4KGlNVQlNDUklQVElPTl9TVEFURV9QRU5ESU5HEAESHwobU1VCU0NSSVBUSU9OX1NUQVRFX1RSSUFMSU5HEAISHQoZU1VCU0NSSVBUSU9OX1NUQVRFX0FDVElWRRADEh8KG1NVQlNDUklQVElPTl9TVEFURV9QQVNUX0RVRRAEEh8KG1NVQlNDUklQVElPTl9TVEFURV9DQU5DRUxFRBAFEhwKGFNVQlNDUklQVElPTl9TVEFURV9FTkRFRBAGKmQKCkFuY2hvcktpbmQSGwoXQU5DSE9SX0tJTkRfVU5TUEVDSUZJRUQQABIbChdBTkNIT1JfS0lORF9BTk5JVkVSU0FSWRABEhwKGEFOQ0hPUl9LSU5EX0RBWV9PRl9NT05USBACKp4BCg9Qcm9yYXRpb25SZWFzb24SIAocUFJPUkFUSU9OX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHFBST1JBVElPTl9SRUFTT05fUExBTl9DSEFOR0UQARIkCiBQUk9SQVRJT05fUkVBU09OX1FVQU5USVRZX0NIQU5HRRACEiEKHVBST1JBVElPTl9SRUFTT05fQ0FOQ0VMTEFUSU9OEANiBnByb3RvMw", [file_billing_type_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("CidiaWxsaW5nL3N1YnNjcmlwdGlvbi92MS9yZXNvdXJjZXMucHJvdG8SF2JpbGxpbmcuc3Vic2NyaXB0aW9uLnYxIvsBCg9CaWxsaW5nU2V0dGluZ3MSFQoNY3VycmVuY3lfY29kZRgBIAEoCRIRCgl0aW1lX3pvbmUYAiABKAkSPAoNcGF5bWVudF90ZXJtcxgDIAEoDjIlLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlBheW1lbnRUZXJtcxIQCghuZXRfZGF5cxgEIAEoBRIVCg1pbnZvaWNlX2VtYWlsGAUgASgJEhgKEHRheF9jb3VudHJ5X2NvZGUYBiABKAkSDgoGdGF4X2lkGAcgASgJEhEKCXBvX251bWJlchgIIAEoCRIaChJzdHJpcGVfY3VzdG9tZXJfaWQYCSABKAki5wMKCEN1c3RvbWVyEgoKAmlkGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSOQoHYmlsbGluZxgEIAEoCzIoLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLkJpbGxpbmdTZXR0aW5ncxIRCglwYXJlbnRfaWQYBSABKAkSMAoHYmlsbF90bxgGIAEoDjIfLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLkJpbGxUbxIQCghwYXllcl9pZBgHIAEoCRIUCgxhbmNlc3Rvcl9pZHMYCCADKAkSFQoNdGVzdF9jbG9ja19pZBgJIAEoCRIXCg9jdXJyZW5jeV9sb2NrZWQYCiABKAgSQQoIbWV0YWRhdGEYCyADKAsyLy5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5DdXN0b21lci5NZXRhZGF0YUVudHJ5Ei8KC2NyZWF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpUBChBDdXN0b21lclRyZWVOb2RlEgoKAmlkGAEgASgJEhMKC2V4dGVybmFsX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJcGFyZW50X2lkGAQgASgJEjAKB2JpbGxfdG8YBSABKA4yHy5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5CaWxsVG8SDQoFZGVwdGgYBiABKAUiWAoNQmlsbGluZ0FuY2hvchIxCgRraW5kGAEgASgOMiMuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQW5jaG9yS2luZBIUCgxkYXlfb2ZfbW9udGgYAiABKAUiNgoOQ2hhcmdlUXVhbnRpdHkSEgoKY2hhcmdlX2tleRgBIAEoCRIQCghxdWFudGl0eRgCIAEoCSI0Cg1BZGRvblF1YW50aXR5EhEKCWFkZG9uX2tleRgBIAEoCRIQCghxdWFudGl0eRgCIAEoCSJECglQcmljZVRpZXISDQoFdXBfdG8YASABKAkSEwoLdW5pdF9hbW91bnQYAiABKAkSEwoLZmxhdF9hbW91bnQYAyABKAkimwEKDVByaWNlT3ZlcnJpZGUSEgoKY2hhcmdlX2tleRgBIAEoCRITCgt1bml0X2Ftb3VudBgCIAEoCRIxCgV0aWVycxgDIAMoCzIiLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlByaWNlVGllchIWCg5pbmNsdWRlZF91bml0cxgEIAEoCRIWCg5taW5pbXVtX2Ftb3VudBgFIAEoCSKjAgoPU2NoZWR1bGVkQ2hhbmdlEjoKBGtpbmQYASABKA4yLC5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TY2hlZHVsZWRDaGFuZ2VLaW5kEi4KCmFwcGx5X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHBsYW5fa2V5GAMgASgJEhQKDHBsYW5fdmVyc2lvbhgEIAEoBRI7CgpxdWFudGl0aWVzGAUgAygLMicuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQ2hhcmdlUXVhbnRpdHkSPwoPcHJpY2Vfb3ZlcnJpZGVzGAYgAygLMiYuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuUHJpY2VPdmVycmlkZSKPCQoMU3Vic2NyaXB0aW9uEgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhwKFGN1c3RvbWVyX2V4dGVybmFsX2lkGAMgASgJEhAKCHBheWVyX2lkGAQgASgJEhAKCHBsYW5fa2V5GAUgASgJEhQKDHBsYW5fdmVyc2lvbhgGIAEoBRIyCghpbnRlcnZhbBgHIAEoDjIgLmJpbGxpbmcudHlwZS52MS5CaWxsaW5nSW50ZXJ2YWwSOQoFc3RhdGUYCCABKA4yKi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb25TdGF0ZRIVCg1jdXJyZW5jeV9jb2RlGAkgASgJEjsKCnF1YW50aXRpZXMYCiADKAsyJy5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5DaGFyZ2VRdWFudGl0eRI2CgZhZGRvbnMYCyADKAsyJi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5BZGRvblF1YW50aXR5Ej8KD3ByaWNlX292ZXJyaWRlcxgMIAMoCzImLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlByaWNlT3ZlcnJpZGUSNgoGYW5jaG9yGA0gASgLMiYuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQmlsbGluZ0FuY2hvchIuCgpzdGFydF90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg50cmlhbF9lbmRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoOY3VycmVudF9wZXJpb2QYECABKAsyFy5iaWxsaW5nLnR5cGUudjEuUGVyaW9kEhUKDXBlcmlvZF9udW1iZXIYESABKAUSLwoLY2FuY2VsX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2CgplbmRfcmVhc29uGBQgASgOMiIuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuRW5kUmVhc29uEkIKEHNjaGVkdWxlZF9jaGFuZ2UYFSABKAsyKC5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TY2hlZHVsZWRDaGFuZ2USMQoNcGFzdF9kdWVfdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASRQoIbWV0YWRhdGEYFyADKAsyMy5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24uTWV0YWRhdGFFbnRyeRIvCgtjcmVhdGVfdGltZRgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYGSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLTAwoNUHJvcmF0aW9uSXRlbRIKCgJpZBgBIAEoCRIXCg9zdWJzY3JpcHRpb25faWQYAiABKAkSEAoIcGxhbl9rZXkYAyABKAkSFAoMcGxhbl92ZXJzaW9uGAQgASgFEhIKCmNoYXJnZV9rZXkYBSABKAkSEQoJYWRkb25fa2V5GAYgASgJEicKBnBlcmlvZBgHIAEoCzIXLmJpbGxpbmcudHlwZS52MS5QZXJpb2QSLAoLZnVsbF9wZXJpb2QYCCABKAsyFy5iaWxsaW5nLnR5cGUudjEuUGVyaW9kEhAKCHF1YW50aXR5GAkgASgJEhMKC3VuaXRfYW1vdW50GAogASgJEiYKBmFtb3VudBgLIAEoCzIWLmJpbGxpbmcudHlwZS52MS5Nb25leRI4CgZyZWFzb24YDCABKA4yKC5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5Qcm9yYXRpb25SZWFzb24SOgoHYmlsbGluZxgNIAEoDjIpLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlByb3JhdGlvbkJpbGxpbmcSMgoOZWZmZWN0aXZlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItkBCglUZXN0Q2xvY2sSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIvCgtmcm96ZW5fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoGc3RhdHVzGAQgASgOMiguYmlsbGluZy5zdWJzY3JpcHRpb24udjEuVGVzdENsb2NrU3RhdHVzEhYKDmN1c3RvbWVyX2NvdW50GAUgASgFEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCp1CgxQYXltZW50VGVybXMSHQoZUEFZTUVOVF9URVJNU19VTlNQRUNJRklFRBAAEiYKIlBBWU1FTlRfVEVSTVNfQ0hBUkdFX0FVVE9NQVRJQ0FMTFkQARIeChpQQVlNRU5UX1RFUk1TX1NFTkRfSU5WT0lDRRACKkcKBkJpbGxUbxIXChNCSUxMX1RPX1VOU1BFQ0lGSUVEEAASEAoMQklMTF9UT19TRUxGEAESEgoOQklMTF9UT19QQVJFTlQQAir3AQoRU3Vic2NyaXB0aW9uU3RhdGUSIgoeU1VCU0NSSVBUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASHgoaU1VCU0NSSVBUSU9OX1NUQVRFX1BFTkRJTkcQARIfChtTVUJTQ1JJUFRJT05fU1RBVEVfVFJJQUxJTkcQAhIdChlTVUJTQ1JJUFRJT05fU1RBVEVfQUNUSVZFEAMSHwobU1VCU0NSSVBUSU9OX1NUQVRFX1BBU1RfRFVFEAQSHwobU1VCU0NSSVBUSU9OX1NUQVRFX0NBTkNFTEVEEAUSHAoYU1VCU0NSSVBUSU9OX1NUQVRFX0VOREVEEAYqkQEKCUVuZFJlYXNvbhIaChZFTkRfUkVBU09OX1VOU1BFQ0lGSUVEEAASJQohRU5EX1JFQVNPTl9DQU5DRUxFRF9BVF9QRVJJT0RfRU5EEAESIwofRU5EX1JFQVNPTl9DQU5DRUxFRF9JTU1FRElBVEVMWRACEhwKGEVORF9SRUFTT05fVU5DT0xMRUNUSUJMRRADKmQKCkFuY2hvcktpbmQSGwoXQU5DSE9SX0tJTkRfVU5TUEVDSUZJRUQQABIbChdBTkNIT1JfS0lORF9BTk5JVkVSU0FSWRABEhwKGEFOQ0hPUl9LSU5EX0RBWV9PRl9NT05USBACKogBChNTY2hlZHVsZWRDaGFuZ2VLaW5kEiUKIVNDSEVEVUxFRF9DSEFOR0VfS0lORF9VTlNQRUNJRklFRBAAEiUKIVNDSEVEVUxFRF9DSEFOR0VfS0lORF9QTEFOX0NIQU5HRRABEiMKH1NDSEVEVUxFRF9DSEFOR0VfS0lORF9NSUdSQVRJT04QAiqaAQoKQ2FuY2VsTW9kZRIbChdDQU5DRUxfTU9ERV9VTlNQRUNJRklFRBAAEhoKFkNBTkNFTF9NT0RFX1BFUklPRF9FTkQQARInCiNDQU5DRUxfTU9ERV9JTU1FRElBVEVMWV9XSVRIX0NSRURJVBACEioKJkNBTkNFTF9NT0RFX0lNTUVESUFURUxZX1dJVEhPVVRfQ1JFRElUEAMqwwEKD1Byb3JhdGlvblJlYXNvbhIgChxQUk9SQVRJT05fUkVBU09OX1VOU1BFQ0lGSUVEEAASIAocUFJPUkFUSU9OX1JFQVNPTl9QTEFOX0NIQU5HRRABEiQKIFBST1JBVElPTl9SRUFTT05fUVVBTlRJVFlfQ0hBTkdFEAISIQodUFJPUkFUSU9OX1JFQVNPTl9DQU5DRUxMQVRJT04QAxIjCh9QUk9SQVRJT05fUkVBU09OX1BBUlRJQUxfUEVSSU9EEAQqfAoQUHJvcmF0aW9uQmlsbGluZxIhCh1QUk9SQVRJT05fQklMTElOR19VTlNQRUNJRklFRBAAEiEKHVBST1JBVElPTl9CSUxMSU5HX0lOVk9JQ0VfTk9XEAESIgoeUFJPUkFUSU9OX0JJTExJTkdfTkVYVF9JTlZPSUNFEAIqcgoPVGVzdENsb2NrU3RhdHVzEiEKHVRFU1RfQ0xPQ0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXVEVTVF9DTE9DS19TVEFUVVNfUkVBRFkQARIfChtURVNUX0NMT0NLX1NUQVRVU19BRFZBTkNJTkcQAmIGcHJvdG8z", [file_billing_type_v1_types, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message billing.subscription.v1.BillingSettings.
@@ -30,60 +30,74 @@ export const CustomerSchema = /*@__PURE__*/
   messageDesc(file_billing_subscription_v1_resources, 1);
 
 /**
+ * Describes the message billing.subscription.v1.CustomerTreeNode.
+ * Use `create(CustomerTreeNodeSchema)` to create a new message.
+ */
+export const CustomerTreeNodeSchema = /*@__PURE__*/
+  messageDesc(file_billing_subscription_v1_resources, 2);
+
+/**
  * Describes the message billing.subscription.v1.BillingAnchor.
  * Use `create(BillingAnchorSchema)` to create a new message.
  */
 export const BillingAnchorSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_v1_resources, 2);
+  messageDesc(file_billing_subscription_v1_resources, 3);
 
 /**
  * Describes the message billing.subscription.v1.ChargeQuantity.
  * Use `create(ChargeQuantitySchema)` to create a new message.
  */
 export const ChargeQuantitySchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_v1_resources, 3);
+  messageDesc(file_billing_subscription_v1_resources, 4);
+
+/**
+ * Describes the message billing.subscription.v1.AddonQuantity.
+ * Use `create(AddonQuantitySchema)` to create a new message.
+ */
+export const AddonQuantitySchema = /*@__PURE__*/
+  messageDesc(file_billing_subscription_v1_resources, 5);
+
+/**
+ * Describes the message billing.subscription.v1.PriceTier.
+ * Use `create(PriceTierSchema)` to create a new message.
+ */
+export const PriceTierSchema = /*@__PURE__*/
+  messageDesc(file_billing_subscription_v1_resources, 6);
 
 /**
  * Describes the message billing.subscription.v1.PriceOverride.
  * Use `create(PriceOverrideSchema)` to create a new message.
  */
 export const PriceOverrideSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_v1_resources, 4);
-
-/**
- * Describes the message billing.subscription.v1.OverrideTier.
- * Use `create(OverrideTierSchema)` to create a new message.
- */
-export const OverrideTierSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_v1_resources, 5);
+  messageDesc(file_billing_subscription_v1_resources, 7);
 
 /**
  * Describes the message billing.subscription.v1.ScheduledChange.
  * Use `create(ScheduledChangeSchema)` to create a new message.
  */
 export const ScheduledChangeSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_v1_resources, 6);
+  messageDesc(file_billing_subscription_v1_resources, 8);
 
 /**
  * Describes the message billing.subscription.v1.Subscription.
  * Use `create(SubscriptionSchema)` to create a new message.
  */
 export const SubscriptionSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_v1_resources, 7);
+  messageDesc(file_billing_subscription_v1_resources, 9);
 
 /**
  * Describes the message billing.subscription.v1.ProrationItem.
  * Use `create(ProrationItemSchema)` to create a new message.
  */
 export const ProrationItemSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_v1_resources, 8);
+  messageDesc(file_billing_subscription_v1_resources, 10);
 
 /**
  * Describes the message billing.subscription.v1.TestClock.
  * Use `create(TestClockSchema)` to create a new message.
  */
 export const TestClockSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_v1_resources, 9);
+  messageDesc(file_billing_subscription_v1_resources, 11);
 
 /**
  * Describes the enum billing.subscription.v1.PaymentTerms.
@@ -120,7 +134,8 @@ export const SubscriptionStateSchema = /*@__PURE__*/
   enumDesc(file_billing_subscription_v1_resources, 2);
 
 /**
- * The lifecycle state of a subscription (the transitions are documented in docs/subscriptions.md).
+ * The lifecycle state of a subscription. The allowed transitions are documented in docs/subscriptions.md;
+ * any other transition fails with FAILED_PRECONDITION, reason INVALID_TRANSITION.
  *
  * @generated from enum billing.subscription.v1.SubscriptionState
  */
@@ -128,13 +143,27 @@ export const SubscriptionState = /*@__PURE__*/
   tsEnum(SubscriptionStateSchema);
 
 /**
- * Describes the enum billing.subscription.v1.AnchorKind.
+ * Describes the enum billing.subscription.v1.EndReason.
  */
-export const AnchorKindSchema = /*@__PURE__*/
+export const EndReasonSchema = /*@__PURE__*/
   enumDesc(file_billing_subscription_v1_resources, 3);
 
 /**
- * How a subscription's periods are aligned.
+ * Why a subscription ended.
+ *
+ * @generated from enum billing.subscription.v1.EndReason
+ */
+export const EndReason = /*@__PURE__*/
+  tsEnum(EndReasonSchema);
+
+/**
+ * Describes the enum billing.subscription.v1.AnchorKind.
+ */
+export const AnchorKindSchema = /*@__PURE__*/
+  enumDesc(file_billing_subscription_v1_resources, 4);
+
+/**
+ * How a subscription's billing periods are aligned.
  *
  * @generated from enum billing.subscription.v1.AnchorKind
  */
@@ -142,10 +171,38 @@ export const AnchorKind = /*@__PURE__*/
   tsEnum(AnchorKindSchema);
 
 /**
+ * Describes the enum billing.subscription.v1.ScheduledChangeKind.
+ */
+export const ScheduledChangeKindSchema = /*@__PURE__*/
+  enumDesc(file_billing_subscription_v1_resources, 5);
+
+/**
+ * Why a change is scheduled.
+ *
+ * @generated from enum billing.subscription.v1.ScheduledChangeKind
+ */
+export const ScheduledChangeKind = /*@__PURE__*/
+  tsEnum(ScheduledChangeKindSchema);
+
+/**
+ * Describes the enum billing.subscription.v1.CancelMode.
+ */
+export const CancelModeSchema = /*@__PURE__*/
+  enumDesc(file_billing_subscription_v1_resources, 6);
+
+/**
+ * How a cancellation ends a subscription.
+ *
+ * @generated from enum billing.subscription.v1.CancelMode
+ */
+export const CancelMode = /*@__PURE__*/
+  tsEnum(CancelModeSchema);
+
+/**
  * Describes the enum billing.subscription.v1.ProrationReason.
  */
 export const ProrationReasonSchema = /*@__PURE__*/
-  enumDesc(file_billing_subscription_v1_resources, 4);
+  enumDesc(file_billing_subscription_v1_resources, 7);
 
 /**
  * Why a proration item exists.
@@ -154,4 +211,32 @@ export const ProrationReasonSchema = /*@__PURE__*/
  */
 export const ProrationReason = /*@__PURE__*/
   tsEnum(ProrationReasonSchema);
+
+/**
+ * Describes the enum billing.subscription.v1.ProrationBilling.
+ */
+export const ProrationBillingSchema = /*@__PURE__*/
+  enumDesc(file_billing_subscription_v1_resources, 8);
+
+/**
+ * When invoicing bills a proration item.
+ *
+ * @generated from enum billing.subscription.v1.ProrationBilling
+ */
+export const ProrationBilling = /*@__PURE__*/
+  tsEnum(ProrationBillingSchema);
+
+/**
+ * Describes the enum billing.subscription.v1.TestClockStatus.
+ */
+export const TestClockStatusSchema = /*@__PURE__*/
+  enumDesc(file_billing_subscription_v1_resources, 9);
+
+/**
+ * Whether a test clock is busy.
+ *
+ * @generated from enum billing.subscription.v1.TestClockStatus
+ */
+export const TestClockStatus = /*@__PURE__*/
+  tsEnum(TestClockStatusSchema);
 

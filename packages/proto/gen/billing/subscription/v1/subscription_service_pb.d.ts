@@ -2,16 +2,19 @@
 // @generated from file billing/subscription/v1/subscription_service.proto (package billing.subscription.v1, syntax proto3)
 /* eslint-disable */
 
-// Subscriptions, their lifecycle and proration, and test clocks.
+// Subscriptions, their lifecycle and proration, plan version migrations, and the test clocks that drive the
+// billing clock in scenarios.
 //
 // Errors carry google.rpc.ErrorInfo (reason in UPPER_SNAKE, domain `billing.subscription`) and, for bad
-// input, google.rpc.BadRequest with one field violation per offending field. A transition the lifecycle
-// does not allow is FAILED_PRECONDITION with reason INVALID_TRANSITION.
+// input, google.rpc.BadRequest with one field violation per offending field (by proto path). A transition the
+// lifecycle does not allow fails with FAILED_PRECONDITION, reason INVALID_TRANSITION. Other typical reasons:
+// SUBSCRIPTION_NOT_FOUND, CUSTOMER_NOT_FOUND, PLAN_NOT_FOUND, PLAN_VERSION_NOT_FOUND, CHARGE_NOT_FOUND,
+// CURRENCY_MISMATCH, TEST_CLOCKS_DISABLED, TEST_CLOCK_BUSY, IDEMPOTENCY_KEY_REUSED.
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { BillingAnchor, ChargeQuantity, PriceOverride, ProrationItem, Subscription, SubscriptionState, TestClock } from "./resources_pb.js";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import type { AddonQuantity, BillingAnchor, CancelMode, ChargeQuantity, PriceOverride, ProrationItem, Subscription, SubscriptionState, TestClock } from "./resources_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file billing/subscription/v1/subscription_service.proto.
@@ -19,7 +22,7 @@ import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 export declare const file_billing_subscription_v1_subscription_service: GenFile;
 
 /**
- * Request of CreateSubscription.
+ * The request of SubscriptionService.CreateSubscription.
  *
  * @generated from message billing.subscription.v1.CreateSubscriptionRequest
  */
@@ -33,60 +36,84 @@ export declare type CreateSubscriptionRequest = Message<"billing.subscription.v1
   requestId: string;
 
   /**
-   * The customer.
+   * The subscribing customer (`cus_...`).
    *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
-   * The plan's key.
+   * The catalog key of the plan.
    *
    * @generated from field: string plan_key = 3;
    */
   planKey: string;
 
   /**
-   * The plan version; 0 for the latest published.
+   * The plan version (1-based); 0 selects the latest published version.
    *
    * @generated from field: int32 plan_version = 4;
    */
   planVersion: number;
 
   /**
-   * Quantities of per-seat charges (default 1 each).
+   * The quantities of the plan's per-seat charges; a per-seat charge that is not listed gets quantity 1.
    *
    * @generated from field: repeated billing.subscription.v1.ChargeQuantity quantities = 5;
    */
   quantities: ChargeQuantity[];
 
   /**
-   * Start time; unset for now (on the customer's clock). A future start makes it PENDING.
+   * The recurring add-ons to attach from the start.
    *
-   * @generated from field: google.protobuf.Timestamp start_time = 6;
+   * @generated from field: repeated billing.subscription.v1.AddonQuantity addons = 6;
+   */
+  addons: AddonQuantity[];
+
+  /**
+   * The start time; unset means now on the customer's clock. A future start makes the subscription PENDING.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 7;
    */
   startTime?: Timestamp | undefined;
 
   /**
-   * Trial length overriding the plan's trial days; unset keeps the plan's, zero means no trial.
+   * The trial length in days, overriding the plan version's trial days; unset keeps the plan's, 0 means no
+   * trial.
    *
-   * @generated from field: google.protobuf.Duration trial = 7;
+   * @generated from field: optional int32 trial_days = 8;
    */
-  trial?: Duration | undefined;
+  trialDays?: number | undefined;
 
   /**
-   * Billing anchor; unset for the anniversary.
+   * The billing anchor; unset means the anniversary of the start.
    *
-   * @generated from field: billing.subscription.v1.BillingAnchor anchor = 8;
+   * @generated from field: billing.subscription.v1.BillingAnchor anchor = 9;
    */
   anchor?: BillingAnchor | undefined;
 
   /**
-   * Contract prices for named charges.
+   * Contract prices for named charges of the plan version.
    *
-   * @generated from field: repeated billing.subscription.v1.PriceOverride price_overrides = 9;
+   * @generated from field: repeated billing.subscription.v1.PriceOverride price_overrides = 10;
    */
   priceOverrides: PriceOverride[];
+
+  /**
+   * The ISO 4217 currency. It may be empty when the customer already has one; when the customer has none, it
+   * is required and becomes the customer's fixed currency. A value other than the customer's fails with
+   * FAILED_PRECONDITION, reason CURRENCY_MISMATCH.
+   *
+   * @generated from field: string currency_code = 11;
+   */
+  currencyCode: string;
+
+  /**
+   * Free-form labels for the caller: at most 50 entries, keys up to 40 characters, values up to 500.
+   *
+   * @generated from field: map<string, string> metadata = 12;
+   */
+  metadata: { [key: string]: string };
 };
 
 /**
@@ -96,17 +123,24 @@ export declare type CreateSubscriptionRequest = Message<"billing.subscription.v1
 export declare const CreateSubscriptionRequestSchema: GenMessage<CreateSubscriptionRequest>;
 
 /**
- * Response of CreateSubscription.
+ * The response of SubscriptionService.CreateSubscription.
  *
  * @generated from message billing.subscription.v1.CreateSubscriptionResponse
  */
 export declare type CreateSubscriptionResponse = Message<"billing.subscription.v1.CreateSubscriptionResponse"> & {
   /**
-   * The subscription.
+   * The created subscription.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
   subscription?: Subscription | undefined;
+
+  /**
+   * The proration items of a shortened first period (calendar anchor); empty otherwise.
+   *
+   * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 2;
+   */
+  prorationItems: ProrationItem[];
 };
 
 /**
@@ -116,13 +150,13 @@ export declare type CreateSubscriptionResponse = Message<"billing.subscription.v
 export declare const CreateSubscriptionResponseSchema: GenMessage<CreateSubscriptionResponse>;
 
 /**
- * Request of GetSubscription.
+ * The request of SubscriptionService.GetSubscription.
  *
  * @generated from message billing.subscription.v1.GetSubscriptionRequest
  */
 export declare type GetSubscriptionRequest = Message<"billing.subscription.v1.GetSubscriptionRequest"> & {
   /**
-   * The subscription's id.
+   * The subscription's id (`sub_...`).
    *
    * @generated from field: string id = 1;
    */
@@ -136,7 +170,7 @@ export declare type GetSubscriptionRequest = Message<"billing.subscription.v1.Ge
 export declare const GetSubscriptionRequestSchema: GenMessage<GetSubscriptionRequest>;
 
 /**
- * Response of GetSubscription.
+ * The response of SubscriptionService.GetSubscription.
  *
  * @generated from message billing.subscription.v1.GetSubscriptionResponse
  */
@@ -156,52 +190,66 @@ export declare type GetSubscriptionResponse = Message<"billing.subscription.v1.G
 export declare const GetSubscriptionResponseSchema: GenMessage<GetSubscriptionResponse>;
 
 /**
- * Request of ListSubscriptions.
+ * The request of SubscriptionService.ListSubscriptions. The filters combine with AND.
  *
  * @generated from message billing.subscription.v1.ListSubscriptionsRequest
  */
 export declare type ListSubscriptionsRequest = Message<"billing.subscription.v1.ListSubscriptionsRequest"> & {
   /**
-   * Maximum number of results (default 50, max 500).
+   * The maximum number of subscriptions to return (default 50, max 500).
    *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * The next_page_token of a previous response, bound to the same filters; empty for the first page.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * Only this customer's.
+   * When set, only this customer's subscriptions are listed.
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * Only this plan's.
+   * When set, only the subscriptions of the customers this customer pays for (itself included) are listed.
    *
-   * @generated from field: string plan_key = 4;
+   * @generated from field: string payer_id = 4;
+   */
+  payerId: string;
+
+  /**
+   * When set, only subscriptions on this plan are listed.
+   *
+   * @generated from field: string plan_key = 5;
    */
   planKey: string;
 
   /**
-   * Only this version (with plan_key).
+   * When set (with `plan_key`), only subscriptions on this plan version are listed.
    *
-   * @generated from field: int32 plan_version = 5;
+   * @generated from field: int32 plan_version = 6;
    */
   planVersion: number;
 
   /**
-   * Only these states; empty for all.
+   * When set, only subscriptions in these states are listed; empty lists all states.
    *
-   * @generated from field: repeated billing.subscription.v1.SubscriptionState states = 6;
+   * @generated from field: repeated billing.subscription.v1.SubscriptionState states = 7;
    */
   states: SubscriptionState[];
+
+  /**
+   * When true, only subscriptions with a scheduled change are listed.
+   *
+   * @generated from field: bool scheduled_change_only = 8;
+   */
+  scheduledChangeOnly: boolean;
 };
 
 /**
@@ -211,20 +259,20 @@ export declare type ListSubscriptionsRequest = Message<"billing.subscription.v1.
 export declare const ListSubscriptionsRequestSchema: GenMessage<ListSubscriptionsRequest>;
 
 /**
- * Response of ListSubscriptions.
+ * The response of SubscriptionService.ListSubscriptions.
  *
  * @generated from message billing.subscription.v1.ListSubscriptionsResponse
  */
 export declare type ListSubscriptionsResponse = Message<"billing.subscription.v1.ListSubscriptionsResponse"> & {
   /**
-   * The page of subscriptions.
+   * The page of subscriptions, oldest first.
    *
    * @generated from field: repeated billing.subscription.v1.Subscription subscriptions = 1;
    */
   subscriptions: Subscription[];
 
   /**
-   * Token for the next page; empty at the end.
+   * The token of the next page; empty at the end.
    *
    * @generated from field: string next_page_token = 2;
    */
@@ -238,7 +286,7 @@ export declare type ListSubscriptionsResponse = Message<"billing.subscription.v1
 export declare const ListSubscriptionsResponseSchema: GenMessage<ListSubscriptionsResponse>;
 
 /**
- * Request of ChangePlan.
+ * The request of SubscriptionService.ChangePlan.
  *
  * @generated from message billing.subscription.v1.ChangePlanRequest
  */
@@ -252,37 +300,45 @@ export declare type ChangePlanRequest = Message<"billing.subscription.v1.ChangeP
   requestId: string;
 
   /**
-   * The subscription.
+   * The subscription to change (`sub_...`).
    *
    * @generated from field: string subscription_id = 2;
    */
   subscriptionId: string;
 
   /**
-   * The new plan's key.
+   * The catalog key of the new plan (it may be the current plan, to change version).
    *
    * @generated from field: string plan_key = 3;
    */
   planKey: string;
 
   /**
-   * The new plan version; 0 for the latest published.
+   * The new plan version (1-based); 0 selects the latest published version.
    *
    * @generated from field: int32 plan_version = 4;
    */
   planVersion: number;
 
   /**
-   * Quantities on the new plan; empty keeps the current ones for charges of the same key.
+   * The quantities on the new plan; empty carries over the quantities of charges with the same key (others
+   * get 1).
    *
    * @generated from field: repeated billing.subscription.v1.ChargeQuantity quantities = 5;
    */
   quantities: ChargeQuantity[];
 
   /**
-   * When it takes effect.
+   * The contract prices on the new plan; empty carries over the overrides of charges with the same key.
    *
-   * @generated from field: billing.subscription.v1.ChangeTiming timing = 6;
+   * @generated from field: repeated billing.subscription.v1.PriceOverride price_overrides = 6;
+   */
+  priceOverrides: PriceOverride[];
+
+  /**
+   * When the change takes effect.
+   *
+   * @generated from field: billing.subscription.v1.ChangeTiming timing = 7;
    */
   timing: ChangeTiming;
 };
@@ -294,20 +350,20 @@ export declare type ChangePlanRequest = Message<"billing.subscription.v1.ChangeP
 export declare const ChangePlanRequestSchema: GenMessage<ChangePlanRequest>;
 
 /**
- * Response of ChangePlan.
+ * The response of SubscriptionService.ChangePlan.
  *
  * @generated from message billing.subscription.v1.ChangePlanResponse
  */
 export declare type ChangePlanResponse = Message<"billing.subscription.v1.ChangePlanResponse"> & {
   /**
-   * The subscription after the change (or with the change scheduled).
+   * The subscription after the change, or with the change scheduled.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
   subscription?: Subscription | undefined;
 
   /**
-   * The proration items created (empty for a period-end change).
+   * The proration items the change created; empty for a change at the period end.
    *
    * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 2;
    */
@@ -321,7 +377,7 @@ export declare type ChangePlanResponse = Message<"billing.subscription.v1.Change
 export declare const ChangePlanResponseSchema: GenMessage<ChangePlanResponse>;
 
 /**
- * Request of ChangeQuantity.
+ * The request of SubscriptionService.ChangeQuantity.
  *
  * @generated from message billing.subscription.v1.ChangeQuantityRequest
  */
@@ -335,18 +391,26 @@ export declare type ChangeQuantityRequest = Message<"billing.subscription.v1.Cha
   requestId: string;
 
   /**
-   * The subscription.
+   * The subscription to change (`sub_...`).
    *
    * @generated from field: string subscription_id = 2;
    */
   subscriptionId: string;
 
   /**
-   * The new quantities of the per-seat charges named.
+   * The new quantities of the per-seat charges named; charges not named keep their quantity.
    *
    * @generated from field: repeated billing.subscription.v1.ChargeQuantity quantities = 3;
    */
   quantities: ChargeQuantity[];
+
+  /**
+   * The new quantities of the add-ons named: a new key attaches an add-on, quantity "0" detaches it, and
+   * add-ons not named are kept.
+   *
+   * @generated from field: repeated billing.subscription.v1.AddonQuantity addons = 4;
+   */
+  addons: AddonQuantity[];
 };
 
 /**
@@ -356,7 +420,7 @@ export declare type ChangeQuantityRequest = Message<"billing.subscription.v1.Cha
 export declare const ChangeQuantityRequestSchema: GenMessage<ChangeQuantityRequest>;
 
 /**
- * Response of ChangeQuantity.
+ * The response of SubscriptionService.ChangeQuantity.
  *
  * @generated from message billing.subscription.v1.ChangeQuantityResponse
  */
@@ -369,7 +433,8 @@ export declare type ChangeQuantityResponse = Message<"billing.subscription.v1.Ch
   subscription?: Subscription | undefined;
 
   /**
-   * The proration items: a charge for added seats now, a credit for removed ones (carried to the next invoice).
+   * The proration items: charges for what was added (invoiced now) and credits for what was removed (carried
+   * to the next invoice).
    *
    * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 2;
    */
@@ -383,7 +448,7 @@ export declare type ChangeQuantityResponse = Message<"billing.subscription.v1.Ch
 export declare const ChangeQuantityResponseSchema: GenMessage<ChangeQuantityResponse>;
 
 /**
- * Request of CancelSubscription.
+ * The request of SubscriptionService.CancelSubscription.
  *
  * @generated from message billing.subscription.v1.CancelSubscriptionRequest
  */
@@ -397,21 +462,21 @@ export declare type CancelSubscriptionRequest = Message<"billing.subscription.v1
   requestId: string;
 
   /**
-   * The subscription.
+   * The subscription to cancel (`sub_...`).
    *
    * @generated from field: string subscription_id = 2;
    */
   subscriptionId: string;
 
   /**
-   * How it ends.
+   * How the subscription ends.
    *
    * @generated from field: billing.subscription.v1.CancelMode mode = 3;
    */
   mode: CancelMode;
 
   /**
-   * Why, for the record (at most 500 characters).
+   * Why it is canceled, for the record (at most 500 characters).
    *
    * @generated from field: string reason = 4;
    */
@@ -425,20 +490,20 @@ export declare type CancelSubscriptionRequest = Message<"billing.subscription.v1
 export declare const CancelSubscriptionRequestSchema: GenMessage<CancelSubscriptionRequest>;
 
 /**
- * Response of CancelSubscription.
+ * The response of SubscriptionService.CancelSubscription.
  *
  * @generated from message billing.subscription.v1.CancelSubscriptionResponse
  */
 export declare type CancelSubscriptionResponse = Message<"billing.subscription.v1.CancelSubscriptionResponse"> & {
   /**
-   * The subscription after the cancellation.
+   * The subscription after the cancellation: CANCELED with a cancel_time, or ENDED.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
   subscription?: Subscription | undefined;
 
   /**
-   * The credit items, for an immediate cancellation with credit.
+   * The credit items of an immediate cancellation with credit; empty otherwise.
    *
    * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 2;
    */
@@ -452,7 +517,7 @@ export declare type CancelSubscriptionResponse = Message<"billing.subscription.v
 export declare const CancelSubscriptionResponseSchema: GenMessage<CancelSubscriptionResponse>;
 
 /**
- * Request of ResumeSubscription.
+ * The request of SubscriptionService.ResumeSubscription.
  *
  * @generated from message billing.subscription.v1.ResumeSubscriptionRequest
  */
@@ -466,7 +531,7 @@ export declare type ResumeSubscriptionRequest = Message<"billing.subscription.v1
   requestId: string;
 
   /**
-   * The subscription.
+   * The subscription whose scheduled cancellation is undone (`sub_...`); it must be CANCELED.
    *
    * @generated from field: string subscription_id = 2;
    */
@@ -480,13 +545,13 @@ export declare type ResumeSubscriptionRequest = Message<"billing.subscription.v1
 export declare const ResumeSubscriptionRequestSchema: GenMessage<ResumeSubscriptionRequest>;
 
 /**
- * Response of ResumeSubscription.
+ * The response of SubscriptionService.ResumeSubscription.
  *
  * @generated from message billing.subscription.v1.ResumeSubscriptionResponse
  */
 export declare type ResumeSubscriptionResponse = Message<"billing.subscription.v1.ResumeSubscriptionResponse"> & {
   /**
-   * The subscription, active again.
+   * The subscription, back in the state it had before the cancellation was scheduled.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
@@ -500,7 +565,7 @@ export declare type ResumeSubscriptionResponse = Message<"billing.subscription.v
 export declare const ResumeSubscriptionResponseSchema: GenMessage<ResumeSubscriptionResponse>;
 
 /**
- * Request of CancelScheduledChange.
+ * The request of SubscriptionService.CancelScheduledChange.
  *
  * @generated from message billing.subscription.v1.CancelScheduledChangeRequest
  */
@@ -514,7 +579,7 @@ export declare type CancelScheduledChangeRequest = Message<"billing.subscription
   requestId: string;
 
   /**
-   * The subscription.
+   * The subscription whose scheduled change is dropped (`sub_...`).
    *
    * @generated from field: string subscription_id = 2;
    */
@@ -528,13 +593,13 @@ export declare type CancelScheduledChangeRequest = Message<"billing.subscription
 export declare const CancelScheduledChangeRequestSchema: GenMessage<CancelScheduledChangeRequest>;
 
 /**
- * Response of CancelScheduledChange.
+ * The response of SubscriptionService.CancelScheduledChange.
  *
  * @generated from message billing.subscription.v1.CancelScheduledChangeResponse
  */
 export declare type CancelScheduledChangeResponse = Message<"billing.subscription.v1.CancelScheduledChangeResponse"> & {
   /**
-   * The subscription without a scheduled change.
+   * The subscription, without a scheduled change.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
@@ -548,7 +613,7 @@ export declare type CancelScheduledChangeResponse = Message<"billing.subscriptio
 export declare const CancelScheduledChangeResponseSchema: GenMessage<CancelScheduledChangeResponse>;
 
 /**
- * Request of MigrateSubscriptions.
+ * The request of SubscriptionService.MigrateSubscriptions.
  *
  * @generated from message billing.subscription.v1.MigrateSubscriptionsRequest
  */
@@ -562,39 +627,32 @@ export declare type MigrateSubscriptionsRequest = Message<"billing.subscription.
   requestId: string;
 
   /**
-   * The plan's key.
+   * The catalog key of the plan.
    *
    * @generated from field: string plan_key = 2;
    */
   planKey: string;
 
   /**
-   * The version subscriptions are on now.
+   * The version the subscriptions are on now (1-based).
    *
    * @generated from field: int32 from_version = 3;
    */
   fromVersion: number;
 
   /**
-   * The version they move to at their next renewal.
+   * The published version they move to at their next renewal; 0 selects the latest published version.
    *
    * @generated from field: int32 to_version = 4;
    */
   toVersion: number;
 
   /**
-   * When true, nothing changes; the response lists who would move.
+   * When true, nothing changes and the response says who would move.
    *
    * @generated from field: bool dry_run = 5;
    */
   dryRun: boolean;
-
-  /**
-   * Maximum number of subscriptions listed in the response (default 50, max 500); all of them move.
-   *
-   * @generated from field: int32 page_size = 6;
-   */
-  pageSize: number;
 };
 
 /**
@@ -604,29 +662,46 @@ export declare type MigrateSubscriptionsRequest = Message<"billing.subscription.
 export declare const MigrateSubscriptionsRequestSchema: GenMessage<MigrateSubscriptionsRequest>;
 
 /**
- * Response of MigrateSubscriptions.
+ * The response of SubscriptionService.MigrateSubscriptions. Only the first 500 ids are returned; the full set
+ * is what ListSubscriptions returns for `plan_key` and `plan_version` = from_version in live states (before
+ * the migration) or with `scheduled_change_only` (after it).
  *
  * @generated from message billing.subscription.v1.MigrateSubscriptionsResponse
  */
 export declare type MigrateSubscriptionsResponse = Message<"billing.subscription.v1.MigrateSubscriptionsResponse"> & {
   /**
-   * How many subscriptions move (or would).
+   * The number of subscriptions that move (or would move, for a dry run).
    *
-   * @generated from field: int32 count = 1;
+   * @generated from field: int32 migrated_count = 1;
    */
-  count: number;
+  migratedCount: number;
 
   /**
-   * The first of them (up to page_size).
+   * The number of live subscriptions left alone because they already have a scheduled change or a scheduled
+   * cancellation.
    *
-   * @generated from field: repeated billing.subscription.v1.Subscription subscriptions = 2;
+   * @generated from field: int32 skipped_count = 2;
    */
-  subscriptions: Subscription[];
+  skippedCount: number;
 
   /**
-   * True when this was a dry run.
+   * The ids of the first 500 subscriptions that move (or would move), oldest first.
    *
-   * @generated from field: bool dry_run = 3;
+   * @generated from field: repeated string subscription_ids = 3;
+   */
+  subscriptionIds: string[];
+
+  /**
+   * The version they move to, resolved.
+   *
+   * @generated from field: int32 to_version = 4;
+   */
+  toVersion: number;
+
+  /**
+   * True when this was a dry run and nothing changed.
+   *
+   * @generated from field: bool dry_run = 5;
    */
   dryRun: boolean;
 };
@@ -638,13 +713,13 @@ export declare type MigrateSubscriptionsResponse = Message<"billing.subscription
 export declare const MigrateSubscriptionsResponseSchema: GenMessage<MigrateSubscriptionsResponse>;
 
 /**
- * Request of PreviewChange.
+ * The request of SubscriptionService.PreviewChange. It is read-only, so it has no request_id.
  *
  * @generated from message billing.subscription.v1.PreviewChangeRequest
  */
 export declare type PreviewChangeRequest = Message<"billing.subscription.v1.PreviewChangeRequest"> & {
   /**
-   * The subscription.
+   * The subscription (`sub_...`).
    *
    * @generated from field: string subscription_id = 1;
    */
@@ -658,7 +733,7 @@ export declare type PreviewChangeRequest = Message<"billing.subscription.v1.Prev
   planKey: string;
 
   /**
-   * The plan version; 0 for the latest published.
+   * The plan version to preview (1-based); 0 selects the latest published version.
    *
    * @generated from field: int32 plan_version = 3;
    */
@@ -672,9 +747,16 @@ export declare type PreviewChangeRequest = Message<"billing.subscription.v1.Prev
   quantities: ChargeQuantity[];
 
   /**
-   * When the change would happen; unset for now.
+   * The add-on quantities to preview, with the same meaning as in ChangeQuantity.
    *
-   * @generated from field: google.protobuf.Timestamp effective_time = 5;
+   * @generated from field: repeated billing.subscription.v1.AddonQuantity addons = 5;
+   */
+  addons: AddonQuantity[];
+
+  /**
+   * The time the change would take effect, within the current period; unset means now.
+   *
+   * @generated from field: google.protobuf.Timestamp effective_time = 6;
    */
   effectiveTime?: Timestamp | undefined;
 };
@@ -686,13 +768,13 @@ export declare type PreviewChangeRequest = Message<"billing.subscription.v1.Prev
 export declare const PreviewChangeRequestSchema: GenMessage<PreviewChangeRequest>;
 
 /**
- * Response of PreviewChange.
+ * The response of SubscriptionService.PreviewChange.
  *
  * @generated from message billing.subscription.v1.PreviewChangeResponse
  */
 export declare type PreviewChangeResponse = Message<"billing.subscription.v1.PreviewChangeResponse"> & {
   /**
-   * The proration items the change would create.
+   * The proration items the change would create (their ids are empty).
    *
    * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 1;
    */
@@ -706,31 +788,31 @@ export declare type PreviewChangeResponse = Message<"billing.subscription.v1.Pre
 export declare const PreviewChangeResponseSchema: GenMessage<PreviewChangeResponse>;
 
 /**
- * Request of ListProrationItems.
+ * The request of SubscriptionService.ListProrationItems.
  *
  * @generated from message billing.subscription.v1.ListProrationItemsRequest
  */
 export declare type ListProrationItemsRequest = Message<"billing.subscription.v1.ListProrationItemsRequest"> & {
   /**
-   * The subscription.
+   * The maximum number of items to return (default 50, max 500).
    *
-   * @generated from field: string subscription_id = 1;
-   */
-  subscriptionId: string;
-
-  /**
-   * Maximum number of results (default 50, max 500).
-   *
-   * @generated from field: int32 page_size = 2;
+   * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * The next_page_token of a previous response, bound to the same filters; empty for the first page.
    *
-   * @generated from field: string page_token = 3;
+   * @generated from field: string page_token = 2;
    */
   pageToken: string;
+
+  /**
+   * The subscription whose items are listed (`sub_...`).
+   *
+   * @generated from field: string subscription_id = 3;
+   */
+  subscriptionId: string;
 };
 
 /**
@@ -740,7 +822,7 @@ export declare type ListProrationItemsRequest = Message<"billing.subscription.v1
 export declare const ListProrationItemsRequestSchema: GenMessage<ListProrationItemsRequest>;
 
 /**
- * Response of ListProrationItems.
+ * The response of SubscriptionService.ListProrationItems.
  *
  * @generated from message billing.subscription.v1.ListProrationItemsResponse
  */
@@ -753,7 +835,7 @@ export declare type ListProrationItemsResponse = Message<"billing.subscription.v
   prorationItems: ProrationItem[];
 
   /**
-   * Token for the next page; empty at the end.
+   * The token of the next page; empty at the end.
    *
    * @generated from field: string next_page_token = 2;
    */
@@ -767,7 +849,7 @@ export declare type ListProrationItemsResponse = Message<"billing.subscription.v
 export declare const ListProrationItemsResponseSchema: GenMessage<ListProrationItemsResponse>;
 
 /**
- * Request of CreateTestClock.
+ * The request of SubscriptionService.CreateTestClock.
  *
  * @generated from message billing.subscription.v1.CreateTestClockRequest
  */
@@ -781,14 +863,14 @@ export declare type CreateTestClockRequest = Message<"billing.subscription.v1.Cr
   requestId: string;
 
   /**
-   * Name for humans.
+   * A name for humans.
    *
    * @generated from field: string name = 2;
    */
   name: string;
 
   /**
-   * The time it starts frozen at.
+   * The time the clock starts frozen at.
    *
    * @generated from field: google.protobuf.Timestamp frozen_time = 3;
    */
@@ -802,13 +884,13 @@ export declare type CreateTestClockRequest = Message<"billing.subscription.v1.Cr
 export declare const CreateTestClockRequestSchema: GenMessage<CreateTestClockRequest>;
 
 /**
- * Response of CreateTestClock.
+ * The response of SubscriptionService.CreateTestClock.
  *
  * @generated from message billing.subscription.v1.CreateTestClockResponse
  */
 export declare type CreateTestClockResponse = Message<"billing.subscription.v1.CreateTestClockResponse"> & {
   /**
-   * The test clock.
+   * The created test clock.
    *
    * @generated from field: billing.subscription.v1.TestClock test_clock = 1;
    */
@@ -822,13 +904,13 @@ export declare type CreateTestClockResponse = Message<"billing.subscription.v1.C
 export declare const CreateTestClockResponseSchema: GenMessage<CreateTestClockResponse>;
 
 /**
- * Request of GetTestClock.
+ * The request of SubscriptionService.GetTestClock.
  *
  * @generated from message billing.subscription.v1.GetTestClockRequest
  */
 export declare type GetTestClockRequest = Message<"billing.subscription.v1.GetTestClockRequest"> & {
   /**
-   * The test clock's id.
+   * The test clock's id (`clk_...`).
    *
    * @generated from field: string id = 1;
    */
@@ -842,7 +924,7 @@ export declare type GetTestClockRequest = Message<"billing.subscription.v1.GetTe
 export declare const GetTestClockRequestSchema: GenMessage<GetTestClockRequest>;
 
 /**
- * Response of GetTestClock.
+ * The response of SubscriptionService.GetTestClock.
  *
  * @generated from message billing.subscription.v1.GetTestClockResponse
  */
@@ -862,20 +944,20 @@ export declare type GetTestClockResponse = Message<"billing.subscription.v1.GetT
 export declare const GetTestClockResponseSchema: GenMessage<GetTestClockResponse>;
 
 /**
- * Request of ListTestClocks.
+ * The request of SubscriptionService.ListTestClocks.
  *
  * @generated from message billing.subscription.v1.ListTestClocksRequest
  */
 export declare type ListTestClocksRequest = Message<"billing.subscription.v1.ListTestClocksRequest"> & {
   /**
-   * Maximum number of results (default 50, max 500).
+   * The maximum number of test clocks to return (default 50, max 500).
    *
    * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * The next_page_token of a previous response; empty for the first page.
    *
    * @generated from field: string page_token = 2;
    */
@@ -889,20 +971,20 @@ export declare type ListTestClocksRequest = Message<"billing.subscription.v1.Lis
 export declare const ListTestClocksRequestSchema: GenMessage<ListTestClocksRequest>;
 
 /**
- * Response of ListTestClocks.
+ * The response of SubscriptionService.ListTestClocks.
  *
  * @generated from message billing.subscription.v1.ListTestClocksResponse
  */
 export declare type ListTestClocksResponse = Message<"billing.subscription.v1.ListTestClocksResponse"> & {
   /**
-   * The page of test clocks.
+   * The page of test clocks, oldest first.
    *
    * @generated from field: repeated billing.subscription.v1.TestClock test_clocks = 1;
    */
   testClocks: TestClock[];
 
   /**
-   * Token for the next page; empty at the end.
+   * The token of the next page; empty at the end.
    *
    * @generated from field: string next_page_token = 2;
    */
@@ -916,7 +998,7 @@ export declare type ListTestClocksResponse = Message<"billing.subscription.v1.Li
 export declare const ListTestClocksResponseSchema: GenMessage<ListTestClocksResponse>;
 
 /**
- * Request of AdvanceTestClock.
+ * The request of SubscriptionService.AdvanceTestClock.
  *
  * @generated from message billing.subscription.v1.AdvanceTestClockRequest
  */
@@ -930,14 +1012,14 @@ export declare type AdvanceTestClockRequest = Message<"billing.subscription.v1.A
   requestId: string;
 
   /**
-   * The test clock.
+   * The test clock to advance (`clk_...`).
    *
    * @generated from field: string id = 2;
    */
   id: string;
 
   /**
-   * The new time; must not be before the clock's current time.
+   * The new time of the clock; it must not be before the clock's current time.
    *
    * @generated from field: google.protobuf.Timestamp frozen_time = 3;
    */
@@ -951,7 +1033,7 @@ export declare type AdvanceTestClockRequest = Message<"billing.subscription.v1.A
 export declare const AdvanceTestClockRequestSchema: GenMessage<AdvanceTestClockRequest>;
 
 /**
- * Response of AdvanceTestClock.
+ * The response of SubscriptionService.AdvanceTestClock.
  *
  * @generated from message billing.subscription.v1.AdvanceTestClockResponse
  */
@@ -971,7 +1053,7 @@ export declare type AdvanceTestClockResponse = Message<"billing.subscription.v1.
 export declare const AdvanceTestClockResponseSchema: GenMessage<AdvanceTestClockResponse>;
 
 /**
- * Request of DeleteTestClock.
+ * The request of SubscriptionService.DeleteTestClock.
  *
  * @generated from message billing.subscription.v1.DeleteTestClockRequest
  */
@@ -985,7 +1067,7 @@ export declare type DeleteTestClockRequest = Message<"billing.subscription.v1.De
   requestId: string;
 
   /**
-   * The test clock.
+   * The test clock to delete (`clk_...`).
    *
    * @generated from field: string id = 2;
    */
@@ -999,7 +1081,7 @@ export declare type DeleteTestClockRequest = Message<"billing.subscription.v1.De
 export declare const DeleteTestClockRequestSchema: GenMessage<DeleteTestClockRequest>;
 
 /**
- * Response of DeleteTestClock.
+ * The response of SubscriptionService.DeleteTestClock; it is empty on success.
  *
  * @generated from message billing.subscription.v1.DeleteTestClockResponse
  */
@@ -1013,7 +1095,7 @@ export declare type DeleteTestClockResponse = Message<"billing.subscription.v1.D
 export declare const DeleteTestClockResponseSchema: GenMessage<DeleteTestClockResponse>;
 
 /**
- * When a change takes effect.
+ * When a plan change takes effect.
  *
  * @generated from enum billing.subscription.v1.ChangeTiming
  */
@@ -1026,14 +1108,16 @@ export enum ChangeTiming {
   UNSPECIFIED = 0,
 
   /**
-   * Now, with proration items for the rest of the period.
+   * The change takes effect now, with proration items for the rest of the current period, and the
+   * entitlements switch at once.
    *
    * @generated from enum value: CHANGE_TIMING_IMMEDIATELY = 1;
    */
   IMMEDIATELY = 1,
 
   /**
-   * At the end of the current period, atomically with the renewal.
+   * The change is scheduled for the end of the current period and applies atomically with the renewal;
+   * nothing changes before then.
    *
    * @generated from enum value: CHANGE_TIMING_PERIOD_END = 2;
    */
@@ -1046,53 +1130,14 @@ export enum ChangeTiming {
 export declare const ChangeTimingSchema: GenEnum<ChangeTiming>;
 
 /**
- * How a cancellation ends the subscription.
- *
- * @generated from enum billing.subscription.v1.CancelMode
- */
-export enum CancelMode {
-  /**
-   * Not set; rejected.
-   *
-   * @generated from enum value: CANCEL_MODE_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * At the end of the current period; undoable until then.
-   *
-   * @generated from enum value: CANCEL_MODE_PERIOD_END = 1;
-   */
-  PERIOD_END = 1,
-
-  /**
-   * Now, crediting the unused part of what was paid in advance.
-   *
-   * @generated from enum value: CANCEL_MODE_IMMEDIATELY_WITH_CREDIT = 2;
-   */
-  IMMEDIATELY_WITH_CREDIT = 2,
-
-  /**
-   * Now, without a credit.
-   *
-   * @generated from enum value: CANCEL_MODE_IMMEDIATELY = 3;
-   */
-  IMMEDIATELY = 3,
-}
-
-/**
- * Describes the enum billing.subscription.v1.CancelMode.
- */
-export declare const CancelModeSchema: GenEnum<CancelMode>;
-
-/**
- * Manages subscriptions and the test clocks that drive them in scenarios.
+ * Manages subscriptions, and the test clocks that drive them in scenarios.
  *
  * @generated from service billing.subscription.v1.SubscriptionService
  */
 export declare const SubscriptionService: GenService<{
   /**
-   * Creates a subscription; the plan version is validated against the catalog.
+   * Creates a subscription of a customer to a plan version, validated against the catalog. A subscription
+   * without a trial is billed for its first period at once (S1).
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.CreateSubscription
    */
@@ -1112,7 +1157,7 @@ export declare const SubscriptionService: GenService<{
     output: typeof GetSubscriptionResponseSchema;
   },
   /**
-   * Lists subscriptions with filters.
+   * Lists subscriptions, with filters.
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.ListSubscriptions
    */
@@ -1122,7 +1167,8 @@ export declare const SubscriptionService: GenService<{
     output: typeof ListSubscriptionsResponseSchema;
   },
   /**
-   * Moves a subscription to another plan (or version): at once with proration, or at the period end.
+   * Moves a subscription to another plan or plan version: immediately with proration (S2), or at the end of
+   * the period as a scheduled change (S4).
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.ChangePlan
    */
@@ -1132,7 +1178,8 @@ export declare const SubscriptionService: GenService<{
     output: typeof ChangePlanResponseSchema;
   },
   /**
-   * Changes the quantity of per-seat charges at once, with proration.
+   * Changes seat quantities and add-ons immediately, with proration: added seats are charged at once and
+   * removed seats credited on the next invoice (S3).
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.ChangeQuantity
    */
@@ -1142,7 +1189,8 @@ export declare const SubscriptionService: GenService<{
     output: typeof ChangeQuantityResponseSchema;
   },
   /**
-   * Cancels at the period end (undoable with ResumeSubscription), or at once with or without a prorated credit.
+   * Cancels a subscription at the end of its period (undone with ResumeSubscription), or immediately with or
+   * without a prorated credit (S5).
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.CancelSubscription
    */
@@ -1152,7 +1200,7 @@ export declare const SubscriptionService: GenService<{
     output: typeof CancelSubscriptionResponseSchema;
   },
   /**
-   * Undoes a cancellation scheduled for the period end.
+   * Undoes a cancellation scheduled for the end of the period, before that end.
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.ResumeSubscription
    */
@@ -1162,7 +1210,7 @@ export declare const SubscriptionService: GenService<{
     output: typeof ResumeSubscriptionResponseSchema;
   },
   /**
-   * Drops the change scheduled for the period end.
+   * Drops the plan change or migration scheduled for the end of the period.
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.CancelScheduledChange
    */
@@ -1172,7 +1220,8 @@ export declare const SubscriptionService: GenService<{
     output: typeof CancelScheduledChangeResponseSchema;
   },
   /**
-   * Moves every subscription of a plan version to another version at its next renewal; a dry run lists them.
+   * Schedules every live subscription on one version of a plan to move to another version at its next
+   * renewal (S12); a dry run changes nothing and says who would move.
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.MigrateSubscriptions
    */
@@ -1182,7 +1231,7 @@ export declare const SubscriptionService: GenService<{
     output: typeof MigrateSubscriptionsResponseSchema;
   },
   /**
-   * Computes what a change would cost now, without making it.
+   * Computes the proration items an immediate plan or quantity change would create, without making it.
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.PreviewChange
    */
@@ -1192,7 +1241,7 @@ export declare const SubscriptionService: GenService<{
     output: typeof PreviewChangeResponseSchema;
   },
   /**
-   * Lists the proration items of a subscription.
+   * Lists the proration items of a subscription, oldest first.
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.ListProrationItems
    */
@@ -1202,7 +1251,8 @@ export declare const SubscriptionService: GenService<{
     output: typeof ListProrationItemsResponseSchema;
   },
   /**
-   * Creates a test clock frozen at a time (refused unless test clocks are enabled).
+   * Creates a test clock frozen at a time. It is refused (FAILED_PRECONDITION, reason TEST_CLOCKS_DISABLED)
+   * unless the configuration enables test clocks; production refuses them.
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.CreateTestClock
    */
@@ -1232,8 +1282,9 @@ export declare const SubscriptionService: GenService<{
     output: typeof ListTestClocksResponseSchema;
   },
   /**
-   * Moves a test clock forward, processing in order everything that falls due (renewals, trial ends,
-   * scheduled changes, cancellations); returns when done.
+   * Moves a test clock forward and processes, in time order, everything of its customers that falls due
+   * (trial ends, period closes, scheduled changes, cancellations, renewals). It returns once this service has
+   * done so; the other services follow through the events, which carry the clock's time.
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.AdvanceTestClock
    */
@@ -1243,7 +1294,8 @@ export declare const SubscriptionService: GenService<{
     output: typeof AdvanceTestClockResponseSchema;
   },
   /**
-   * Deletes a test clock with its customers and subscriptions.
+   * Deletes a test clock with its customers and their subscriptions; other services drop their data about
+   * them when they receive the TestClockDeleted event.
    *
    * @generated from rpc billing.subscription.v1.SubscriptionService.DeleteTestClock
    */

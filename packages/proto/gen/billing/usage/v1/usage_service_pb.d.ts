@@ -2,16 +2,20 @@
 // @generated from file billing/usage/v1/usage_service.proto (package billing.usage.v1, syntax proto3)
 /* eslint-disable */
 
-// The usage service: ingestion of raw usage events, meter aggregation and corrections.
+// The usage service: exactly-once ingestion of raw usage events, meter aggregation, usage queries and
+// corrections.
 //
-// Errors carry google.rpc.ErrorInfo (reason in UPPER_SNAKE, domain `billing.usage`) and, for bad input,
-// google.rpc.BadRequest with one field violation per offending field. Per-event problems in a batch are not
-// errors: they are reported per event in the response.
+// Customers are named by their external id here (as product backends know them), and meters by their catalog
+// key. Errors carry google.rpc.ErrorInfo (reason in UPPER_SNAKE, domain `billing.usage`) and, for bad input,
+// google.rpc.BadRequest with one field violation per offending field (by proto path). Typical reasons:
+// BATCH_TOO_LARGE, METER_NOT_FOUND, EVENT_NOT_FOUND, EVENT_VOIDED, IDEMPOTENCY_KEY_REUSED. Problems with single
+// events of a batch are not errors: they are reported per event in the response.
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { IngestResult, StoredEvent, UsageDelta, UsageEvent } from "./resources_pb.js";
 import type { Period } from "../../type/v1/types_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file billing/usage/v1/usage_service.proto.
@@ -19,118 +23,25 @@ import type { Period } from "../../type/v1/types_pb.js";
 export declare const file_billing_usage_v1_usage_service: GenFile;
 
 /**
- * A usage event as a producer sends it.
- *
- * @generated from message billing.usage.v1.UsageEvent
- */
-export declare type UsageEvent = Message<"billing.usage.v1.UsageEvent"> & {
-  /**
-   * The producer's id of the event (1-128 chars): the deduplication key, with the customer.
-   *
-   * @generated from field: string id = 1;
-   */
-  id: string;
-
-  /**
-   * The customer's external id.
-   *
-   * @generated from field: string customer_external_id = 2;
-   */
-  customerExternalId: string;
-
-  /**
-   * The event type meters select on, e.g. `build.finished`.
-   *
-   * @generated from field: string type = 3;
-   */
-  type: string;
-
-  /**
-   * When the usage happened; at most 5 minutes in the future and within the retention (400 days).
-   *
-   * @generated from field: google.protobuf.Timestamp time = 4;
-   */
-  time?: Timestamp | undefined;
-
-  /**
-   * Properties (at most 64 KiB encoded); meters read values, filters and groups from them.
-   *
-   * @generated from field: google.protobuf.Struct properties = 5;
-   */
-  properties?: JsonObject | undefined;
-};
-
-/**
- * Describes the message billing.usage.v1.UsageEvent.
- * Use `create(UsageEventSchema)` to create a new message.
- */
-export declare const UsageEventSchema: GenMessage<UsageEvent>;
-
-/**
- * The result of one event of a batch.
- *
- * @generated from message billing.usage.v1.IngestResult
- */
-export declare type IngestResult = Message<"billing.usage.v1.IngestResult"> & {
-  /**
-   * Position of the event in the request.
-   *
-   * @generated from field: int32 index = 1;
-   */
-  index: number;
-
-  /**
-   * The event's id.
-   *
-   * @generated from field: string id = 2;
-   */
-  id: string;
-
-  /**
-   * What happened.
-   *
-   * @generated from field: billing.usage.v1.IngestStatus status = 3;
-   */
-  status: IngestStatus;
-
-  /**
-   * For REJECTED: a stable reason, e.g. `TIME_TOO_FAR_IN_FUTURE`, `PROPERTIES_TOO_LARGE`, `MISSING_ID`.
-   *
-   * @generated from field: string reason = 4;
-   */
-  reason: string;
-
-  /**
-   * For REJECTED: the offending field, e.g. `events[3].time`.
-   *
-   * @generated from field: string field = 5;
-   */
-  field: string;
-
-  /**
-   * True when the event falls in a billing period that is already closed (late usage; see corrections).
-   *
-   * @generated from field: bool late = 6;
-   */
-  late: boolean;
-};
-
-/**
- * Describes the message billing.usage.v1.IngestResult.
- * Use `create(IngestResultSchema)` to create a new message.
- */
-export declare const IngestResultSchema: GenMessage<IngestResult>;
-
-/**
- * Request of IngestEvents.
+ * The request of UsageService.IngestEvents.
  *
  * @generated from message billing.usage.v1.IngestEventsRequest
  */
 export declare type IngestEventsRequest = Message<"billing.usage.v1.IngestEventsRequest"> & {
   /**
-   * The events, at most 1,000. (No request_id: each event's id is its idempotency key.)
+   * Client-chosen idempotency key (1-128 chars). A retry with the same id returns the first result; the same
+   * id with different parameters fails with ALREADY_EXISTS reason IDEMPOTENCY_KEY_REUSED. It is optional for
+   * this RPC: each event's id already makes ingestion idempotent, and without a request_id a retried batch
+   * reports its events as INGEST_STATUS_DUPLICATE instead of repeating the first response.
    *
-   * @generated from field: repeated billing.usage.v1.UsageEvent events = 1;
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * The events, at most 1,000.
+   *
+   * @generated from field: repeated billing.usage.v1.UsageEvent events = 2;
    */
   events: UsageEvent[];
 };
@@ -142,7 +53,7 @@ export declare type IngestEventsRequest = Message<"billing.usage.v1.IngestEvents
 export declare const IngestEventsRequestSchema: GenMessage<IngestEventsRequest>;
 
 /**
- * Response of IngestEvents.
+ * The response of UsageService.IngestEvents.
  *
  * @generated from message billing.usage.v1.IngestEventsResponse
  */
@@ -155,23 +66,30 @@ export declare type IngestEventsResponse = Message<"billing.usage.v1.IngestEvent
   results: IngestResult[];
 
   /**
-   * How many were accepted.
+   * The number of events accepted.
    *
    * @generated from field: int32 accepted_count = 2;
    */
   acceptedCount: number;
 
   /**
-   * How many were duplicates (either kind).
+   * The number of events that were duplicates with the same content.
    *
    * @generated from field: int32 duplicate_count = 3;
    */
   duplicateCount: number;
 
   /**
-   * How many were rejected.
+   * The number of events that were duplicates with a different content.
    *
-   * @generated from field: int32 rejected_count = 4;
+   * @generated from field: int32 duplicate_mismatch_count = 4;
+   */
+  duplicateMismatchCount: number;
+
+  /**
+   * The number of events rejected.
+   *
+   * @generated from field: int32 rejected_count = 5;
    */
   rejectedCount: number;
 };
@@ -183,13 +101,14 @@ export declare type IngestEventsResponse = Message<"billing.usage.v1.IngestEvent
 export declare const IngestEventsResponseSchema: GenMessage<IngestEventsResponse>;
 
 /**
- * One message of an ingestion stream.
+ * One message of an ingestion stream: a batch of events. A stream has no request_id: each event's id is its
+ * idempotency key, so resending a whole stream after a failure is safe.
  *
  * @generated from message billing.usage.v1.IngestEventStreamRequest
  */
 export declare type IngestEventStreamRequest = Message<"billing.usage.v1.IngestEventStreamRequest"> & {
   /**
-   * A batch of at most 1,000 events.
+   * The events of this batch, at most 1,000.
    *
    * @generated from field: repeated billing.usage.v1.UsageEvent events = 1;
    */
@@ -203,38 +122,52 @@ export declare type IngestEventStreamRequest = Message<"billing.usage.v1.IngestE
 export declare const IngestEventStreamRequestSchema: GenMessage<IngestEventStreamRequest>;
 
 /**
- * Response of IngestEventStream.
+ * The response of UsageService.IngestEventStream, sent when the client closes the stream.
  *
  * @generated from message billing.usage.v1.IngestEventStreamResponse
  */
 export declare type IngestEventStreamResponse = Message<"billing.usage.v1.IngestEventStreamResponse"> & {
   /**
-   * How many were accepted.
+   * The number of events accepted over the whole stream.
    *
    * @generated from field: int64 accepted_count = 1;
    */
   acceptedCount: bigint;
 
   /**
-   * How many were duplicates.
+   * The number of events that were duplicates with the same content.
    *
    * @generated from field: int64 duplicate_count = 2;
    */
   duplicateCount: bigint;
 
   /**
-   * How many were rejected.
+   * The number of events that were duplicates with a different content.
    *
-   * @generated from field: int64 rejected_count = 3;
+   * @generated from field: int64 duplicate_mismatch_count = 3;
+   */
+  duplicateMismatchCount: bigint;
+
+  /**
+   * The number of events rejected.
+   *
+   * @generated from field: int64 rejected_count = 4;
    */
   rejectedCount: bigint;
 
   /**
-   * The results of events that were not accepted (at most 10,000), `index` counting across the stream.
+   * The results of the events that were not accepted, at most 10,000, with `index` counting across the stream.
    *
-   * @generated from field: repeated billing.usage.v1.IngestResult problems = 4;
+   * @generated from field: repeated billing.usage.v1.IngestResult problems = 5;
    */
   problems: IngestResult[];
+
+  /**
+   * True when there were more than 10,000 problems and the list was cut.
+   *
+   * @generated from field: bool problems_truncated = 6;
+   */
+  problemsTruncated: boolean;
 };
 
 /**
@@ -244,20 +177,20 @@ export declare type IngestEventStreamResponse = Message<"billing.usage.v1.Ingest
 export declare const IngestEventStreamResponseSchema: GenMessage<IngestEventStreamResponse>;
 
 /**
- * An equality filter on a group-by dimension of the meter.
+ * An equality filter on one group-by dimension of a meter.
  *
  * @generated from message billing.usage.v1.DimensionFilter
  */
 export declare type DimensionFilter = Message<"billing.usage.v1.DimensionFilter"> & {
   /**
-   * The dimension (one of the meter's group_by).
+   * The dimension, one of the meter's group-by dimensions.
    *
    * @generated from field: string dimension = 1;
    */
   dimension: string;
 
   /**
-   * Accepted values.
+   * The accepted values; an event matches when its value is one of them.
    *
    * @generated from field: repeated string values = 2;
    */
@@ -271,7 +204,7 @@ export declare type DimensionFilter = Message<"billing.usage.v1.DimensionFilter"
 export declare const DimensionFilterSchema: GenMessage<DimensionFilter>;
 
 /**
- * Request of QueryUsage.
+ * The request of UsageService.QueryUsage.
  *
  * @generated from message billing.usage.v1.QueryUsageRequest
  */
@@ -284,42 +217,42 @@ export declare type QueryUsageRequest = Message<"billing.usage.v1.QueryUsageRequ
   customerExternalId: string;
 
   /**
-   * The meter's key.
+   * The catalog key of the meter.
    *
    * @generated from field: string meter_key = 2;
    */
   meterKey: string;
 
   /**
-   * The range.
+   * The time range, by event time; at most 400 days long, and with WINDOW_HOUR at most 31 days.
    *
    * @generated from field: billing.type.v1.Period range = 3;
    */
   range?: Period | undefined;
 
   /**
-   * Bucket width.
+   * The width of the windows.
    *
    * @generated from field: billing.usage.v1.Window window = 4;
    */
   window: Window;
 
   /**
-   * IANA time zone for DAY and MONTH buckets; default UTC.
+   * The IANA time zone in which days and months start; empty means "UTC". Hour windows are always whole hours.
    *
    * @generated from field: string time_zone = 5;
    */
   timeZone: string;
 
   /**
-   * Dimensions to group by (from the meter's group_by).
+   * The dimensions to group by, a subset of the meter's group-by dimensions.
    *
    * @generated from field: repeated string group_by = 6;
    */
   groupBy: string[];
 
   /**
-   * Filters on dimensions.
+   * The filters on dimensions; they combine with AND.
    *
    * @generated from field: repeated billing.usage.v1.DimensionFilter filters = 7;
    */
@@ -333,27 +266,27 @@ export declare type QueryUsageRequest = Message<"billing.usage.v1.QueryUsageRequ
 export declare const QueryUsageRequestSchema: GenMessage<QueryUsageRequest>;
 
 /**
- * One bucket of a usage query.
+ * One value of a usage query: one window and one group.
  *
  * @generated from message billing.usage.v1.UsageBucket
  */
 export declare type UsageBucket = Message<"billing.usage.v1.UsageBucket"> & {
   /**
-   * The bucket's range.
+   * The window, clipped to the query's range.
    *
-   * @generated from field: billing.type.v1.Period period = 1;
+   * @generated from field: billing.type.v1.Period window = 1;
    */
-  period?: Period | undefined;
+  window?: Period | undefined;
 
   /**
-   * The group's dimension values (empty without group_by).
+   * The group's dimension values, by dimension; empty without group_by.
    *
    * @generated from field: map<string, string> group = 2;
    */
   group: { [key: string]: string };
 
   /**
-   * The aggregated value (decimal string).
+   * The aggregated value of the meter (decimal string).
    *
    * @generated from field: string value = 3;
    */
@@ -367,17 +300,24 @@ export declare type UsageBucket = Message<"billing.usage.v1.UsageBucket"> & {
 export declare const UsageBucketSchema: GenMessage<UsageBucket>;
 
 /**
- * Response of QueryUsage.
+ * The response of UsageService.QueryUsage.
  *
  * @generated from message billing.usage.v1.QueryUsageResponse
  */
 export declare type QueryUsageResponse = Message<"billing.usage.v1.QueryUsageResponse"> & {
   /**
-   * The buckets, ordered by time then group.
+   * The values, ordered by window then group; windows without events are returned with value "0".
    *
    * @generated from field: repeated billing.usage.v1.UsageBucket buckets = 1;
    */
   buckets: UsageBucket[];
+
+  /**
+   * The ingestion time up to which events are included.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of_time = 2;
+   */
+  asOfTime?: Timestamp | undefined;
 };
 
 /**
@@ -387,7 +327,7 @@ export declare type QueryUsageResponse = Message<"billing.usage.v1.QueryUsageRes
 export declare const QueryUsageResponseSchema: GenMessage<QueryUsageResponse>;
 
 /**
- * Request of GetPeriodUsage.
+ * The request of UsageService.GetPeriodUsage.
  *
  * @generated from message billing.usage.v1.GetPeriodUsageRequest
  */
@@ -400,14 +340,14 @@ export declare type GetPeriodUsageRequest = Message<"billing.usage.v1.GetPeriodU
   customerExternalId: string;
 
   /**
-   * The meter's key.
+   * The catalog key of the meter.
    *
    * @generated from field: string meter_key = 2;
    */
   meterKey: string;
 
   /**
-   * The billing period.
+   * The billing period, exactly as the subscription service defines it (any start and end, to the second).
    *
    * @generated from field: billing.type.v1.Period period = 3;
    */
@@ -421,29 +361,36 @@ export declare type GetPeriodUsageRequest = Message<"billing.usage.v1.GetPeriodU
 export declare const GetPeriodUsageRequestSchema: GenMessage<GetPeriodUsageRequest>;
 
 /**
- * Response of GetPeriodUsage.
+ * The response of UsageService.GetPeriodUsage.
  *
  * @generated from message billing.usage.v1.GetPeriodUsageResponse
  */
 export declare type GetPeriodUsageResponse = Message<"billing.usage.v1.GetPeriodUsageResponse"> & {
   /**
-   * The exact value (decimal string).
+   * The exact value of the meter over the period (decimal string).
    *
    * @generated from field: string value = 1;
    */
   value: string;
 
   /**
-   * How many events counted.
+   * The number of events that count in the value.
    *
    * @generated from field: int64 event_count = 2;
    */
   eventCount: bigint;
 
   /**
-   * The time up to which ingested events are included (later events are late usage).
+   * The number of those events that arrived after the period closed.
    *
-   * @generated from field: google.protobuf.Timestamp as_of_time = 3;
+   * @generated from field: int64 late_event_count = 3;
+   */
+  lateEventCount: bigint;
+
+  /**
+   * The ingestion time up to which events are included; later events reach invoicing as late usage.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of_time = 4;
    */
   asOfTime?: Timestamp | undefined;
 };
@@ -455,93 +402,60 @@ export declare type GetPeriodUsageResponse = Message<"billing.usage.v1.GetPeriod
 export declare const GetPeriodUsageResponseSchema: GenMessage<GetPeriodUsageResponse>;
 
 /**
- * A stored usage event.
- *
- * @generated from message billing.usage.v1.StoredEvent
- */
-export declare type StoredEvent = Message<"billing.usage.v1.StoredEvent"> & {
-  /**
-   * The event as ingested (or as amended).
-   *
-   * @generated from field: billing.usage.v1.UsageEvent event = 1;
-   */
-  event?: UsageEvent | undefined;
-
-  /**
-   * When it was ingested.
-   *
-   * @generated from field: google.protobuf.Timestamp ingest_time = 2;
-   */
-  ingestTime?: Timestamp | undefined;
-
-  /**
-   * True if it arrived after its period closed.
-   *
-   * @generated from field: bool late = 3;
-   */
-  late: boolean;
-
-  /**
-   * True if voided.
-   *
-   * @generated from field: bool voided = 4;
-   */
-  voided: boolean;
-
-  /**
-   * How many times it was amended.
-   *
-   * @generated from field: int32 amendments = 5;
-   */
-  amendments: number;
-};
-
-/**
- * Describes the message billing.usage.v1.StoredEvent.
- * Use `create(StoredEventSchema)` to create a new message.
- */
-export declare const StoredEventSchema: GenMessage<StoredEvent>;
-
-/**
- * Request of ListEvents.
+ * The request of UsageService.ListEvents. The filters combine with AND.
  *
  * @generated from message billing.usage.v1.ListEventsRequest
  */
 export declare type ListEventsRequest = Message<"billing.usage.v1.ListEventsRequest"> & {
   /**
-   * The customer's external id.
+   * The maximum number of events to return (default 50, max 500).
    *
-   * @generated from field: string customer_external_id = 1;
-   */
-  customerExternalId: string;
-
-  /**
-   * Only this event type.
-   *
-   * @generated from field: string type = 2;
-   */
-  type: string;
-
-  /**
-   * Only events in this range.
-   *
-   * @generated from field: billing.type.v1.Period range = 3;
-   */
-  range?: Period | undefined;
-
-  /**
-   * Maximum number of results (default 50, max 500).
-   *
-   * @generated from field: int32 page_size = 4;
+   * @generated from field: int32 page_size = 1;
    */
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * The next_page_token of a previous response, bound to the same filters; empty for the first page.
    *
-   * @generated from field: string page_token = 5;
+   * @generated from field: string page_token = 2;
    */
   pageToken: string;
+
+  /**
+   * The customer's external id; required.
+   *
+   * @generated from field: string customer_external_id = 3;
+   */
+  customerExternalId: string;
+
+  /**
+   * When set, only events of this type are listed.
+   *
+   * @generated from field: string type = 4;
+   */
+  type: string;
+
+  /**
+   * When set, only the events this meter selects (by type and filters) are listed; it traces an invoice's usage
+   * line back to its events.
+   *
+   * @generated from field: string meter_key = 5;
+   */
+  meterKey: string;
+
+  /**
+   * When set, only events whose event time is in this range are listed.
+   *
+   * @generated from field: billing.type.v1.Period range = 6;
+   */
+  range?: Period | undefined;
+
+  /**
+   * When true, voided events are listed too.
+   *
+   * @generated from field: bool include_voided = 7;
+   */
+  includeVoided: boolean;
 };
 
 /**
@@ -551,20 +465,20 @@ export declare type ListEventsRequest = Message<"billing.usage.v1.ListEventsRequ
 export declare const ListEventsRequestSchema: GenMessage<ListEventsRequest>;
 
 /**
- * Response of ListEvents.
+ * The response of UsageService.ListEvents.
  *
  * @generated from message billing.usage.v1.ListEventsResponse
  */
 export declare type ListEventsResponse = Message<"billing.usage.v1.ListEventsResponse"> & {
   /**
-   * The page of events, newest first.
+   * The page of events, newest event time first.
    *
    * @generated from field: repeated billing.usage.v1.StoredEvent events = 1;
    */
   events: StoredEvent[];
 
   /**
-   * Token for the next page; empty at the end.
+   * The token of the next page; empty at the end.
    *
    * @generated from field: string next_page_token = 2;
    */
@@ -578,7 +492,7 @@ export declare type ListEventsResponse = Message<"billing.usage.v1.ListEventsRes
 export declare const ListEventsResponseSchema: GenMessage<ListEventsResponse>;
 
 /**
- * Request of AmendEvent.
+ * The request of UsageService.AmendEvent.
  *
  * @generated from message billing.usage.v1.AmendEventRequest
  */
@@ -592,35 +506,35 @@ export declare type AmendEventRequest = Message<"billing.usage.v1.AmendEventRequ
   requestId: string;
 
   /**
-   * The customer's external id.
+   * The external id of the event's customer.
    *
    * @generated from field: string customer_external_id = 2;
    */
   customerExternalId: string;
 
   /**
-   * The event's id.
+   * The id of the event to amend.
    *
    * @generated from field: string event_id = 3;
    */
   eventId: string;
 
   /**
-   * The corrected time; unset keeps it.
+   * The corrected time of the event; unset keeps the current time.
    *
-   * @generated from field: google.protobuf.Timestamp time = 4;
+   * @generated from field: google.protobuf.Timestamp event_time = 4;
    */
-  time?: Timestamp | undefined;
+  eventTime?: Timestamp | undefined;
 
   /**
-   * The corrected properties (replacing all of them).
+   * The corrected properties, replacing all the current ones; unset keeps the current properties.
    *
    * @generated from field: google.protobuf.Struct properties = 5;
    */
   properties?: JsonObject | undefined;
 
   /**
-   * Why, for the audit trail.
+   * Why the event is amended, for the audit trail (at most 500 characters).
    *
    * @generated from field: string reason = 6;
    */
@@ -634,7 +548,7 @@ export declare type AmendEventRequest = Message<"billing.usage.v1.AmendEventRequ
 export declare const AmendEventRequestSchema: GenMessage<AmendEventRequest>;
 
 /**
- * Response of AmendEvent.
+ * The response of UsageService.AmendEvent.
  *
  * @generated from message billing.usage.v1.AmendEventResponse
  */
@@ -645,6 +559,13 @@ export declare type AmendEventResponse = Message<"billing.usage.v1.AmendEventRes
    * @generated from field: billing.usage.v1.StoredEvent event = 1;
    */
   event?: StoredEvent | undefined;
+
+  /**
+   * The resulting changes, one per affected meter and billing period.
+   *
+   * @generated from field: repeated billing.usage.v1.UsageDelta deltas = 2;
+   */
+  deltas: UsageDelta[];
 };
 
 /**
@@ -654,7 +575,7 @@ export declare type AmendEventResponse = Message<"billing.usage.v1.AmendEventRes
 export declare const AmendEventResponseSchema: GenMessage<AmendEventResponse>;
 
 /**
- * Request of VoidEvent.
+ * The request of UsageService.VoidEvent.
  *
  * @generated from message billing.usage.v1.VoidEventRequest
  */
@@ -668,21 +589,21 @@ export declare type VoidEventRequest = Message<"billing.usage.v1.VoidEventReques
   requestId: string;
 
   /**
-   * The customer's external id.
+   * The external id of the event's customer.
    *
    * @generated from field: string customer_external_id = 2;
    */
   customerExternalId: string;
 
   /**
-   * The event's id.
+   * The id of the event to void.
    *
    * @generated from field: string event_id = 3;
    */
   eventId: string;
 
   /**
-   * Why, for the audit trail.
+   * Why the event is voided, for the audit trail (at most 500 characters).
    *
    * @generated from field: string reason = 4;
    */
@@ -696,7 +617,7 @@ export declare type VoidEventRequest = Message<"billing.usage.v1.VoidEventReques
 export declare const VoidEventRequestSchema: GenMessage<VoidEventRequest>;
 
 /**
- * Response of VoidEvent.
+ * The response of UsageService.VoidEvent.
  *
  * @generated from message billing.usage.v1.VoidEventResponse
  */
@@ -707,6 +628,13 @@ export declare type VoidEventResponse = Message<"billing.usage.v1.VoidEventRespo
    * @generated from field: billing.usage.v1.StoredEvent event = 1;
    */
   event?: StoredEvent | undefined;
+
+  /**
+   * The resulting changes (negative), one per affected meter and billing period.
+   *
+   * @generated from field: repeated billing.usage.v1.UsageDelta deltas = 2;
+   */
+  deltas: UsageDelta[];
 };
 
 /**
@@ -716,60 +644,13 @@ export declare type VoidEventResponse = Message<"billing.usage.v1.VoidEventRespo
 export declare const VoidEventResponseSchema: GenMessage<VoidEventResponse>;
 
 /**
- * What happened to one event of a batch.
- *
- * @generated from enum billing.usage.v1.IngestStatus
- */
-export enum IngestStatus {
-  /**
-   * Not set.
-   *
-   * @generated from enum value: INGEST_STATUS_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * Stored; counts from now on.
-   *
-   * @generated from enum value: INGEST_STATUS_ACCEPTED = 1;
-   */
-  ACCEPTED = 1,
-
-  /**
-   * Seen before with the same content; ignored (a retry).
-   *
-   * @generated from enum value: INGEST_STATUS_DUPLICATE = 2;
-   */
-  DUPLICATE = 2,
-
-  /**
-   * Seen before with a different content; the first one counts, this one is ignored and reported.
-   *
-   * @generated from enum value: INGEST_STATUS_DUPLICATE_MISMATCH = 3;
-   */
-  DUPLICATE_MISMATCH = 3,
-
-  /**
-   * Invalid; see the reason.
-   *
-   * @generated from enum value: INGEST_STATUS_REJECTED = 4;
-   */
-  REJECTED = 4,
-}
-
-/**
- * Describes the enum billing.usage.v1.IngestStatus.
- */
-export declare const IngestStatusSchema: GenEnum<IngestStatus>;
-
-/**
- * The width of the buckets of a usage query.
+ * The width of the windows of a usage query.
  *
  * @generated from enum billing.usage.v1.Window
  */
 export enum Window {
   /**
-   * Not set: NONE.
+   * Not set; treated as WINDOW_NONE.
    *
    * @generated from enum value: WINDOW_UNSPECIFIED = 0;
    */
@@ -783,21 +664,21 @@ export enum Window {
   NONE = 1,
 
   /**
-   * Hourly buckets.
+   * One value per hour.
    *
    * @generated from enum value: WINDOW_HOUR = 2;
    */
   HOUR = 2,
 
   /**
-   * Daily buckets (in the query's time zone).
+   * One value per day, in the query's time zone.
    *
    * @generated from enum value: WINDOW_DAY = 3;
    */
   DAY = 3,
 
   /**
-   * Monthly buckets (in the query's time zone).
+   * One value per calendar month, in the query's time zone.
    *
    * @generated from enum value: WINDOW_MONTH = 4;
    */
@@ -816,9 +697,10 @@ export declare const WindowSchema: GenEnum<Window>;
  */
 export declare const UsageService: GenService<{
   /**
-   * Ingests a batch of at most 1,000 events. Accepted events are durable when the call returns. One bad
-   * event never rejects the batch: each event gets its own result. Deduplicated by (customer, event id),
-   * permanently, so retrying a whole batch is always safe.
+   * Ingests a batch of at most 1,000 events (more fails with INVALID_ARGUMENT, reason BATCH_TOO_LARGE).
+   * Accepted events are durable when the call returns. One bad event never rejects the batch: each event gets
+   * its own result. Events are deduplicated permanently by (customer external id, event id), so retrying a
+   * whole batch is always safe.
    *
    * @generated from rpc billing.usage.v1.UsageService.IngestEvents
    */
@@ -828,8 +710,10 @@ export declare const UsageService: GenService<{
     output: typeof IngestEventsResponseSchema;
   },
   /**
-   * Ingests a stream of batches from a producer that sends continuously; one response at the end with
-   * the totals and the results of events that were not accepted.
+   * Ingests a client stream of batches, for producers that send continuously. Each batch is validated and
+   * stored like an IngestEvents batch; the single response at the end of the stream gives the totals and the
+   * results of the events that were not accepted. When a stream fails, the producer resends every batch it
+   * sent on it: deduplication makes that safe.
    *
    * @generated from rpc billing.usage.v1.UsageService.IngestEventStream
    */
@@ -839,7 +723,8 @@ export declare const UsageService: GenService<{
     output: typeof IngestEventStreamResponseSchema;
   },
   /**
-   * Usage of one customer and meter over a range, optionally windowed, grouped and filtered.
+   * Returns the usage of one customer and meter over a time range, in windows, optionally grouped by and
+   * filtered on the meter's dimensions. It answers from hourly rollups, not from raw events.
    *
    * @generated from rpc billing.usage.v1.UsageService.QueryUsage
    */
@@ -849,7 +734,7 @@ export declare const UsageService: GenService<{
     output: typeof QueryUsageResponseSchema;
   },
   /**
-   * The exact value of a meter for a customer's billing period (what invoicing rates).
+   * Returns the exact value of a meter for one customer over one billing period: what invoicing rates.
    *
    * @generated from rpc billing.usage.v1.UsageService.GetPeriodUsage
    */
@@ -859,7 +744,7 @@ export declare const UsageService: GenService<{
     output: typeof GetPeriodUsageResponseSchema;
   },
   /**
-   * Lists raw events of a customer, newest first.
+   * Lists the raw events of a customer, newest event time first.
    *
    * @generated from rpc billing.usage.v1.UsageService.ListEvents
    */
@@ -869,7 +754,8 @@ export declare const UsageService: GenService<{
     output: typeof ListEventsResponseSchema;
   },
   /**
-   * Replaces the properties (or time) of an event; publishes the delta of every affected period.
+   * Replaces the time or the properties of a stored event, and publishes the resulting change of every
+   * affected meter and billing period (S11).
    *
    * @generated from rpc billing.usage.v1.UsageService.AmendEvent
    */
@@ -879,7 +765,8 @@ export declare const UsageService: GenService<{
     output: typeof AmendEventResponseSchema;
   },
   /**
-   * Voids an event; publishes the negative delta of its period.
+   * Voids a stored event, so that it no longer counts, and publishes the resulting change of every affected
+   * meter and billing period (S11).
    *
    * @generated from rpc billing.usage.v1.UsageService.VoidEvent
    */

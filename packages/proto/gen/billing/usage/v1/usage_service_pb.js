@@ -2,177 +2,146 @@
 // @generated from file billing/usage/v1/usage_service.proto (package billing.usage.v1, syntax proto3)
 /* eslint-disable */
 
-// The usage service: ingestion of raw usage events, meter aggregation and corrections.
+// The usage service: exactly-once ingestion of raw usage events, meter aggregation, usage queries and
+// corrections.
 //
-// Errors carry google.rpc.ErrorInfo (reason in UPPER_SNAKE, domain `billing.usage`) and, for bad input,
-// google.rpc.BadRequest with one field violation per offending field. Per-event problems in a batch are not
-// errors: they are reported per event in the response.
+// Customers are named by their external id here (as product backends know them), and meters by their catalog
+// key. Errors carry google.rpc.ErrorInfo (reason in UPPER_SNAKE, domain `billing.usage`) and, for bad input,
+// google.rpc.BadRequest with one field violation per offending field (by proto path). Typical reasons:
+// BATCH_TOO_LARGE, METER_NOT_FOUND, EVENT_NOT_FOUND, EVENT_VOIDED, IDEMPOTENCY_KEY_REUSED. Problems with single
+// events of a batch are not errors: they are reported per event in the response.
 
 import { enumDesc, fileDesc, messageDesc, serviceDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
 import { file_billing_type_v1_types } from "../../type/v1/types_pb.js";
+import { file_billing_usage_v1_resources } from "./resources_pb.js";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file billing/usage/v1/usage_service.proto.
  */
 export const file_billing_usage_v1_usage_service = /*@__PURE__*/
-  fileDesc("CiRiaWxsaW5nL3VzYWdlL3YxL3VzYWdlX3NlcnZpY2UucHJvdG8SEGJpbGxpbmcudXNhZ2UudjEimwEKClVzYWdlRXZlbnQSCgoCaWQYASABKAkSHAoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYAiABKAkSDAoEdHlwZRgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgpwcm9wZXJ0aWVzGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKGAQoMSW5nZXN0UmVzdWx0Eg0KBWluZGV4GAEgASgFEgoKAmlkGAIgASgJEi4KBnN0YXR1cxgDIAEoDjIeLmJpbGxpbmcudXNhZ2UudjEuSW5nZXN0U3RhdHVzEg4KBnJlYXNvbhgEIAEoCRINCgVmaWVsZBgFIAEoCRIMCgRsYXRlGAYgASgIIkMKE0luZ2VzdEV2ZW50c1JlcXVlc3QSLAoGZXZlbnRzGAEgAygLMhwuYmlsbGluZy51c2FnZS52MS5Vc2FnZUV2ZW50IpABChRJbmdlc3RFdmVudHNSZXNwb25zZRIvCgdyZXN1bHRzGAEgAygLMh4uYmlsbGluZy51c2FnZS52MS5Jbmdlc3RSZXN1bHQSFgoOYWNjZXB0ZWRfY291bnQYAiABKAUSFwoPZHVwbGljYXRlX2NvdW50GAMgASgFEhYKDnJlamVjdGVkX2NvdW50GAQgASgFIkgKGEluZ2VzdEV2ZW50U3RyZWFtUmVxdWVzdBIsCgZldmVudHMYASADKAsyHC5iaWxsaW5nLnVzYWdlLnYxLlVzYWdlRXZlbnQilgEKGUluZ2VzdEV2ZW50U3RyZWFtUmVzcG9uc2USFgoOYWNjZXB0ZWRfY291bnQYASABKAMSFwoPZHVwbGljYXRlX2NvdW50GAIgASgDEhYKDnJlamVjdGVkX2NvdW50GAMgASgDEjAKCHByb2JsZW1zGAQgAygLMh4uYmlsbGluZy51c2FnZS52MS5Jbmdlc3RSZXN1bHQiNAoPRGltZW5zaW9uRmlsdGVyEhEKCWRpbWVuc2lvbhgBIAEoCRIOCgZ2YWx1ZXMYAiADKAki7wEKEVF1ZXJ5VXNhZ2VSZXF1ZXN0EhwKFGN1c3RvbWVyX2V4dGVybmFsX2lkGAEgASgJEhEKCW1ldGVyX2tleRgCIAEoCRImCgVyYW5nZRgDIAEoCzIXLmJpbGxpbmcudHlwZS52MS5QZXJpb2QSKAoGd2luZG93GAQgASgOMhguYmlsbGluZy51c2FnZS52MS5XaW5kb3cSEQoJdGltZV96b25lGAUgASgJEhAKCGdyb3VwX2J5GAYgAygJEjIKB2ZpbHRlcnMYByADKAsyIS5iaWxsaW5nLnVzYWdlLnYxLkRpbWVuc2lvbkZpbHRlciKsAQoLVXNhZ2VCdWNrZXQSJwoGcGVyaW9kGAEgASgLMhcuYmlsbGluZy50eXBlLnYxLlBlcmlvZBI3CgVncm91cBgCIAMoCzIoLmJpbGxpbmcudXNhZ2UudjEuVXNhZ2VCdWNrZXQuR3JvdXBFbnRyeRINCgV2YWx1ZRgDIAEoCRosCgpHcm91cEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiRAoSUXVlcnlVc2FnZVJlc3BvbnNlEi4KB2J1Y2tldHMYASADKAsyHS5iaWxsaW5nLnVzYWdlLnYxLlVzYWdlQnVja2V0InEKFUdldFBlcmlvZFVzYWdlUmVxdWVzdBIcChRjdXN0b21lcl9leHRlcm5hbF9pZBgBIAEoCRIRCgltZXRlcl9rZXkYAiABKAkSJwoGcGVyaW9kGAMgASgLMhcuYmlsbGluZy50eXBlLnYxLlBlcmlvZCJsChZHZXRQZXJpb2RVc2FnZVJlc3BvbnNlEg0KBXZhbHVlGAEgASgJEhMKC2V2ZW50X2NvdW50GAIgASgDEi4KCmFzX29mX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIp0BCgtTdG9yZWRFdmVudBIrCgVldmVudBgBIAEoCzIcLmJpbGxpbmcudXNhZ2UudjEuVXNhZ2VFdmVudBIvCgtpbmdlc3RfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEbGF0ZRgDIAEoCBIOCgZ2b2lkZWQYBCABKAgSEgoKYW1lbmRtZW50cxgFIAEoBSKOAQoRTGlzdEV2ZW50c1JlcXVlc3QSHAoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYASABKAkSDAoEdHlwZRgCIAEoCRImCgVyYW5nZRgDIAEoCzIXLmJpbGxpbmcudHlwZS52MS5QZXJpb2QSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiXAoSTGlzdEV2ZW50c1Jlc3BvbnNlEi0KBmV2ZW50cxgBIAMoCzIdLmJpbGxpbmcudXNhZ2UudjEuU3RvcmVkRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIr4BChFBbWVuZEV2ZW50UmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEhwKFGN1c3RvbWVyX2V4dGVybmFsX2lkGAIgASgJEhAKCGV2ZW50X2lkGAMgASgJEigKBHRpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCnByb3BlcnRpZXMYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg4KBnJlYXNvbhgGIAEoCSJCChJBbWVuZEV2ZW50UmVzcG9uc2USLAoFZXZlbnQYASABKAsyHS5iaWxsaW5nLnVzYWdlLnYxLlN0b3JlZEV2ZW50ImYKEFZvaWRFdmVudFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIcChRjdXN0b21lcl9leHRlcm5hbF9pZBgCIAEoCRIQCghldmVudF9pZBgDIAEoCRIOCgZyZWFzb24YBCABKAkiQQoRVm9pZEV2ZW50UmVzcG9uc2USLAoFZXZlbnQYASABKAsyHS5iaWxsaW5nLnVzYWdlLnYxLlN0b3JlZEV2ZW50KqgBCgxJbmdlc3RTdGF0dXMSHQoZSU5HRVNUX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFklOR0VTVF9TVEFUVVNfQUNDRVBURUQQARIbChdJTkdFU1RfU1RBVFVTX0RVUExJQ0FURRACEiQKIElOR0VTVF9TVEFUVVNfRFVQTElDQVRFX01JU01BVENIEAMSGgoWSU5HRVNUX1NUQVRVU19SRUpFQ1RFRBAEKmQKBldpbmRvdxIWChJXSU5ET1dfVU5TUEVDSUZJRUQQABIPCgtXSU5ET1dfTk9ORRABEg8KC1dJTkRPV19IT1VSEAISDgoKV0lORE9XX0RBWRADEhAKDFdJTkRPV19NT05USBAEMqMFCgxVc2FnZVNlcnZpY2USXQoMSW5nZXN0RXZlbnRzEiUuYmlsbGluZy51c2FnZS52MS5Jbmdlc3RFdmVudHNSZXF1ZXN0GiYuYmlsbGluZy51c2FnZS52MS5Jbmdlc3RFdmVudHNSZXNwb25zZRJuChFJbmdlc3RFdmVudFN0cmVhbRIqLmJpbGxpbmcudXNhZ2UudjEuSW5nZXN0RXZlbnRTdHJlYW1SZXF1ZXN0GisuYmlsbGluZy51c2FnZS52MS5Jbmdlc3RFdmVudFN0cmVhbVJlc3BvbnNlKAESVwoKUXVlcnlVc2FnZRIjLmJpbGxpbmcudXNhZ2UudjEuUXVlcnlVc2FnZVJlcXVlc3QaJC5iaWxsaW5nLnVzYWdlLnYxLlF1ZXJ5VXNhZ2VSZXNwb25zZRJjCg5HZXRQZXJpb2RVc2FnZRInLmJpbGxpbmcudXNhZ2UudjEuR2V0UGVyaW9kVXNhZ2VSZXF1ZXN0GiguYmlsbGluZy51c2FnZS52MS5HZXRQZXJpb2RVc2FnZVJlc3BvbnNlElcKCkxpc3RFdmVudHMSIy5iaWxsaW5nLnVzYWdlLnYxLkxpc3RFdmVudHNSZXF1ZXN0GiQuYmlsbGluZy51c2FnZS52MS5MaXN0RXZlbnRzUmVzcG9uc2USVwoKQW1lbmRFdmVudBIjLmJpbGxpbmcudXNhZ2UudjEuQW1lbmRFdmVudFJlcXVlc3QaJC5iaWxsaW5nLnVzYWdlLnYxLkFtZW5kRXZlbnRSZXNwb25zZRJUCglWb2lkRXZlbnQSIi5iaWxsaW5nLnVzYWdlLnYxLlZvaWRFdmVudFJlcXVlc3QaIy5iaWxsaW5nLnVzYWdlLnYxLlZvaWRFdmVudFJlc3BvbnNlYgZwcm90bzM", [file_billing_type_v1_types, file_google_protobuf_struct, file_google_protobuf_timestamp]);
-
-/**
- * Describes the message billing.usage.v1.UsageEvent.
- * Use `create(UsageEventSchema)` to create a new message.
- */
-export const UsageEventSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 0);
-
-/**
- * Describes the message billing.usage.v1.IngestResult.
- * Use `create(IngestResultSchema)` to create a new message.
- */
-export const IngestResultSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 1);
+  fileDesc("CiRiaWxsaW5nL3VzYWdlL3YxL3VzYWdlX3NlcnZpY2UucHJvdG8SEGJpbGxpbmcudXNhZ2UudjEiVwoTSW5nZXN0RXZlbnRzUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEiwKBmV2ZW50cxgCIAMoCzIcLmJpbGxpbmcudXNhZ2UudjEuVXNhZ2VFdmVudCKyAQoUSW5nZXN0RXZlbnRzUmVzcG9uc2USLwoHcmVzdWx0cxgBIAMoCzIeLmJpbGxpbmcudXNhZ2UudjEuSW5nZXN0UmVzdWx0EhYKDmFjY2VwdGVkX2NvdW50GAIgASgFEhcKD2R1cGxpY2F0ZV9jb3VudBgDIAEoBRIgChhkdXBsaWNhdGVfbWlzbWF0Y2hfY291bnQYBCABKAUSFgoOcmVqZWN0ZWRfY291bnQYBSABKAUiSAoYSW5nZXN0RXZlbnRTdHJlYW1SZXF1ZXN0EiwKBmV2ZW50cxgBIAMoCzIcLmJpbGxpbmcudXNhZ2UudjEuVXNhZ2VFdmVudCLUAQoZSW5nZXN0RXZlbnRTdHJlYW1SZXNwb25zZRIWCg5hY2NlcHRlZF9jb3VudBgBIAEoAxIXCg9kdXBsaWNhdGVfY291bnQYAiABKAMSIAoYZHVwbGljYXRlX21pc21hdGNoX2NvdW50GAMgASgDEhYKDnJlamVjdGVkX2NvdW50GAQgASgDEjAKCHByb2JsZW1zGAUgAygLMh4uYmlsbGluZy51c2FnZS52MS5Jbmdlc3RSZXN1bHQSGgoScHJvYmxlbXNfdHJ1bmNhdGVkGAYgASgIIjQKD0RpbWVuc2lvbkZpbHRlchIRCglkaW1lbnNpb24YASABKAkSDgoGdmFsdWVzGAIgAygJIu8BChFRdWVyeVVzYWdlUmVxdWVzdBIcChRjdXN0b21lcl9leHRlcm5hbF9pZBgBIAEoCRIRCgltZXRlcl9rZXkYAiABKAkSJgoFcmFuZ2UYAyABKAsyFy5iaWxsaW5nLnR5cGUudjEuUGVyaW9kEigKBndpbmRvdxgEIAEoDjIYLmJpbGxpbmcudXNhZ2UudjEuV2luZG93EhEKCXRpbWVfem9uZRgFIAEoCRIQCghncm91cF9ieRgGIAMoCRIyCgdmaWx0ZXJzGAcgAygLMiEuYmlsbGluZy51c2FnZS52MS5EaW1lbnNpb25GaWx0ZXIirAEKC1VzYWdlQnVja2V0EicKBndpbmRvdxgBIAEoCzIXLmJpbGxpbmcudHlwZS52MS5QZXJpb2QSNwoFZ3JvdXAYAiADKAsyKC5iaWxsaW5nLnVzYWdlLnYxLlVzYWdlQnVja2V0Lkdyb3VwRW50cnkSDQoFdmFsdWUYAyABKAkaLAoKR3JvdXBFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInQKElF1ZXJ5VXNhZ2VSZXNwb25zZRIuCgdidWNrZXRzGAEgAygLMh0uYmlsbGluZy51c2FnZS52MS5Vc2FnZUJ1Y2tldBIuCgphc19vZl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJxChVHZXRQZXJpb2RVc2FnZVJlcXVlc3QSHAoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYASABKAkSEQoJbWV0ZXJfa2V5GAIgASgJEicKBnBlcmlvZBgDIAEoCzIXLmJpbGxpbmcudHlwZS52MS5QZXJpb2QihgEKFkdldFBlcmlvZFVzYWdlUmVzcG9uc2USDQoFdmFsdWUYASABKAkSEwoLZXZlbnRfY291bnQYAiABKAMSGAoQbGF0ZV9ldmVudF9jb3VudBgDIAEoAxIuCgphc19vZl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AQoRTGlzdEV2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSHAoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYAyABKAkSDAoEdHlwZRgEIAEoCRIRCgltZXRlcl9rZXkYBSABKAkSJgoFcmFuZ2UYBiABKAsyFy5iaWxsaW5nLnR5cGUudjEuUGVyaW9kEhYKDmluY2x1ZGVfdm9pZGVkGAcgASgIIlwKEkxpc3RFdmVudHNSZXNwb25zZRItCgZldmVudHMYASADKAsyHS5iaWxsaW5nLnVzYWdlLnYxLlN0b3JlZEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLEAQoRQW1lbmRFdmVudFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIcChRjdXN0b21lcl9leHRlcm5hbF9pZBgCIAEoCRIQCghldmVudF9pZBgDIAEoCRIuCgpldmVudF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgpwcm9wZXJ0aWVzGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIOCgZyZWFzb24YBiABKAkicAoSQW1lbmRFdmVudFJlc3BvbnNlEiwKBWV2ZW50GAEgASgLMh0uYmlsbGluZy51c2FnZS52MS5TdG9yZWRFdmVudBIsCgZkZWx0YXMYAiADKAsyHC5iaWxsaW5nLnVzYWdlLnYxLlVzYWdlRGVsdGEiZgoQVm9pZEV2ZW50UmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEhwKFGN1c3RvbWVyX2V4dGVybmFsX2lkGAIgASgJEhAKCGV2ZW50X2lkGAMgASgJEg4KBnJlYXNvbhgEIAEoCSJvChFWb2lkRXZlbnRSZXNwb25zZRIsCgVldmVudBgBIAEoCzIdLmJpbGxpbmcudXNhZ2UudjEuU3RvcmVkRXZlbnQSLAoGZGVsdGFzGAIgAygLMhwuYmlsbGluZy51c2FnZS52MS5Vc2FnZURlbHRhKmQKBldpbmRvdxIWChJXSU5ET1dfVU5TUEVDSUZJRUQQABIPCgtXSU5ET1dfTk9ORRABEg8KC1dJTkRPV19IT1VSEAISDgoKV0lORE9XX0RBWRADEhAKDFdJTkRPV19NT05USBAEMqMFCgxVc2FnZVNlcnZpY2USXQoMSW5nZXN0RXZlbnRzEiUuYmlsbGluZy51c2FnZS52MS5Jbmdlc3RFdmVudHNSZXF1ZXN0GiYuYmlsbGluZy51c2FnZS52MS5Jbmdlc3RFdmVudHNSZXNwb25zZRJuChFJbmdlc3RFdmVudFN0cmVhbRIqLmJpbGxpbmcudXNhZ2UudjEuSW5nZXN0RXZlbnRTdHJlYW1SZXF1ZXN0GisuYmlsbGluZy51c2FnZS52MS5Jbmdlc3RFdmVudFN0cmVhbVJlc3BvbnNlKAESVwoKUXVlcnlVc2FnZRIjLmJpbGxpbmcudXNhZ2UudjEuUXVlcnlVc2FnZVJlcXVlc3QaJC5iaWxsaW5nLnVzYWdlLnYxLlF1ZXJ5VXNhZ2VSZXNwb25zZRJjCg5HZXRQZXJpb2RVc2FnZRInLmJpbGxpbmcudXNhZ2UudjEuR2V0UGVyaW9kVXNhZ2VSZXF1ZXN0GiguYmlsbGluZy51c2FnZS52MS5HZXRQZXJpb2RVc2FnZVJlc3BvbnNlElcKCkxpc3RFdmVudHMSIy5iaWxsaW5nLnVzYWdlLnYxLkxpc3RFdmVudHNSZXF1ZXN0GiQuYmlsbGluZy51c2FnZS52MS5MaXN0RXZlbnRzUmVzcG9uc2USVwoKQW1lbmRFdmVudBIjLmJpbGxpbmcudXNhZ2UudjEuQW1lbmRFdmVudFJlcXVlc3QaJC5iaWxsaW5nLnVzYWdlLnYxLkFtZW5kRXZlbnRSZXNwb25zZRJUCglWb2lkRXZlbnQSIi5iaWxsaW5nLnVzYWdlLnYxLlZvaWRFdmVudFJlcXVlc3QaIy5iaWxsaW5nLnVzYWdlLnYxLlZvaWRFdmVudFJlc3BvbnNlYgZwcm90bzM", [file_billing_type_v1_types, file_billing_usage_v1_resources, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message billing.usage.v1.IngestEventsRequest.
  * Use `create(IngestEventsRequestSchema)` to create a new message.
  */
 export const IngestEventsRequestSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 2);
+  messageDesc(file_billing_usage_v1_usage_service, 0);
 
 /**
  * Describes the message billing.usage.v1.IngestEventsResponse.
  * Use `create(IngestEventsResponseSchema)` to create a new message.
  */
 export const IngestEventsResponseSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 3);
+  messageDesc(file_billing_usage_v1_usage_service, 1);
 
 /**
  * Describes the message billing.usage.v1.IngestEventStreamRequest.
  * Use `create(IngestEventStreamRequestSchema)` to create a new message.
  */
 export const IngestEventStreamRequestSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 4);
+  messageDesc(file_billing_usage_v1_usage_service, 2);
 
 /**
  * Describes the message billing.usage.v1.IngestEventStreamResponse.
  * Use `create(IngestEventStreamResponseSchema)` to create a new message.
  */
 export const IngestEventStreamResponseSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 5);
+  messageDesc(file_billing_usage_v1_usage_service, 3);
 
 /**
  * Describes the message billing.usage.v1.DimensionFilter.
  * Use `create(DimensionFilterSchema)` to create a new message.
  */
 export const DimensionFilterSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 6);
+  messageDesc(file_billing_usage_v1_usage_service, 4);
 
 /**
  * Describes the message billing.usage.v1.QueryUsageRequest.
  * Use `create(QueryUsageRequestSchema)` to create a new message.
  */
 export const QueryUsageRequestSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 7);
+  messageDesc(file_billing_usage_v1_usage_service, 5);
 
 /**
  * Describes the message billing.usage.v1.UsageBucket.
  * Use `create(UsageBucketSchema)` to create a new message.
  */
 export const UsageBucketSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 8);
+  messageDesc(file_billing_usage_v1_usage_service, 6);
 
 /**
  * Describes the message billing.usage.v1.QueryUsageResponse.
  * Use `create(QueryUsageResponseSchema)` to create a new message.
  */
 export const QueryUsageResponseSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 9);
+  messageDesc(file_billing_usage_v1_usage_service, 7);
 
 /**
  * Describes the message billing.usage.v1.GetPeriodUsageRequest.
  * Use `create(GetPeriodUsageRequestSchema)` to create a new message.
  */
 export const GetPeriodUsageRequestSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 10);
+  messageDesc(file_billing_usage_v1_usage_service, 8);
 
 /**
  * Describes the message billing.usage.v1.GetPeriodUsageResponse.
  * Use `create(GetPeriodUsageResponseSchema)` to create a new message.
  */
 export const GetPeriodUsageResponseSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 11);
-
-/**
- * Describes the message billing.usage.v1.StoredEvent.
- * Use `create(StoredEventSchema)` to create a new message.
- */
-export const StoredEventSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 12);
+  messageDesc(file_billing_usage_v1_usage_service, 9);
 
 /**
  * Describes the message billing.usage.v1.ListEventsRequest.
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 13);
+  messageDesc(file_billing_usage_v1_usage_service, 10);
 
 /**
  * Describes the message billing.usage.v1.ListEventsResponse.
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 14);
+  messageDesc(file_billing_usage_v1_usage_service, 11);
 
 /**
  * Describes the message billing.usage.v1.AmendEventRequest.
  * Use `create(AmendEventRequestSchema)` to create a new message.
  */
 export const AmendEventRequestSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 15);
+  messageDesc(file_billing_usage_v1_usage_service, 12);
 
 /**
  * Describes the message billing.usage.v1.AmendEventResponse.
  * Use `create(AmendEventResponseSchema)` to create a new message.
  */
 export const AmendEventResponseSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 16);
+  messageDesc(file_billing_usage_v1_usage_service, 13);
 
 /**
  * Describes the message billing.usage.v1.VoidEventRequest.
  * Use `create(VoidEventRequestSchema)` to create a new message.
  */
 export const VoidEventRequestSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 17);
+  messageDesc(file_billing_usage_v1_usage_service, 14);
 
 /**
  * Describes the message billing.usage.v1.VoidEventResponse.
  * Use `create(VoidEventResponseSchema)` to create a new message.
  */
 export const VoidEventResponseSchema = /*@__PURE__*/
-  messageDesc(file_billing_usage_v1_usage_service, 18);
-
-/**
- * Describes the enum billing.usage.v1.IngestStatus.
- */
-export const IngestStatusSchema = /*@__PURE__*/
-  enumDesc(file_billing_usage_v1_usage_service, 0);
-
-/**
- * What happened to one event of a batch.
- *
- * @generated from enum billing.usage.v1.IngestStatus
- */
-export const IngestStatus = /*@__PURE__*/
-  tsEnum(IngestStatusSchema);
+  messageDesc(file_billing_usage_v1_usage_service, 15);
 
 /**
  * Describes the enum billing.usage.v1.Window.
  */
 export const WindowSchema = /*@__PURE__*/
-  enumDesc(file_billing_usage_v1_usage_service, 1);
+  enumDesc(file_billing_usage_v1_usage_service, 0);
 
 /**
- * The width of the buckets of a usage query.
+ * The width of the windows of a usage query.
  *
  * @generated from enum billing.usage.v1.Window
  */

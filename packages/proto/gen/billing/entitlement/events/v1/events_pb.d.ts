@@ -2,12 +2,16 @@
 // @generated from file billing/entitlement/events/v1/events.proto (package billing.entitlement.events.v1, syntax proto3)
 /* eslint-disable */
 
-// Events published by the entitlement service on the stream owning `billing.entitlement.>`. The envelope
-// travels in NATS headers; the aggregate is the customer (`cus_...`) or the grant (`grt_...`).
+// Events published by the entitlement service on the stream owning `billing.entitlement.>`.
+//
+// The envelope (event id, type, aggregate id and sequence, occurred time, producer, traceparent, request id)
+// travels in NATS headers, so these payloads carry domain data only. The aggregate is the customer
+// (`cus_...`) for entitlement and balance events, and the grant (`grt_...`) for grant events. Balance movements
+// caused by usage are not published as events (they are far too frequent); Watch streams them.
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Alert, Balance, Entitlement, Grant } from "../../v1/resources_pb.js";
+import type { Alert, Balance, Entitlement, Grant, Reservation } from "../../v1/resources_pb.js";
 
 /**
  * Describes the file billing/entitlement/events/v1/events.proto.
@@ -15,25 +19,32 @@ import type { Alert, Balance, Entitlement, Grant } from "../../v1/resources_pb.j
 export declare const file_billing_entitlement_events_v1_events: GenFile;
 
 /**
- * A customer's entitlement to a feature changed (gained, lost, new limit). Subject
- * `billing.entitlement.entitlement.changed`.
+ * A customer's entitlement to a feature was gained, lost or changed (value, limit, enforcement, grants or
+ * period). Subject `billing.entitlement.entitlement.changed`.
  *
  * @generated from message billing.entitlement.events.v1.EntitlementChanged
  */
 export declare type EntitlementChanged = Message<"billing.entitlement.events.v1.EntitlementChanged"> & {
   /**
-   * The entitlement as it now is; `enabled` false and no balance when it was removed.
+   * The entitlement as it now is; when it was removed, as it was just before.
    *
    * @generated from field: billing.entitlement.v1.Entitlement entitlement = 1;
    */
   entitlement?: Entitlement | undefined;
 
   /**
-   * True when the customer no longer has it.
+   * True when the customer no longer has the entitlement.
    *
    * @generated from field: bool removed = 2;
    */
   removed: boolean;
+
+  /**
+   * What caused the change.
+   *
+   * @generated from field: billing.entitlement.events.v1.EntitlementChangeCause cause = 3;
+   */
+  cause: EntitlementChangeCause;
 };
 
 /**
@@ -43,23 +54,30 @@ export declare type EntitlementChanged = Message<"billing.entitlement.events.v1.
 export declare const EntitlementChangedSchema: GenMessage<EntitlementChanged>;
 
 /**
- * A usage threshold was crossed (raised once per threshold and period). Subject
- * `billing.entitlement.balance.threshold_crossed`.
+ * A customer's usage of a metered feature crossed a threshold (S1: 80% and 100%); raised once per threshold,
+ * customer and period. Subject `billing.entitlement.balance.threshold_crossed`.
  *
  * @generated from message billing.entitlement.events.v1.BalanceThresholdCrossed
  */
 export declare type BalanceThresholdCrossed = Message<"billing.entitlement.events.v1.BalanceThresholdCrossed"> & {
   /**
-   * The alert.
+   * The alert, with the threshold, the usage and the period.
    *
    * @generated from field: billing.entitlement.v1.Alert alert = 1;
    */
   alert?: Alert | undefined;
 
   /**
-   * The balance at that moment.
+   * The customer's external id, for notifications sent by the caller's own systems.
    *
-   * @generated from field: billing.entitlement.v1.Balance balance = 2;
+   * @generated from field: string customer_external_id = 2;
+   */
+  customerExternalId: string;
+
+  /**
+   * The balance when the threshold was crossed.
+   *
+   * @generated from field: billing.entitlement.v1.Balance balance = 3;
    */
   balance?: Balance | undefined;
 };
@@ -71,13 +89,13 @@ export declare type BalanceThresholdCrossed = Message<"billing.entitlement.event
 export declare const BalanceThresholdCrossedSchema: GenMessage<BalanceThresholdCrossed>;
 
 /**
- * A grant was created. Subject `billing.entitlement.grant.created`.
+ * A grant was created, for a promotion or a paid purchase. Subject `billing.entitlement.grant.created`.
  *
  * @generated from message billing.entitlement.events.v1.GrantCreated
  */
 export declare type GrantCreated = Message<"billing.entitlement.events.v1.GrantCreated"> & {
   /**
-   * The grant.
+   * The grant as created.
    *
    * @generated from field: billing.entitlement.v1.Grant grant = 1;
    */
@@ -91,20 +109,20 @@ export declare type GrantCreated = Message<"billing.entitlement.events.v1.GrantC
 export declare const GrantCreatedSchema: GenMessage<GrantCreated>;
 
 /**
- * What was left of a grant expired. Subject `billing.entitlement.grant.expired`.
+ * What was left of a grant expired unused. Subject `billing.entitlement.grant.expired`.
  *
  * @generated from message billing.entitlement.events.v1.GrantExpired
  */
 export declare type GrantExpired = Message<"billing.entitlement.events.v1.GrantExpired"> & {
   /**
-   * The grant.
+   * The grant, EXPIRED.
    *
    * @generated from field: billing.entitlement.v1.Grant grant = 1;
    */
   grant?: Grant | undefined;
 
   /**
-   * Units that expired unused (decimal string).
+   * The units that expired unused (decimal string).
    *
    * @generated from field: string expired_amount = 2;
    */
@@ -118,17 +136,31 @@ export declare type GrantExpired = Message<"billing.entitlement.events.v1.GrantE
 export declare const GrantExpiredSchema: GenMessage<GrantExpired>;
 
 /**
- * A grant was voided. Subject `billing.entitlement.grant.voided`.
+ * A grant was voided by an operator. Subject `billing.entitlement.grant.voided`.
  *
  * @generated from message billing.entitlement.events.v1.GrantVoided
  */
 export declare type GrantVoided = Message<"billing.entitlement.events.v1.GrantVoided"> & {
   /**
-   * The grant.
+   * The grant, VOIDED.
    *
    * @generated from field: billing.entitlement.v1.Grant grant = 1;
    */
   grant?: Grant | undefined;
+
+  /**
+   * The units that were left and are now void (decimal string).
+   *
+   * @generated from field: string voided_amount = 2;
+   */
+  voidedAmount: string;
+
+  /**
+   * Why it was voided, from the request.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
 };
 
 /**
@@ -144,7 +176,7 @@ export declare const GrantVoidedSchema: GenMessage<GrantVoided>;
  */
 export declare type GrantDepleted = Message<"billing.entitlement.events.v1.GrantDepleted"> & {
   /**
-   * The grant.
+   * The grant, DEPLETED.
    *
    * @generated from field: billing.entitlement.v1.Grant grant = 1;
    */
@@ -156,4 +188,79 @@ export declare type GrantDepleted = Message<"billing.entitlement.events.v1.Grant
  * Use `create(GrantDepletedSchema)` to create a new message.
  */
 export declare const GrantDepletedSchema: GenMessage<GrantDepleted>;
+
+/**
+ * A reservation expired after its ttl without being committed or released, which usually means a caller
+ * crashed or forgot it. Subject `billing.entitlement.reservation.expired`.
+ *
+ * @generated from message billing.entitlement.events.v1.ReservationExpired
+ */
+export declare type ReservationExpired = Message<"billing.entitlement.events.v1.ReservationExpired"> & {
+  /**
+   * The reservation, EXPIRED.
+   *
+   * @generated from field: billing.entitlement.v1.Reservation reservation = 1;
+   */
+  reservation?: Reservation | undefined;
+};
+
+/**
+ * Describes the message billing.entitlement.events.v1.ReservationExpired.
+ * Use `create(ReservationExpiredSchema)` to create a new message.
+ */
+export declare const ReservationExpiredSchema: GenMessage<ReservationExpired>;
+
+/**
+ * What caused an entitlement to change.
+ *
+ * @generated from enum billing.entitlement.events.v1.EntitlementChangeCause
+ */
+export enum EntitlementChangeCause {
+  /**
+   * Not set; never sent.
+   *
+   * @generated from enum value: ENTITLEMENT_CHANGE_CAUSE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A subscription started, changed plan or add-ons, or ended.
+   *
+   * @generated from enum value: ENTITLEMENT_CHANGE_CAUSE_SUBSCRIPTION = 1;
+   */
+  SUBSCRIPTION = 1,
+
+  /**
+   * An override was set, removed or expired.
+   *
+   * @generated from enum value: ENTITLEMENT_CHANGE_CAUSE_OVERRIDE = 2;
+   */
+  OVERRIDE = 2,
+
+  /**
+   * A grant was created, voided or expired.
+   *
+   * @generated from enum value: ENTITLEMENT_CHANGE_CAUSE_GRANT = 3;
+   */
+  GRANT = 3,
+
+  /**
+   * A new billing period started and the metered allowance was reset.
+   *
+   * @generated from enum value: ENTITLEMENT_CHANGE_CAUSE_PERIOD_RESET = 4;
+   */
+  PERIOD_RESET = 4,
+
+  /**
+   * The customer moved in its organisation tree, changing its pooled grants.
+   *
+   * @generated from enum value: ENTITLEMENT_CHANGE_CAUSE_TREE = 5;
+   */
+  TREE = 5,
+}
+
+/**
+ * Describes the enum billing.entitlement.events.v1.EntitlementChangeCause.
+ */
+export declare const EntitlementChangeCauseSchema: GenEnum<EntitlementChangeCause>;
 

@@ -2,17 +2,21 @@
 // @generated from file billing/entitlement/events/v1/events.proto (package billing.entitlement.events.v1, syntax proto3)
 /* eslint-disable */
 
-// Events published by the entitlement service on the stream owning `billing.entitlement.>`. The envelope
-// travels in NATS headers; the aggregate is the customer (`cus_...`) or the grant (`grt_...`).
+// Events published by the entitlement service on the stream owning `billing.entitlement.>`.
+//
+// The envelope (event id, type, aggregate id and sequence, occurred time, producer, traceparent, request id)
+// travels in NATS headers, so these payloads carry domain data only. The aggregate is the customer
+// (`cus_...`) for entitlement and balance events, and the grant (`grt_...`) for grant events. Balance movements
+// caused by usage are not published as events (they are far too frequent); Watch streams them.
 
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
 import { file_billing_entitlement_v1_resources } from "../../v1/resources_pb.js";
 
 /**
  * Describes the file billing/entitlement/events/v1/events.proto.
  */
 export const file_billing_entitlement_events_v1_events = /*@__PURE__*/
-  fileDesc("CipiaWxsaW5nL2VudGl0bGVtZW50L2V2ZW50cy92MS9ldmVudHMucHJvdG8SHWJpbGxpbmcuZW50aXRsZW1lbnQuZXZlbnRzLnYxIl8KEkVudGl0bGVtZW50Q2hhbmdlZBI4CgtlbnRpdGxlbWVudBgBIAEoCzIjLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuRW50aXRsZW1lbnQSDwoHcmVtb3ZlZBgCIAEoCCJ5ChdCYWxhbmNlVGhyZXNob2xkQ3Jvc3NlZBIsCgVhbGVydBgBIAEoCzIdLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuQWxlcnQSMAoHYmFsYW5jZRgCIAEoCzIfLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuQmFsYW5jZSI8CgxHcmFudENyZWF0ZWQSLAoFZ3JhbnQYASABKAsyHS5iaWxsaW5nLmVudGl0bGVtZW50LnYxLkdyYW50IlQKDEdyYW50RXhwaXJlZBIsCgVncmFudBgBIAEoCzIdLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuR3JhbnQSFgoOZXhwaXJlZF9hbW91bnQYAiABKAkiOwoLR3JhbnRWb2lkZWQSLAoFZ3JhbnQYASABKAsyHS5iaWxsaW5nLmVudGl0bGVtZW50LnYxLkdyYW50Ij0KDUdyYW50RGVwbGV0ZWQSLAoFZ3JhbnQYASABKAsyHS5iaWxsaW5nLmVudGl0bGVtZW50LnYxLkdyYW50YgZwcm90bzM", [file_billing_entitlement_v1_resources]);
+  fileDesc("CipiaWxsaW5nL2VudGl0bGVtZW50L2V2ZW50cy92MS9ldmVudHMucHJvdG8SHWJpbGxpbmcuZW50aXRsZW1lbnQuZXZlbnRzLnYxIqUBChJFbnRpdGxlbWVudENoYW5nZWQSOAoLZW50aXRsZW1lbnQYASABKAsyIy5iaWxsaW5nLmVudGl0bGVtZW50LnYxLkVudGl0bGVtZW50Eg8KB3JlbW92ZWQYAiABKAgSRAoFY2F1c2UYAyABKA4yNS5iaWxsaW5nLmVudGl0bGVtZW50LmV2ZW50cy52MS5FbnRpdGxlbWVudENoYW5nZUNhdXNlIpcBChdCYWxhbmNlVGhyZXNob2xkQ3Jvc3NlZBIsCgVhbGVydBgBIAEoCzIdLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuQWxlcnQSHAoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYAiABKAkSMAoHYmFsYW5jZRgDIAEoCzIfLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuQmFsYW5jZSI8CgxHcmFudENyZWF0ZWQSLAoFZ3JhbnQYASABKAsyHS5iaWxsaW5nLmVudGl0bGVtZW50LnYxLkdyYW50IlQKDEdyYW50RXhwaXJlZBIsCgVncmFudBgBIAEoCzIdLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuR3JhbnQSFgoOZXhwaXJlZF9hbW91bnQYAiABKAkiYgoLR3JhbnRWb2lkZWQSLAoFZ3JhbnQYASABKAsyHS5iaWxsaW5nLmVudGl0bGVtZW50LnYxLkdyYW50EhUKDXZvaWRlZF9hbW91bnQYAiABKAkSDgoGcmVhc29uGAMgASgJIj0KDUdyYW50RGVwbGV0ZWQSLAoFZ3JhbnQYASABKAsyHS5iaWxsaW5nLmVudGl0bGVtZW50LnYxLkdyYW50Ik4KElJlc2VydmF0aW9uRXhwaXJlZBI4CgtyZXNlcnZhdGlvbhgBIAEoCzIjLmJpbGxpbmcuZW50aXRsZW1lbnQudjEuUmVzZXJ2YXRpb24qhgIKFkVudGl0bGVtZW50Q2hhbmdlQ2F1c2USKAokRU5USVRMRU1FTlRfQ0hBTkdFX0NBVVNFX1VOU1BFQ0lGSUVEEAASKQolRU5USVRMRU1FTlRfQ0hBTkdFX0NBVVNFX1NVQlNDUklQVElPThABEiUKIUVOVElUTEVNRU5UX0NIQU5HRV9DQVVTRV9PVkVSUklERRACEiIKHkVOVElUTEVNRU5UX0NIQU5HRV9DQVVTRV9HUkFOVBADEikKJUVOVElUTEVNRU5UX0NIQU5HRV9DQVVTRV9QRVJJT0RfUkVTRVQQBBIhCh1FTlRJVExFTUVOVF9DSEFOR0VfQ0FVU0VfVFJFRRAFYgZwcm90bzM", [file_billing_entitlement_v1_resources]);
 
 /**
  * Describes the message billing.entitlement.events.v1.EntitlementChanged.
@@ -55,4 +59,25 @@ export const GrantVoidedSchema = /*@__PURE__*/
  */
 export const GrantDepletedSchema = /*@__PURE__*/
   messageDesc(file_billing_entitlement_events_v1_events, 5);
+
+/**
+ * Describes the message billing.entitlement.events.v1.ReservationExpired.
+ * Use `create(ReservationExpiredSchema)` to create a new message.
+ */
+export const ReservationExpiredSchema = /*@__PURE__*/
+  messageDesc(file_billing_entitlement_events_v1_events, 6);
+
+/**
+ * Describes the enum billing.entitlement.events.v1.EntitlementChangeCause.
+ */
+export const EntitlementChangeCauseSchema = /*@__PURE__*/
+  enumDesc(file_billing_entitlement_events_v1_events, 0);
+
+/**
+ * What caused an entitlement to change.
+ *
+ * @generated from enum billing.entitlement.events.v1.EntitlementChangeCause
+ */
+export const EntitlementChangeCause = /*@__PURE__*/
+  tsEnum(EntitlementChangeCauseSchema);
 

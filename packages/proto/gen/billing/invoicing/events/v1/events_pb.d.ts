@@ -2,14 +2,16 @@
 // @generated from file billing/invoicing/events/v1/events.proto (package billing.invoicing.events.v1, syntax proto3)
 /* eslint-disable */
 
-// Events published by the invoicing service on the stream owning `billing.invoicing.>`. The envelope
-// travels in NATS headers; the aggregate is the invoice (`inv_...`) or the customer (`cus_...`).
+// Events published by the invoicing service on the stream owning `billing.invoicing.>`.
+//
+// The envelope (event id, type, aggregate id and sequence, occurred time, producer, traceparent, request id)
+// travels in NATS headers, so these payloads carry domain data only. The aggregate is the invoice (`inv_...`)
+// for invoice, payment and credit note events, and the customer (`cus_...`) for credit balance events.
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { CreditNote, Invoice, Payment } from "../../v1/resources_pb.js";
+import type { CreditBalanceTransaction, CreditNote, Invoice, InvoiceStatus, Payment } from "../../v1/resources_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Money } from "../../../type/v1/types_pb.js";
 
 /**
  * Describes the file billing/invoicing/events/v1/events.proto.
@@ -17,13 +19,14 @@ import type { Money } from "../../../type/v1/types_pb.js";
 export declare const file_billing_invoicing_events_v1_events: GenFile;
 
 /**
- * A draft invoice was created. Subject `billing.invoicing.invoice.created`.
+ * An invoice was created as a draft (it may be finalized in the same transaction). Subject
+ * `billing.invoicing.invoice.created`.
  *
  * @generated from message billing.invoicing.events.v1.InvoiceCreated
  */
 export declare type InvoiceCreated = Message<"billing.invoicing.events.v1.InvoiceCreated"> & {
   /**
-   * The invoice.
+   * The invoice, with its lines.
    *
    * @generated from field: billing.invoicing.v1.Invoice invoice = 1;
    */
@@ -37,13 +40,13 @@ export declare type InvoiceCreated = Message<"billing.invoicing.events.v1.Invoic
 export declare const InvoiceCreatedSchema: GenMessage<InvoiceCreated>;
 
 /**
- * An invoice was finalized (numbered, payable). Subject `billing.invoicing.invoice.finalized`.
+ * An invoice was finalized: numbered, immutable and payable. Subject `billing.invoicing.invoice.finalized`.
  *
  * @generated from message billing.invoicing.events.v1.InvoiceFinalized
  */
 export declare type InvoiceFinalized = Message<"billing.invoicing.events.v1.InvoiceFinalized"> & {
   /**
-   * The invoice.
+   * The invoice, with its lines.
    *
    * @generated from field: billing.invoicing.v1.Invoice invoice = 1;
    */
@@ -63,7 +66,7 @@ export declare const InvoiceFinalizedSchema: GenMessage<InvoiceFinalized>;
  */
 export declare type InvoicePaid = Message<"billing.invoicing.events.v1.InvoicePaid"> & {
   /**
-   * The invoice.
+   * The invoice, PAID, with its lines.
    *
    * @generated from field: billing.invoicing.v1.Invoice invoice = 1;
    */
@@ -83,11 +86,18 @@ export declare const InvoicePaidSchema: GenMessage<InvoicePaid>;
  */
 export declare type InvoiceVoided = Message<"billing.invoicing.events.v1.InvoiceVoided"> & {
   /**
-   * The invoice.
+   * The invoice, VOID.
    *
    * @generated from field: billing.invoicing.v1.Invoice invoice = 1;
    */
   invoice?: Invoice | undefined;
+
+  /**
+   * Why it was voided, from the request.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
 };
 
 /**
@@ -97,45 +107,60 @@ export declare type InvoiceVoided = Message<"billing.invoicing.events.v1.Invoice
 export declare const InvoiceVoidedSchema: GenMessage<InvoiceVoided>;
 
 /**
- * An invoice was given up on after the last retry: its subscriptions end. Subject
- * `billing.invoicing.invoice.uncollectible`.
+ * An invoice was given up on, after the last payment retry or by an operator: the subscriptions it bills end
+ * (S10). Subject `billing.invoicing.invoice.marked_uncollectible`.
  *
- * @generated from message billing.invoicing.events.v1.InvoiceUncollectible
+ * @generated from message billing.invoicing.events.v1.InvoiceMarkedUncollectible
  */
-export declare type InvoiceUncollectible = Message<"billing.invoicing.events.v1.InvoiceUncollectible"> & {
+export declare type InvoiceMarkedUncollectible = Message<"billing.invoicing.events.v1.InvoiceMarkedUncollectible"> & {
   /**
-   * The invoice.
+   * The invoice, UNCOLLECTIBLE, with its subscription_ids.
    *
    * @generated from field: billing.invoicing.v1.Invoice invoice = 1;
    */
   invoice?: Invoice | undefined;
+
+  /**
+   * True when the dunning schedule ran out; false when an operator decided it.
+   *
+   * @generated from field: bool dunning_exhausted = 2;
+   */
+  dunningExhausted: boolean;
 };
 
 /**
- * Describes the message billing.invoicing.events.v1.InvoiceUncollectible.
- * Use `create(InvoiceUncollectibleSchema)` to create a new message.
+ * Describes the message billing.invoicing.events.v1.InvoiceMarkedUncollectible.
+ * Use `create(InvoiceMarkedUncollectibleSchema)` to create a new message.
  */
-export declare const InvoiceUncollectibleSchema: GenMessage<InvoiceUncollectible>;
+export declare const InvoiceMarkedUncollectibleSchema: GenMessage<InvoiceMarkedUncollectible>;
 
 /**
- * A payment succeeded. Subject `billing.invoicing.payment.succeeded`.
+ * A payment succeeded. When it paid an invoice that was in dunning, the subscriptions it bills are active again
+ * (S10). Subject `billing.invoicing.payment.succeeded`.
  *
  * @generated from message billing.invoicing.events.v1.PaymentSucceeded
  */
 export declare type PaymentSucceeded = Message<"billing.invoicing.events.v1.PaymentSucceeded"> & {
   /**
-   * The payment.
+   * The payment, SUCCEEDED.
    *
    * @generated from field: billing.invoicing.v1.Payment payment = 1;
    */
   payment?: Payment | undefined;
 
   /**
-   * The subscriptions the invoice bills (they are active again if they were past due).
+   * The subscriptions the invoice bills (`sub_...`).
    *
    * @generated from field: repeated string subscription_ids = 2;
    */
   subscriptionIds: string[];
+
+  /**
+   * The invoice's status after the payment (PAID, or still OPEN after a partial payment).
+   *
+   * @generated from field: billing.invoicing.v1.InvoiceStatus invoice_status = 3;
+   */
+  invoiceStatus: InvoiceStatus;
 };
 
 /**
@@ -145,34 +170,35 @@ export declare type PaymentSucceeded = Message<"billing.invoicing.events.v1.Paym
 export declare const PaymentSucceededSchema: GenMessage<PaymentSucceeded>;
 
 /**
- * A payment failed. Subject `billing.invoicing.payment.failed`.
+ * A payment failed. After the first failure the subscriptions the invoice bills are past due, keeping their
+ * entitlements until `grace_end_time` (S10). Subject `billing.invoicing.payment.failed`.
  *
  * @generated from message billing.invoicing.events.v1.PaymentFailed
  */
 export declare type PaymentFailed = Message<"billing.invoicing.events.v1.PaymentFailed"> & {
   /**
-   * The payment (with attempt number and next retry time).
+   * The payment, FAILED, with its attempt number, failure code and next retry time.
    *
    * @generated from field: billing.invoicing.v1.Payment payment = 1;
    */
   payment?: Payment | undefined;
 
   /**
-   * The subscriptions the invoice bills (past due after the first failure).
+   * The subscriptions the invoice bills (`sub_...`).
    *
    * @generated from field: repeated string subscription_ids = 2;
    */
   subscriptionIds: string[];
 
   /**
-   * True when no retry is left.
+   * True when no retry is left; InvoiceMarkedUncollectible follows.
    *
    * @generated from field: bool final = 3;
    */
   final: boolean;
 
   /**
-   * Until when entitlements are kept (dunning grace period).
+   * The time until which entitlements are kept, from the dunning policy's grace period.
    *
    * @generated from field: google.protobuf.Timestamp grace_end_time = 4;
    */
@@ -192,7 +218,7 @@ export declare const PaymentFailedSchema: GenMessage<PaymentFailed>;
  */
 export declare type CreditNoteIssued = Message<"billing.invoicing.events.v1.CreditNoteIssued"> & {
   /**
-   * The credit note.
+   * The credit note, with its lines.
    *
    * @generated from field: billing.invoicing.v1.CreditNote credit_note = 1;
    */
@@ -206,38 +232,17 @@ export declare type CreditNoteIssued = Message<"billing.invoicing.events.v1.Cred
 export declare const CreditNoteIssuedSchema: GenMessage<CreditNoteIssued>;
 
 /**
- * A customer's credit balance changed. Subject `billing.invoicing.credit_balance.changed`.
+ * A customer's credit balance moved. Subject `billing.invoicing.credit_balance.changed`.
  *
  * @generated from message billing.invoicing.events.v1.CreditBalanceChanged
  */
 export declare type CreditBalanceChanged = Message<"billing.invoicing.events.v1.CreditBalanceChanged"> & {
   /**
-   * The customer.
+   * The movement, with the balance after it.
    *
-   * @generated from field: string customer_id = 1;
+   * @generated from field: billing.invoicing.v1.CreditBalanceTransaction transaction = 1;
    */
-  customerId: string;
-
-  /**
-   * The balance after the change.
-   *
-   * @generated from field: billing.type.v1.Money balance = 2;
-   */
-  balance?: Money | undefined;
-
-  /**
-   * The signed change.
-   *
-   * @generated from field: billing.type.v1.Money delta = 3;
-   */
-  delta?: Money | undefined;
-
-  /**
-   * Why (credit note, invoice applied, adjustment).
-   *
-   * @generated from field: string reason = 4;
-   */
-  reason: string;
+  transaction?: CreditBalanceTransaction | undefined;
 };
 
 /**
@@ -247,58 +252,72 @@ export declare type CreditBalanceChanged = Message<"billing.invoicing.events.v1.
 export declare const CreditBalanceChangedSchema: GenMessage<CreditBalanceChanged>;
 
 /**
- * A one-off purchase of units (a prepaid pack) was paid: entitlement creates the grant. Subject
- * `billing.invoicing.grant_purchase.paid`.
+ * An invoice line that buys units (a prepaid pack, S7) was paid: entitlement creates the grant, once per
+ * invoice line. Subject `billing.invoicing.grant_purchase.paid`.
  *
  * @generated from message billing.invoicing.events.v1.GrantPurchasePaid
  */
 export declare type GrantPurchasePaid = Message<"billing.invoicing.events.v1.GrantPurchasePaid"> & {
   /**
-   * The invoice that was paid.
+   * The paid invoice (`inv_...`).
    *
    * @generated from field: string invoice_id = 1;
    */
   invoiceId: string;
 
   /**
-   * The customer.
+   * The invoice line of the purchase (`inl_...`), the idempotency key of the grant.
    *
-   * @generated from field: string customer_id = 2;
+   * @generated from field: string invoice_line_id = 2;
+   */
+  invoiceLineId: string;
+
+  /**
+   * The customer who bought the units (`cus_...`), who holds the grant (a parent's grant is pooled).
+   *
+   * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * The add-on bought.
+   * The catalog key of the add-on bought; empty for a custom amount.
    *
-   * @generated from field: string add_on_key = 3;
+   * @generated from field: string addon_key = 4;
    */
-  addOnKey: string;
+  addonKey: string;
 
   /**
-   * The metered feature.
+   * The catalog key of the metered feature.
    *
-   * @generated from field: string feature_key = 4;
+   * @generated from field: string feature_key = 5;
    */
   featureKey: string;
 
   /**
-   * Units to grant (decimal string).
+   * The units to grant (decimal string): the add-on's units times the quantity bought.
    *
-   * @generated from field: string amount = 5;
+   * @generated from field: string amount = 6;
    */
   amount: string;
 
   /**
-   * Priority of the grant.
+   * The priority of the grant; lower is consumed first.
    *
-   * @generated from field: int32 priority = 6;
+   * @generated from field: int32 priority = 7;
    */
   priority: number;
 
   /**
-   * When the units expire; unset for never.
+   * The time the grant starts to count: the payment time.
    *
-   * @generated from field: google.protobuf.Timestamp expire_time = 7;
+   * @generated from field: google.protobuf.Timestamp effective_time = 8;
+   */
+  effectiveTime?: Timestamp | undefined;
+
+  /**
+   * The time the units expire (payment time plus the add-on's expiry months); unset when they never do.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 9;
    */
   expireTime?: Timestamp | undefined;
 };

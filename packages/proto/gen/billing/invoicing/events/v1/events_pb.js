@@ -2,19 +2,21 @@
 // @generated from file billing/invoicing/events/v1/events.proto (package billing.invoicing.events.v1, syntax proto3)
 /* eslint-disable */
 
-// Events published by the invoicing service on the stream owning `billing.invoicing.>`. The envelope
-// travels in NATS headers; the aggregate is the invoice (`inv_...`) or the customer (`cus_...`).
+// Events published by the invoicing service on the stream owning `billing.invoicing.>`.
+//
+// The envelope (event id, type, aggregate id and sequence, occurred time, producer, traceparent, request id)
+// travels in NATS headers, so these payloads carry domain data only. The aggregate is the invoice (`inv_...`)
+// for invoice, payment and credit note events, and the customer (`cus_...`) for credit balance events.
 
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_billing_invoicing_v1_resources } from "../../v1/resources_pb.js";
-import { file_billing_type_v1_types } from "../../../type/v1/types_pb.js";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file billing/invoicing/events/v1/events.proto.
  */
 export const file_billing_invoicing_events_v1_events = /*@__PURE__*/
-  fileDesc("CihiaWxsaW5nL2ludm9pY2luZy9ldmVudHMvdjEvZXZlbnRzLnByb3RvEhtiaWxsaW5nLmludm9pY2luZy5ldmVudHMudjEiQAoOSW52b2ljZUNyZWF0ZWQSLgoHaW52b2ljZRgBIAEoCzIdLmJpbGxpbmcuaW52b2ljaW5nLnYxLkludm9pY2UiQgoQSW52b2ljZUZpbmFsaXplZBIuCgdpbnZvaWNlGAEgASgLMh0uYmlsbGluZy5pbnZvaWNpbmcudjEuSW52b2ljZSI9CgtJbnZvaWNlUGFpZBIuCgdpbnZvaWNlGAEgASgLMh0uYmlsbGluZy5pbnZvaWNpbmcudjEuSW52b2ljZSI/Cg1JbnZvaWNlVm9pZGVkEi4KB2ludm9pY2UYASABKAsyHS5iaWxsaW5nLmludm9pY2luZy52MS5JbnZvaWNlIkYKFEludm9pY2VVbmNvbGxlY3RpYmxlEi4KB2ludm9pY2UYASABKAsyHS5iaWxsaW5nLmludm9pY2luZy52MS5JbnZvaWNlIlwKEFBheW1lbnRTdWNjZWVkZWQSLgoHcGF5bWVudBgBIAEoCzIdLmJpbGxpbmcuaW52b2ljaW5nLnYxLlBheW1lbnQSGAoQc3Vic2NyaXB0aW9uX2lkcxgCIAMoCSKcAQoNUGF5bWVudEZhaWxlZBIuCgdwYXltZW50GAEgASgLMh0uYmlsbGluZy5pbnZvaWNpbmcudjEuUGF5bWVudBIYChBzdWJzY3JpcHRpb25faWRzGAIgAygJEg0KBWZpbmFsGAMgASgIEjIKDmdyYWNlX2VuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJJChBDcmVkaXROb3RlSXNzdWVkEjUKC2NyZWRpdF9ub3RlGAEgASgLMiAuYmlsbGluZy5pbnZvaWNpbmcudjEuQ3JlZGl0Tm90ZSKLAQoUQ3JlZGl0QmFsYW5jZUNoYW5nZWQSEwoLY3VzdG9tZXJfaWQYASABKAkSJwoHYmFsYW5jZRgCIAEoCzIWLmJpbGxpbmcudHlwZS52MS5Nb25leRIlCgVkZWx0YRgDIAEoCzIWLmJpbGxpbmcudHlwZS52MS5Nb25leRIOCgZyZWFzb24YBCABKAkiuAEKEUdyYW50UHVyY2hhc2VQYWlkEhIKCmludm9pY2VfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSEgoKYWRkX29uX2tleRgDIAEoCRITCgtmZWF0dXJlX2tleRgEIAEoCRIOCgZhbW91bnQYBSABKAkSEAoIcHJpb3JpdHkYBiABKAUSLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_billing_invoicing_v1_resources, file_billing_type_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("CihiaWxsaW5nL2ludm9pY2luZy9ldmVudHMvdjEvZXZlbnRzLnByb3RvEhtiaWxsaW5nLmludm9pY2luZy5ldmVudHMudjEiQAoOSW52b2ljZUNyZWF0ZWQSLgoHaW52b2ljZRgBIAEoCzIdLmJpbGxpbmcuaW52b2ljaW5nLnYxLkludm9pY2UiQgoQSW52b2ljZUZpbmFsaXplZBIuCgdpbnZvaWNlGAEgASgLMh0uYmlsbGluZy5pbnZvaWNpbmcudjEuSW52b2ljZSI9CgtJbnZvaWNlUGFpZBIuCgdpbnZvaWNlGAEgASgLMh0uYmlsbGluZy5pbnZvaWNpbmcudjEuSW52b2ljZSJPCg1JbnZvaWNlVm9pZGVkEi4KB2ludm9pY2UYASABKAsyHS5iaWxsaW5nLmludm9pY2luZy52MS5JbnZvaWNlEg4KBnJlYXNvbhgCIAEoCSJnChpJbnZvaWNlTWFya2VkVW5jb2xsZWN0aWJsZRIuCgdpbnZvaWNlGAEgASgLMh0uYmlsbGluZy5pbnZvaWNpbmcudjEuSW52b2ljZRIZChFkdW5uaW5nX2V4aGF1c3RlZBgCIAEoCCKZAQoQUGF5bWVudFN1Y2NlZWRlZBIuCgdwYXltZW50GAEgASgLMh0uYmlsbGluZy5pbnZvaWNpbmcudjEuUGF5bWVudBIYChBzdWJzY3JpcHRpb25faWRzGAIgAygJEjsKDmludm9pY2Vfc3RhdHVzGAMgASgOMiMuYmlsbGluZy5pbnZvaWNpbmcudjEuSW52b2ljZVN0YXR1cyKcAQoNUGF5bWVudEZhaWxlZBIuCgdwYXltZW50GAEgASgLMh0uYmlsbGluZy5pbnZvaWNpbmcudjEuUGF5bWVudBIYChBzdWJzY3JpcHRpb25faWRzGAIgAygJEg0KBWZpbmFsGAMgASgIEjIKDmdyYWNlX2VuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJJChBDcmVkaXROb3RlSXNzdWVkEjUKC2NyZWRpdF9ub3RlGAEgASgLMiAuYmlsbGluZy5pbnZvaWNpbmcudjEuQ3JlZGl0Tm90ZSJbChRDcmVkaXRCYWxhbmNlQ2hhbmdlZBJDCgt0cmFuc2FjdGlvbhgBIAEoCzIuLmJpbGxpbmcuaW52b2ljaW5nLnYxLkNyZWRpdEJhbGFuY2VUcmFuc2FjdGlvbiKEAgoRR3JhbnRQdXJjaGFzZVBhaWQSEgoKaW52b2ljZV9pZBgBIAEoCRIXCg9pbnZvaWNlX2xpbmVfaWQYAiABKAkSEwoLY3VzdG9tZXJfaWQYAyABKAkSEQoJYWRkb25fa2V5GAQgASgJEhMKC2ZlYXR1cmVfa2V5GAUgASgJEg4KBmFtb3VudBgGIAEoCRIQCghwcmlvcml0eRgHIAEoBRIyCg5lZmZlY3RpdmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_billing_invoicing_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message billing.invoicing.events.v1.InvoiceCreated.
@@ -45,10 +47,10 @@ export const InvoiceVoidedSchema = /*@__PURE__*/
   messageDesc(file_billing_invoicing_events_v1_events, 3);
 
 /**
- * Describes the message billing.invoicing.events.v1.InvoiceUncollectible.
- * Use `create(InvoiceUncollectibleSchema)` to create a new message.
+ * Describes the message billing.invoicing.events.v1.InvoiceMarkedUncollectible.
+ * Use `create(InvoiceMarkedUncollectibleSchema)` to create a new message.
  */
-export const InvoiceUncollectibleSchema = /*@__PURE__*/
+export const InvoiceMarkedUncollectibleSchema = /*@__PURE__*/
   messageDesc(file_billing_invoicing_events_v1_events, 4);
 
 /**

@@ -2,16 +2,26 @@
 // @generated from file billing/subscription/events/v1/events.proto (package billing.subscription.events.v1, syntax proto3)
 /* eslint-disable */
 
-// Events published by the subscription service on the stream owning `billing.subscription.>`. The envelope
-// (event id, type, aggregate id and sequence, occurred time on the customer's clock, producer, traceparent,
-// request id) travels in NATS headers. The aggregate is the customer (`cus_...`) or the subscription
-// (`sub_...`). Each payload carries what consumers need to act without calling back.
+// Events published by the subscription service on the stream owning `billing.subscription.>`.
+//
+// The envelope (event id, type, aggregate id and sequence, occurred time, producer, traceparent, request id)
+// travels in NATS headers, so these payloads carry domain data only. The occurred time is on the customer's
+// clock (a test clock in scenarios), and consumers use it rather than their own clock. The aggregate is the
+// customer (`cus_...`) for customer events, the subscription (`sub_...`) for subscription events and the test
+// clock (`clk_...`) for test clock events. Each payload carries what its consumers need to act without calling
+// back.
+//
+// How invoicing bills from these events: a first period is billed in advance from the `first_billed_segment`
+// of SubscriptionCreated or SubscriptionActivated; every later invoice comes from SubscriptionPeriodClosed
+// alone (in-arrears usage of the closed period, in-advance charges of the next period, and pending proration
+// items); proration items marked INVOICE_NOW are billed at once from the event that carries them. Invoicing
+// bills each proration item once, by its id, whichever event carries it.
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { ChargeQuantity, Customer, PriceOverride, ProrationItem, Subscription, SubscriptionState, TestClock } from "../../v1/resources_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { AddonQuantity, BillTo, CancelMode, ChargeQuantity, Customer, PriceOverride, ProrationItem, ScheduledChange, Subscription, SubscriptionState, TestClock } from "../../v1/resources_pb.js";
 import type { Period } from "../../../type/v1/types_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file billing/subscription/events/v1/events.proto.
@@ -25,7 +35,7 @@ export declare const file_billing_subscription_events_v1_events: GenFile;
  */
 export declare type CustomerCreated = Message<"billing.subscription.events.v1.CustomerCreated"> & {
   /**
-   * The customer.
+   * The customer as created, with its payer, ancestors and test clock.
    *
    * @generated from field: billing.subscription.v1.Customer customer = 1;
    */
@@ -39,7 +49,7 @@ export declare type CustomerCreated = Message<"billing.subscription.events.v1.Cu
 export declare const CustomerCreatedSchema: GenMessage<CustomerCreated>;
 
 /**
- * A customer's name, settings or metadata changed. Subject `billing.subscription.customer.updated`.
+ * A customer's name, billing settings or metadata changed. Subject `billing.subscription.customer.updated`.
  *
  * @generated from message billing.subscription.events.v1.CustomerUpdated
  */
@@ -52,7 +62,7 @@ export declare type CustomerUpdated = Message<"billing.subscription.events.v1.Cu
   customer?: Customer | undefined;
 
   /**
-   * The fields that changed, as proto paths (e.g. `billing.currency_code`).
+   * The fields that changed, as proto paths relative to Customer (e.g. `billing.currency_code`, `name`).
    *
    * @generated from field: repeated string changed_fields = 2;
    */
@@ -66,31 +76,47 @@ export declare type CustomerUpdated = Message<"billing.subscription.events.v1.Cu
 export declare const CustomerUpdatedSchema: GenMessage<CustomerUpdated>;
 
 /**
- * A customer moved in its organisation tree. Subject `billing.subscription.customer.tree_changed`.
+ * A customer moved in its organisation tree or changed who pays for it; its descendants moved with it.
+ * Entitlement re-pools grants and invoicing re-routes invoices from it. Subject
+ * `billing.subscription.customer.tree_changed`.
  *
  * @generated from message billing.subscription.events.v1.CustomerTreeChanged
  */
 export declare type CustomerTreeChanged = Message<"billing.subscription.events.v1.CustomerTreeChanged"> & {
   /**
-   * The customer as it now is.
+   * The customer as it now is, with its new parent, ancestors, bill_to and payer.
    *
    * @generated from field: billing.subscription.v1.Customer customer = 1;
    */
   customer?: Customer | undefined;
 
   /**
-   * Its previous parent; empty if it was a root.
+   * The previous parent (`cus_...`); empty when the customer was a root.
    *
    * @generated from field: string previous_parent_id = 2;
    */
   previousParentId: string;
 
   /**
-   * Its ancestors, nearest first (for pooled grants and consolidated invoices).
+   * The previous bill_to setting.
    *
-   * @generated from field: repeated string ancestor_ids = 3;
+   * @generated from field: billing.subscription.v1.BillTo previous_bill_to = 3;
    */
-  ancestorIds: string[];
+  previousBillTo: BillTo;
+
+  /**
+   * The previous payer (`cus_...`).
+   *
+   * @generated from field: string previous_payer_id = 4;
+   */
+  previousPayerId: string;
+
+  /**
+   * The customer's descendants (`cus_...`), whose ancestors and possibly payer changed with it.
+   *
+   * @generated from field: repeated string descendant_ids = 5;
+   */
+  descendantIds: string[];
 };
 
 /**
@@ -100,24 +126,101 @@ export declare type CustomerTreeChanged = Message<"billing.subscription.events.v
 export declare const CustomerTreeChangedSchema: GenMessage<CustomerTreeChanged>;
 
 /**
+ * One stretch of a billing period during which the plan, version, quantities, add-ons and prices did not
+ * change. A period has several segments when it was changed in the middle.
+ *
+ * @generated from message billing.subscription.events.v1.PeriodSegment
+ */
+export declare type PeriodSegment = Message<"billing.subscription.events.v1.PeriodSegment"> & {
+  /**
+   * The stretch of time.
+   *
+   * @generated from field: billing.type.v1.Period period = 1;
+   */
+  period?: Period | undefined;
+
+  /**
+   * The catalog key of the plan in force.
+   *
+   * @generated from field: string plan_key = 2;
+   */
+  planKey: string;
+
+  /**
+   * The plan version in force (1-based).
+   *
+   * @generated from field: int32 plan_version = 3;
+   */
+  planVersion: number;
+
+  /**
+   * The quantities of the per-seat charges in force.
+   *
+   * @generated from field: repeated billing.subscription.v1.ChargeQuantity quantities = 4;
+   */
+  quantities: ChargeQuantity[];
+
+  /**
+   * The add-ons attached.
+   *
+   * @generated from field: repeated billing.subscription.v1.AddonQuantity addons = 5;
+   */
+  addons: AddonQuantity[];
+
+  /**
+   * The contract prices in force.
+   *
+   * @generated from field: repeated billing.subscription.v1.PriceOverride price_overrides = 6;
+   */
+  priceOverrides: PriceOverride[];
+
+  /**
+   * True when the stretch is part of a free trial, which is not billed.
+   *
+   * @generated from field: bool trial = 7;
+   */
+  trial: boolean;
+};
+
+/**
+ * Describes the message billing.subscription.events.v1.PeriodSegment.
+ * Use `create(PeriodSegmentSchema)` to create a new message.
+ */
+export declare const PeriodSegmentSchema: GenMessage<PeriodSegment>;
+
+/**
  * A subscription was created. Subject `billing.subscription.subscription.created`.
  *
  * @generated from message billing.subscription.events.v1.SubscriptionCreated
  */
 export declare type SubscriptionCreated = Message<"billing.subscription.events.v1.SubscriptionCreated"> & {
   /**
-   * The subscription.
+   * The subscription as created (PENDING, TRIALING or ACTIVE).
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
   subscription?: Subscription | undefined;
 
   /**
-   * The customer that pays for it (itself or its parent).
+   * Whether the customer pays itself or its parent pays (the payer is `subscription.payer_id`).
    *
-   * @generated from field: string bill_to_customer_id = 2;
+   * @generated from field: billing.subscription.v1.BillTo bill_to = 2;
    */
-  billToCustomerId: string;
+  billTo: BillTo;
+
+  /**
+   * Set when the subscription starts ACTIVE: the first period, which invoicing bills in advance at once.
+   *
+   * @generated from field: billing.subscription.events.v1.PeriodSegment first_billed_segment = 3;
+   */
+  firstBilledSegment?: PeriodSegment | undefined;
+
+  /**
+   * The proration items of a first period shortened to reach a calendar anchor; empty otherwise.
+   *
+   * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 4;
+   */
+  prorationItems: ProrationItem[];
 };
 
 /**
@@ -127,13 +230,14 @@ export declare type SubscriptionCreated = Message<"billing.subscription.events.v
 export declare const SubscriptionCreatedSchema: GenMessage<SubscriptionCreated>;
 
 /**
- * A trial ends in three days (or sooner for shorter trials). Subject `billing.subscription.subscription.trial_ending`.
+ * A trial ends in three days, or sooner for trials shorter than three days; customers can be reminded to add a
+ * payment method. Subject `billing.subscription.subscription.trial_ending`.
  *
  * @generated from message billing.subscription.events.v1.SubscriptionTrialEnding
  */
 export declare type SubscriptionTrialEnding = Message<"billing.subscription.events.v1.SubscriptionTrialEnding"> & {
   /**
-   * The subscription.
+   * The subscription, TRIALING, with its trial_end_time.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
@@ -147,25 +251,33 @@ export declare type SubscriptionTrialEnding = Message<"billing.subscription.even
 export declare const SubscriptionTrialEndingSchema: GenMessage<SubscriptionTrialEnding>;
 
 /**
- * A subscription started to be billed: its trial ended, its future start arrived, or it was paid again after
- * being past due. Subject `billing.subscription.subscription.activated`.
+ * A subscription became ACTIVE: its future start arrived, its trial ended, or its overdue invoice was paid.
+ * Subject `billing.subscription.subscription.activated`.
  *
  * @generated from message billing.subscription.events.v1.SubscriptionActivated
  */
 export declare type SubscriptionActivated = Message<"billing.subscription.events.v1.SubscriptionActivated"> & {
   /**
-   * The subscription.
+   * The subscription, ACTIVE.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
   subscription?: Subscription | undefined;
 
   /**
-   * The state it left.
+   * The state it left: PENDING, TRIALING or PAST_DUE.
    *
    * @generated from field: billing.subscription.v1.SubscriptionState previous_state = 2;
    */
   previousState: SubscriptionState;
+
+  /**
+   * Set only when it left PENDING: the first period, which invoicing bills in advance at once. After a trial the
+   * first billed period comes with the trial's SubscriptionPeriodClosed; after PAST_DUE nothing new is billed.
+   *
+   * @generated from field: billing.subscription.events.v1.PeriodSegment first_billed_segment = 3;
+   */
+  firstBilledSegment?: PeriodSegment | undefined;
 };
 
 /**
@@ -175,7 +287,8 @@ export declare type SubscriptionActivated = Message<"billing.subscription.events
 export declare const SubscriptionActivatedSchema: GenMessage<SubscriptionActivated>;
 
 /**
- * A subscription moved to another plan or version, now or at a boundary. Subject
+ * A subscription moved to another plan or plan version, immediately (S2) or at the boundary where a scheduled
+ * change or a migration applied (S4, S12). Entitlements switch from this event. Subject
  * `billing.subscription.subscription.plan_changed`.
  *
  * @generated from message billing.subscription.events.v1.SubscriptionPlanChanged
@@ -189,23 +302,39 @@ export declare type SubscriptionPlanChanged = Message<"billing.subscription.even
   subscription?: Subscription | undefined;
 
   /**
-   * The plan before.
+   * The plan before the change.
    *
    * @generated from field: string previous_plan_key = 2;
    */
   previousPlanKey: string;
 
   /**
-   * The version before.
+   * The plan version before the change.
    *
    * @generated from field: int32 previous_plan_version = 3;
    */
   previousPlanVersion: number;
 
   /**
-   * The proration items, for an immediate change (to be invoiced at once).
+   * The quantities before the change.
    *
-   * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 4;
+   * @generated from field: repeated billing.subscription.v1.ChargeQuantity previous_quantities = 4;
+   */
+  previousQuantities: ChargeQuantity[];
+
+  /**
+   * True when the change took effect immediately; false when a scheduled change or migration applied at a
+   * period boundary.
+   *
+   * @generated from field: bool immediate = 5;
+   */
+  immediate: boolean;
+
+  /**
+   * The proration items of an immediate change: the credit of the unused old plan and the charge of the new
+   * one, both marked INVOICE_NOW. Empty for a change at a boundary.
+   *
+   * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 6;
    */
   prorationItems: ProrationItem[];
 };
@@ -217,7 +346,8 @@ export declare type SubscriptionPlanChanged = Message<"billing.subscription.even
 export declare const SubscriptionPlanChangedSchema: GenMessage<SubscriptionPlanChanged>;
 
 /**
- * Quantities changed. Subject `billing.subscription.subscription.quantity_changed`.
+ * Seat quantities or add-ons changed in the middle of a period (S3). Subject
+ * `billing.subscription.subscription.quantity_changed`.
  *
  * @generated from message billing.subscription.events.v1.SubscriptionQuantityChanged
  */
@@ -230,16 +360,24 @@ export declare type SubscriptionQuantityChanged = Message<"billing.subscription.
   subscription?: Subscription | undefined;
 
   /**
-   * The quantities before.
+   * The seat quantities before the change.
    *
    * @generated from field: repeated billing.subscription.v1.ChargeQuantity previous_quantities = 2;
    */
   previousQuantities: ChargeQuantity[];
 
   /**
-   * The proration items (charges invoiced at once, credits carried to the next invoice).
+   * The add-ons before the change.
    *
-   * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 3;
+   * @generated from field: repeated billing.subscription.v1.AddonQuantity previous_addons = 3;
+   */
+  previousAddons: AddonQuantity[];
+
+  /**
+   * The proration items: charges for what was added (INVOICE_NOW) and credits for what was removed
+   * (NEXT_INVOICE).
+   *
+   * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 4;
    */
   prorationItems: ProrationItem[];
 };
@@ -251,17 +389,74 @@ export declare type SubscriptionQuantityChanged = Message<"billing.subscription.
 export declare const SubscriptionQuantityChangedSchema: GenMessage<SubscriptionQuantityChanged>;
 
 /**
- * A cancellation at the period end was scheduled. Subject `billing.subscription.subscription.cancel_scheduled`.
+ * A plan change or a version migration was scheduled for the end of the period; nothing changes before then.
+ * Subject `billing.subscription.subscription.change_scheduled`.
+ *
+ * @generated from message billing.subscription.events.v1.SubscriptionChangeScheduled
+ */
+export declare type SubscriptionChangeScheduled = Message<"billing.subscription.events.v1.SubscriptionChangeScheduled"> & {
+  /**
+   * The subscription, with its scheduled_change.
+   *
+   * @generated from field: billing.subscription.v1.Subscription subscription = 1;
+   */
+  subscription?: Subscription | undefined;
+};
+
+/**
+ * Describes the message billing.subscription.events.v1.SubscriptionChangeScheduled.
+ * Use `create(SubscriptionChangeScheduledSchema)` to create a new message.
+ */
+export declare const SubscriptionChangeScheduledSchema: GenMessage<SubscriptionChangeScheduled>;
+
+/**
+ * A scheduled plan change or migration was dropped. Subject
+ * `billing.subscription.subscription.scheduled_change_canceled`.
+ *
+ * @generated from message billing.subscription.events.v1.SubscriptionScheduledChangeCanceled
+ */
+export declare type SubscriptionScheduledChangeCanceled = Message<"billing.subscription.events.v1.SubscriptionScheduledChangeCanceled"> & {
+  /**
+   * The subscription, without a scheduled change.
+   *
+   * @generated from field: billing.subscription.v1.Subscription subscription = 1;
+   */
+  subscription?: Subscription | undefined;
+
+  /**
+   * The change that was dropped.
+   *
+   * @generated from field: billing.subscription.v1.ScheduledChange canceled_change = 2;
+   */
+  canceledChange?: ScheduledChange | undefined;
+};
+
+/**
+ * Describes the message billing.subscription.events.v1.SubscriptionScheduledChangeCanceled.
+ * Use `create(SubscriptionScheduledChangeCanceledSchema)` to create a new message.
+ */
+export declare const SubscriptionScheduledChangeCanceledSchema: GenMessage<SubscriptionScheduledChangeCanceled>;
+
+/**
+ * A cancellation at the end of the period was scheduled; the subscription stays billed and entitled until its
+ * cancel_time. Subject `billing.subscription.subscription.cancel_scheduled`.
  *
  * @generated from message billing.subscription.events.v1.SubscriptionCancelScheduled
  */
 export declare type SubscriptionCancelScheduled = Message<"billing.subscription.events.v1.SubscriptionCancelScheduled"> & {
   /**
-   * The subscription (state CANCELED, with cancel_time).
+   * The subscription, CANCELED, with its cancel_time.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
   subscription?: Subscription | undefined;
+
+  /**
+   * Why it was canceled, from the request.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
 };
 
 /**
@@ -271,13 +466,14 @@ export declare type SubscriptionCancelScheduled = Message<"billing.subscription.
 export declare const SubscriptionCancelScheduledSchema: GenMessage<SubscriptionCancelScheduled>;
 
 /**
- * A scheduled cancellation was undone. Subject `billing.subscription.subscription.resumed`.
+ * A scheduled cancellation was undone before it took effect. Subject
+ * `billing.subscription.subscription.resumed`.
  *
  * @generated from message billing.subscription.events.v1.SubscriptionResumed
  */
 export declare type SubscriptionResumed = Message<"billing.subscription.events.v1.SubscriptionResumed"> & {
   /**
-   * The subscription, active again.
+   * The subscription, back in its previous state, without a cancel_time.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
@@ -291,24 +487,40 @@ export declare type SubscriptionResumed = Message<"billing.subscription.events.v
 export declare const SubscriptionResumedSchema: GenMessage<SubscriptionResumed>;
 
 /**
- * A subscription was canceled at once. Subject `billing.subscription.subscription.canceled`.
+ * A subscription was canceled with immediate effect. It is followed by SubscriptionEnded, which is what
+ * entitlement acts on; invoicing bills the credit items from this event. Subject
+ * `billing.subscription.subscription.canceled`.
  *
  * @generated from message billing.subscription.events.v1.SubscriptionCanceled
  */
 export declare type SubscriptionCanceled = Message<"billing.subscription.events.v1.SubscriptionCanceled"> & {
   /**
-   * The subscription (ENDED).
+   * The subscription, ENDED.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
   subscription?: Subscription | undefined;
 
   /**
-   * The prorated credit, if one was asked for.
+   * Whether the unused part of the period was credited.
    *
-   * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 2;
+   * @generated from field: billing.subscription.v1.CancelMode mode = 2;
+   */
+  mode: CancelMode;
+
+  /**
+   * The credit items (NEXT_INVOICE) of a cancellation with credit; empty otherwise.
+   *
+   * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 3;
    */
   prorationItems: ProrationItem[];
+
+  /**
+   * Why it was canceled, from the request.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
 };
 
 /**
@@ -318,25 +530,18 @@ export declare type SubscriptionCanceled = Message<"billing.subscription.events.
 export declare const SubscriptionCanceledSchema: GenMessage<SubscriptionCanceled>;
 
 /**
- * A subscription ended (canceled at the period end, canceled at once, or uncollectible): entitlements end.
- * Subject `billing.subscription.subscription.ended`.
+ * A subscription ended, whatever the cause (its end_reason says which): its entitlements end now. Subject
+ * `billing.subscription.subscription.ended`.
  *
  * @generated from message billing.subscription.events.v1.SubscriptionEnded
  */
 export declare type SubscriptionEnded = Message<"billing.subscription.events.v1.SubscriptionEnded"> & {
   /**
-   * The subscription (ENDED).
+   * The subscription, ENDED, with its end_time and end_reason.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
   subscription?: Subscription | undefined;
-
-  /**
-   * Why it ended, e.g. `canceled`, `uncollectible`.
-   *
-   * @generated from field: string reason = 2;
-   */
-  reason: string;
 };
 
 /**
@@ -346,27 +551,28 @@ export declare type SubscriptionEnded = Message<"billing.subscription.events.v1.
 export declare const SubscriptionEndedSchema: GenMessage<SubscriptionEnded>;
 
 /**
- * A subscription went past due after a failed payment. Subject `billing.subscription.subscription.past_due`.
+ * A payment of the subscription's invoice failed and the subscription is past due; entitlements are kept
+ * until `grace_end_time` (S10). Subject `billing.subscription.subscription.past_due`.
  *
  * @generated from message billing.subscription.events.v1.SubscriptionPastDue
  */
 export declare type SubscriptionPastDue = Message<"billing.subscription.events.v1.SubscriptionPastDue"> & {
   /**
-   * The subscription (PAST_DUE).
+   * The subscription, PAST_DUE.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
   subscription?: Subscription | undefined;
 
   /**
-   * The invoice whose payment failed.
+   * The invoice whose payment failed (`inv_...`).
    *
    * @generated from field: string invoice_id = 2;
    */
   invoiceId: string;
 
   /**
-   * When entitlements end if it is still unpaid.
+   * The time entitlements end if the invoice is still unpaid (from invoicing's dunning policy).
    *
    * @generated from field: google.protobuf.Timestamp grace_end_time = 3;
    */
@@ -380,129 +586,72 @@ export declare type SubscriptionPastDue = Message<"billing.subscription.events.v
 export declare const SubscriptionPastDueSchema: GenMessage<SubscriptionPastDue>;
 
 /**
- * One stretch of a closed period during which plan, version and quantities did not change.
- *
- * @generated from message billing.subscription.events.v1.PeriodSegment
- */
-export declare type PeriodSegment = Message<"billing.subscription.events.v1.PeriodSegment"> & {
-  /**
-   * The stretch.
-   *
-   * @generated from field: billing.type.v1.Period period = 1;
-   */
-  period?: Period | undefined;
-
-  /**
-   * The plan's key.
-   *
-   * @generated from field: string plan_key = 2;
-   */
-  planKey: string;
-
-  /**
-   * The plan version.
-   *
-   * @generated from field: int32 plan_version = 3;
-   */
-  planVersion: number;
-
-  /**
-   * The quantities of per-seat charges.
-   *
-   * @generated from field: repeated billing.subscription.v1.ChargeQuantity quantities = 4;
-   */
-  quantities: ChargeQuantity[];
-
-  /**
-   * The contract prices in force.
-   *
-   * @generated from field: repeated billing.subscription.v1.PriceOverride price_overrides = 5;
-   */
-  priceOverrides: PriceOverride[];
-};
-
-/**
- * Describes the message billing.subscription.events.v1.PeriodSegment.
- * Use `create(PeriodSegmentSchema)` to create a new message.
- */
-export declare const PeriodSegmentSchema: GenMessage<PeriodSegment>;
-
-/**
- * A billing period ended: invoicing rates its usage (in arrears) and bills the next period (in advance).
- * Emitted exactly once per subscription and period. Subject `billing.subscription.subscription.period_closed`.
+ * A billing period of a subscription ended. It is emitted exactly once per subscription and period, in period
+ * order, and it is everything invoicing needs to issue the period's invoice: in-arrears charges of the closed
+ * period's segments, in-advance charges of the next period's segment, and the proration items not yet
+ * invoiced. For a consolidated invoice (S9) invoicing groups the closes of the payer's customers that fall due
+ * together. Subject `billing.subscription.subscription.period_closed`.
  *
  * @generated from message billing.subscription.events.v1.SubscriptionPeriodClosed
  */
 export declare type SubscriptionPeriodClosed = Message<"billing.subscription.events.v1.SubscriptionPeriodClosed"> & {
   /**
-   * The subscription after the renewal (its current_period is the next period), or ENDED.
+   * The subscription after the boundary: renewed (its current_period is the next period), or ENDED. It also
+   * carries the customer id, the customer's external id (usage is keyed by it), the payer and the currency.
    *
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
   subscription?: Subscription | undefined;
 
   /**
-   * The customer that pays (itself or its parent, for a consolidated invoice).
+   * Whether the customer pays itself or its parent pays.
    *
-   * @generated from field: string bill_to_customer_id = 2;
+   * @generated from field: billing.subscription.v1.BillTo bill_to = 2;
    */
-  billToCustomerId: string;
+  billTo: BillTo;
+
+  /**
+   * The customer's IANA time zone, for the dates printed on invoice lines.
+   *
+   * @generated from field: string time_zone = 3;
+   */
+  timeZone: string;
+
+  /**
+   * The number of the period that closed, 1 for the first.
+   *
+   * @generated from field: int32 period_number = 4;
+   */
+  periodNumber: number;
 
   /**
    * The period that closed.
    *
-   * @generated from field: billing.type.v1.Period closed_period = 3;
+   * @generated from field: billing.type.v1.Period closed_period = 5;
    */
   closedPeriod?: Period | undefined;
 
   /**
-   * The stretches of the closed period, in order (several when the plan or quantities changed).
+   * The segments of the closed period, in time order, which tile it exactly.
    *
-   * @generated from field: repeated billing.subscription.events.v1.PeriodSegment segments = 4;
+   * @generated from field: repeated billing.subscription.events.v1.PeriodSegment segments = 6;
    */
   segments: PeriodSegment[];
 
   /**
-   * Proration items of the closed period not yet invoiced (credits carried forward).
+   * The proration items of the closed period that are not invoiced yet (credits carried to the next invoice).
    *
-   * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 5;
+   * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 7;
    */
   prorationItems: ProrationItem[];
 
   /**
-   * The next period, billed in advance; unset when the subscription ended.
+   * The first segment of the next period, after scheduled changes and migrations applied; invoicing bills its
+   * in-advance charges. Unset when the subscription ended at this boundary.
    *
-   * @generated from field: billing.type.v1.Period next_period = 6;
+   * @generated from field: billing.subscription.events.v1.PeriodSegment next_segment = 8;
    */
-  nextPeriod?: Period | undefined;
-
-  /**
-   * The plan version of the next period (after scheduled changes and migrations).
-   *
-   * @generated from field: int32 next_plan_version = 7;
-   */
-  nextPlanVersion: number;
-
-  /**
-   * The plan of the next period.
-   *
-   * @generated from field: string next_plan_key = 8;
-   */
-  nextPlanKey: string;
-
-  /**
-   * The quantities of the next period.
-   *
-   * @generated from field: repeated billing.subscription.v1.ChargeQuantity next_quantities = 9;
-   */
-  nextQuantities: ChargeQuantity[];
-
-  /**
-   * The currency.
-   *
-   * @generated from field: string currency_code = 10;
-   */
-  currencyCode: string;
+  nextSegment?: PeriodSegment | undefined;
 };
 
 /**
@@ -512,7 +661,8 @@ export declare type SubscriptionPeriodClosed = Message<"billing.subscription.eve
 export declare const SubscriptionPeriodClosedSchema: GenMessage<SubscriptionPeriodClosed>;
 
 /**
- * A subscription entered a new period (after its period closed). Subject `billing.subscription.subscription.renewed`.
+ * A subscription entered a new billing period; entitlement resets metered allowances from it. It follows the
+ * SubscriptionPeriodClosed of the same boundary. Subject `billing.subscription.subscription.renewed`.
  *
  * @generated from message billing.subscription.events.v1.SubscriptionRenewed
  */
@@ -523,6 +673,13 @@ export declare type SubscriptionRenewed = Message<"billing.subscription.events.v
    * @generated from field: billing.subscription.v1.Subscription subscription = 1;
    */
   subscription?: Subscription | undefined;
+
+  /**
+   * The period that ended.
+   *
+   * @generated from field: billing.type.v1.Period previous_period = 2;
+   */
+  previousPeriod?: Period | undefined;
 };
 
 /**
@@ -532,8 +689,9 @@ export declare type SubscriptionRenewed = Message<"billing.subscription.events.v
 export declare const SubscriptionRenewedSchema: GenMessage<SubscriptionRenewed>;
 
 /**
- * A test clock was advanced; every event it caused carries times on this clock. Subject
- * `billing.subscription.test_clock.advanced`.
+ * A test clock moved forward; everything due on it has been processed by the subscription service. Other
+ * services run their own timers for the clock's customers (payment retries, grant expiry, draft finalization)
+ * up to the new time when they receive it. Subject `billing.subscription.test_clock.advanced`.
  *
  * @generated from message billing.subscription.events.v1.TestClockAdvanced
  */
@@ -546,7 +704,7 @@ export declare type TestClockAdvanced = Message<"billing.subscription.events.v1.
   testClock?: TestClock | undefined;
 
   /**
-   * Its time before.
+   * The clock's time before the advance.
    *
    * @generated from field: google.protobuf.Timestamp previous_time = 2;
    */
@@ -558,4 +716,32 @@ export declare type TestClockAdvanced = Message<"billing.subscription.events.v1.
  * Use `create(TestClockAdvancedSchema)` to create a new message.
  */
 export declare const TestClockAdvancedSchema: GenMessage<TestClockAdvanced>;
+
+/**
+ * A test clock was deleted with its customers and their subscriptions; other services drop their data about
+ * these customers. Subject `billing.subscription.test_clock.deleted`.
+ *
+ * @generated from message billing.subscription.events.v1.TestClockDeleted
+ */
+export declare type TestClockDeleted = Message<"billing.subscription.events.v1.TestClockDeleted"> & {
+  /**
+   * The deleted test clock's id (`clk_...`).
+   *
+   * @generated from field: string test_clock_id = 1;
+   */
+  testClockId: string;
+
+  /**
+   * The deleted customers (`cus_...`).
+   *
+   * @generated from field: repeated string customer_ids = 2;
+   */
+  customerIds: string[];
+};
+
+/**
+ * Describes the message billing.subscription.events.v1.TestClockDeleted.
+ * Use `create(TestClockDeletedSchema)` to create a new message.
+ */
+export declare const TestClockDeletedSchema: GenMessage<TestClockDeleted>;
 

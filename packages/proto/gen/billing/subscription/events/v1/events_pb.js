@@ -2,10 +2,20 @@
 // @generated from file billing/subscription/events/v1/events.proto (package billing.subscription.events.v1, syntax proto3)
 /* eslint-disable */
 
-// Events published by the subscription service on the stream owning `billing.subscription.>`. The envelope
-// (event id, type, aggregate id and sequence, occurred time on the customer's clock, producer, traceparent,
-// request id) travels in NATS headers. The aggregate is the customer (`cus_...`) or the subscription
-// (`sub_...`). Each payload carries what consumers need to act without calling back.
+// Events published by the subscription service on the stream owning `billing.subscription.>`.
+//
+// The envelope (event id, type, aggregate id and sequence, occurred time, producer, traceparent, request id)
+// travels in NATS headers, so these payloads carry domain data only. The occurred time is on the customer's
+// clock (a test clock in scenarios), and consumers use it rather than their own clock. The aggregate is the
+// customer (`cus_...`) for customer events, the subscription (`sub_...`) for subscription events and the test
+// clock (`clk_...`) for test clock events. Each payload carries what its consumers need to act without calling
+// back.
+//
+// How invoicing bills from these events: a first period is billed in advance from the `first_billed_segment`
+// of SubscriptionCreated or SubscriptionActivated; every later invoice comes from SubscriptionPeriodClosed
+// alone (in-arrears usage of the closed period, in-advance charges of the next period, and pending proration
+// items); proration items marked INVOICE_NOW are billed at once from the event that carries them. Invoicing
+// bills each proration item once, by its id, whichever event carries it.
 
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_billing_subscription_v1_resources } from "../../v1/resources_pb.js";
@@ -16,7 +26,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file billing/subscription/events/v1/events.proto.
  */
 export const file_billing_subscription_events_v1_events = /*@__PURE__*/
-  fileDesc("CitiaWxsaW5nL3N1YnNjcmlwdGlvbi9ldmVudHMvdjEvZXZlbnRzLnByb3RvEh5iaWxsaW5nLnN1YnNjcmlwdGlvbi5ldmVudHMudjEiRgoPQ3VzdG9tZXJDcmVhdGVkEjMKCGN1c3RvbWVyGAEgASgLMiEuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQ3VzdG9tZXIiXgoPQ3VzdG9tZXJVcGRhdGVkEjMKCGN1c3RvbWVyGAEgASgLMiEuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQ3VzdG9tZXISFgoOY2hhbmdlZF9maWVsZHMYAiADKAkifAoTQ3VzdG9tZXJUcmVlQ2hhbmdlZBIzCghjdXN0b21lchgBIAEoCzIhLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLkN1c3RvbWVyEhoKEnByZXZpb3VzX3BhcmVudF9pZBgCIAEoCRIUCgxhbmNlc3Rvcl9pZHMYAyADKAkibwoTU3Vic2NyaXB0aW9uQ3JlYXRlZBI7CgxzdWJzY3JpcHRpb24YASABKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24SGwoTYmlsbF90b19jdXN0b21lcl9pZBgCIAEoCSJWChdTdWJzY3JpcHRpb25UcmlhbEVuZGluZxI7CgxzdWJzY3JpcHRpb24YASABKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24imAEKFVN1YnNjcmlwdGlvbkFjdGl2YXRlZBI7CgxzdWJzY3JpcHRpb24YASABKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24SQgoOcHJldmlvdXNfc3RhdGUYAiABKA4yKi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb25TdGF0ZSLRAQoXU3Vic2NyaXB0aW9uUGxhbkNoYW5nZWQSOwoMc3Vic2NyaXB0aW9uGAEgASgLMiUuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuU3Vic2NyaXB0aW9uEhkKEXByZXZpb3VzX3BsYW5fa2V5GAIgASgJEh0KFXByZXZpb3VzX3BsYW5fdmVyc2lvbhgDIAEoBRI/Cg9wcm9yYXRpb25faXRlbXMYBCADKAsyJi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5Qcm9yYXRpb25JdGVtIuEBChtTdWJzY3JpcHRpb25RdWFudGl0eUNoYW5nZWQSOwoMc3Vic2NyaXB0aW9uGAEgASgLMiUuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuU3Vic2NyaXB0aW9uEkQKE3ByZXZpb3VzX3F1YW50aXRpZXMYAiADKAsyJy5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5DaGFyZ2VRdWFudGl0eRI/Cg9wcm9yYXRpb25faXRlbXMYAyADKAsyJi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5Qcm9yYXRpb25JdGVtIloKG1N1YnNjcmlwdGlvbkNhbmNlbFNjaGVkdWxlZBI7CgxzdWJzY3JpcHRpb24YASABKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24iUgoTU3Vic2NyaXB0aW9uUmVzdW1lZBI7CgxzdWJzY3JpcHRpb24YASABKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24ilAEKFFN1YnNjcmlwdGlvbkNhbmNlbGVkEjsKDHN1YnNjcmlwdGlvbhgBIAEoCzIlLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlN1YnNjcmlwdGlvbhI/Cg9wcm9yYXRpb25faXRlbXMYAiADKAsyJi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5Qcm9yYXRpb25JdGVtImAKEVN1YnNjcmlwdGlvbkVuZGVkEjsKDHN1YnNjcmlwdGlvbhgBIAEoCzIlLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlN1YnNjcmlwdGlvbhIOCgZyZWFzb24YAiABKAkimgEKE1N1YnNjcmlwdGlvblBhc3REdWUSOwoMc3Vic2NyaXB0aW9uGAEgASgLMiUuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuU3Vic2NyaXB0aW9uEhIKCmludm9pY2VfaWQYAiABKAkSMgoOZ3JhY2VfZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIt4BCg1QZXJpb2RTZWdtZW50EicKBnBlcmlvZBgBIAEoCzIXLmJpbGxpbmcudHlwZS52MS5QZXJpb2QSEAoIcGxhbl9rZXkYAiABKAkSFAoMcGxhbl92ZXJzaW9uGAMgASgFEjsKCnF1YW50aXRpZXMYBCADKAsyJy5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5DaGFyZ2VRdWFudGl0eRI/Cg9wcmljZV9vdmVycmlkZXMYBSADKAsyJi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5QcmljZU92ZXJyaWRlIt8DChhTdWJzY3JpcHRpb25QZXJpb2RDbG9zZWQSOwoMc3Vic2NyaXB0aW9uGAEgASgLMiUuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuU3Vic2NyaXB0aW9uEhsKE2JpbGxfdG9fY3VzdG9tZXJfaWQYAiABKAkSLgoNY2xvc2VkX3BlcmlvZBgDIAEoCzIXLmJpbGxpbmcudHlwZS52MS5QZXJpb2QSPwoIc2VnbWVudHMYBCADKAsyLS5iaWxsaW5nLnN1YnNjcmlwdGlvbi5ldmVudHMudjEuUGVyaW9kU2VnbWVudBI/Cg9wcm9yYXRpb25faXRlbXMYBSADKAsyJi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5Qcm9yYXRpb25JdGVtEiwKC25leHRfcGVyaW9kGAYgASgLMhcuYmlsbGluZy50eXBlLnYxLlBlcmlvZBIZChFuZXh0X3BsYW5fdmVyc2lvbhgHIAEoBRIVCg1uZXh0X3BsYW5fa2V5GAggASgJEkAKD25leHRfcXVhbnRpdGllcxgJIAMoCzInLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLkNoYXJnZVF1YW50aXR5EhUKDWN1cnJlbmN5X2NvZGUYCiABKAkiUgoTU3Vic2NyaXB0aW9uUmVuZXdlZBI7CgxzdWJzY3JpcHRpb24YASABKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24ifgoRVGVzdENsb2NrQWR2YW5jZWQSNgoKdGVzdF9jbG9jaxgBIAEoCzIiLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlRlc3RDbG9jaxIxCg1wcmV2aW91c190aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_billing_subscription_v1_resources, file_billing_type_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("CitiaWxsaW5nL3N1YnNjcmlwdGlvbi9ldmVudHMvdjEvZXZlbnRzLnByb3RvEh5iaWxsaW5nLnN1YnNjcmlwdGlvbi5ldmVudHMudjEiRgoPQ3VzdG9tZXJDcmVhdGVkEjMKCGN1c3RvbWVyGAEgASgLMiEuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQ3VzdG9tZXIiXgoPQ3VzdG9tZXJVcGRhdGVkEjMKCGN1c3RvbWVyGAEgASgLMiEuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQ3VzdG9tZXISFgoOY2hhbmdlZF9maWVsZHMYAiADKAki1AEKE0N1c3RvbWVyVHJlZUNoYW5nZWQSMwoIY3VzdG9tZXIYASABKAsyIS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5DdXN0b21lchIaChJwcmV2aW91c19wYXJlbnRfaWQYAiABKAkSOQoQcHJldmlvdXNfYmlsbF90bxgDIAEoDjIfLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLkJpbGxUbxIZChFwcmV2aW91c19wYXllcl9pZBgEIAEoCRIWCg5kZXNjZW5kYW50X2lkcxgFIAMoCSKlAgoNUGVyaW9kU2VnbWVudBInCgZwZXJpb2QYASABKAsyFy5iaWxsaW5nLnR5cGUudjEuUGVyaW9kEhAKCHBsYW5fa2V5GAIgASgJEhQKDHBsYW5fdmVyc2lvbhgDIAEoBRI7CgpxdWFudGl0aWVzGAQgAygLMicuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQ2hhcmdlUXVhbnRpdHkSNgoGYWRkb25zGAUgAygLMiYuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQWRkb25RdWFudGl0eRI/Cg9wcmljZV9vdmVycmlkZXMYBiADKAsyJi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5QcmljZU92ZXJyaWRlEg0KBXRyaWFsGAcgASgIIpICChNTdWJzY3JpcHRpb25DcmVhdGVkEjsKDHN1YnNjcmlwdGlvbhgBIAEoCzIlLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlN1YnNjcmlwdGlvbhIwCgdiaWxsX3RvGAIgASgOMh8uYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQmlsbFRvEksKFGZpcnN0X2JpbGxlZF9zZWdtZW50GAMgASgLMi0uYmlsbGluZy5zdWJzY3JpcHRpb24uZXZlbnRzLnYxLlBlcmlvZFNlZ21lbnQSPwoPcHJvcmF0aW9uX2l0ZW1zGAQgAygLMiYuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuUHJvcmF0aW9uSXRlbSJWChdTdWJzY3JpcHRpb25UcmlhbEVuZGluZxI7CgxzdWJzY3JpcHRpb24YASABKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24i5QEKFVN1YnNjcmlwdGlvbkFjdGl2YXRlZBI7CgxzdWJzY3JpcHRpb24YASABKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24SQgoOcHJldmlvdXNfc3RhdGUYAiABKA4yKi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb25TdGF0ZRJLChRmaXJzdF9iaWxsZWRfc2VnbWVudBgDIAEoCzItLmJpbGxpbmcuc3Vic2NyaXB0aW9uLmV2ZW50cy52MS5QZXJpb2RTZWdtZW50IqoCChdTdWJzY3JpcHRpb25QbGFuQ2hhbmdlZBI7CgxzdWJzY3JpcHRpb24YASABKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24SGQoRcHJldmlvdXNfcGxhbl9rZXkYAiABKAkSHQoVcHJldmlvdXNfcGxhbl92ZXJzaW9uGAMgASgFEkQKE3ByZXZpb3VzX3F1YW50aXRpZXMYBCADKAsyJy5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5DaGFyZ2VRdWFudGl0eRIRCglpbW1lZGlhdGUYBSABKAgSPwoPcHJvcmF0aW9uX2l0ZW1zGAYgAygLMiYuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuUHJvcmF0aW9uSXRlbSKiAgobU3Vic2NyaXB0aW9uUXVhbnRpdHlDaGFuZ2VkEjsKDHN1YnNjcmlwdGlvbhgBIAEoCzIlLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlN1YnNjcmlwdGlvbhJEChNwcmV2aW91c19xdWFudGl0aWVzGAIgAygLMicuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQ2hhcmdlUXVhbnRpdHkSPwoPcHJldmlvdXNfYWRkb25zGAMgAygLMiYuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQWRkb25RdWFudGl0eRI/Cg9wcm9yYXRpb25faXRlbXMYBCADKAsyJi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5Qcm9yYXRpb25JdGVtIloKG1N1YnNjcmlwdGlvbkNoYW5nZVNjaGVkdWxlZBI7CgxzdWJzY3JpcHRpb24YASABKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24ipQEKI1N1YnNjcmlwdGlvblNjaGVkdWxlZENoYW5nZUNhbmNlbGVkEjsKDHN1YnNjcmlwdGlvbhgBIAEoCzIlLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlN1YnNjcmlwdGlvbhJBCg9jYW5jZWxlZF9jaGFuZ2UYAiABKAsyKC5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TY2hlZHVsZWRDaGFuZ2UiagobU3Vic2NyaXB0aW9uQ2FuY2VsU2NoZWR1bGVkEjsKDHN1YnNjcmlwdGlvbhgBIAEoCzIlLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlN1YnNjcmlwdGlvbhIOCgZyZWFzb24YAiABKAkiUgoTU3Vic2NyaXB0aW9uUmVzdW1lZBI7CgxzdWJzY3JpcHRpb24YASABKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24i1wEKFFN1YnNjcmlwdGlvbkNhbmNlbGVkEjsKDHN1YnNjcmlwdGlvbhgBIAEoCzIlLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlN1YnNjcmlwdGlvbhIxCgRtb2RlGAIgASgOMiMuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuQ2FuY2VsTW9kZRI/Cg9wcm9yYXRpb25faXRlbXMYAyADKAsyJi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5Qcm9yYXRpb25JdGVtEg4KBnJlYXNvbhgEIAEoCSJQChFTdWJzY3JpcHRpb25FbmRlZBI7CgxzdWJzY3JpcHRpb24YASABKAsyJS5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5TdWJzY3JpcHRpb24imgEKE1N1YnNjcmlwdGlvblBhc3REdWUSOwoMc3Vic2NyaXB0aW9uGAEgASgLMiUuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuU3Vic2NyaXB0aW9uEhIKCmludm9pY2VfaWQYAiABKAkSMgoOZ3JhY2VfZW5kX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqoDChhTdWJzY3JpcHRpb25QZXJpb2RDbG9zZWQSOwoMc3Vic2NyaXB0aW9uGAEgASgLMiUuYmlsbGluZy5zdWJzY3JpcHRpb24udjEuU3Vic2NyaXB0aW9uEjAKB2JpbGxfdG8YAiABKA4yHy5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5CaWxsVG8SEQoJdGltZV96b25lGAMgASgJEhUKDXBlcmlvZF9udW1iZXIYBCABKAUSLgoNY2xvc2VkX3BlcmlvZBgFIAEoCzIXLmJpbGxpbmcudHlwZS52MS5QZXJpb2QSPwoIc2VnbWVudHMYBiADKAsyLS5iaWxsaW5nLnN1YnNjcmlwdGlvbi5ldmVudHMudjEuUGVyaW9kU2VnbWVudBI/Cg9wcm9yYXRpb25faXRlbXMYByADKAsyJi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5Qcm9yYXRpb25JdGVtEkMKDG5leHRfc2VnbWVudBgIIAEoCzItLmJpbGxpbmcuc3Vic2NyaXB0aW9uLmV2ZW50cy52MS5QZXJpb2RTZWdtZW50IoQBChNTdWJzY3JpcHRpb25SZW5ld2VkEjsKDHN1YnNjcmlwdGlvbhgBIAEoCzIlLmJpbGxpbmcuc3Vic2NyaXB0aW9uLnYxLlN1YnNjcmlwdGlvbhIwCg9wcmV2aW91c19wZXJpb2QYAiABKAsyFy5iaWxsaW5nLnR5cGUudjEuUGVyaW9kIn4KEVRlc3RDbG9ja0FkdmFuY2VkEjYKCnRlc3RfY2xvY2sYASABKAsyIi5iaWxsaW5nLnN1YnNjcmlwdGlvbi52MS5UZXN0Q2xvY2sSMQoNcHJldmlvdXNfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPwoQVGVzdENsb2NrRGVsZXRlZBIVCg10ZXN0X2Nsb2NrX2lkGAEgASgJEhQKDGN1c3RvbWVyX2lkcxgCIAMoCWIGcHJvdG8z", [file_billing_subscription_v1_resources, file_billing_type_v1_types, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message billing.subscription.events.v1.CustomerCreated.
@@ -40,100 +50,121 @@ export const CustomerTreeChangedSchema = /*@__PURE__*/
   messageDesc(file_billing_subscription_events_v1_events, 2);
 
 /**
+ * Describes the message billing.subscription.events.v1.PeriodSegment.
+ * Use `create(PeriodSegmentSchema)` to create a new message.
+ */
+export const PeriodSegmentSchema = /*@__PURE__*/
+  messageDesc(file_billing_subscription_events_v1_events, 3);
+
+/**
  * Describes the message billing.subscription.events.v1.SubscriptionCreated.
  * Use `create(SubscriptionCreatedSchema)` to create a new message.
  */
 export const SubscriptionCreatedSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 3);
+  messageDesc(file_billing_subscription_events_v1_events, 4);
 
 /**
  * Describes the message billing.subscription.events.v1.SubscriptionTrialEnding.
  * Use `create(SubscriptionTrialEndingSchema)` to create a new message.
  */
 export const SubscriptionTrialEndingSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 4);
+  messageDesc(file_billing_subscription_events_v1_events, 5);
 
 /**
  * Describes the message billing.subscription.events.v1.SubscriptionActivated.
  * Use `create(SubscriptionActivatedSchema)` to create a new message.
  */
 export const SubscriptionActivatedSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 5);
+  messageDesc(file_billing_subscription_events_v1_events, 6);
 
 /**
  * Describes the message billing.subscription.events.v1.SubscriptionPlanChanged.
  * Use `create(SubscriptionPlanChangedSchema)` to create a new message.
  */
 export const SubscriptionPlanChangedSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 6);
+  messageDesc(file_billing_subscription_events_v1_events, 7);
 
 /**
  * Describes the message billing.subscription.events.v1.SubscriptionQuantityChanged.
  * Use `create(SubscriptionQuantityChangedSchema)` to create a new message.
  */
 export const SubscriptionQuantityChangedSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 7);
+  messageDesc(file_billing_subscription_events_v1_events, 8);
+
+/**
+ * Describes the message billing.subscription.events.v1.SubscriptionChangeScheduled.
+ * Use `create(SubscriptionChangeScheduledSchema)` to create a new message.
+ */
+export const SubscriptionChangeScheduledSchema = /*@__PURE__*/
+  messageDesc(file_billing_subscription_events_v1_events, 9);
+
+/**
+ * Describes the message billing.subscription.events.v1.SubscriptionScheduledChangeCanceled.
+ * Use `create(SubscriptionScheduledChangeCanceledSchema)` to create a new message.
+ */
+export const SubscriptionScheduledChangeCanceledSchema = /*@__PURE__*/
+  messageDesc(file_billing_subscription_events_v1_events, 10);
 
 /**
  * Describes the message billing.subscription.events.v1.SubscriptionCancelScheduled.
  * Use `create(SubscriptionCancelScheduledSchema)` to create a new message.
  */
 export const SubscriptionCancelScheduledSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 8);
+  messageDesc(file_billing_subscription_events_v1_events, 11);
 
 /**
  * Describes the message billing.subscription.events.v1.SubscriptionResumed.
  * Use `create(SubscriptionResumedSchema)` to create a new message.
  */
 export const SubscriptionResumedSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 9);
+  messageDesc(file_billing_subscription_events_v1_events, 12);
 
 /**
  * Describes the message billing.subscription.events.v1.SubscriptionCanceled.
  * Use `create(SubscriptionCanceledSchema)` to create a new message.
  */
 export const SubscriptionCanceledSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 10);
+  messageDesc(file_billing_subscription_events_v1_events, 13);
 
 /**
  * Describes the message billing.subscription.events.v1.SubscriptionEnded.
  * Use `create(SubscriptionEndedSchema)` to create a new message.
  */
 export const SubscriptionEndedSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 11);
+  messageDesc(file_billing_subscription_events_v1_events, 14);
 
 /**
  * Describes the message billing.subscription.events.v1.SubscriptionPastDue.
  * Use `create(SubscriptionPastDueSchema)` to create a new message.
  */
 export const SubscriptionPastDueSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 12);
-
-/**
- * Describes the message billing.subscription.events.v1.PeriodSegment.
- * Use `create(PeriodSegmentSchema)` to create a new message.
- */
-export const PeriodSegmentSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 13);
+  messageDesc(file_billing_subscription_events_v1_events, 15);
 
 /**
  * Describes the message billing.subscription.events.v1.SubscriptionPeriodClosed.
  * Use `create(SubscriptionPeriodClosedSchema)` to create a new message.
  */
 export const SubscriptionPeriodClosedSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 14);
+  messageDesc(file_billing_subscription_events_v1_events, 16);
 
 /**
  * Describes the message billing.subscription.events.v1.SubscriptionRenewed.
  * Use `create(SubscriptionRenewedSchema)` to create a new message.
  */
 export const SubscriptionRenewedSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 15);
+  messageDesc(file_billing_subscription_events_v1_events, 17);
 
 /**
  * Describes the message billing.subscription.events.v1.TestClockAdvanced.
  * Use `create(TestClockAdvancedSchema)` to create a new message.
  */
 export const TestClockAdvancedSchema = /*@__PURE__*/
-  messageDesc(file_billing_subscription_events_v1_events, 16);
+  messageDesc(file_billing_subscription_events_v1_events, 18);
+
+/**
+ * Describes the message billing.subscription.events.v1.TestClockDeleted.
+ * Use `create(TestClockDeletedSchema)` to create a new message.
+ */
+export const TestClockDeletedSchema = /*@__PURE__*/
+  messageDesc(file_billing_subscription_events_v1_events, 19);
 

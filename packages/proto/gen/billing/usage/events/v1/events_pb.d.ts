@@ -2,12 +2,17 @@
 // @generated from file billing/usage/events/v1/events.proto (package billing.usage.events.v1, syntax proto3)
 /* eslint-disable */
 
-// Events published by the usage service on the stream owning `billing.usage.>`. The envelope travels in NATS
-// headers; the aggregate is `<customer external id>/<meter key>`.
+// Events published by the usage service on the stream owning `billing.usage.>`.
+//
+// The envelope (event id, type, aggregate id and sequence, occurred time, producer, traceparent, request id)
+// travels in NATS headers, so these payloads carry domain data only. The aggregate of meter events is
+// `<customer external id>/<meter key>`, and that of usage event corrections is `<customer external id>/<event
+// id>`. Deltas are published in small time batches (about every 250 ms) per customer and meter, never one
+// message per raw event.
 
-import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Period } from "../../../type/v1/types_pb.js";
+import type { StoredEvent, UsageDelta } from "../../v1/resources_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
@@ -16,9 +21,8 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 export declare const file_billing_usage_events_v1_events: GenFile;
 
 /**
- * How usage of one meter for one customer changed, aggregated over a short time batch (about 250 ms) rather
- * than per raw event. For sums and counts `delta` is added; for max, unique count and latest, `value` is
- * the new value of the hour bucket and `delta` its change. Subject `billing.usage.meter.delta`.
+ * Usage of one meter for one customer changed in open billing periods, aggregated over a short time batch.
+ * Entitlement keeps live balances from it (event-to-balance p99 <= 1 s). Subject `billing.usage.meter.delta`.
  *
  * @generated from message billing.usage.events.v1.MeterUsageDelta
  */
@@ -31,51 +35,23 @@ export declare type MeterUsageDelta = Message<"billing.usage.events.v1.MeterUsag
   customerExternalId: string;
 
   /**
-   * The meter's key.
+   * The catalog key of the meter.
    *
    * @generated from field: string meter_key = 2;
    */
   meterKey: string;
 
   /**
-   * The hour bucket whose value changed (event time, not ingestion time).
+   * The changes, one per billing period touched by the batch (usually one), all for this meter.
    *
-   * @generated from field: billing.type.v1.Period bucket = 3;
+   * @generated from field: repeated billing.usage.v1.UsageDelta deltas = 3;
    */
-  bucket?: Period | undefined;
+  deltas: UsageDelta[];
 
   /**
-   * The signed change of the bucket's value (decimal string).
+   * The ingestion time of the last event of the batch, so consumers can measure freshness.
    *
-   * @generated from field: string delta = 4;
-   */
-  delta: string;
-
-  /**
-   * The bucket's value after the change (decimal string).
-   *
-   * @generated from field: string value = 5;
-   */
-  value: string;
-
-  /**
-   * How many events the batch added (negative for voids).
-   *
-   * @generated from field: int64 event_count = 6;
-   */
-  eventCount: bigint;
-
-  /**
-   * Why.
-   *
-   * @generated from field: billing.usage.events.v1.DeltaCause cause = 7;
-   */
-  cause: DeltaCause;
-
-  /**
-   * Ingestion time of the last event in the batch, so consumers can measure freshness.
-   *
-   * @generated from field: google.protobuf.Timestamp last_ingest_time = 8;
+   * @generated from field: google.protobuf.Timestamp last_ingest_time = 4;
    */
   lastIngestTime?: Timestamp | undefined;
 };
@@ -87,12 +63,13 @@ export declare type MeterUsageDelta = Message<"billing.usage.events.v1.MeterUsag
 export declare const MeterUsageDeltaSchema: GenMessage<MeterUsageDelta>;
 
 /**
- * An event was amended or voided after it counted; `deltas` lists each affected hour bucket, so invoicing
- * can adjust a draft or credit a finalized invoice. Subject `billing.usage.event.corrected`.
+ * Events arrived for a billing period that had already closed (late usage, S11). Invoicing adds them to the
+ * period's invoice while it is still a draft, and to the next invoice as an adjustment once it is finalized.
+ * Subject `billing.usage.meter.late_usage_recorded`.
  *
- * @generated from message billing.usage.events.v1.UsageEventCorrected
+ * @generated from message billing.usage.events.v1.MeterLateUsageRecorded
  */
-export declare type UsageEventCorrected = Message<"billing.usage.events.v1.UsageEventCorrected"> & {
+export declare type MeterLateUsageRecorded = Message<"billing.usage.events.v1.MeterLateUsageRecorded"> & {
   /**
    * The customer's external id.
    *
@@ -101,84 +78,108 @@ export declare type UsageEventCorrected = Message<"billing.usage.events.v1.Usage
   customerExternalId: string;
 
   /**
-   * The event's id.
+   * The catalog key of the meter.
    *
-   * @generated from field: string event_id = 2;
+   * @generated from field: string meter_key = 2;
    */
-  eventId: string;
+  meterKey: string;
 
   /**
-   * Amended or voided.
+   * The changes, one per closed billing period touched, all for this meter and with `period_closed` true.
    *
-   * @generated from field: billing.usage.events.v1.DeltaCause cause = 3;
+   * @generated from field: repeated billing.usage.v1.UsageDelta deltas = 3;
    */
-  cause: DeltaCause;
+  deltas: UsageDelta[];
 
   /**
-   * The changes, one per meter and bucket affected.
+   * The ids of the late events counted in this message (at most 1,000), for traceability.
    *
-   * @generated from field: repeated billing.usage.events.v1.MeterUsageDelta deltas = 4;
+   * @generated from field: repeated string event_ids = 4;
    */
-  deltas: MeterUsageDelta[];
+  eventIds: string[];
+};
+
+/**
+ * Describes the message billing.usage.events.v1.MeterLateUsageRecorded.
+ * Use `create(MeterLateUsageRecordedSchema)` to create a new message.
+ */
+export declare const MeterLateUsageRecordedSchema: GenMessage<MeterLateUsageRecorded>;
+
+/**
+ * A stored usage event was amended; its changes say how every affected meter and billing period moved, so
+ * invoicing can adjust a draft or issue a credit note for a finalized invoice (S11). Subject
+ * `billing.usage.event.amended`.
+ *
+ * @generated from message billing.usage.events.v1.UsageEventAmended
+ */
+export declare type UsageEventAmended = Message<"billing.usage.events.v1.UsageEventAmended"> & {
+  /**
+   * The event before the amendment.
+   *
+   * @generated from field: billing.usage.v1.StoredEvent previous_event = 1;
+   */
+  previousEvent?: StoredEvent | undefined;
 
   /**
-   * Why, from the request.
+   * The event after the amendment.
    *
-   * @generated from field: string reason = 5;
+   * @generated from field: billing.usage.v1.StoredEvent event = 2;
+   */
+  event?: StoredEvent | undefined;
+
+  /**
+   * The resulting changes, one per affected meter and billing period.
+   *
+   * @generated from field: repeated billing.usage.v1.UsageDelta deltas = 3;
+   */
+  deltas: UsageDelta[];
+
+  /**
+   * Why the event was amended, from the request.
+   *
+   * @generated from field: string reason = 4;
    */
   reason: string;
 };
 
 /**
- * Describes the message billing.usage.events.v1.UsageEventCorrected.
- * Use `create(UsageEventCorrectedSchema)` to create a new message.
+ * Describes the message billing.usage.events.v1.UsageEventAmended.
+ * Use `create(UsageEventAmendedSchema)` to create a new message.
  */
-export declare const UsageEventCorrectedSchema: GenMessage<UsageEventCorrected>;
+export declare const UsageEventAmendedSchema: GenMessage<UsageEventAmended>;
 
 /**
- * Why usage of a period changed.
+ * A stored usage event was voided and no longer counts; its changes say how every affected meter and billing
+ * period moved (S11). Subject `billing.usage.event.voided`.
  *
- * @generated from enum billing.usage.events.v1.DeltaCause
+ * @generated from message billing.usage.events.v1.UsageEventVoided
  */
-export enum DeltaCause {
+export declare type UsageEventVoided = Message<"billing.usage.events.v1.UsageEventVoided"> & {
   /**
-   * Not set.
+   * The event, voided.
    *
-   * @generated from enum value: DELTA_CAUSE_UNSPECIFIED = 0;
+   * @generated from field: billing.usage.v1.StoredEvent event = 1;
    */
-  UNSPECIFIED = 0,
+  event?: StoredEvent | undefined;
 
   /**
-   * New events were ingested.
+   * The resulting changes (negative), one per affected meter and billing period.
    *
-   * @generated from enum value: DELTA_CAUSE_INGESTED = 1;
+   * @generated from field: repeated billing.usage.v1.UsageDelta deltas = 2;
    */
-  INGESTED = 1,
+  deltas: UsageDelta[];
 
   /**
-   * An event arrived after its period closed.
+   * Why the event was voided, from the request.
    *
-   * @generated from enum value: DELTA_CAUSE_LATE = 2;
+   * @generated from field: string reason = 3;
    */
-  LATE = 2,
-
-  /**
-   * An event was amended.
-   *
-   * @generated from enum value: DELTA_CAUSE_AMENDED = 3;
-   */
-  AMENDED = 3,
-
-  /**
-   * An event was voided.
-   *
-   * @generated from enum value: DELTA_CAUSE_VOIDED = 4;
-   */
-  VOIDED = 4,
-}
+  reason: string;
+};
 
 /**
- * Describes the enum billing.usage.events.v1.DeltaCause.
+ * Describes the message billing.usage.events.v1.UsageEventVoided.
+ * Use `create(UsageEventVoidedSchema)` to create a new message.
  */
-export declare const DeltaCauseSchema: GenEnum<DeltaCause>;
+export declare const UsageEventVoidedSchema: GenMessage<UsageEventVoided>;
 

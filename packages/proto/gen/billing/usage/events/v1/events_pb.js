@@ -2,18 +2,23 @@
 // @generated from file billing/usage/events/v1/events.proto (package billing.usage.events.v1, syntax proto3)
 /* eslint-disable */
 
-// Events published by the usage service on the stream owning `billing.usage.>`. The envelope travels in NATS
-// headers; the aggregate is `<customer external id>/<meter key>`.
+// Events published by the usage service on the stream owning `billing.usage.>`.
+//
+// The envelope (event id, type, aggregate id and sequence, occurred time, producer, traceparent, request id)
+// travels in NATS headers, so these payloads carry domain data only. The aggregate of meter events is
+// `<customer external id>/<meter key>`, and that of usage event corrections is `<customer external id>/<event
+// id>`. Deltas are published in small time batches (about every 250 ms) per customer and meter, never one
+// message per raw event.
 
-import { enumDesc, fileDesc, messageDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
-import { file_billing_type_v1_types } from "../../../type/v1/types_pb.js";
+import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_billing_usage_v1_resources } from "../../v1/resources_pb.js";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file billing/usage/events/v1/events.proto.
  */
 export const file_billing_usage_events_v1_events = /*@__PURE__*/
-  fileDesc("CiRiaWxsaW5nL3VzYWdlL2V2ZW50cy92MS9ldmVudHMucHJvdG8SF2JpbGxpbmcudXNhZ2UuZXZlbnRzLnYxIogCCg9NZXRlclVzYWdlRGVsdGESHAoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYASABKAkSEQoJbWV0ZXJfa2V5GAIgASgJEicKBmJ1Y2tldBgDIAEoCzIXLmJpbGxpbmcudHlwZS52MS5QZXJpb2QSDQoFZGVsdGEYBCABKAkSDQoFdmFsdWUYBSABKAkSEwoLZXZlbnRfY291bnQYBiABKAMSMgoFY2F1c2UYByABKA4yIy5iaWxsaW5nLnVzYWdlLmV2ZW50cy52MS5EZWx0YUNhdXNlEjQKEGxhc3RfaW5nZXN0X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsMBChNVc2FnZUV2ZW50Q29ycmVjdGVkEhwKFGN1c3RvbWVyX2V4dGVybmFsX2lkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEjIKBWNhdXNlGAMgASgOMiMuYmlsbGluZy51c2FnZS5ldmVudHMudjEuRGVsdGFDYXVzZRI4CgZkZWx0YXMYBCADKAsyKC5iaWxsaW5nLnVzYWdlLmV2ZW50cy52MS5NZXRlclVzYWdlRGVsdGESDgoGcmVhc29uGAUgASgJKooBCgpEZWx0YUNhdXNlEhsKF0RFTFRBX0NBVVNFX1VOU1BFQ0lGSUVEEAASGAoUREVMVEFfQ0FVU0VfSU5HRVNURUQQARIUChBERUxUQV9DQVVTRV9MQVRFEAISFwoTREVMVEFfQ0FVU0VfQU1FTkRFRBADEhYKEkRFTFRBX0NBVVNFX1ZPSURFRBAEYgZwcm90bzM", [file_billing_type_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("CiRiaWxsaW5nL3VzYWdlL2V2ZW50cy92MS9ldmVudHMucHJvdG8SF2JpbGxpbmcudXNhZ2UuZXZlbnRzLnYxIqYBCg9NZXRlclVzYWdlRGVsdGESHAoUY3VzdG9tZXJfZXh0ZXJuYWxfaWQYASABKAkSEQoJbWV0ZXJfa2V5GAIgASgJEiwKBmRlbHRhcxgDIAMoCzIcLmJpbGxpbmcudXNhZ2UudjEuVXNhZ2VEZWx0YRI0ChBsYXN0X2luZ2VzdF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKKAQoWTWV0ZXJMYXRlVXNhZ2VSZWNvcmRlZBIcChRjdXN0b21lcl9leHRlcm5hbF9pZBgBIAEoCRIRCgltZXRlcl9rZXkYAiABKAkSLAoGZGVsdGFzGAMgAygLMhwuYmlsbGluZy51c2FnZS52MS5Vc2FnZURlbHRhEhEKCWV2ZW50X2lkcxgEIAMoCSK2AQoRVXNhZ2VFdmVudEFtZW5kZWQSNQoOcHJldmlvdXNfZXZlbnQYASABKAsyHS5iaWxsaW5nLnVzYWdlLnYxLlN0b3JlZEV2ZW50EiwKBWV2ZW50GAIgASgLMh0uYmlsbGluZy51c2FnZS52MS5TdG9yZWRFdmVudBIsCgZkZWx0YXMYAyADKAsyHC5iaWxsaW5nLnVzYWdlLnYxLlVzYWdlRGVsdGESDgoGcmVhc29uGAQgASgJIn4KEFVzYWdlRXZlbnRWb2lkZWQSLAoFZXZlbnQYASABKAsyHS5iaWxsaW5nLnVzYWdlLnYxLlN0b3JlZEV2ZW50EiwKBmRlbHRhcxgCIAMoCzIcLmJpbGxpbmcudXNhZ2UudjEuVXNhZ2VEZWx0YRIOCgZyZWFzb24YAyABKAliBnByb3RvMw", [file_billing_usage_v1_resources, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message billing.usage.events.v1.MeterUsageDelta.
@@ -23,23 +28,23 @@ export const MeterUsageDeltaSchema = /*@__PURE__*/
   messageDesc(file_billing_usage_events_v1_events, 0);
 
 /**
- * Describes the message billing.usage.events.v1.UsageEventCorrected.
- * Use `create(UsageEventCorrectedSchema)` to create a new message.
+ * Describes the message billing.usage.events.v1.MeterLateUsageRecorded.
+ * Use `create(MeterLateUsageRecordedSchema)` to create a new message.
  */
-export const UsageEventCorrectedSchema = /*@__PURE__*/
+export const MeterLateUsageRecordedSchema = /*@__PURE__*/
   messageDesc(file_billing_usage_events_v1_events, 1);
 
 /**
- * Describes the enum billing.usage.events.v1.DeltaCause.
+ * Describes the message billing.usage.events.v1.UsageEventAmended.
+ * Use `create(UsageEventAmendedSchema)` to create a new message.
  */
-export const DeltaCauseSchema = /*@__PURE__*/
-  enumDesc(file_billing_usage_events_v1_events, 0);
+export const UsageEventAmendedSchema = /*@__PURE__*/
+  messageDesc(file_billing_usage_events_v1_events, 2);
 
 /**
- * Why usage of a period changed.
- *
- * @generated from enum billing.usage.events.v1.DeltaCause
+ * Describes the message billing.usage.events.v1.UsageEventVoided.
+ * Use `create(UsageEventVoidedSchema)` to create a new message.
  */
-export const DeltaCause = /*@__PURE__*/
-  tsEnum(DeltaCauseSchema);
+export const UsageEventVoidedSchema = /*@__PURE__*/
+  messageDesc(file_billing_usage_events_v1_events, 3);
 
