@@ -9,6 +9,7 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Period } from "../../type/v1/types_pb.js";
+import type { LimitEnforcement } from "../../catalog/v1/resources_pb.js";
 
 /**
  * Describes the file billing/entitlement/v1/resources.proto.
@@ -154,7 +155,7 @@ export declare type Balance = Message<"billing.entitlement.v1.Balance"> & {
   /**
    * Whether the limit is soft or hard.
    *
-   * @generated from field: billing.entitlement.v1.LimitEnforcement enforcement = 10;
+   * @generated from field: billing.catalog.v1.LimitEnforcement enforcement = 10;
    */
   enforcement: LimitEnforcement;
 
@@ -301,7 +302,7 @@ export declare type MeteredLimit = Message<"billing.entitlement.v1.MeteredLimit"
   /**
    * Whether the limit is soft or hard.
    *
-   * @generated from field: billing.entitlement.v1.LimitEnforcement enforcement = 2;
+   * @generated from field: billing.catalog.v1.LimitEnforcement enforcement = 2;
    */
   enforcement: LimitEnforcement;
 
@@ -830,39 +831,6 @@ export enum EntitlementSource {
  * Describes the enum billing.entitlement.v1.EntitlementSource.
  */
 export declare const EntitlementSourceSchema: GenEnum<EntitlementSource>;
-
-/**
- * How a metered limit is enforced.
- *
- * @generated from enum billing.entitlement.v1.LimitEnforcement
- */
-export enum LimitEnforcement {
-  /**
-   * Not set; never returned for metered entitlements.
-   *
-   * @generated from enum value: LIMIT_ENFORCEMENT_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * Usage beyond the balance is allowed, and billed as overage when the plan has a charge for it (S1).
-   *
-   * @generated from enum value: LIMIT_ENFORCEMENT_SOFT = 1;
-   */
-  SOFT = 1,
-
-  /**
-   * Usage beyond the balance is denied by Check and Reserve (S8).
-   *
-   * @generated from enum value: LIMIT_ENFORCEMENT_HARD = 2;
-   */
-  HARD = 2,
-}
-
-/**
- * Describes the enum billing.entitlement.v1.LimitEnforcement.
- */
-export declare const LimitEnforcementSchema: GenEnum<LimitEnforcement>;
 
 /**
  * The kind of a unit grant.

@@ -10,6 +10,7 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
+import type { PriceModel, Tier } from "../../catalog/v1/resources_pb.js";
 import type { Money, Period } from "../../type/v1/types_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 
@@ -19,40 +20,6 @@ import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 export declare const file_billing_invoicing_v1_resources: GenFile;
 
 /**
- * One tier of a price, as it was applied.
- *
- * @generated from message billing.invoicing.v1.PriceTier
- */
-export declare type PriceTier = Message<"billing.invoicing.v1.PriceTier"> & {
-  /**
-   * The upper bound of the tier in units (decimal string); empty for the last, unbounded tier.
-   *
-   * @generated from field: string up_to = 1;
-   */
-  upTo: string;
-
-  /**
-   * The price per unit in the tier (decimal string).
-   *
-   * @generated from field: string unit_amount = 2;
-   */
-  unitAmount: string;
-
-  /**
-   * The flat amount added when the tier is reached (decimal string); empty means zero.
-   *
-   * @generated from field: string flat_amount = 3;
-   */
-  flatAmount: string;
-};
-
-/**
- * Describes the message billing.invoicing.v1.PriceTier.
- * Use `create(PriceTierSchema)` to create a new message.
- */
-export declare const PriceTierSchema: GenMessage<PriceTier>;
-
-/**
  * The price a line was rated with, copied from the catalog's plan version or from a contract override at the
  * time of rating, so that a line stays explainable after the catalog moves on.
  *
@@ -60,11 +27,11 @@ export declare const PriceTierSchema: GenMessage<PriceTier>;
  */
 export declare type AppliedPrice = Message<"billing.invoicing.v1.AppliedPrice"> & {
   /**
-   * The catalog's price model, as the name of its enum value, e.g. "PRICE_MODEL_TIERED_GRADUATED".
+   * The catalog's price model.
    *
-   * @generated from field: string model = 1;
+   * @generated from field: billing.catalog.v1.PriceModel model = 1;
    */
-  model: string;
+  model: PriceModel;
 
   /**
    * The unit amount, or the flat amount for a flat charge (decimal string); empty for tiered models.
@@ -76,9 +43,9 @@ export declare type AppliedPrice = Message<"billing.invoicing.v1.AppliedPrice"> 
   /**
    * The tiers of a tiered model; empty otherwise.
    *
-   * @generated from field: repeated billing.invoicing.v1.PriceTier tiers = 3;
+   * @generated from field: repeated billing.catalog.v1.Tier tiers = 3;
    */
-  tiers: PriceTier[];
+  tiers: Tier[];
 
   /**
    * The block size of a package model (decimal string); empty otherwise.

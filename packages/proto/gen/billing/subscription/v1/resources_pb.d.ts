@@ -8,6 +8,7 @@
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Tier } from "../../catalog/v1/resources_pb.js";
 import type { BillingInterval, Money, Period } from "../../type/v1/types_pb.js";
 
 /**
@@ -340,40 +341,6 @@ export declare type AddonQuantity = Message<"billing.subscription.v1.AddonQuanti
 export declare const AddonQuantitySchema: GenMessage<AddonQuantity>;
 
 /**
- * One tier of a contract price for a tiered charge. Tiers are ascending and contiguous, as in the catalog.
- *
- * @generated from message billing.subscription.v1.PriceTier
- */
-export declare type PriceTier = Message<"billing.subscription.v1.PriceTier"> & {
-  /**
-   * The upper bound of the tier in units (decimal string); empty for the last, unbounded tier.
-   *
-   * @generated from field: string up_to = 1;
-   */
-  upTo: string;
-
-  /**
-   * The price per unit in the tier (decimal string, may carry more decimals than the currency).
-   *
-   * @generated from field: string unit_amount = 2;
-   */
-  unitAmount: string;
-
-  /**
-   * The flat amount added when the tier is reached (decimal string); empty means zero.
-   *
-   * @generated from field: string flat_amount = 3;
-   */
-  flatAmount: string;
-};
-
-/**
- * Describes the message billing.subscription.v1.PriceTier.
- * Use `create(PriceTierSchema)` to create a new message.
- */
-export declare const PriceTierSchema: GenMessage<PriceTier>;
-
-/**
  * A contract price that replaces the plan's price of one charge for one subscription (S9). The charge keeps its
  * price model, meter and timing; only the amounts change. Amounts are in the subscription's currency.
  *
@@ -398,9 +365,9 @@ export declare type PriceOverride = Message<"billing.subscription.v1.PriceOverri
   /**
    * For tiered charges, the complete replacement tiers; empty otherwise.
    *
-   * @generated from field: repeated billing.subscription.v1.PriceTier tiers = 3;
+   * @generated from field: repeated billing.catalog.v1.Tier tiers = 3;
    */
-  tiers: PriceTier[];
+  tiers: Tier[];
 
   /**
    * The new number of units included per period before the charge applies (decimal string); empty keeps the
