@@ -39,7 +39,7 @@ for (const definition of SERVICES) {
     databaseUrl: settings.databaseUrl,
     dataDir: settings.dataDir,
     bus,
-    logger: logger.child({ service: definition.name }),
+    logger: createLogger({ service: definition.name, level: config.logLevel }),
     clock: systemClock,
     shutdownGraceMs: config.shutdownGraceMs,
   });
