@@ -1,0 +1,229 @@
+// Persistence of the usage service, in set-oriented SQL (one statement per batch and table, rows passed as
+// one JSON parameter): ingestion must reach tens of thousands of events per second.
+import type { Em } from '@billing/kit/db';
+import { Decimal } from '@billing/money';
+import { type Meter, MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import type { RollupDelta } from '../domain/rollup.ts';
+import type { ValidEvent } from '../domain/usage-event.ts';
+
+/** Every meter (archived ones too: published versions still bill them) reading events of one of `types`. */
+export async function metersForTypes(em: Em, types: readonly string[]): Promise<Meter[]> {
+  if (types.length === 0) return [];
+  const rows = await em.execute<{ body: JsonValue }[]>(
+    'select body from meter where event_type in (select jsonb_array_elements_text(?::jsonb))',
+    [JSON.stringify([...new Set(types)])],
+  );
+  return rows.map((r) => fromJson(MeterSchema, r.body));
+}
+
+/** One meter by key, archived or not. */
+export async function findMeter(em: Em, key: string): Promise<Meter | undefined> {
+  const rows = await em.execute<{ body: JsonValue; archived: boolean }[]>(
+    'select body, archived from meter where key = ?',
+    [key],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const meter = fromJson(MeterSchema, row.body);
+  meter.archived = row.archived;
+  return meter;
+}
+
+/** Inserts or replaces a meter of the projection. */
+export async function saveMeter(em: Em, meter: Meter, now: Date): Promise<void> {
+  await em.execute(
+    `insert into meter (key, event_type, body, archived, updated_at) values (?, ?, ?::jsonb, ?, ?)
+     on conflict (key) do update set event_type = excluded.event_type, body = excluded.body,
+       archived = excluded.archived, updated_at = excluded.updated_at`,
+    [meter.key, meter.eventType, JSON.stringify(toJson(MeterSchema, meter)), meter.archived, now],
+  );
+}
+
+/** What claiming event keys found: which events are new, and which were stored before (same content or not). */
+export interface Claim {
+  /** Indexes of events stored for the first time by this call. */
+  accepted: Set<number>;
+  /** Indexes of events seen before, with whether their content matched. */
+  duplicates: Map<number, 'same' | 'different'>;
+}
+
+/**
+ * Claims the (customer, id) keys of `events`; a key claimed before (by another call, even one running at the
+ * same moment, which this one waits for) is a duplicate. Within one batch, the first event of a key wins.
+ */
+export async function claimEventKeys(em: Em, events: readonly ValidEvent[]): Promise<Claim> {
+  const accepted = new Set<number>();
+  const duplicates = new Map<number, 'same' | 'different'>();
+  const firstOfKey = new Map<string, ValidEvent>();
+  const candidates: ValidEvent[] = [];
+  for (const e of events) {
+    const key = JSON.stringify([e.customer, e.id]);
+    const first = firstOfKey.get(key);
+    if (first) duplicates.set(e.index, first.fingerprint === e.fingerprint ? 'same' : 'different');
+    else {
+      firstOfKey.set(key, e);
+      candidates.push(e);
+    }
+  }
+  if (candidates.length === 0) return { accepted, duplicates };
+  const rows = JSON.stringify(
+    candidates.map((e) => ({ c: e.customer, i: e.id, f: e.fingerprint, t: e.time.toISOString() })),
+  );
+  const inserted = await em.execute<{ c: string; i: string }[]>(
+    `insert into usage_event_key (customer_external_id, event_id, fingerprint, event_time)
+     select c, i, f, t from jsonb_to_recordset(?::jsonb) as x(c text, i text, f text, t timestamptz)
+     order by c, i
+     on conflict do nothing
+     returning customer_external_id as c, event_id as i`,
+    [rows],
+  );
+  const claimed = new Set(inserted.map((r) => JSON.stringify([r.c, r.i])));
+  const lost = candidates.filter((e) => !claimed.has(JSON.stringify([e.customer, e.id])));
+  for (const e of candidates) if (claimed.has(JSON.stringify([e.customer, e.id]))) accepted.add(e.index);
+  if (lost.length > 0) {
+    const existing = await em.execute<{ c: string; i: string; f: string }[]>(
+      `select k.customer_external_id as c, k.event_id as i, k.fingerprint as f
+         from usage_event_key k join jsonb_to_recordset(?::jsonb) as x(c text, i text)
+           on k.customer_external_id = x.c and k.event_id = x.i`,
+      [JSON.stringify(lost.map((e) => ({ c: e.customer, i: e.id })))],
+    );
+    const fingerprints = new Map(existing.map((r) => [JSON.stringify([r.c, r.i]), r.f]));
+    for (const e of lost) {
+      const stored = fingerprints.get(JSON.stringify([e.customer, e.id]));
+      duplicates.set(e.index, stored === e.fingerprint ? 'same' : 'different');
+    }
+  }
+  return { accepted, duplicates };
+}
+
+/** Stores accepted raw events. */
+export async function insertEvents(em: Em, events: readonly ValidEvent[], now: Date): Promise<void> {
+  if (events.length === 0) return;
+  await em.execute(
+    `insert into usage_event (customer_external_id, event_id, event_type, event_time, properties, ingested_at)
+     select c, i, y, t, p, ? from jsonb_to_recordset(?::jsonb) as x(c text, i text, y text, t timestamptz, p jsonb)`,
+    [
+      now,
+      JSON.stringify(
+        events.map((e) => ({ c: e.customer, i: e.id, y: e.type, t: e.time.toISOString(), p: e.properties })),
+      ),
+    ],
+  );
+}
+
+const AGGREGATION_NAME: Record<number, string> = {
+  [MeterAggregation.COUNT]: 'count',
+  [MeterAggregation.SUM]: 'sum',
+  [MeterAggregation.MAX]: 'max',
+  [MeterAggregation.UNIQUE_COUNT]: 'unique_count',
+  [MeterAggregation.LATEST]: 'latest',
+};
+
+/** Adds a batch's deltas to the hourly rollups (and distinct values), in bucket order. */
+export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Promise<void> {
+  if (deltas.length === 0) return;
+  await em.execute(
+    `insert into usage_rollup as r
+       (meter_key, customer_external_id, group_key, hour, aggregation, value, event_count, latest_time, latest_event_id)
+     select m, c, g, h, a, v, n, lt, li
+       from jsonb_to_recordset(?::jsonb) as x(m text, c text, g text, h timestamptz, a text, v numeric, n bigint,
+                                             lt timestamptz, li text)
+     on conflict (meter_key, customer_external_id, hour, group_key) do update set
+       event_count = r.event_count + excluded.event_count,
+       value = case r.aggregation
+         when 'max' then greatest(r.value, excluded.value)
+         when 'latest' then case when (excluded.latest_time, excluded.latest_event_id) > (r.latest_time, r.latest_event_id)
+                                 then excluded.value else r.value end
+         when 'unique_count' then r.value
+         else r.value + excluded.value end,
+       latest_time = case when r.aggregation = 'latest'
+                          and (excluded.latest_time, excluded.latest_event_id) > (r.latest_time, r.latest_event_id)
+                          then excluded.latest_time else r.latest_time end,
+       latest_event_id = case when r.aggregation = 'latest'
+                          and (excluded.latest_time, excluded.latest_event_id) > (r.latest_time, r.latest_event_id)
+                          then excluded.latest_event_id else r.latest_event_id end`,
+    [
+      JSON.stringify(
+        deltas.map((d) => ({
+          m: d.meterKey,
+          c: d.customer,
+          g: d.group,
+          h: d.hour.toISOString(),
+          a: AGGREGATION_NAME[d.aggregation] ?? 'sum',
+          v: d.value.toFixed(),
+          n: d.eventCount,
+          lt: d.latest?.time.toISOString() ?? null,
+          li: d.latest?.id ?? null,
+        })),
+      ),
+    ],
+  );
+  const distinct = deltas.flatMap((d) =>
+    [...d.distinct].map((v) => ({ m: d.meterKey, c: d.customer, g: d.group, h: d.hour.toISOString(), v })),
+  );
+  if (distinct.length > 0) {
+    await em.execute(
+      `insert into usage_distinct (meter_key, customer_external_id, group_key, hour, value)
+       select m, c, g, h, v from jsonb_to_recordset(?::jsonb) as x(m text, c text, g text, h timestamptz, v text)
+       order by m, c, h, g, v
+       on conflict do nothing`,
+      [JSON.stringify(distinct)],
+    );
+  }
+}
+
+/** A meter's rollup rows of one customer for whole hours in [from, to). */
+export async function rollupRows(em: Em, meterKey: string, customer: string, from: Date, to: Date) {
+  const rows = await em.execute<
+    { value: string; event_count: string; latest_time: Date | null; latest_event_id: string | null }[]
+  >(
+    `select value::text as value, event_count, latest_time, latest_event_id from usage_rollup
+      where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?`,
+    [meterKey, customer, from, to],
+  );
+  return rows.map((r) => ({
+    value: new Decimal(r.value),
+    eventCount: Number(r.event_count),
+    latest: r.latest_time ? { time: new Date(r.latest_time), id: r.latest_event_id ?? '' } : undefined,
+  }));
+}
+
+/** Distinct values of a unique-count meter in whole hours [from, to). */
+export async function distinctValues(
+  em: Em,
+  meterKey: string,
+  customer: string,
+  from: Date,
+  to: Date,
+): Promise<Set<string>> {
+  const rows = await em.execute<{ value: string }[]>(
+    `select distinct value from usage_distinct where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?`,
+    [meterKey, customer, from, to],
+  );
+  return new Set(rows.map((r) => r.value));
+}
+
+/** Raw events of a customer and type in [from, to), not voided (for the partial hours at a period's edges). */
+export async function rawEvents(em: Em, customer: string, type: string, from: Date, to: Date) {
+  if (from.getTime() >= to.getTime()) return [];
+  const rows = await em.execute<{ event_id: string; event_time: Date; properties: JsonValue }[]>(
+    `select event_id, event_time, properties from usage_event
+      where customer_external_id = ? and event_type = ? and event_time >= ? and event_time < ? and not voided`,
+    [customer, type, from, to],
+  );
+  return rows.map((r) => ({ id: r.event_id, time: new Date(r.event_time), properties: r.properties }));
+}
+
+/** Creates the monthly partitions of usage_event covering [from, to) (idempotently). */
+export async function ensureMonthlyPartitions(em: Em, from: Date, to: Date): Promise<void> {
+  let month = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), 1));
+  while (month.getTime() < to.getTime()) {
+    const next = new Date(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + 1, 1));
+    const name = `usage_event_${month.getUTCFullYear()}_${String(month.getUTCMonth() + 1).padStart(2, '0')}`;
+    await em.execute(
+      `create table if not exists ${name} partition of usage_event for values from ('${month.toISOString()}') to ('${next.toISOString()}')`,
+    );
+    month = next;
+  }
+}

@@ -1,0 +1,44 @@
+// The usage service as the runtime runs it: its data, its API, its consumers and its partition upkeep.
+import type { Subscription } from '@billing/kit/bus';
+import type { ServiceDefinition } from '@billing/kit/runtime';
+import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
+import { ensureMonthlyPartitions } from './adapter/usage-store.ts';
+import { catalogMetersConsumer } from './consumers/catalog-meters.ts';
+import { RETENTION_MS } from './domain/usage-event.ts';
+import { USAGE_MIGRATIONS } from './migrations/index.ts';
+import { usageHandlers } from './rpc/usage-handlers.ts';
+
+const DAY = 24 * 3600 * 1000;
+
+/** The usage service definition. */
+export const usageService: ServiceDefinition = {
+  name: 'usage',
+  defaultPort: 7103,
+  entities: [],
+  migrations: USAGE_MIGRATIONS,
+  services: [UsageService],
+  routes(router, context) {
+    router.service(UsageService, usageHandlers(context));
+  },
+  consumers: () => [catalogMetersConsumer],
+  // Monthly partitions of raw events cover the retention and two months ahead; refreshed daily.
+  async start(context) {
+    const refresh = () => {
+      const now = context.clock.now();
+      return context.db.transaction((em) =>
+        ensureMonthlyPartitions(
+          em,
+          new Date(now.getTime() - RETENTION_MS - 31 * DAY),
+          new Date(now.getTime() + 62 * DAY),
+        ),
+      );
+    };
+    await refresh();
+    const timer = setInterval(() => {
+      refresh().catch((err: unknown) => context.logger.error({ err }, 'creating usage partitions failed'));
+    }, DAY);
+    timer.unref();
+    const upkeep: Subscription = { stop: async () => clearInterval(timer) };
+    return [upkeep];
+  },
+};

@@ -1,0 +1,110 @@
+// A usage event as ingested: validation against the documented limits, and the fingerprint that tells a
+// retry (same content) from a conflicting duplicate (same id, other content).
+import { createHash } from 'node:crypto';
+import { RejectReason, type UsageEvent } from '@billing/proto/billing/usage/v1/resources_pb';
+import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+
+/** Most events in one batch. */
+export const MAX_BATCH_SIZE = 1_000;
+/** How far in the future an event may be. */
+export const MAX_FUTURE_MS = 5 * 60 * 1000;
+/** How far in the past an event may be (the retention). */
+export const RETENTION_MS = 400 * 24 * 3600 * 1000;
+/** Largest encoded properties. */
+export const MAX_PROPERTIES_BYTES = 64 * 1024;
+
+/** An event that passed validation, in the shape the service works with. */
+export interface ValidEvent {
+  /** Position in its batch. */
+  index: number;
+  /** The producer's id. */
+  id: string;
+  /** The customer's external id. */
+  customer: string;
+  /** The event type. */
+  type: string;
+  /** When the usage happened. */
+  time: Date;
+  /** Its properties. */
+  properties: JsonObject;
+  /** Fingerprint of type, time and properties. */
+  fingerprint: string;
+}
+
+/** Why an event was refused. */
+export interface Rejection {
+  /** Position in its batch. */
+  index: number;
+  /** The event's id, as sent. */
+  id: string;
+  /** The reason. */
+  reason: RejectReason;
+  /** The offending field, as a proto path. */
+  field: string;
+  /** For humans. */
+  message: string;
+}
+
+const PRINTABLE = /^[\x21-\x7e]{1,128}$/;
+
+// JSON with object keys sorted, so that the same content always has the same fingerprint.
+function canonical(value: JsonValue): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  return `{${Object.keys(value)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonical(value[k] ?? null)}`)
+    .join(',')}}`;
+}
+
+/** Validates one event of a batch at `now`; `properties` is the event's properties as JSON. */
+export function validateEvent(
+  event: UsageEvent,
+  properties: JsonObject,
+  index: number,
+  now: Date,
+): ValidEvent | Rejection {
+  const reject = (reason: RejectReason, field: string, message: string): Rejection => ({
+    index,
+    id: event.id,
+    reason,
+    field: `events[${index}].${field}`,
+    message,
+  });
+  if (!PRINTABLE.test(event.id))
+    return reject(RejectReason.INVALID_ID, 'id', 'id must be 1-128 printable ASCII characters');
+  if (event.customerExternalId.length < 1 || event.customerExternalId.length > 128) {
+    return reject(
+      RejectReason.INVALID_CUSTOMER,
+      'customer_external_id',
+      'customer_external_id must be 1-128 characters',
+    );
+  }
+  if (event.type.length < 1 || event.type.length > 128) {
+    return reject(RejectReason.INVALID_TYPE, 'type', 'type must be 1-128 characters');
+  }
+  if (!event.eventTime) return reject(RejectReason.MISSING_TIME, 'event_time', 'event_time is required');
+  const time = timestampDate(event.eventTime);
+  if (Number.isNaN(time.getTime()))
+    return reject(RejectReason.MISSING_TIME, 'event_time', 'event_time is not a valid time');
+  if (time.getTime() > now.getTime() + MAX_FUTURE_MS) {
+    return reject(RejectReason.TIME_IN_FUTURE, 'event_time', 'event_time is more than 5 minutes in the future');
+  }
+  if (time.getTime() < now.getTime() - RETENTION_MS) {
+    return reject(RejectReason.TIME_BEYOND_RETENTION, 'event_time', 'event_time is older than the 400-day retention');
+  }
+  const encoded = canonical(properties);
+  if (Buffer.byteLength(encoded) > MAX_PROPERTIES_BYTES) {
+    return reject(RejectReason.PROPERTIES_TOO_LARGE, 'properties', 'properties exceed 64 KiB');
+  }
+  const fingerprint = createHash('sha256')
+    .update(`${event.type}\n${time.toISOString()}\n${encoded}`)
+    .digest('base64url');
+  return { index, id: event.id, customer: event.customerExternalId, type: event.type, time, properties, fingerprint };
+}
+
+/** Whether a validation result is a rejection. */
+export function isRejection(result: ValidEvent | Rejection): result is Rejection {
+  return 'reason' in result;
+}

@@ -1,0 +1,63 @@
+// The usage service's schema history, oldest first. Never edit a released migration: add a new one.
+import type { SqlMigration } from '@billing/kit/db';
+
+/** Every migration of the usage database. */
+export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
+  {
+    name: '0001_usage',
+    statements: [
+      // The catalog's meters, as their protobuf JSON, kept up to date from catalog events.
+      `create table meter (
+        key text primary key,
+        event_type text not null,
+        body jsonb not null,
+        archived boolean not null default false,
+        updated_at timestamptz not null
+      )`,
+      'create index meter_event_type on meter (event_type)',
+      // One row per (customer, event id), forever: the database, not a check-then-insert, makes ingestion
+      // exactly once, also for two producers sending the same batch at the same time.
+      `create table usage_event_key (
+        customer_external_id text not null,
+        event_id text not null,
+        fingerprint text not null,
+        event_time timestamptz not null,
+        primary key (customer_external_id, event_id)
+      )`,
+      // Raw events, partitioned by month of event time so that old months can be dropped or archived.
+      `create table usage_event (
+        customer_external_id text not null,
+        event_id text not null,
+        event_type text not null,
+        event_time timestamptz not null,
+        properties jsonb not null,
+        ingested_at timestamptz not null,
+        voided boolean not null default false
+      ) partition by range (event_time)`,
+      'create index usage_event_customer_time on usage_event (customer_external_id, event_time)',
+      'create table usage_event_default partition of usage_event default',
+      // Hourly rollups per (meter, customer, group-by values, hour): queries read these, not raw events.
+      `create table usage_rollup (
+        meter_key text not null,
+        customer_external_id text not null,
+        group_key text not null,
+        hour timestamptz not null,
+        aggregation text not null,
+        value numeric not null,
+        event_count bigint not null,
+        latest_time timestamptz,
+        latest_event_id text,
+        primary key (meter_key, customer_external_id, hour, group_key)
+      )`,
+      // Distinct values of unique-count meters per hour (exact counts over any range of hours).
+      `create table usage_distinct (
+        meter_key text not null,
+        customer_external_id text not null,
+        group_key text not null,
+        hour timestamptz not null,
+        value text not null,
+        primary key (meter_key, customer_external_id, hour, group_key, value)
+      )`,
+    ],
+  },
+];

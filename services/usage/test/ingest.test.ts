@@ -1,0 +1,219 @@
+// Ingestion and period usage against real PostgreSQL, with meters coming from a real catalog over the bus.
+
+import { catalogService } from '@billing/catalog';
+import { createMemoryBus } from '@billing/kit/memory-bus';
+import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { IngestStatus, RejectReason } from '@billing/proto/billing/usage/v1/resources_pb';
+import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
+import { startTestService, type TestService } from '@billing/test/harness';
+import type { JsonObject } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { usageService } from '../src/definition.ts';
+
+const bus = createMemoryBus();
+let catalog: TestService;
+let usage: TestService;
+let client: Client<typeof UsageService>;
+const now = Date.now();
+const HOUR = 3_600_000;
+// A fixed past day so that hours and periods are easy to reason about.
+const day = new Date(Math.floor((now - 3 * 24 * HOUR) / (24 * HOUR)) * 24 * HOUR);
+const at = (hours: number) => new Date(day.getTime() + hours * HOUR);
+
+function event(id: string, customer: string, type: string, time: Date, properties: JsonObject) {
+  return { id, customerExternalId: customer, type, eventTime: timestampFromDate(time), properties };
+}
+
+async function value(customer: string, meterKey: string, from: Date, to: Date) {
+  const res = await client.getPeriodUsage({
+    customerExternalId: customer,
+    meterKey,
+    period: { startTime: timestampFromDate(from), endTime: timestampFromDate(to) },
+  });
+  return { value: res.value, events: Number(res.eventCount) };
+}
+
+beforeAll(async () => {
+  catalog = await startTestService(catalogService, { bus });
+  usage = await startTestService(usageService, { bus });
+  client = createClient(UsageService, createGrpcTransport({ baseUrl: usage.baseUrl }));
+  const catalogClient = createClient(CatalogService, createGrpcTransport({ baseUrl: catalog.baseUrl }));
+  const meters = [
+    {
+      key: 'build_minutes',
+      eventType: 'build.finished',
+      aggregation: MeterAggregation.SUM,
+      valueProperty: 'minutes',
+      groupBy: ['os'],
+    },
+    { key: 'builds', eventType: 'build.finished', aggregation: MeterAggregation.COUNT },
+    { key: 'peak_storage', eventType: 'storage.sampled', aggregation: MeterAggregation.MAX, valueProperty: 'gb' },
+    { key: 'last_storage', eventType: 'storage.sampled', aggregation: MeterAggregation.LATEST, valueProperty: 'gb' },
+    { key: 'active_users', eventType: 'user.seen', aggregation: MeterAggregation.UNIQUE_COUNT, valueProperty: 'user' },
+  ];
+  for (const meter of meters)
+    await catalogClient.createMeter({ requestId: `m-${meter.key}`, meter: { ...meter, name: meter.key } });
+  // The meters reach usage through the catalog's events.
+  for (let i = 0; i < 200; i++) {
+    const known = await Promise.all(
+      meters.map((m) =>
+        value('nobody', m.key, at(0), at(1)).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    if (known.every(Boolean)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+});
+
+afterAll(async () => {
+  await usage.destroy();
+  await catalog.destroy();
+  await bus.close();
+});
+
+describe('a batch', () => {
+  test('reports each event: accepted, duplicate, duplicate with other content, rejected with its field', async () => {
+    const ok1 = event('e1', 'acme', 'build.finished', at(10), { minutes: 10, os: 'linux' });
+    const ok2 = event('e2', 'acme', 'build.finished', at(10.5), { minutes: 20, os: 'linux' });
+    const res = await client.ingestEvents({
+      events: [
+        ok1,
+        ok2,
+        ok1,
+        { ...ok1, properties: { minutes: 99, os: 'linux' } },
+        event('', 'acme', 'build.finished', at(10), { minutes: 1 }),
+        event('e3', 'acme', 'build.finished', new Date(now + 3_600_000), { minutes: 1 }),
+        event('e4', 'acme', 'build.finished', at(10), { os: 'linux' }),
+        event('e5', 'acme', 'build.finished', at(10), { minutes: 1, blob: 'x'.repeat(70_000) }),
+        event('e6', '', 'build.finished', at(10), { minutes: 1 }),
+      ],
+    });
+    expect(res.results.map((r) => [r.index, r.status, r.rejectReason, r.field])).toEqual([
+      [0, IngestStatus.ACCEPTED, RejectReason.UNSPECIFIED, ''],
+      [1, IngestStatus.ACCEPTED, RejectReason.UNSPECIFIED, ''],
+      [2, IngestStatus.DUPLICATE, RejectReason.UNSPECIFIED, ''],
+      [3, IngestStatus.DUPLICATE_MISMATCH, RejectReason.UNSPECIFIED, ''],
+      [4, IngestStatus.REJECTED, RejectReason.INVALID_ID, 'events[4].id'],
+      [5, IngestStatus.REJECTED, RejectReason.TIME_IN_FUTURE, 'events[5].event_time'],
+      [6, IngestStatus.REJECTED, RejectReason.INVALID_VALUE, 'events[6].properties'],
+      [7, IngestStatus.REJECTED, RejectReason.PROPERTIES_TOO_LARGE, 'events[7].properties'],
+      [8, IngestStatus.REJECTED, RejectReason.INVALID_CUSTOMER, 'events[8].customer_external_id'],
+    ]);
+    expect([res.acceptedCount, res.duplicateCount, res.duplicateMismatchCount, res.rejectedCount]).toEqual([
+      2, 1, 1, 5,
+    ]);
+    expect(await value('acme', 'build_minutes', at(0), at(24))).toEqual({ value: '30', events: 2 });
+    expect(await value('acme', 'builds', at(0), at(24))).toEqual({ value: '2', events: 2 });
+  });
+
+  test('retrying a whole batch counts nothing twice', async () => {
+    const batch = [1, 2, 3].map((n) =>
+      event(`retry-${n}`, 'retrier', 'build.finished', at(5), { minutes: n, os: 'mac' }),
+    );
+    await client.ingestEvents({ events: batch });
+    const again = await client.ingestEvents({ events: batch });
+    expect(again.results.map((r) => r.status)).toEqual([
+      IngestStatus.DUPLICATE,
+      IngestStatus.DUPLICATE,
+      IngestStatus.DUPLICATE,
+    ]);
+    expect(await value('retrier', 'build_minutes', at(0), at(24))).toEqual({ value: '6', events: 3 });
+  });
+
+  test('two producers sending the same batch at the same moment are counted once', async () => {
+    const batch = Array.from({ length: 300 }, (_, n) =>
+      event(`race-${n}`, 'racer', 'build.finished', at(3 + (n % 5) / 10), { minutes: 2, os: n % 2 ? 'linux' : 'mac' }),
+    );
+    const [a, b] = await Promise.all([client.ingestEvents({ events: batch }), client.ingestEvents({ events: batch })]);
+    expect(a.acceptedCount + b.acceptedCount).toBe(300);
+    expect(a.duplicateCount + b.duplicateCount).toBe(300);
+    expect(await value('racer', 'build_minutes', at(0), at(24))).toEqual({ value: '600', events: 300 });
+  });
+
+  test('more than 1,000 events is INVALID_ARGUMENT on events, and nothing is stored', async () => {
+    const batch = Array.from({ length: 1_001 }, (_, n) =>
+      event(`big-${n}`, 'big', 'build.finished', at(1), { minutes: 1 }),
+    );
+    const err = await client.ingestEvents({ events: batch }).catch((e: unknown) => ConnectError.from(e));
+    expect(err).toMatchObject({ code: Code.InvalidArgument });
+    expect(await value('big', 'builds', at(0), at(24))).toEqual({ value: '0', events: 0 });
+  });
+
+  test('a request_id makes a retry return the first answer', async () => {
+    const events = [event('rid-1', 'rid', 'build.finished', at(2), { minutes: 4 })];
+    const first = await client.ingestEvents({ requestId: 'batch-1', events });
+    const again = await client.ingestEvents({ requestId: 'batch-1', events });
+    expect(again).toEqual(first);
+    expect(first.results[0]?.status).toBe(IngestStatus.ACCEPTED);
+  });
+});
+
+describe('period usage', () => {
+  test('every aggregation over a period that starts and ends inside hours, computed by hand', async () => {
+    const c = 'periodic';
+    await client.ingestEvents({
+      events: [
+        // Before the period (10:29): excluded.
+        event('p0', c, 'storage.sampled', at(10 + 29 / 60), { gb: 500 }),
+        event('p1', c, 'storage.sampled', at(10.5), { gb: 40 }),
+        event('p2', c, 'storage.sampled', at(11.25), { gb: 75.5 }),
+        event('p3', c, 'storage.sampled', at(12.9), { gb: 60 }),
+        event('p4', c, 'storage.sampled', at(13.2), { gb: 55 }),
+        // At the period's end (13:15): excluded (periods are half-open).
+        event('p5', c, 'storage.sampled', at(13.25), { gb: 900 }),
+        event('u1', c, 'user.seen', at(10.75), { user: 'ana' }),
+        event('u2', c, 'user.seen', at(11.5), { user: 'bo' }),
+        event('u3', c, 'user.seen', at(12.5), { user: 'ana' }),
+        event('u4', c, 'user.seen', at(13.1), { user: 'cy' }),
+        event('b1', c, 'build.finished', at(10.6), { minutes: 0.25, os: 'linux' }),
+        event('b2', c, 'build.finished', at(12.1), { minutes: 1.5, os: 'win' }),
+      ],
+    });
+    const from = at(10.5);
+    const to = at(13.25);
+    // Storage samples in [10:30, 13:15): 40, 75.5, 60, 55. Max 75.5; latest is the 13:12 sample, 55.
+    expect(await value(c, 'peak_storage', from, to)).toEqual({ value: '75.5', events: 4 });
+    expect(await value(c, 'last_storage', from, to)).toEqual({ value: '55', events: 4 });
+    // Users: ana, bo, ana, cy: three distinct.
+    expect(await value(c, 'active_users', from, to)).toEqual({ value: '3', events: 4 });
+    // Minutes: 0.25 + 1.5 = 1.75 over two builds.
+    expect(await value(c, 'build_minutes', from, to)).toEqual({ value: '1.75', events: 2 });
+    expect(await value(c, 'builds', from, to)).toEqual({ value: '2', events: 2 });
+  });
+
+  test('an unknown meter is NOT_FOUND and a reversed period INVALID_ARGUMENT', async () => {
+    const missing = await value('x', 'nope', at(0), at(1)).catch((e: unknown) => ConnectError.from(e));
+    expect(missing).toMatchObject({ code: Code.NotFound });
+    const reversed = await value('x', 'builds', at(2), at(1)).catch((e: unknown) => ConnectError.from(e));
+    expect(reversed).toMatchObject({ code: Code.InvalidArgument });
+  });
+});
+
+describe('a stream', () => {
+  test('batches over one stream add up, problems numbered across the stream', async () => {
+    async function* batches() {
+      yield { events: [event('s1', 'streamer', 'build.finished', at(6), { minutes: 5 })] };
+      yield {
+        events: [
+          event('s2', 'streamer', 'build.finished', at(6), { minutes: 7 }),
+          event('s1', 'streamer', 'build.finished', at(6), { minutes: 5 }),
+        ],
+      };
+      yield { events: [event('', 'streamer', 'build.finished', at(6), { minutes: 1 })] };
+    }
+    const res = await client.ingestEventStream(batches());
+    expect([res.acceptedCount, res.duplicateCount, res.rejectedCount]).toEqual([2n, 1n, 1n]);
+    expect(res.problems.map((p) => [p.index, p.status])).toEqual([
+      [2, IngestStatus.DUPLICATE],
+      [3, IngestStatus.REJECTED],
+    ]);
+    expect(await value('streamer', 'build_minutes', at(0), at(24))).toEqual({ value: '12', events: 2 });
+  });
+});
