@@ -10,11 +10,12 @@ import { createLogger } from '@billing/kit/log';
 import { type RunningService, runService, type ServiceDefinition } from '@billing/kit/runtime';
 import { commonSettings, createBus, loadConfigOrExit, serviceSettings, stopOnSignals } from '@billing/kit/service-main';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import { usageService } from '@billing/usage';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 
 /** Every service that exists so far, in start order. */
-export const SERVICES: readonly ServiceDefinition[] = [catalogService];
+export const SERVICES: readonly ServiceDefinition[] = [catalogService, usageService];
 
 const platformSettings = {
   ...commonSettings,
