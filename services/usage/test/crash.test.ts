@@ -1,0 +1,160 @@
+// Acknowledged means durable: the usage service is SIGKILLed while a producer sends events (with retries and
+// deliberate duplicates); after a restart and the producer's retries, the stored count and the aggregate are
+// exactly right.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { catalogService } from '@billing/catalog';
+import type { EventBus } from '@billing/kit/bus';
+import { connectNatsBus } from '@billing/kit/nats-bus';
+import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
+import {
+  createTestDatabase,
+  deleteTestStreams,
+  sparePort,
+  startTestService,
+  TEST_NATS_URL,
+  type TestDatabase,
+  type TestService,
+  testLogger,
+  testSubjectPrefix,
+} from '@billing/test/harness';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import pg from 'pg';
+
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+const prefix = testSubjectPrefix('crash');
+let bus: EventBus;
+let catalog: TestService;
+let database: TestDatabase;
+let port: number;
+
+function startUsage(): ChildProcess {
+  return spawn(process.execPath, [MAIN], {
+    env: {
+      ...process.env,
+      NODE_OPTIONS: '',
+      USAGE_PORT: String(port),
+      USAGE_DATABASE_URL: database.url,
+      NATS_URL: TEST_NATS_URL,
+      NATS_SUBJECT_PREFIX: prefix,
+      LOG_LEVEL: 'error',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+beforeAll(async () => {
+  bus = await connectNatsBus({
+    servers: [TEST_NATS_URL],
+    subjectPrefix: prefix,
+    name: 'crash-catalog',
+    logger: testLogger,
+  });
+  catalog = await startTestService(catalogService, { bus });
+  const catalogClient = createClient(CatalogService, createGrpcTransport({ baseUrl: catalog.baseUrl }));
+  await catalogClient.createMeter({
+    requestId: 'm',
+    meter: {
+      key: 'build_minutes',
+      name: 'Build minutes',
+      eventType: 'build.finished',
+      aggregation: MeterAggregation.SUM,
+      valueProperty: 'minutes',
+    },
+  });
+  database = await createTestDatabase('usage_crash');
+  port = await sparePort();
+});
+
+afterAll(async () => {
+  await catalog.destroy();
+  await bus.close();
+  await deleteTestStreams(prefix);
+  await database.drop();
+});
+
+test('SIGKILL under load loses no acknowledged event and counts none twice', async () => {
+  let child = startUsage();
+  const client = createClient(UsageService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+  const period = {
+    startTime: timestampFromDate(new Date(Date.now() - 48 * 3_600_000)),
+    endTime: timestampFromDate(new Date(Date.now() + 3_600_000)),
+  };
+  // Ready once the meter arrived from the catalog's stream.
+  for (let i = 0; ; i++) {
+    const ready = await client.getPeriodUsage({ customerExternalId: 'c', meterKey: 'build_minutes', period }).then(
+      () => true,
+      () => false,
+    );
+    if (ready) break;
+    if (i > 300) throw new Error('usage never became ready');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const TOTAL = 4_000;
+  const BATCH = 100;
+  const time = timestampFromDate(new Date(Date.now() - 3_600_000));
+  const eventOf = (n: number) => ({
+    id: `ev-${n}`,
+    customerExternalId: 'crash-customer',
+    type: 'build.finished',
+    eventTime: time,
+    properties: { minutes: (n % 7) + 1 },
+  });
+  let batches = 0;
+  let failures = 0;
+  const producer = (async () => {
+    for (let first = 0; first < TOTAL; first += BATCH) {
+      // Every batch also resends the last 10 events of the previous one: deliberate duplicates.
+      const ids = Array.from({ length: BATCH }, (_, j) => first + j);
+      const events = [...ids, ...ids.slice(0, first > 0 ? 10 : 0).map((n) => n - 10)].map(eventOf);
+      for (;;) {
+        try {
+          await client.ingestEvents({ events });
+          break;
+        } catch {
+          failures++;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      batches++;
+    }
+  })();
+
+  while (batches < 12) await new Promise((r) => setTimeout(r, 10));
+  const killed = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await killed;
+  await new Promise((r) => setTimeout(r, 300));
+  child = startUsage();
+  await producer;
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+
+  // Restarted, the service answers from what it stored before and after the crash.
+  child = startUsage();
+  let answer: Awaited<ReturnType<typeof client.getPeriodUsage>> | undefined;
+  for (let i = 0; !answer && i < 300; i++) {
+    answer = await client
+      .getPeriodUsage({ customerExternalId: 'crash-customer', meterKey: 'build_minutes', period })
+      .catch(() => undefined);
+    if (!answer) await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+
+  const expectedMinutes = Array.from({ length: TOTAL }, (_, n) => (n % 7) + 1).reduce((a, b) => a + b, 0);
+  expect(failures).toBeGreaterThan(0);
+  expect(answer).toMatchObject({ value: String(expectedMinutes), eventCount: BigInt(TOTAL) });
+  const db = new pg.Client({ connectionString: database.url });
+  await db.connect();
+  const keys = await db.query<{ n: string }>('select count(*) as n from usage_event_key');
+  const events = await db.query<{ n: string }>('select count(*) as n from usage_event');
+  await db.end();
+  expect([Number(keys.rows[0]?.n), Number(events.rows[0]?.n)]).toEqual([TOTAL, TOTAL]);
+});
