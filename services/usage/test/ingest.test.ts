@@ -3,7 +3,7 @@
 import { catalogService } from '@billing/catalog';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
-import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { FilterOperator, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { IngestStatus, RejectReason } from '@billing/proto/billing/usage/v1/resources_pb';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
 import { startTestService, type TestService } from '@billing/test/harness';
@@ -51,6 +51,13 @@ beforeAll(async () => {
       groupBy: ['os'],
     },
     { key: 'builds', eventType: 'build.finished', aggregation: MeterAggregation.COUNT },
+    {
+      key: 'linux_minutes',
+      eventType: 'build.finished',
+      aggregation: MeterAggregation.SUM,
+      valueProperty: 'minutes',
+      filters: [{ property: 'os', operator: FilterOperator.IN, values: ['linux'] }],
+    },
     { key: 'peak_storage', eventType: 'storage.sampled', aggregation: MeterAggregation.MAX, valueProperty: 'gb' },
     { key: 'last_storage', eventType: 'storage.sampled', aggregation: MeterAggregation.LATEST, valueProperty: 'gb' },
     { key: 'active_users', eventType: 'user.seen', aggregation: MeterAggregation.UNIQUE_COUNT, valueProperty: 'user' },
@@ -215,5 +222,45 @@ describe('a stream', () => {
       [3, IngestStatus.REJECTED],
     ]);
     expect(await value('streamer', 'build_minutes', at(0), at(24))).toEqual({ value: '12', events: 2 });
+  });
+});
+
+describe('listing events', () => {
+  test('newest first, paged, by type, by what a meter selects, and by range', async () => {
+    const c = 'lister';
+    await client.ingestEvents({
+      events: [
+        event('l1', c, 'build.finished', at(1), { minutes: 1, os: 'linux' }),
+        event('l2', c, 'build.finished', at(2), { minutes: 2, os: 'mac' }),
+        event('l3', c, 'build.finished', at(3), { minutes: 3, os: 'linux' }),
+        event('l4', c, 'build.finished', at(4), { minutes: 4, os: 'linux' }),
+        event('l5', c, 'user.seen', at(5), { user: 'ana' }),
+      ],
+    });
+    const ids = (res: Awaited<ReturnType<typeof client.listEvents>>) => res.events.map((e) => e.event?.id);
+    expect(ids(await client.listEvents({ customerExternalId: c }))).toEqual(['l5', 'l4', 'l3', 'l2', 'l1']);
+    expect(ids(await client.listEvents({ customerExternalId: c, type: 'user.seen' }))).toEqual(['l5']);
+    const first = await client.listEvents({ customerExternalId: c, meterKey: 'linux_minutes', pageSize: 2 });
+    expect(ids(first)).toEqual(['l4', 'l3']);
+    const second = await client.listEvents({
+      customerExternalId: c,
+      meterKey: 'linux_minutes',
+      pageSize: 2,
+      pageToken: first.nextPageToken,
+    });
+    expect(ids(second)).toEqual(['l1']);
+    expect(second.nextPageToken).toBe('');
+    const ranged = await client.listEvents({
+      customerExternalId: c,
+      range: { startTime: timestampFromDate(at(2)), endTime: timestampFromDate(at(4)) },
+    });
+    expect(ids(ranged)).toEqual(['l3', 'l2']);
+    expect(ranged.events[0]?.event?.properties).toEqual({ minutes: 3, os: 'linux' });
+    expect(await value(c, 'linux_minutes', at(0), at(24))).toEqual({ value: '8', events: 3 });
+  });
+
+  test('a customer is required', async () => {
+    const err = await client.listEvents({}).catch((e: unknown) => ConnectError.from(e));
+    expect(err).toMatchObject({ code: Code.InvalidArgument });
   });
 });

@@ -2,7 +2,12 @@
 // one JSON parameter): ingestion must reach tens of thousands of events per second.
 import type { Em } from '@billing/kit/db';
 import { Decimal } from '@billing/money';
-import { type Meter, MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
+import {
+  FilterOperator,
+  type Meter,
+  MeterAggregation,
+  MeterSchema,
+} from '@billing/proto/billing/catalog/v1/resources_pb';
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import type { RollupDelta } from '../domain/rollup.ts';
 import type { ValidEvent } from '../domain/usage-event.ts';
@@ -226,4 +231,88 @@ export async function ensureMonthlyPartitions(em: Em, from: Date, to: Date): Pro
     );
     month = next;
   }
+}
+
+/** A stored raw event, as listed. */
+export interface StoredEventRow {
+  /** The producer's id. */
+  id: string;
+  /** The event type. */
+  type: string;
+  /** When it happened. */
+  time: Date;
+  /** Its properties. */
+  properties: JsonValue;
+  /** When it was ingested. */
+  ingestedAt: Date;
+  /** Whether it was voided. */
+  voided: boolean;
+}
+
+/**
+ * A page of a customer's raw events, newest event time first, after the cursor `after` ([time, id] of the
+ * last row of the previous page), optionally only those `meter` selects (its type and filters, in SQL).
+ */
+export async function listEvents(
+  em: Em,
+  query: {
+    customer: string;
+    type?: string;
+    meter?: Meter;
+    from?: Date;
+    to?: Date;
+    includeVoided: boolean;
+    after?: [string, string];
+    limit: number;
+  },
+): Promise<StoredEventRow[]> {
+  const where = ['customer_external_id = ?'];
+  const params: unknown[] = [query.customer];
+  const add = (sql: string, ...values: unknown[]) => {
+    where.push(sql);
+    params.push(...values);
+  };
+  if (query.type) add('event_type = ?', query.type);
+  if (query.meter) {
+    add('event_type = ?', query.meter.eventType);
+    for (const filter of query.meter.filters) {
+      const values = JSON.stringify(filter.values);
+      if (filter.operator === FilterOperator.IN)
+        add('properties->>? in (select jsonb_array_elements_text(?::jsonb))', filter.property, values);
+      else if (filter.operator === FilterOperator.NOT_IN) {
+        add(
+          '(properties->>? is null or properties->>? not in (select jsonb_array_elements_text(?::jsonb)))',
+          filter.property,
+          filter.property,
+          values,
+        );
+      } else add('jsonb_exists(properties, ?)', filter.property);
+    }
+  }
+  if (query.from) add('event_time >= ?', query.from);
+  if (query.to) add('event_time < ?', query.to);
+  if (!query.includeVoided) where.push('not voided');
+  if (query.after) add('(event_time, event_id) < (?::timestamptz, ?)', query.after[0], query.after[1]);
+  const rows = await em.execute<
+    {
+      event_id: string;
+      event_type: string;
+      event_time: Date;
+      properties: JsonValue;
+      ingested_at: Date;
+      voided: boolean;
+    }[]
+  >(
+    `select event_id, event_type, event_time, properties, ingested_at, voided from usage_event
+      where ${where.join(' and ')} order by event_time desc, event_id desc limit ?`,
+    [...params, query.limit],
+  );
+  return rows.map((r) => ({
+    id: r.event_id,
+    type: r.event_type,
+    time: new Date(r.event_time),
+    properties: r.properties,
+    ingestedAt: new Date(r.ingested_at),
+    voided: r.voided,
+  }));
 }

@@ -1,12 +1,14 @@
 // The UsageService handlers: convert the request, call the use case, convert the result.
 import { InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
 import { mutate } from '@billing/kit/mutation';
+import { listPage } from '@billing/kit/pagination';
 import type { ServiceContext } from '@billing/kit/runtime';
 import { type IngestResult, IngestStatus } from '@billing/proto/billing/usage/v1/resources_pb';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
+import type { JsonObject } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { ServiceImpl } from '@connectrpc/connect';
-import { findMeter } from '../adapter/usage-store.ts';
+import { findMeter, listEvents } from '../adapter/usage-store.ts';
 import { MAX_BATCH_SIZE } from '../domain/usage-event.ts';
 import { countResults, ingestEvents } from '../service/ingest-events.ts';
 import { periodUsage } from '../service/period-usage.ts';
@@ -63,6 +65,47 @@ export function usageHandlers(context: ServiceContext): Partial<ServiceImpl<type
         }
       }
       return { ...totals, problems, problemsTruncated: truncated };
+    },
+
+    async listEvents(req) {
+      if (!req.customerExternalId) {
+        throw new InvalidArgumentError('customer_external_id is required', [
+          { field: 'customer_external_id', description: 'required' },
+        ]);
+      }
+      const em = context.db.fork();
+      const meter = req.meterKey ? await findMeter(em, req.meterKey) : undefined;
+      if (req.meterKey && !meter) throw new NotFoundError('METER_NOT_FOUND', `no meter "${req.meterKey}"`);
+      const { items, nextPageToken } = await listPage(
+        req,
+        { c: req.customerExternalId, t: req.type, m: req.meterKey, r: req.range, v: req.includeVoided },
+        (page) =>
+          listEvents(em, {
+            customer: req.customerExternalId,
+            type: req.type || undefined,
+            meter,
+            from: req.range?.startTime ? timestampDate(req.range.startTime) : undefined,
+            to: req.range?.endTime ? timestampDate(req.range.endTime) : undefined,
+            includeVoided: req.includeVoided,
+            after: page.after === undefined ? undefined : (JSON.parse(page.after) as [string, string]),
+            limit: page.size + 1,
+          }),
+        (row) => JSON.stringify([row.time.toISOString(), row.id]),
+      );
+      return {
+        events: items.map((row) => ({
+          event: {
+            id: row.id,
+            customerExternalId: req.customerExternalId,
+            type: row.type,
+            eventTime: timestampFromDate(row.time),
+            properties: row.properties as JsonObject,
+          },
+          ingestTime: timestampFromDate(row.ingestedAt),
+          voided: row.voided,
+        })),
+        nextPageToken,
+      };
     },
 
     async getPeriodUsage(req) {
