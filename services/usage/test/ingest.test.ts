@@ -5,7 +5,8 @@ import { createMemoryBus } from '@billing/kit/memory-bus';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { FilterOperator, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { IngestStatus, RejectReason } from '@billing/proto/billing/usage/v1/resources_pb';
-import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
+import { UsageService, Window } from '@billing/proto/billing/usage/v1/usage_service_pb';
+import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { startTestService, type TestService } from '@billing/test/harness';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
@@ -262,5 +263,88 @@ describe('listing events', () => {
   test('a customer is required', async () => {
     const err = await client.listEvents({}).catch((e: unknown) => ConnectError.from(e));
     expect(err).toMatchObject({ code: Code.InvalidArgument });
+  });
+});
+
+describe('usage queries', () => {
+  const c = 'querier';
+  const range = (from: number, to: number) => ({
+    startTime: timestampFromDate(at(from)),
+    endTime: timestampFromDate(at(to)),
+  });
+  const rows = (res: Awaited<ReturnType<typeof client.queryUsage>>) => res.buckets.map((b) => [b.group, b.value]);
+
+  beforeAll(async () => {
+    await client.ingestEvents({
+      events: [
+        event('q1', c, 'build.finished', at(18), { minutes: 6, os: 'linux' }),
+        event('q2', c, 'build.finished', at(19), { minutes: 5, os: 'linux' }),
+        event('q3', c, 'build.finished', at(22.5), { minutes: 1, os: 'linux' }),
+        event('q4', c, 'build.finished', at(23.5), { minutes: 2, os: 'mac' }),
+        event('q5', c, 'build.finished', at(24.5), { minutes: 3, os: 'linux' }),
+        event('q6', c, 'build.finished', at(25.5), { minutes: 4, os: 'mac' }),
+      ],
+    });
+  });
+
+  test('days of a time zone with a half-hour offset (Kolkata days start at 18:30 UTC)', async () => {
+    const res = await client.queryUsage({
+      customerExternalId: c,
+      meterKey: 'build_minutes',
+      range: range(0, 48),
+      window: Window.DAY,
+      timeZone: 'Asia/Kolkata',
+    });
+    expect(res.buckets.map((b) => [b.window?.startTime?.seconds, b.value])).toEqual([
+      [BigInt(at(0).getTime() / 1000), '6'],
+      [BigInt(at(18.5).getTime() / 1000), '15'],
+      [BigInt(at(42.5).getTime() / 1000), '0'],
+    ]);
+  });
+
+  test('grouped by a dimension, filtered on one, and by the hour', async () => {
+    const grouped = await client.queryUsage({
+      customerExternalId: c,
+      meterKey: 'build_minutes',
+      range: range(0, 48),
+      groupBy: ['os'],
+    });
+    expect(rows(grouped)).toEqual([
+      [{ os: 'linux' }, '15'],
+      [{ os: 'mac' }, '6'],
+    ]);
+    const filtered = await client.queryUsage({
+      customerExternalId: c,
+      meterKey: 'build_minutes',
+      range: range(0, 48),
+      filters: [{ dimension: 'os', values: ['mac'] }],
+    });
+    expect(rows(filtered)).toEqual([[{}, '6']]);
+    const hourly = await client.queryUsage({
+      customerExternalId: c,
+      meterKey: 'build_minutes',
+      range: range(22, 24),
+      window: Window.HOUR,
+    });
+    expect(rows(hourly)).toEqual([
+      [{}, '1'],
+      [{}, '2'],
+    ]);
+  });
+
+  test('bad zones, unknown dimensions and hourly queries over a month are INVALID_ARGUMENT with the field', async () => {
+    const fields = async (req: Parameters<typeof client.queryUsage>[0]) => {
+      const err = ConnectError.from(await client.queryUsage(req).catch((e: unknown) => e));
+      return err.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field));
+    };
+    expect(
+      await fields({ customerExternalId: c, meterKey: 'build_minutes', range: range(0, 1), timeZone: 'Mars/Base' }),
+    ).toEqual(['time_zone']);
+    expect(
+      await fields({ customerExternalId: c, meterKey: 'build_minutes', range: range(0, 1), groupBy: ['colour'] }),
+    ).toEqual(['group_by[0]']);
+    expect(
+      await fields({ customerExternalId: c, meterKey: 'build_minutes', range: range(0, 24 * 40), window: Window.HOUR }),
+    ).toEqual(['range']);
   });
 });

@@ -178,35 +178,39 @@ export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Prom
   }
 }
 
-/** A meter's rollup rows of one customer for whole hours in [from, to). */
+/** A meter's rollup rows of one customer for the hours in [from, to). */
 export async function rollupRows(em: Em, meterKey: string, customer: string, from: Date, to: Date) {
   const rows = await em.execute<
-    { value: string; event_count: string; latest_time: Date | null; latest_event_id: string | null }[]
+    {
+      hour: Date;
+      group_key: string;
+      value: string;
+      event_count: string;
+      latest_time: Date | null;
+      latest_event_id: string | null;
+    }[]
   >(
-    `select value::text as value, event_count, latest_time, latest_event_id from usage_rollup
+    `select hour, group_key, value::text as value, event_count, latest_time, latest_event_id from usage_rollup
       where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?`,
     [meterKey, customer, from, to],
   );
   return rows.map((r) => ({
+    hour: new Date(r.hour),
+    group: r.group_key,
     value: new Decimal(r.value),
     eventCount: Number(r.event_count),
     latest: r.latest_time ? { time: new Date(r.latest_time), id: r.latest_event_id ?? '' } : undefined,
   }));
 }
 
-/** Distinct values of a unique-count meter in whole hours [from, to). */
-export async function distinctValues(
-  em: Em,
-  meterKey: string,
-  customer: string,
-  from: Date,
-  to: Date,
-): Promise<Set<string>> {
-  const rows = await em.execute<{ value: string }[]>(
-    `select distinct value from usage_distinct where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?`,
+/** Distinct values of a unique-count meter for the hours in [from, to), with their hour and group. */
+export async function distinctValues(em: Em, meterKey: string, customer: string, from: Date, to: Date) {
+  const rows = await em.execute<{ hour: Date; group_key: string; value: string }[]>(
+    `select hour, group_key, value from usage_distinct
+      where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?`,
     [meterKey, customer, from, to],
   );
-  return new Set(rows.map((r) => r.value));
+  return rows.map((r) => ({ hour: new Date(r.hour), group: r.group_key, value: r.value }));
 }
 
 /** Raw events of a customer and type in [from, to), not voided (for the partial hours at a period's edges). */

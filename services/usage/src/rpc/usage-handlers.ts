@@ -1,20 +1,55 @@
 // The UsageService handlers: convert the request, call the use case, convert the result.
+
+import type { Em } from '@billing/kit/db';
 import { InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
 import { mutate } from '@billing/kit/mutation';
 import { listPage } from '@billing/kit/pagination';
 import type { ServiceContext } from '@billing/kit/runtime';
+import { isTimeZone } from '@billing/kit/time-zone';
+import { Decimal } from '@billing/money';
+import type { Period } from '@billing/proto/billing/type/v1/types_pb';
 import { type IngestResult, IngestStatus } from '@billing/proto/billing/usage/v1/resources_pb';
-import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
+import { UsageService, Window } from '@billing/proto/billing/usage/v1/usage_service_pb';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { ServiceImpl } from '@connectrpc/connect';
 import { findMeter, listEvents } from '../adapter/usage-store.ts';
 import { MAX_BATCH_SIZE } from '../domain/usage-event.ts';
+import { usageWindows } from '../domain/windows.ts';
+import { aggregateUsage } from '../service/aggregate-usage.ts';
 import { countResults, ingestEvents } from '../service/ingest-events.ts';
-import { periodUsage } from '../service/period-usage.ts';
 
 /** Most problems reported by one ingestion stream. */
 const MAX_STREAM_PROBLEMS = 10_000;
+const DAY = 24 * 3_600_000;
+/** Longest range of a usage query. */
+const MAX_QUERY_MS = 400 * DAY;
+/** Longest range of a usage query by the hour. */
+const MAX_HOURLY_QUERY_MS = 31 * DAY;
+
+/** A required, forward period of a request. */
+function readRange(period: Period | undefined, field: string): [Date, Date] {
+  if (!period?.startTime || !period.endTime) {
+    throw new InvalidArgumentError(`${field} is required`, [
+      { field, description: 'start_time and end_time are required' },
+    ]);
+  }
+  const start = timestampDate(period.startTime);
+  const end = timestampDate(period.endTime);
+  if (end.getTime() <= start.getTime()) {
+    throw new InvalidArgumentError(`${field} ends before it starts`, [
+      { field: `${field}.end_time`, description: 'must be after start_time' },
+    ]);
+  }
+  return [start, end];
+}
+
+/** The meter, or NOT_FOUND. */
+async function requireMeter(em: Em, key: string) {
+  const meter = await findMeter(em, key);
+  if (!meter) throw new NotFoundError('METER_NOT_FOUND', `no meter "${key}"`);
+  return meter;
+}
 
 function checkBatchSize(size: number, field: string): void {
   if (size > MAX_BATCH_SIZE) {
@@ -109,25 +144,66 @@ export function usageHandlers(context: ServiceContext): Partial<ServiceImpl<type
     },
 
     async getPeriodUsage(req) {
-      if (!req.period?.startTime || !req.period.endTime) {
-        throw new InvalidArgumentError('period is required', [
-          { field: 'period', description: 'start_time and end_time are required' },
-        ]);
-      }
-      const start = timestampDate(req.period.startTime);
-      const end = timestampDate(req.period.endTime);
-      if (end.getTime() <= start.getTime()) {
-        throw new InvalidArgumentError('period ends before it starts', [
-          { field: 'period.end_time', description: 'must be after start_time' },
-        ]);
-      }
+      const [start, end] = readRange(req.period, 'period');
       const em = context.db.fork();
-      const meter = await findMeter(em, req.meterKey);
-      if (!meter) throw new NotFoundError('METER_NOT_FOUND', `no meter "${req.meterKey}"`);
-      const { value, eventCount } = await periodUsage(em, meter, req.customerExternalId, start, end);
+      const meter = await requireMeter(em, req.meterKey);
+      const [total] = await aggregateUsage(em, {
+        meter,
+        customer: req.customerExternalId,
+        windows: [[start, end]],
+        groupBy: [],
+        filters: [],
+      });
       return {
-        value: value.toFixed(),
-        eventCount: BigInt(eventCount),
+        value: (total?.value ?? new Decimal(0)).toFixed(),
+        eventCount: BigInt(total?.eventCount ?? 0),
+        asOfTime: timestampFromDate(context.clock.now()),
+      };
+    },
+
+    async queryUsage(req) {
+      const [start, end] = readRange(req.range, 'range');
+      const violations: { field: string; description: string }[] = [];
+      const zone = req.timeZone || 'UTC';
+      if (!isTimeZone(zone)) violations.push({ field: 'time_zone', description: `unknown time zone "${zone}"` });
+      if (end.getTime() - start.getTime() > MAX_QUERY_MS)
+        violations.push({ field: 'range', description: 'at most 400 days' });
+      if (req.window === Window.HOUR && end.getTime() - start.getTime() > MAX_HOURLY_QUERY_MS) {
+        violations.push({ field: 'range', description: 'at most 31 days with hourly windows' });
+      }
+      if (violations.length > 0) throw new InvalidArgumentError('the query is not valid', violations);
+      const em = context.db.fork();
+      const meter = await requireMeter(em, req.meterKey);
+      req.groupBy.forEach((d, i) => {
+        if (!meter.groupBy.includes(d))
+          violations.push({ field: `group_by[${i}]`, description: `the meter has no dimension "${d}"` });
+      });
+      req.filters.forEach((f, i) => {
+        if (!meter.groupBy.includes(f.dimension)) {
+          violations.push({
+            field: `filters[${i}].dimension`,
+            description: `the meter has no dimension "${f.dimension}"`,
+          });
+        }
+      });
+      if (violations.length > 0) throw new InvalidArgumentError('the query is not valid', violations);
+      const windows = usageWindows(start, end, req.window, zone);
+      const values = await aggregateUsage(em, {
+        meter,
+        customer: req.customerExternalId,
+        windows,
+        groupBy: req.groupBy,
+        filters: req.filters,
+      });
+      return {
+        buckets: values.map((v) => {
+          const [from, to] = windows[v.window] ?? [start, end];
+          return {
+            window: { startTime: timestampFromDate(from), endTime: timestampFromDate(to) },
+            group: v.group,
+            value: v.value.toFixed(),
+          };
+        }),
         asOfTime: timestampFromDate(context.clock.now()),
       };
     },

@@ -1,0 +1,160 @@
+// A meter's value for one customer over windows of time, per group: whole hours from the rollups, the partial
+// hours at each window's edges (billing periods and local days start at any second) from raw events. Exact,
+// and never a scan of the whole range's raw events.
+import type { Em } from '@billing/kit/db';
+import { Decimal } from '@billing/money';
+import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
+import type { JsonObject } from '@bufbuild/protobuf';
+import { distinctValues, rawEvents, rollupRows } from '../adapter/usage-store.ts';
+import { meterSelects, readEvent } from '../domain/meter.ts';
+
+const HOUR = 3_600_000;
+
+/** A half-open window [start, end). */
+export type Window = readonly [Date, Date];
+
+/** What to aggregate. */
+export interface UsageQuery {
+  /** The meter. */
+  meter: Meter;
+  /** The customer's external id. */
+  customer: string;
+  /** Consecutive, non-overlapping windows, in order. */
+  windows: readonly Window[];
+  /** Dimensions to group by (a subset of the meter's group_by); empty for one value per window. */
+  groupBy: readonly string[];
+  /** Accepted values per dimension (dimensions of the meter's group_by). */
+  filters: readonly { dimension: string; values: readonly string[] }[];
+}
+
+/** One value of a query. */
+export interface UsageValue {
+  /** Index of the window in the query. */
+  window: number;
+  /** The group's values by dimension. */
+  group: Record<string, string>;
+  /** The value. */
+  value: Decimal;
+  /** Events counted. */
+  eventCount: number;
+}
+
+/** Accumulates one aggregation. */
+class Accumulator {
+  sum = new Decimal(0);
+  max: Decimal | undefined;
+  latest: { time: Date; id: string; value: Decimal } | undefined;
+  distinct = new Set<string>();
+  eventCount = 0;
+
+  add(value: Decimal, count: number, at?: { time: Date; id: string }): void {
+    this.eventCount += count;
+    this.sum = this.sum.plus(value);
+    if (this.max === undefined || value.greaterThan(this.max)) this.max = value;
+    const last = this.latest;
+    if (at && (!last || at.time > last.time || (at.time.getTime() === last.time.getTime() && at.id > last.id))) {
+      this.latest = { ...at, value };
+    }
+  }
+
+  result(aggregation: MeterAggregation): Decimal {
+    switch (aggregation) {
+      case MeterAggregation.MAX:
+        return this.max ?? new Decimal(0);
+      case MeterAggregation.LATEST:
+        return this.latest?.value ?? new Decimal(0);
+      case MeterAggregation.UNIQUE_COUNT:
+        return new Decimal(this.distinct.size);
+      default:
+        return this.sum;
+    }
+  }
+}
+
+/** Runs a usage query. Windows without events give one value of 0 with an empty group. */
+export async function aggregateUsage(em: Em, query: UsageQuery): Promise<UsageValue[]> {
+  const { meter, customer, windows } = query;
+  const first = windows[0];
+  const last = windows[windows.length - 1];
+  if (!first || !last) return [];
+  const dimensions = meter.groupBy;
+  const projected = query.groupBy.map((d) => dimensions.indexOf(d));
+  const filters = query.filters.map((f) => ({ index: dimensions.indexOf(f.dimension), values: new Set(f.values) }));
+  // Groups are stored as the JSON array of the meter's group_by values; project them onto the query's.
+  const project = (group: string): string | undefined => {
+    const values = JSON.parse(group) as (string | null)[];
+    if (!filters.every((f) => f.values.has(values[f.index] ?? '\\u0000'))) return undefined;
+    return JSON.stringify(projected.map((i) => values[i] ?? null));
+  };
+  const accumulators = new Map<string, Accumulator>();
+  const accumulator = (window: number, group: string) => {
+    const key = `${window}|${group}`;
+    let acc = accumulators.get(key);
+    if (!acc) {
+      acc = new Accumulator();
+      accumulators.set(key, acc);
+    }
+    return acc;
+  };
+  // Whole hours of each window come from rollups; the rest from raw events.
+  const wholeHours = windows.map(([start, end]) => {
+    const from = Math.ceil(start.getTime() / HOUR) * HOUR;
+    const to = Math.floor(end.getTime() / HOUR) * HOUR;
+    return from < to ? ([from, to] as const) : undefined;
+  });
+  const windowOfHour = (hour: Date) =>
+    wholeHours.findIndex((w) => w !== undefined && hour.getTime() >= w[0] && hour.getTime() < w[1]);
+  for (const row of await rollupRows(em, meter.key, customer, first[0], last[1])) {
+    const window = windowOfHour(row.hour);
+    const group = project(row.group);
+    if (window < 0 || group === undefined) continue;
+    accumulator(window, group).add(row.value, row.eventCount, row.latest);
+  }
+  if (meter.aggregation === MeterAggregation.UNIQUE_COUNT) {
+    for (const row of await distinctValues(em, meter.key, customer, first[0], last[1])) {
+      const window = windowOfHour(row.hour);
+      const group = project(row.group);
+      if (window >= 0 && group !== undefined) accumulator(window, group).distinct.add(row.value);
+    }
+  }
+  const edges: [number, Date, Date][] = [];
+  windows.forEach(([start, end], i) => {
+    const whole = wholeHours[i];
+    if (!whole) edges.push([i, start, end]);
+    else {
+      if (start.getTime() < whole[0]) edges.push([i, start, new Date(whole[0])]);
+      if (whole[1] < end.getTime()) edges.push([i, new Date(whole[1]), end]);
+    }
+  });
+  for (const [window, from, to] of edges) {
+    for (const event of await rawEvents(em, customer, meter.eventType, from, to)) {
+      const properties = event.properties as JsonObject;
+      if (!meterSelects(meter, meter.eventType, properties)) continue;
+      const reading = readEvent(meter, properties);
+      if (typeof reading === 'string') continue;
+      const group = project(reading.group);
+      if (group === undefined) continue;
+      const acc = accumulator(window, group);
+      if (reading.distinct !== undefined) acc.distinct.add(reading.distinct);
+      acc.add(reading.value, 1, { time: event.time, id: event.id });
+    }
+  }
+  const values: UsageValue[] = [];
+  windows.forEach((_, window) => {
+    const groups = [...accumulators.entries()]
+      .filter(([key]) => key.startsWith(`${window}|`))
+      .map(([key, acc]) => [key.slice(String(window).length + 1), acc] as const)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    if (groups.length === 0) values.push({ window, group: {}, value: new Decimal(0), eventCount: 0 });
+    for (const [group, acc] of groups) {
+      const groupValues = JSON.parse(group) as (string | null)[];
+      values.push({
+        window,
+        group: Object.fromEntries(query.groupBy.map((d, i) => [d, groupValues[i] ?? ''])),
+        value: acc.result(meter.aggregation),
+        eventCount: acc.eventCount,
+      });
+    }
+  });
+  return values;
+}
