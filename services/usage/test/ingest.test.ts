@@ -4,11 +4,12 @@ import { catalogService } from '@billing/catalog';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { FilterOperator, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { type UsageEventVoided, UsageEventVoidedSchema } from '@billing/proto/billing/usage/events/v1/events_pb';
 import { IngestStatus, RejectReason } from '@billing/proto/billing/usage/v1/resources_pb';
 import { UsageService, Window } from '@billing/proto/billing/usage/v1/usage_service_pb';
 import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { startTestService, type TestService } from '@billing/test/harness';
-import type { JsonObject } from '@bufbuild/protobuf';
+import { fromBinary, type JsonObject } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
@@ -346,5 +347,96 @@ describe('usage queries', () => {
     expect(
       await fields({ customerExternalId: c, meterKey: 'build_minutes', range: range(0, 24 * 40), window: Window.HOUR }),
     ).toEqual(['range']);
+  });
+});
+
+describe('corrections', () => {
+  const c = 'corrector';
+  const month = (t: Date) =>
+    [
+      new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), 1)),
+      new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth() + 1, 1)),
+    ] as const;
+
+  test('voiding an event removes it from every aggregation and answers the change of its period', async () => {
+    await client.ingestEvents({
+      events: [
+        event('v1', c, 'storage.sampled', at(30.1), { gb: 10 }),
+        event('v2', c, 'storage.sampled', at(30.2), { gb: 80 }),
+        event('v3', c, 'storage.sampled', at(30.3), { gb: 30 }),
+      ],
+    });
+    expect(await value(c, 'peak_storage', at(30), at(31))).toEqual({ value: '80', events: 3 });
+    const voided = await client.voidEvent({
+      requestId: 'void-1',
+      customerExternalId: c,
+      eventId: 'v2',
+      reason: 'sensor glitch',
+    });
+    expect(voided.event?.voided).toBe(true);
+    const [start, end] = month(at(30.2));
+    const peak = voided.deltas.find((d) => d.meterKey === 'peak_storage');
+    expect(peak?.period?.startTime?.seconds).toBe(BigInt(start.getTime() / 1000));
+    expect(peak?.period?.endTime?.seconds).toBe(BigInt(end.getTime() / 1000));
+    // The month's peak of this customer drops from 80 to 30; the latest sample stays 30; one event fewer.
+    expect(peak).toMatchObject({ delta: '-50', value: '30', eventCountDelta: -1n });
+    expect(await value(c, 'peak_storage', at(30), at(31))).toEqual({ value: '30', events: 2 });
+    expect(await value(c, 'last_storage', at(30), at(31))).toEqual({ value: '30', events: 2 });
+    // The correction is published for invoicing, with the same changes.
+    const published: UsageEventVoided[] = [];
+    const subscription = await bus.consume({
+      stream: 'usage',
+      durable: 'test-corrections',
+      subjects: ['billing.usage.event.voided'],
+      handle: async (d) => void published.push(fromBinary(UsageEventVoidedSchema, d.message.payload)),
+    });
+    for (let i = 0; i < 100 && published.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await subscription.stop();
+    expect(published).toHaveLength(1);
+    expect(published[0]?.deltas).toEqual(voided.deltas);
+    expect(published[0]?.reason).toBe('sensor glitch');
+    // A retry answers the same; voiding again is refused.
+    expect(
+      await client.voidEvent({ requestId: 'void-1', customerExternalId: c, eventId: 'v2', reason: 'sensor glitch' }),
+    ).toEqual(voided);
+    const again = await client
+      .voidEvent({ requestId: 'void-2', customerExternalId: c, eventId: 'v2', reason: 'twice' })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(again).toMatchObject({ code: Code.FailedPrecondition });
+  });
+
+  test('amending an event moves its value, also to another hour, and a bad amendment changes nothing', async () => {
+    await client.ingestEvents({ events: [event('a1', c, 'build.finished', at(40.5), { minutes: 10, os: 'linux' })] });
+    const amended = await client.amendEvent({
+      requestId: 'amend-1',
+      customerExternalId: c,
+      eventId: 'a1',
+      eventTime: timestampFromDate(at(41.5)),
+      properties: { minutes: 12.5, os: 'linux' },
+      reason: 'wrong duration',
+    });
+    expect(amended.event?.amendmentCount).toBe(1);
+    expect(amended.deltas.find((d) => d.meterKey === 'build_minutes')).toMatchObject({
+      delta: '2.5',
+      value: '12.5',
+      eventCountDelta: 0n,
+    });
+    expect(await value(c, 'build_minutes', at(40), at(41))).toEqual({ value: '0', events: 0 });
+    expect(await value(c, 'build_minutes', at(41), at(42))).toEqual({ value: '12.5', events: 1 });
+    const bad = await client
+      .amendEvent({
+        requestId: 'amend-2',
+        customerExternalId: c,
+        eventId: 'a1',
+        properties: { os: 'linux' },
+        reason: 'oops',
+      })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(bad).toMatchObject({ code: Code.InvalidArgument });
+    expect(await value(c, 'build_minutes', at(41), at(42))).toEqual({ value: '12.5', events: 1 });
+    const missing = await client
+      .voidEvent({ requestId: 'void-3', customerExternalId: c, eventId: 'nope', reason: '' })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(missing).toMatchObject({ code: Code.NotFound });
   });
 });

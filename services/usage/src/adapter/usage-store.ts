@@ -320,3 +320,90 @@ export async function listEvents(
     voided: r.voided,
   }));
 }
+
+/** A stored event found by its key, with what corrections need. */
+export interface FoundEvent extends StoredEventRow {
+  /** Times it was amended. */
+  amendmentCount: number;
+  /** When it last changed. */
+  updatedAt: Date | undefined;
+}
+
+/** The stored event of a customer with this id, locked for the correction, if any. */
+export async function findEventForUpdate(em: Em, customer: string, id: string): Promise<FoundEvent | undefined> {
+  const rows = await em.execute<
+    {
+      event_id: string;
+      event_type: string;
+      event_time: Date;
+      properties: JsonValue;
+      ingested_at: Date;
+      voided: boolean;
+      amendment_count: number;
+      updated_at: Date | null;
+    }[]
+  >(
+    `select e.event_id, e.event_type, e.event_time, e.properties, e.ingested_at, e.voided, e.amendment_count, e.updated_at
+       from usage_event_key k
+       join usage_event e on e.customer_external_id = k.customer_external_id and e.event_id = k.event_id
+                         and e.event_time = k.event_time
+      where k.customer_external_id = ? and k.event_id = ?
+      for update of k`,
+    [customer, id],
+  );
+  const r = rows[0];
+  if (!r) return undefined;
+  return {
+    id: r.event_id,
+    type: r.event_type,
+    time: new Date(r.event_time),
+    properties: r.properties,
+    ingestedAt: new Date(r.ingested_at),
+    voided: r.voided,
+    amendmentCount: r.amendment_count,
+    updatedAt: r.updated_at ? new Date(r.updated_at) : undefined,
+  };
+}
+
+/** Marks an event voided. */
+export async function voidEvent(em: Em, customer: string, event: FoundEvent, now: Date): Promise<void> {
+  await em.execute(
+    `update usage_event set voided = true, updated_at = ?
+      where customer_external_id = ? and event_id = ? and event_time = ?`,
+    [now, customer, event.id, event.time],
+  );
+}
+
+/** Replaces an event's time and properties (moving it to another partition if its month changes). */
+export async function amendEvent(
+  em: Em,
+  customer: string,
+  event: FoundEvent,
+  change: { time: Date; properties: JsonValue },
+  now: Date,
+): Promise<void> {
+  await em.execute(
+    `update usage_event set event_time = ?, properties = ?::jsonb, amendment_count = amendment_count + 1, updated_at = ?
+      where customer_external_id = ? and event_id = ? and event_time = ?`,
+    [change.time, JSON.stringify(change.properties), now, customer, event.id, event.time],
+  );
+  await em.execute('update usage_event_key set event_time = ? where customer_external_id = ? and event_id = ?', [
+    change.time,
+    customer,
+    event.id,
+  ]);
+}
+
+/** Deletes a meter's rollups and distinct values of one customer and hour (before rebuilding them). */
+export async function clearRollupHour(em: Em, meterKey: string, customer: string, hour: Date): Promise<void> {
+  await em.execute('delete from usage_rollup where meter_key = ? and customer_external_id = ? and hour = ?', [
+    meterKey,
+    customer,
+    hour,
+  ]);
+  await em.execute('delete from usage_distinct where meter_key = ? and customer_external_id = ? and hour = ?', [
+    meterKey,
+    customer,
+    hour,
+  ]);
+}

@@ -60,4 +60,12 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
       )`,
     ],
   },
+  {
+    name: '0002_corrections',
+    statements: [
+      // Amendments and voids (S11): how often an event was amended, and when it last changed.
+      'alter table usage_event add column amendment_count integer not null default 0',
+      'alter table usage_event add column updated_at timestamptz',
+    ],
+  },
 ];

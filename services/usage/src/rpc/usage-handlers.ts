@@ -17,6 +17,7 @@ import { findMeter, listEvents } from '../adapter/usage-store.ts';
 import { MAX_BATCH_SIZE } from '../domain/usage-event.ts';
 import { usageWindows } from '../domain/windows.ts';
 import { aggregateUsage } from '../service/aggregate-usage.ts';
+import { correctEvent } from '../service/correct-event.ts';
 import { countResults, ingestEvents } from '../service/ingest-events.ts';
 
 /** Most problems reported by one ingestion stream. */
@@ -142,6 +143,26 @@ export function usageHandlers(context: ServiceContext): Partial<ServiceImpl<type
         nextPageToken,
       };
     },
+
+    amendEvent: (req) =>
+      mutate(context, UsageService.method.amendEvent, req, (scope) =>
+        correctEvent(
+          scope,
+          req.customerExternalId,
+          req.eventId,
+          {
+            kind: 'amend',
+            time: req.eventTime ? timestampDate(req.eventTime) : undefined,
+            properties: req.properties,
+          },
+          req.reason,
+        ),
+      ),
+
+    voidEvent: (req) =>
+      mutate(context, UsageService.method.voidEvent, req, (scope) =>
+        correctEvent(scope, req.customerExternalId, req.eventId, { kind: 'void' }, req.reason),
+      ),
 
     async getPeriodUsage(req) {
       const [start, end] = readRange(req.period, 'period');

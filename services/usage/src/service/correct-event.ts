@@ -1,0 +1,176 @@
+// Correcting stored usage (S11): voiding an event, or amending its time or properties. The hourly buckets it
+// touched are rebuilt from raw events (max, latest and unique counts cannot be un-added), and the change of
+// every affected meter and period is answered and published, in the same transaction.
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
+import type { MutationScope } from '@billing/kit/mutation';
+import { recordEvent } from '@billing/kit/outbox';
+import { Decimal } from '@billing/money';
+import type { Meter } from '@billing/proto/billing/catalog/v1/resources_pb';
+import {
+  type StoredEvent,
+  StoredEventSchema,
+  type UsageDelta,
+  UsageDeltaSchema,
+} from '@billing/proto/billing/usage/v1/resources_pb';
+import { create, type JsonObject } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import {
+  amendEvent,
+  applyRollups,
+  clearRollupHour,
+  type FoundEvent,
+  findEventForUpdate,
+  metersForTypes,
+  rawEvents,
+  voidEvent,
+} from '../adapter/usage-store.ts';
+import { usageEventAmended, usageEventVoided } from '../domain/events.ts';
+import { meterSelects, readEvent } from '../domain/meter.ts';
+import { billingPeriodOf } from '../domain/periods.ts';
+import { hourOf, rollupDeltas } from '../domain/rollup.ts';
+import { MAX_FUTURE_MS, MAX_PROPERTIES_BYTES, RETENTION_MS, type ValidEvent } from '../domain/usage-event.ts';
+import { aggregateUsage } from './aggregate-usage.ts';
+
+/** What to do to the event. */
+export type Correction = { kind: 'void' } | { kind: 'amend'; time?: Date; properties?: JsonObject };
+
+const HOUR = 3_600_000;
+
+function toStored(customer: string, e: FoundEvent): StoredEvent {
+  return create(StoredEventSchema, {
+    event: {
+      id: e.id,
+      customerExternalId: customer,
+      type: e.type,
+      eventTime: timestampFromDate(e.time),
+      properties: e.properties as JsonObject,
+    },
+    ingestTime: timestampFromDate(e.ingestedAt),
+    voided: e.voided,
+    amendmentCount: e.amendmentCount,
+    updateTime: e.updatedAt ? timestampFromDate(e.updatedAt) : undefined,
+  });
+}
+
+// Rebuilds a meter's bucket of one customer and hour from the raw events still counting.
+async function rebuildHour(scope: MutationScope, meter: Meter, customer: string, hour: Date): Promise<void> {
+  await clearRollupHour(scope.em, meter.key, customer, hour);
+  const events: ValidEvent[] = (
+    await rawEvents(scope.em, customer, meter.eventType, hour, new Date(hour.getTime() + HOUR))
+  ).map((e, index) => ({
+    index,
+    id: e.id,
+    customer,
+    type: meter.eventType,
+    time: e.time,
+    properties: e.properties as JsonObject,
+    fingerprint: '',
+  }));
+  await applyRollups(scope.em, rollupDeltas(events, [meter]));
+}
+
+async function periodValues(
+  scope: MutationScope,
+  meters: readonly Meter[],
+  customer: string,
+  periods: readonly [Date, Date][],
+) {
+  const values = new Map<string, { value: string; count: number }>();
+  for (const meter of meters) {
+    for (const period of periods) {
+      const [total] = await aggregateUsage(scope.em, { meter, customer, windows: [period], groupBy: [], filters: [] });
+      values.set(`${meter.key}|${period[0].toISOString()}`, {
+        value: total?.value.toFixed() ?? '0',
+        count: total?.eventCount ?? 0,
+      });
+    }
+  }
+  return values;
+}
+
+/** Voids or amends one stored event; returns it as it now is and the resulting changes. */
+export async function correctEvent(
+  scope: MutationScope,
+  customer: string,
+  eventId: string,
+  correction: Correction,
+  reason: string,
+): Promise<{ event: StoredEvent; deltas: UsageDelta[] }> {
+  if (reason.length > 500)
+    throw new InvalidArgumentError('reason is too long', [{ field: 'reason', description: 'at most 500 characters' }]);
+  const found = await findEventForUpdate(scope.em, customer, eventId);
+  if (!found) throw new NotFoundError('EVENT_NOT_FOUND', `no event "${eventId}" of customer "${customer}"`);
+  if (found.voided) throw new FailedPreconditionError('EVENT_VOIDED', `event "${eventId}" is voided`);
+  const time = correction.kind === 'amend' ? (correction.time ?? found.time) : found.time;
+  const properties =
+    correction.kind === 'amend'
+      ? (correction.properties ?? (found.properties as JsonObject))
+      : (found.properties as JsonObject);
+  if (correction.kind === 'amend') {
+    if (time.getTime() > scope.now.getTime() + MAX_FUTURE_MS || time.getTime() < scope.now.getTime() - RETENTION_MS) {
+      throw new InvalidArgumentError('event_time is out of range', [
+        { field: 'event_time', description: 'at most 5 minutes ahead and within the 400-day retention' },
+      ]);
+    }
+    if (Buffer.byteLength(JSON.stringify(properties)) > MAX_PROPERTIES_BYTES) {
+      throw new InvalidArgumentError('properties are too large', [
+        { field: 'properties', description: 'at most 64 KiB' },
+      ]);
+    }
+  }
+  const meters = await metersForTypes(scope.em, [found.type]);
+  for (const meter of meters) {
+    if (
+      correction.kind === 'amend' &&
+      meterSelects(meter, found.type, properties) &&
+      typeof readEvent(meter, properties) === 'string'
+    ) {
+      throw new InvalidArgumentError('a meter cannot read the amended event', [
+        { field: 'properties', description: `meter ${meter.key} needs a value in "${meter.valueProperty}"` },
+      ]);
+    }
+  }
+  const periods = [billingPeriodOf(found.time), billingPeriodOf(time)].filter(
+    (p, i, all) => all.findIndex((q) => q[0].getTime() === p[0].getTime()) === i,
+  );
+  const before = await periodValues(scope, meters, customer, periods);
+  if (correction.kind === 'void') await voidEvent(scope.em, customer, found, scope.now);
+  else await amendEvent(scope.em, customer, found, { time, properties }, scope.now);
+  const hours = [hourOf(found.time), hourOf(time)].filter(
+    (h, i, all) => all.findIndex((x) => x.getTime() === h.getTime()) === i,
+  );
+  for (const meter of meters) for (const hour of hours) await rebuildHour(scope, meter, customer, hour);
+  const after = await periodValues(scope, meters, customer, periods);
+
+  const deltas: UsageDelta[] = [];
+  for (const meter of meters) {
+    for (const period of periods) {
+      const key = `${meter.key}|${period[0].toISOString()}`;
+      const was = before.get(key);
+      const now = after.get(key);
+      if (!was || !now || (was.value === now.value && was.count === now.count)) continue;
+      deltas.push(
+        create(UsageDeltaSchema, {
+          meterKey: meter.key,
+          period: { startTime: timestampFromDate(period[0]), endTime: timestampFromDate(period[1]) },
+          delta: new Decimal(now.value).minus(was.value).toFixed(),
+          value: now.value,
+          eventCountDelta: BigInt(now.count - was.count),
+        }),
+      );
+    }
+  }
+  const updated = await findEventForUpdate(scope.em, customer, eventId);
+  if (!updated) throw new Error('the corrected event cannot be read back');
+  const event = toStored(customer, updated);
+  const context = { aggregateId: `${customer}/${eventId}`, occurredTime: scope.now, requestId: scope.requestId };
+  if (correction.kind === 'void') await recordEvent(scope.em, usageEventVoided, { event, deltas, reason }, context);
+  else
+    await recordEvent(
+      scope.em,
+      usageEventAmended,
+      { previousEvent: toStored(customer, found), event, deltas, reason },
+      context,
+    );
+  return { event, deltas };
+}
