@@ -4,7 +4,12 @@ import { catalogService } from '@billing/catalog';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { FilterOperator, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
-import { type UsageEventVoided, UsageEventVoidedSchema } from '@billing/proto/billing/usage/events/v1/events_pb';
+import {
+  type MeterUsageDelta,
+  MeterUsageDeltaSchema,
+  type UsageEventVoided,
+  UsageEventVoidedSchema,
+} from '@billing/proto/billing/usage/events/v1/events_pb';
 import { IngestStatus, RejectReason } from '@billing/proto/billing/usage/v1/resources_pb';
 import { UsageService, Window } from '@billing/proto/billing/usage/v1/usage_service_pb';
 import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
@@ -438,5 +443,32 @@ describe('corrections', () => {
       .voidEvent({ requestId: 'void-3', customerExternalId: c, eventId: 'nope', reason: '' })
       .catch((e: unknown) => ConnectError.from(e));
     expect(missing).toMatchObject({ code: Code.NotFound });
+  });
+});
+
+describe('usage deltas', () => {
+  test('ingested usage is published as per-meter deltas whose changes add up to the period value', async () => {
+    const c = 'delta-customer';
+    const seen: MeterUsageDelta[] = [];
+    const subscription = await bus.consume({
+      stream: 'usage',
+      durable: 'test-deltas',
+      subjects: ['billing.usage.meter.delta'],
+      handle: async (d) => {
+        const delta = fromBinary(MeterUsageDeltaSchema, d.message.payload);
+        if (delta.customerExternalId === c) seen.push(delta);
+      },
+    });
+    for (const n of [1, 2, 3]) {
+      await client.ingestEvents({ events: [event(`d${n}`, c, 'build.finished', at(7), { minutes: n, os: 'linux' })] });
+    }
+    const minutes = () => seen.filter((s) => s.meterKey === 'build_minutes').flatMap((s) => s.deltas);
+    for (let i = 0; i < 100 && minutes().at(-1)?.value !== '6'; i++) await new Promise((r) => setTimeout(r, 50));
+    await subscription.stop();
+    expect(minutes().at(-1)).toMatchObject({ value: '6' });
+    expect(minutes().reduce((sum, d) => sum + Number(d.delta), 0)).toBe(6);
+    expect(minutes().reduce((sum, d) => sum + d.eventCountDelta, 0n)).toBe(3n);
+    // Batched: never more messages than batches.
+    expect(seen.filter((s) => s.meterKey === 'build_minutes').length).toBeLessThanOrEqual(3);
   });
 });

@@ -407,3 +407,87 @@ export async function clearRollupHour(em: Em, meterKey: string, customer: string
     hour,
   ]);
 }
+
+/** One (customer, meter, period) touched by a batch. */
+export interface TouchedPeriod {
+  /** The customer's external id. */
+  customer: string;
+  /** The meter. */
+  meterKey: string;
+  /** The billing period. */
+  period: [Date, Date];
+  /** Events the batch added. */
+  eventCount: number;
+}
+
+/** Records what a batch touched, for the delta publisher (in the batch's transaction). */
+export async function recordTouchedPeriods(em: Em, touched: readonly TouchedPeriod[], now: Date): Promise<void> {
+  if (touched.length === 0) return;
+  await em.execute(
+    `insert into usage_pending_delta (customer_external_id, meter_key, period_start, period_end, event_count, last_ingest_at)
+     select c, m, s, e, n, ? from jsonb_to_recordset(?::jsonb) as x(c text, m text, s timestamptz, e timestamptz, n bigint)`,
+    [
+      now,
+      JSON.stringify(
+        touched.map((t) => ({
+          c: t.customer,
+          m: t.meterKey,
+          s: t.period[0].toISOString(),
+          e: t.period[1].toISOString(),
+          n: t.eventCount,
+        })),
+      ),
+    ],
+  );
+}
+
+/** Takes (deletes and returns, merged) up to `limit` pending rows that no other publisher holds. */
+export async function takePendingDeltas(em: Em, limit: number) {
+  const rows = await em.execute<
+    { customer_external_id: string; meter_key: string; period_start: Date; period_end: Date; last_ingest_at: Date }[]
+  >(
+    `delete from usage_pending_delta where id in (
+       select id from usage_pending_delta order by id limit ? for update skip locked)
+     returning customer_external_id, meter_key, period_start, period_end, last_ingest_at`,
+    [limit],
+  );
+  const merged = new Map<string, { customer: string; meterKey: string; period: [Date, Date]; lastIngest: Date }>();
+  for (const r of rows) {
+    const key = JSON.stringify([r.customer_external_id, r.meter_key, new Date(r.period_start).toISOString()]);
+    const last = new Date(r.last_ingest_at);
+    const seen = merged.get(key);
+    if (seen) {
+      if (last > seen.lastIngest) seen.lastIngest = last;
+    } else {
+      merged.set(key, {
+        customer: r.customer_external_id,
+        meterKey: r.meter_key,
+        period: [new Date(r.period_start), new Date(r.period_end)],
+        lastIngest: last,
+      });
+    }
+  }
+  return [...merged.values()];
+}
+
+/** Swaps the last published value of a (customer, meter, period) for `next`; returns the previous one. */
+export async function swapPublishedValue(
+  em: Em,
+  key: { customer: string; meterKey: string; periodStart: Date },
+  next: { value: string; eventCount: number },
+): Promise<{ value: string; eventCount: number }> {
+  const rows = await em.execute<{ value: string; event_count: string }[]>(
+    `select value::text as value, event_count from usage_published_value
+      where customer_external_id = ? and meter_key = ? and period_start = ? for update`,
+    [key.customer, key.meterKey, key.periodStart],
+  );
+  await em.execute(
+    `insert into usage_published_value (customer_external_id, meter_key, period_start, value, event_count)
+     values (?, ?, ?, ?, ?)
+     on conflict (customer_external_id, meter_key, period_start) do update set value = excluded.value,
+       event_count = excluded.event_count`,
+    [key.customer, key.meterKey, key.periodStart, next.value, next.eventCount],
+  );
+  const previous = rows[0];
+  return previous ? { value: previous.value, eventCount: Number(previous.event_count) } : { value: '0', eventCount: 0 };
+}

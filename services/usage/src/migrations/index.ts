@@ -68,4 +68,28 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
       'alter table usage_event add column updated_at timestamptz',
     ],
   },
+  {
+    name: '0003_deltas',
+    statements: [
+      // What ingestion changed, per batch, customer, meter and period, until the delta publisher takes it.
+      `create table usage_pending_delta (
+        id bigserial primary key,
+        customer_external_id text not null,
+        meter_key text not null,
+        period_start timestamptz not null,
+        period_end timestamptz not null,
+        event_count bigint not null,
+        last_ingest_at timestamptz not null
+      )`,
+      // The last value published per customer, meter and period, so each delta is exact for every aggregation.
+      `create table usage_published_value (
+        customer_external_id text not null,
+        meter_key text not null,
+        period_start timestamptz not null,
+        value numeric not null,
+        event_count bigint not null,
+        primary key (customer_external_id, meter_key, period_start)
+      )`,
+    ],
+  },
 ];

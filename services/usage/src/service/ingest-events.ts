@@ -11,7 +11,16 @@ import {
 } from '@billing/proto/billing/usage/v1/resources_pb';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { create } from '@bufbuild/protobuf';
-import { applyRollups, claimEventKeys, insertEvents, metersForTypes } from '../adapter/usage-store.ts';
+import {
+  applyRollups,
+  claimEventKeys,
+  insertEvents,
+  metersForTypes,
+  recordTouchedPeriods,
+  type TouchedPeriod,
+} from '../adapter/usage-store.ts';
+import { billingPeriodOf } from '../domain/periods.ts';
+import type { RollupDelta } from '../domain/rollup.ts';
 import { rollupDeltas, unreadableEvents } from '../domain/rollup.ts';
 import { isRejection, type ValidEvent, validateEvent } from '../domain/usage-event.ts';
 
@@ -57,7 +66,9 @@ export async function ingestEvents(
   const claim = await claimEventKeys(em, readable);
   const accepted = readable.filter((e) => claim.accepted.has(e.index));
   await insertEvents(em, accepted, now);
-  await applyRollups(em, rollupDeltas(accepted, meters));
+  const deltas = rollupDeltas(accepted, meters);
+  await applyRollups(em, deltas);
+  await recordTouchedPeriods(em, touchedPeriods(deltas), now);
   for (const e of readable) {
     const duplicate = claim.duplicates.get(e.index);
     results[e.index - offset] = create(IngestResultSchema, {
@@ -73,6 +84,19 @@ export async function ingestEvents(
     });
   }
   return results;
+}
+
+/** The (customer, meter, period) triples a batch's rollup deltas touch, with the events they add. */
+function touchedPeriods(deltas: readonly RollupDelta[]): TouchedPeriod[] {
+  const touched = new Map<string, TouchedPeriod>();
+  for (const d of deltas) {
+    const period = billingPeriodOf(d.hour);
+    const key = JSON.stringify([d.customer, d.meterKey, period[0].getTime()]);
+    const seen = touched.get(key);
+    if (seen) seen.eventCount += d.eventCount;
+    else touched.set(key, { customer: d.customer, meterKey: d.meterKey, period, eventCount: d.eventCount });
+  }
+  return [...touched.values()];
 }
 
 /** Counts of a batch's results by status. */
