@@ -14,7 +14,6 @@ import { saveMeter } from '../src/adapter/usage-store.ts';
 import { usageService } from '../src/definition.ts';
 
 const EVENTS = Number(process.env.BENCH_PERIOD_EVENTS ?? 10_000_000);
-const HOUR = 3_600_000;
 const bus = createMemoryBus();
 const service = await startTestService(usageService, { bus });
 await service.context.db.transaction((em) =>
