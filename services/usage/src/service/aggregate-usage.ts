@@ -1,12 +1,10 @@
 // A meter's value for one customer over windows of time, per group: whole hours from the rollups, the partial
-// hours at each window's edges (billing periods and local days start at any second) from raw events. Exact,
-// and never a scan of the whole range's raw events.
+// hours at each window's edges (billing periods and local days start at any second) aggregated in SQL from raw
+// events. Exact, and never a scan of the whole range's raw events.
 import type { Em } from '@billing/kit/db';
 import { Decimal } from '@billing/money';
 import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
-import type { JsonObject } from '@bufbuild/protobuf';
-import { distinctValues, rawEvents, rollupRows } from '../adapter/usage-store.ts';
-import { meterSelects, readEvent } from '../domain/meter.ts';
+import { distinctValues, edgeAggregates, rollupRows } from '../adapter/usage-store.ts';
 
 const HOUR = 3_600_000;
 
@@ -127,16 +125,12 @@ export async function aggregateUsage(em: Em, query: UsageQuery): Promise<UsageVa
     }
   });
   for (const [window, from, to] of edges) {
-    for (const event of await rawEvents(em, customer, meter.eventType, from, to)) {
-      const properties = event.properties as JsonObject;
-      if (!meterSelects(meter, meter.eventType, properties)) continue;
-      const reading = readEvent(meter, properties);
-      if (typeof reading === 'string') continue;
-      const group = project(reading.group);
+    for (const edge of await edgeAggregates(em, meter, customer, from, to)) {
+      const group = project(JSON.stringify(edge.dimensions));
       if (group === undefined) continue;
       const acc = accumulator(window, group);
-      if (reading.distinct !== undefined) acc.distinct.add(reading.distinct);
-      acc.add(reading.value, 1, { time: event.time, id: event.id });
+      for (const value of edge.distinct) acc.distinct.add(value);
+      acc.add(edge.value, edge.eventCount, edge.latest);
     }
   }
   const values: UsageValue[] = [];
