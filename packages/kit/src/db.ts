@@ -6,6 +6,7 @@ import { Migration, Migrator } from '@mikro-orm/migrations';
 import { MikroORM as PgliteOrm } from '@mikro-orm/pglite';
 import { MikroORM as PostgresOrm } from '@mikro-orm/postgresql';
 import type { EntitySchema, MikroORM, SqlEntityManager } from '@mikro-orm/sql';
+import { CompiledQuery } from 'kysely';
 import type { Logger } from 'pino';
 import { UnavailableError } from './errors.ts';
 import { KIT_MIGRATIONS } from './kit-schema.ts';
@@ -118,4 +119,13 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     },
     close: () => orm.close(true),
   };
+}
+
+/**
+ * Runs SQL with bound parameters (`$1`, `$2`...) in `em`'s transaction. For statements with large parameters
+ * (a batch as one JSON document): `em.execute` inlines parameters into the SQL text, escaping them first.
+ */
+export async function queryBound<Row>(em: Em, text: string, params: readonly unknown[]): Promise<Row[]> {
+  const result = await em.getKysely().executeQuery<Row>(CompiledQuery.raw(text, [...params]));
+  return [...result.rows];
 }

@@ -1,6 +1,6 @@
 // Persistence of the usage service, in set-oriented SQL (one statement per batch and table, rows passed as
 // one JSON parameter): ingestion must reach tens of thousands of events per second.
-import type { Em } from '@billing/kit/db';
+import { type Em, queryBound } from '@billing/kit/db';
 import { Decimal } from '@billing/money';
 import {
   FilterOperator,
@@ -75,9 +75,10 @@ export async function claimEventKeys(em: Em, events: readonly ValidEvent[]): Pro
   const rows = JSON.stringify(
     candidates.map((e) => ({ c: e.customer, i: e.id, f: e.fingerprint, t: e.time.toISOString() })),
   );
-  const inserted = await em.execute<{ c: string; i: string }[]>(
+  const inserted = await queryBound<{ c: string; i: string }>(
+    em,
     `insert into usage_event_key (customer_external_id, event_id, fingerprint, event_time)
-     select c, i, f, t from jsonb_to_recordset(?::jsonb) as x(c text, i text, f text, t timestamptz)
+     select c, i, f, t from jsonb_to_recordset($1::jsonb) as x(c text, i text, f text, t timestamptz)
      order by c, i
      on conflict do nothing
      returning customer_external_id as c, event_id as i`,
@@ -87,9 +88,10 @@ export async function claimEventKeys(em: Em, events: readonly ValidEvent[]): Pro
   const lost = candidates.filter((e) => !claimed.has(JSON.stringify([e.customer, e.id])));
   for (const e of candidates) if (claimed.has(JSON.stringify([e.customer, e.id]))) accepted.add(e.index);
   if (lost.length > 0) {
-    const existing = await em.execute<{ c: string; i: string; f: string }[]>(
+    const existing = await queryBound<{ c: string; i: string; f: string }>(
+      em,
       `select k.customer_external_id as c, k.event_id as i, k.fingerprint as f
-         from usage_event_key k join jsonb_to_recordset(?::jsonb) as x(c text, i text)
+         from usage_event_key k join jsonb_to_recordset($1::jsonb) as x(c text, i text)
            on k.customer_external_id = x.c and k.event_id = x.i`,
       [JSON.stringify(lost.map((e) => ({ c: e.customer, i: e.id })))],
     );
@@ -105,9 +107,10 @@ export async function claimEventKeys(em: Em, events: readonly ValidEvent[]): Pro
 /** Stores accepted raw events. */
 export async function insertEvents(em: Em, events: readonly ValidEvent[], now: Date): Promise<void> {
   if (events.length === 0) return;
-  await em.execute(
+  await queryBound(
+    em,
     `insert into usage_event (customer_external_id, event_id, event_type, event_time, properties, ingested_at)
-     select c, i, y, t, p, ? from jsonb_to_recordset(?::jsonb) as x(c text, i text, y text, t timestamptz, p jsonb)`,
+     select c, i, y, t, p, $1 from jsonb_to_recordset($2::jsonb) as x(c text, i text, y text, t timestamptz, p jsonb)`,
     [
       now,
       JSON.stringify(
@@ -128,11 +131,12 @@ const AGGREGATION_NAME: Record<number, string> = {
 /** Adds a batch's deltas to the hourly rollups (and distinct values), in bucket order. */
 export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Promise<void> {
   if (deltas.length === 0) return;
-  await em.execute(
+  await queryBound(
+    em,
     `insert into usage_rollup as r
        (meter_key, customer_external_id, group_key, hour, aggregation, value, event_count, latest_time, latest_event_id)
      select m, c, g, h, a, v, n, lt, li
-       from jsonb_to_recordset(?::jsonb) as x(m text, c text, g text, h timestamptz, a text, v numeric, n bigint,
+       from jsonb_to_recordset($1::jsonb) as x(m text, c text, g text, h timestamptz, a text, v numeric, n bigint,
                                              lt timestamptz, li text)
      on conflict (meter_key, customer_external_id, hour, group_key) do update set
        event_count = r.event_count + excluded.event_count,
@@ -168,9 +172,10 @@ export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Prom
     [...d.distinct].map((v) => ({ m: d.meterKey, c: d.customer, g: d.group, h: d.hour.toISOString(), v })),
   );
   if (distinct.length > 0) {
-    await em.execute(
+    await queryBound(
+      em,
       `insert into usage_distinct (meter_key, customer_external_id, group_key, hour, value)
-       select m, c, g, h, v from jsonb_to_recordset(?::jsonb) as x(m text, c text, g text, h timestamptz, v text)
+       select m, c, g, h, v from jsonb_to_recordset($1::jsonb) as x(m text, c text, g text, h timestamptz, v text)
        order by m, c, h, g, v
        on conflict do nothing`,
       [JSON.stringify(distinct)],
@@ -516,9 +521,10 @@ export interface TouchedPeriod {
 /** Records what a batch touched, for the delta publisher (in the batch's transaction). */
 export async function recordTouchedPeriods(em: Em, touched: readonly TouchedPeriod[], now: Date): Promise<void> {
   if (touched.length === 0) return;
-  await em.execute(
+  await queryBound(
+    em,
     `insert into usage_pending_delta (customer_external_id, meter_key, period_start, period_end, event_count, last_ingest_at)
-     select c, m, s, e, n, ? from jsonb_to_recordset(?::jsonb) as x(c text, m text, s timestamptz, e timestamptz, n bigint)`,
+     select c, m, s, e, n, $1 from jsonb_to_recordset($2::jsonb) as x(c text, m text, s timestamptz, e timestamptz, n bigint)`,
     [
       now,
       JSON.stringify(
