@@ -97,20 +97,32 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   const tcp = net.createServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    socket.once('data', (first: Buffer) => {
+    // A client that connects and resets before sending anything (a port scan, a TCP probe) must not crash
+    // the process; once handed over, the HTTP servers handle the socket's errors.
+    const dropped = () => socket.destroy();
+    socket.on('error', dropped);
+    let head = Buffer.alloc(0);
+    const sniff = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      // "PRI" starts the HTTP/2 preface and no HTTP/1.1 method, but "P" alone could be "POST" or "PUT":
+      // decide on three bytes at least.
+      if (head.length < 3) return;
+      socket.off('data', sniff);
+      socket.off('error', dropped);
       // Put the sniffed bytes back. An HTTP/2 session reads the socket's native handle but first takes what
       // is buffered (Node emulates receiving it), so the socket must stay paused for it; the HTTP/1.1
       // parser reads through the stream, so it is resumed.
       socket.pause();
-      socket.unshift(first);
-      const prefix = first.subarray(0, Math.min(first.length, HTTP2_PREFACE.length));
+      socket.unshift(head);
+      const prefix = head.subarray(0, Math.min(head.length, HTTP2_PREFACE.length));
       if (HTTP2_PREFACE.subarray(0, prefix.length).equals(prefix)) {
         h2.emit('connection', socket);
       } else {
         h1.emit('connection', socket);
         socket.resume();
       }
-    });
+    };
+    socket.on('data', sniff);
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,6 @@
 // The kit's server: health, both reflection versions, error mapping, HTTP/1.1 and HTTP/2 on one port.
 
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { BadRequestSchema, ErrorInfoSchema } from '@billing/proto/google/rpc/error_details_pb';
@@ -145,5 +146,43 @@ describe('health and reflection', () => {
       files.map((f) => f.toString('latin1')).some((f) => f.includes('billing/catalog/v1/catalog_service.proto')),
     ).toBe(true);
     expect(responses[2]?.error_response?.error_code).toBe(5);
+  });
+});
+
+describe('connections', () => {
+  test('a client that connects and resets before sending anything does not take the server down', async () => {
+    await new Promise<void>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port: server.port }, () => {
+        socket.resetAndDestroy();
+        resolve();
+      });
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const client = createClient(CatalogService, createGrpcTransport({ baseUrl }));
+    expect((await client.getFeature({ key: 'sso' })).feature?.name).toBe('SSO');
+  });
+
+  test('an HTTP/1.1 POST arriving one byte at a time is routed to HTTP/1.1, not mistaken for HTTP/2', async () => {
+    const body = JSON.stringify({ key: 'sso' });
+    const request =
+      `POST /billing.catalog.v1.CatalogService/GetFeature HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+    const response = await new Promise<string>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: server.port }, async () => {
+        for (const byte of request.slice(0, 6)) {
+          socket.write(byte);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        socket.write(request.slice(6));
+      });
+      let text = '';
+      socket.on('data', (d) => {
+        text += d.toString();
+      });
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(response.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    expect(response).toContain('"name":"SSO"');
   });
 });
