@@ -30,6 +30,12 @@ describe('time zones', () => {
     ).toBe('2026-03-08T07:00:00.000Z');
   });
 
+  test('an ambiguous wall time (the autumn hour that repeats) takes its first occurrence', () => {
+    expect(
+      fromLocal({ year: 2026, month: 11, day: 1, hour: 1, minute: 30, second: 0 }, 'America/New_York').toISOString(),
+    ).toBe('2026-11-01T05:30:00.000Z');
+  });
+
   test('unknown zones are refused', () => {
     expect(isTimeZone('Europe/Berlin')).toBe(true);
     expect(isTimeZone('Mars/Olympus')).toBe(false);
