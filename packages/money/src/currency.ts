@@ -159,6 +159,7 @@ const MINOR_UNITS: Readonly<Record<string, number>> = {
   TZS: 2,
   UAH: 2,
   USD: 2,
+  UYU: 2,
   USN: 2,
   UZS: 2,
   VED: 2,

@@ -5,9 +5,12 @@ import decimalModule from 'decimal.js';
 // decimal.js ships CommonJS-style types over an ES module whose default export is the class.
 const DecimalJs = decimalModule as unknown as typeof import('decimal.js').Decimal;
 
-/** The decimal type: an isolated decimal.js constructor with enough precision for any amount we keep. */
+/**
+ * The decimal type: an isolated decimal.js constructor. 200 significant digits keep every sum and product of
+ * accepted amounts (40 characters at most) exact; only division rounds.
+ */
 export const Decimal = DecimalJs.clone({
-  precision: 60,
+  precision: 200,
   rounding: DecimalJs.ROUND_HALF_EVEN,
   toExpNeg: -100,
   toExpPos: 100,
@@ -20,7 +23,7 @@ export const MAX_FRACTION_DIGITS = 12;
 /** Longest decimal string accepted. */
 export const MAX_DECIMAL_LENGTH = 40;
 
-const DECIMAL_STRING = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+const DECIMAL_STRING = /^-?[0-9]+(\.[0-9]+)?$/;
 
 /** A string that is not a decimal of the API's format. */
 export class InvalidDecimalError extends Error {
@@ -34,8 +37,8 @@ export class InvalidDecimalError extends Error {
 }
 
 /**
- * Parses a decimal string of the API: optional "-", digits without leading zeros, optional "." and 1-12
- * digits. No exponent, no "+", no spaces.
+ * Parses a decimal string of the API: optional "-", digits, optional "." and 1-12 digits. No exponent, no
+ * "+", no spaces.
  */
 export function parseDecimal(value: string): Decimal {
   if (value.length === 0 || value.length > MAX_DECIMAL_LENGTH) {
@@ -49,8 +52,15 @@ export function parseDecimal(value: string): Decimal {
   return new Decimal(value);
 }
 
-/** The canonical string of a decimal: plain notation, no exponent, no trailing zeros beyond `scale` if given. */
+/**
+ * The canonical string of a decimal: plain notation, no exponent; with `scale`, padded to that many decimals.
+ * It never rounds: a value with more decimals than `scale` is refused (round it first, naming the mode).
+ */
 export function formatDecimal(value: Decimal, scale?: number): string {
+  if (!value.isFinite()) throw new InvalidDecimalError(value.toString(), 'not a finite number');
+  if (scale !== undefined && value.decimalPlaces() > scale) {
+    throw new RangeError(`${value.toFixed()} has more than ${scale} decimals: round it first`);
+  }
   const text = scale === undefined ? value.toFixed() : value.toFixed(scale);
   // decimal.js writes negative zero as "-0"; money has no sign for zero.
   return /^-0(\.0*)?$/.test(text) ? text.slice(1) : text;

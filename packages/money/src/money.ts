@@ -1,6 +1,6 @@
 // An amount of money: a currency and an exact decimal. Immutable; arithmetic across currencies is refused.
 import { minorUnits } from './currency.ts';
-import { Decimal, formatDecimal, parseDecimal } from './decimal.ts';
+import { Decimal, formatDecimal, InvalidDecimalError, parseDecimal } from './decimal.ts';
 import { type RoundingMode, roundDecimal } from './rounding.ts';
 
 /** Arithmetic between two currencies. */
@@ -29,7 +29,9 @@ export class Money {
   /** Money from a decimal string of the API (or a Decimal); checks the currency code. */
   static of(amount: string | Decimal, currency: string): Money {
     minorUnits(currency);
-    return new Money(currency, typeof amount === 'string' ? parseDecimal(amount) : amount);
+    const value = typeof amount === 'string' ? parseDecimal(amount) : amount;
+    if (!value.isFinite()) throw new InvalidDecimalError(value.toString(), 'not a finite number');
+    return new Money(currency, value);
   }
 
   /** Zero in `currency`. */

@@ -29,6 +29,7 @@ describe('currencies', () => {
       minorUnits('CLF'),
     ]).toEqual([2, 2, 0, 0, 3, 4]);
     expect(isCurrencyCode('usd')).toBe(false);
+    expect(minorUnits('UYU')).toBe(2);
     expect(isCurrencyCode('XYZ')).toBe(false);
     expect(() => minorUnits('toString')).toThrow(InvalidCurrencyError);
   });
@@ -39,12 +40,22 @@ describe('decimal strings', () => {
     expect(formatDecimal(parseDecimal(value))).toBe(value.replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, ''));
   });
 
-  test.each(['', '1e3', '+1', ' 1', '1.', '.5', '01', '1,5', 'NaN', 'Infinity', '0.1234567890123', '--1'])(
+  test.each(['', '1e3', '+1', ' 1', '1.', '.5', '1,5', 'NaN', 'Infinity', '0.1234567890123', '--1'])(
     'refuses %j',
     (value) => {
       expect(() => parseDecimal(value)).toThrow(InvalidDecimalError);
     },
   );
+
+  test('accepts leading zeros and prints without them', () => {
+    expect(formatDecimal(parseDecimal('00.50'))).toBe('0.5');
+    expect(formatDecimal(parseDecimal('007'))).toBe('7');
+  });
+
+  test('formatting to a scale never rounds silently', () => {
+    expect(formatDecimal(new Decimal('2.3'), 2)).toBe('2.30');
+    expect(() => formatDecimal(new Decimal('2.345'), 2)).toThrow(RangeError);
+  });
 
   test('never prints an exponent', () => {
     expect(formatDecimal(new Decimal('1e-20'))).toBe('0.00000000000000000001');
@@ -65,6 +76,19 @@ describe('arithmetic to the cent (PRODUCT.md S1)', () => {
     expect(usd('0.005').multiply('3').toString()).toBe('0.015');
     expect(Money.of('1500', 'JPY').multiply('1.5').round('half_up').toString()).toBe('2250');
     expect(Money.of('100', 'JPY').divide('3').round('half_even').toString()).toBe('33');
+  });
+
+  test('products of long amounts stay exact', () => {
+    const a = '123456789012345678901234567.123456789012';
+    const product = Money.of(a, 'USD').multiply(a).amount;
+    expect(product.equals(new Decimal(a).times(new Decimal(a)))).toBe(true);
+    expect(formatDecimal(product)).toBe(
+      '15241578753238836750495351373266271851918917442316720.864121934361153483936144',
+    );
+  });
+
+  test('money is finite', () => {
+    expect(() => Money.of(new Decimal(Number.NaN), 'USD')).toThrow(InvalidDecimalError);
   });
 
   test('currencies never mix', () => {
