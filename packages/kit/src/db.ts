@@ -46,8 +46,11 @@ export interface Database {
   readonly orm: MikroORM;
   /** A fresh entity manager for work outside a transaction (reads). */
   fork(): Em;
-  /** Runs `work` in one transaction on a fresh entity manager; commits if it returns, rolls back if it throws. */
-  transaction<T>(work: (em: Em) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` in one transaction on a fresh entity manager; commits if it returns, rolls back if it throws.
+   * `repeatable read` gives every statement of the transaction the same snapshot.
+   */
+  transaction<T>(work: (em: Em) => Promise<T>, isolation?: 'read committed' | 'repeatable read'): Promise<T>;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
   /** True when running on PGlite (one session: no real concurrency). */
@@ -105,9 +108,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     orm,
     embedded,
     fork: () => root.fork(),
-    async transaction(work) {
+    async transaction(work, isolation) {
       try {
-        return await root.fork().transactional((em) => work(em));
+        return await root.fork().transactional((em) => work(em), isolation ? { isolationLevel: isolation } : {});
       } catch (err) {
         if (isDatabaseUnavailable(err)) throw new UnavailableError('the database is unavailable', { cause: err });
         throw err;

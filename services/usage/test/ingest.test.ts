@@ -472,3 +472,51 @@ describe('usage deltas', () => {
     expect(seen.filter((s) => s.meterKey === 'build_minutes').length).toBeLessThanOrEqual(3);
   });
 });
+
+describe('usage deltas through corrections', () => {
+  test('max, latest and sum stay exact through increments, a void and more usage', async () => {
+    const c = 'delta-mix';
+    const seen: MeterUsageDelta[] = [];
+    const subscription = await bus.consume({
+      stream: 'usage',
+      durable: 'test-deltas-mix',
+      subjects: ['billing.usage.meter.delta'],
+      handle: async (d) => {
+        const delta = fromBinary(MeterUsageDeltaSchema, d.message.payload);
+        if (delta.customerExternalId === c) seen.push(delta);
+      },
+    });
+    const last = (meter: string) =>
+      seen
+        .filter((s) => s.meterKey === meter)
+        .flatMap((s) => s.deltas)
+        .at(-1)?.value;
+    const sumOfDeltas = (meter: string) =>
+      seen
+        .filter((s) => s.meterKey === meter)
+        .flatMap((s) => s.deltas)
+        .reduce((sum, d) => sum + Number(d.delta), 0);
+    const until = async (check: () => boolean) => {
+      for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+    };
+    for (const [id, gb, hour] of [
+      ['x1', 10, 8],
+      ['x2', 50, 8.1],
+      ['x3', 30, 8.2],
+    ] as const) {
+      await client.ingestEvents({ events: [event(id, c, 'storage.sampled', at(hour), { gb })] });
+    }
+    await until(() => last('peak_storage') === '50' && last('last_storage') === '30');
+    expect([last('peak_storage'), last('last_storage')]).toEqual(['50', '30']);
+    await client.voidEvent({ requestId: 'mix-void', customerExternalId: c, eventId: 'x2', reason: 'glitch' });
+    await until(() => last('peak_storage') === '30');
+    expect(last('peak_storage')).toBe('30');
+    await client.ingestEvents({ events: [event('x4', c, 'storage.sampled', at(8.3), { gb: 20 })] });
+    await until(() => last('last_storage') === '20');
+    await new Promise((r) => setTimeout(r, 400));
+    await subscription.stop();
+    expect([last('peak_storage'), last('last_storage')]).toEqual(['30', '20']);
+    // Every delta is the change from the previous published value: they add up to the final value.
+    expect([sumOfDeltas('peak_storage'), sumOfDeltas('last_storage')]).toEqual([30, 20]);
+  });
+});

@@ -9,6 +9,7 @@ import {
   MeterSchema,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import { mergeIncrements, type PeriodIncrement, type PeriodState } from '../domain/period-value.ts';
 import type { RollupDelta } from '../domain/rollup.ts';
 import type { ValidEvent } from '../domain/usage-event.ts';
 
@@ -506,7 +507,7 @@ export async function clearRollupHour(em: Em, meterKey: string, customer: string
   ]);
 }
 
-/** One (customer, meter, period) touched by a batch. */
+/** What one batch added to one (customer, meter, period). */
 export interface TouchedPeriod {
   /** The customer's external id. */
   customer: string;
@@ -514,17 +515,22 @@ export interface TouchedPeriod {
   meterKey: string;
   /** The billing period. */
   period: [Date, Date];
-  /** Events the batch added. */
-  eventCount: number;
+  /** What was added. */
+  increment: PeriodIncrement;
 }
 
-/** Records what a batch touched, for the delta publisher (in the batch's transaction). */
+const AGGREGATION_OF_NAME = Object.fromEntries(Object.entries(AGGREGATION_NAME).map(([k, v]) => [v, Number(k)]));
+
+/** Records what a batch added, for the delta publisher (in the batch's transaction). */
 export async function recordTouchedPeriods(em: Em, touched: readonly TouchedPeriod[], now: Date): Promise<void> {
   if (touched.length === 0) return;
   await queryBound(
     em,
-    `insert into usage_pending_delta (customer_external_id, meter_key, period_start, period_end, event_count, last_ingest_at)
-     select c, m, s, e, n, $1 from jsonb_to_recordset($2::jsonb) as x(c text, m text, s timestamptz, e timestamptz, n bigint)`,
+    `insert into usage_pending_delta (customer_external_id, meter_key, period_start, period_end, event_count,
+       last_ingest_at, aggregation, value, latest_time, latest_event_id, recompute)
+     select c, m, s, e, n, $1, a, v, lt, li, r
+       from jsonb_to_recordset($2::jsonb) as x(c text, m text, s timestamptz, e timestamptz, n bigint, a text,
+                                              v numeric, lt timestamptz, li text, r boolean)`,
     [
       now,
       JSON.stringify(
@@ -533,29 +539,69 @@ export async function recordTouchedPeriods(em: Em, touched: readonly TouchedPeri
           m: t.meterKey,
           s: t.period[0].toISOString(),
           e: t.period[1].toISOString(),
-          n: t.eventCount,
+          n: t.increment.eventCount,
+          a: AGGREGATION_NAME[t.increment.aggregation] ?? 'sum',
+          v: t.increment.value.toFixed(),
+          lt: t.increment.latest?.time.toISOString() ?? null,
+          li: t.increment.latest?.id ?? null,
+          r: t.increment.recompute,
         })),
       ),
     ],
   );
 }
 
-/** Takes (deletes and returns, merged) up to `limit` pending rows that no other publisher holds. */
-export async function takePendingDeltas(em: Em, limit: number) {
+/** A (customer, meter, period) with everything pending for it, merged. */
+export interface PendingPeriod {
+  /** The customer's external id. */
+  customer: string;
+  /** The meter. */
+  meterKey: string;
+  /** The billing period. */
+  period: [Date, Date];
+  /** Ingestion time of the last batch. */
+  lastIngest: Date;
+  /** Everything added since the last publication. */
+  increment: PeriodIncrement;
+}
+
+/** Takes (deletes and returns, merged per period) up to `limit` pending rows that no other publisher holds. */
+export async function takePendingDeltas(em: Em, limit: number): Promise<PendingPeriod[]> {
   const rows = await em.execute<
-    { customer_external_id: string; meter_key: string; period_start: Date; period_end: Date; last_ingest_at: Date }[]
+    {
+      customer_external_id: string;
+      meter_key: string;
+      period_start: Date;
+      period_end: Date;
+      last_ingest_at: Date;
+      event_count: string;
+      aggregation: string;
+      value: string;
+      latest_time: Date | null;
+      latest_event_id: string | null;
+      recompute: boolean;
+    }[]
   >(
     `delete from usage_pending_delta where id in (
        select id from usage_pending_delta order by id limit ? for update skip locked)
-     returning customer_external_id, meter_key, period_start, period_end, last_ingest_at`,
+     returning customer_external_id, meter_key, period_start, period_end, last_ingest_at, event_count,
+               aggregation, value::text as value, latest_time, latest_event_id, recompute`,
     [limit],
   );
-  const merged = new Map<string, { customer: string; meterKey: string; period: [Date, Date]; lastIngest: Date }>();
+  const merged = new Map<string, PendingPeriod>();
   for (const r of rows) {
     const key = JSON.stringify([r.customer_external_id, r.meter_key, new Date(r.period_start).toISOString()]);
+    const increment: PeriodIncrement = {
+      aggregation: AGGREGATION_OF_NAME[r.aggregation] ?? MeterAggregation.SUM,
+      value: new Decimal(r.value),
+      eventCount: Number(r.event_count),
+      latest: r.latest_time ? { time: new Date(r.latest_time), id: r.latest_event_id ?? '' } : undefined,
+      recompute: r.recompute,
+    };
     const last = new Date(r.last_ingest_at);
     const seen = merged.get(key);
     if (seen) {
+      seen.increment = mergeIncrements(seen.increment, increment);
       if (last > seen.lastIngest) seen.lastIngest = last;
     } else {
       merged.set(key, {
@@ -563,30 +609,55 @@ export async function takePendingDeltas(em: Em, limit: number) {
         meterKey: r.meter_key,
         period: [new Date(r.period_start), new Date(r.period_end)],
         lastIngest: last,
+        increment,
       });
     }
   }
   return [...merged.values()];
 }
 
-/** Swaps the last published value of a (customer, meter, period) for `next`; returns the previous one. */
-export async function swapPublishedValue(
+/** The last published state of a (customer, meter, period), locked until the transaction ends. */
+export async function lockPublishedValue(
   em: Em,
   key: { customer: string; meterKey: string; periodStart: Date },
-  next: { value: string; eventCount: number },
-): Promise<{ value: string; eventCount: number }> {
-  const rows = await em.execute<{ value: string; event_count: string }[]>(
-    `select value::text as value, event_count from usage_published_value
+): Promise<PeriodState> {
+  const rows = await em.execute<
+    { value: string; event_count: string; latest_time: Date | null; latest_event_id: string | null }[]
+  >(
+    `select value::text as value, event_count, latest_time, latest_event_id from usage_published_value
       where customer_external_id = ? and meter_key = ? and period_start = ? for update`,
     [key.customer, key.meterKey, key.periodStart],
   );
+  const row = rows[0];
+  if (!row) return { value: undefined, eventCount: 0 };
+  return {
+    value: new Decimal(row.value),
+    eventCount: Number(row.event_count),
+    latest: row.latest_time ? { time: new Date(row.latest_time), id: row.latest_event_id ?? '' } : undefined,
+  };
+}
+
+/** Stores the published state of a (customer, meter, period). */
+export async function savePublishedValue(
+  em: Em,
+  key: { customer: string; meterKey: string; periodStart: Date },
+  state: PeriodState,
+): Promise<void> {
   await em.execute(
-    `insert into usage_published_value (customer_external_id, meter_key, period_start, value, event_count)
-     values (?, ?, ?, ?, ?)
+    `insert into usage_published_value (customer_external_id, meter_key, period_start, value, event_count,
+       latest_time, latest_event_id)
+     values (?, ?, ?, ?, ?, ?, ?)
      on conflict (customer_external_id, meter_key, period_start) do update set value = excluded.value,
-       event_count = excluded.event_count`,
-    [key.customer, key.meterKey, key.periodStart, next.value, next.eventCount],
+       event_count = excluded.event_count, latest_time = excluded.latest_time,
+       latest_event_id = excluded.latest_event_id`,
+    [
+      key.customer,
+      key.meterKey,
+      key.periodStart,
+      (state.value ?? new Decimal(0)).toFixed(),
+      state.eventCount,
+      state.latest?.time ?? null,
+      state.latest?.id ?? null,
+    ],
   );
-  const previous = rows[0];
-  return previous ? { value: previous.value, eventCount: Number(previous.event_count) } : { value: '0', eventCount: 0 };
 }

@@ -92,4 +92,17 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
       )`,
     ],
   },
+  {
+    name: '0004_incremental_deltas',
+    statements: [
+      // What each batch added, so the publisher moves values forward instead of recomputing them.
+      "alter table usage_pending_delta add column aggregation text not null default 'sum'",
+      'alter table usage_pending_delta add column value numeric not null default 0',
+      'alter table usage_pending_delta add column latest_time timestamptz',
+      'alter table usage_pending_delta add column latest_event_id text',
+      'alter table usage_pending_delta add column recompute boolean not null default false',
+      'alter table usage_published_value add column latest_time timestamptz',
+      'alter table usage_published_value add column latest_event_id text',
+    ],
+  },
 ];

@@ -22,6 +22,7 @@ import {
   findEventForUpdate,
   metersForTypes,
   rawEvents,
+  recordTouchedPeriods,
   voidEvent,
 } from '../adapter/usage-store.ts';
 import { usageEventAmended, usageEventVoided } from '../domain/events.ts';
@@ -160,6 +161,19 @@ export async function correctEvent(
       );
     }
   }
+  // Published values cannot move forward past a correction: the publisher recomputes these periods.
+  await recordTouchedPeriods(
+    scope.em,
+    meters.flatMap((meter) =>
+      periods.map((period) => ({
+        customer,
+        meterKey: meter.key,
+        period,
+        increment: { aggregation: meter.aggregation, value: new Decimal(0), eventCount: 0, recompute: true },
+      })),
+    ),
+    scope.now,
+  );
   const updated = await findEventForUpdate(scope.em, customer, eventId);
   if (!updated) throw new Error('the corrected event cannot be read back');
   const event = toStored(customer, updated);

@@ -2,6 +2,7 @@
 // (exactly once, by the database), store the new ones and add them to the hourly rollups, all in the caller's
 // transaction: when it commits, every accepted event is durable and counted.
 import type { Em } from '@billing/kit/db';
+import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import {
   type IngestResult,
   IngestResultSchema,
@@ -19,6 +20,7 @@ import {
   recordTouchedPeriods,
   type TouchedPeriod,
 } from '../adapter/usage-store.ts';
+import { mergeIncrements } from '../domain/period-value.ts';
 import { billingPeriodOf } from '../domain/periods.ts';
 import type { RollupDelta } from '../domain/rollup.ts';
 import { rollupDeltas, unreadableEvents } from '../domain/rollup.ts';
@@ -86,15 +88,22 @@ export async function ingestEvents(
   return results;
 }
 
-/** The (customer, meter, period) triples a batch's rollup deltas touch, with the events they add. */
+/** What a batch's rollup deltas add to each (customer, meter, period). */
 function touchedPeriods(deltas: readonly RollupDelta[]): TouchedPeriod[] {
   const touched = new Map<string, TouchedPeriod>();
   for (const d of deltas) {
     const period = billingPeriodOf(d.hour);
     const key = JSON.stringify([d.customer, d.meterKey, period[0].getTime()]);
+    const increment = {
+      aggregation: d.aggregation,
+      value: d.value,
+      eventCount: d.eventCount,
+      latest: d.latest,
+      recompute: d.aggregation === MeterAggregation.UNIQUE_COUNT,
+    };
     const seen = touched.get(key);
-    if (seen) seen.eventCount += d.eventCount;
-    else touched.set(key, { customer: d.customer, meterKey: d.meterKey, period, eventCount: d.eventCount });
+    if (seen) seen.increment = mergeIncrements(seen.increment, increment);
+    else touched.set(key, { customer: d.customer, meterKey: d.meterKey, period, increment });
   }
   return [...touched.values()];
 }
