@@ -6,8 +6,3 @@ const nextUlid = monotonicFactory();
 export function newUlid(): string {
   return nextUlid();
 }
-
-/** A new resource id: a short type prefix and a ULID, e.g. `cus_01JD5...`. */
-export function newId(prefix: string): string {
-  return `${prefix}_${nextUlid()}`;
-}
