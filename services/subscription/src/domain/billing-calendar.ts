@@ -86,3 +86,15 @@ export function periodContaining(schedule: BillingSchedule, time: Date): Billing
   while (boundary(schedule, n + 1).getTime() <= time.getTime()) n++;
   return periodAt(schedule, n);
 }
+
+/**
+ * For a day-of-month anchor whose first period is a stub (the start is not on an anchor midnight), the full
+ * calendar period the stub is the tail of, which its proration is computed against; undefined otherwise.
+ */
+export function stubFullPeriod(schedule: BillingSchedule): { start: Date; end: Date } | undefined {
+  if (schedule.anchor.kind !== 'day_of_month') return undefined;
+  const end = boundary(schedule, 1);
+  const local = toLocal(end, schedule.zone);
+  const start = fromLocal(shifted(local, -MONTHS[schedule.interval], schedule.anchor.day), schedule.zone);
+  return start.getTime() === schedule.start.getTime() ? undefined : { start, end };
+}

@@ -1,0 +1,69 @@
+// The subscription service as the runtime runs it: its data, its two APIs, its consumer of payment outcomes
+// and its billing clock.
+import type { Subscription } from '@billing/kit/bus';
+import type { ServiceContext, ServiceDefinition } from '@billing/kit/runtime';
+import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
+import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
+import type { PlanCatalog } from './adapter/catalog-client.ts';
+import { paymentOutcomesConsumer } from './consumers/payment-outcomes.ts';
+import { SUBSCRIPTION_MIGRATIONS } from './migrations/index.ts';
+import { customerHandlers } from './rpc/customer-handlers.ts';
+import { subscriptionHandlers } from './rpc/subscription-handlers.ts';
+import { runBillingClock } from './service/billing-clock.ts';
+
+/** How the subscription service is set up. */
+export interface SubscriptionOptions {
+  /** The catalog it validates plans against. */
+  catalog: PlanCatalog;
+  /** Whether test clocks may be created. */
+  testClocksEnabled: boolean;
+  /** How often the billing clock looks for due subscriptions, in ms (0: never; tests drive it themselves). */
+  billingClockIntervalMs: number;
+}
+
+/** Runs the billing clock every `intervalMs` until stopped. */
+function startBillingClock(context: ServiceContext, intervalMs: number): Subscription {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let pass: Promise<unknown> = Promise.resolve();
+  const tick = () => {
+    pass = runBillingClock(context.db, () => context.clock.now())
+      .then((steps) => {
+        if (steps > 0) context.relay.notify();
+      })
+      .catch((err: unknown) => context.logger.error({ err }, 'billing clock pass failed; will retry'))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, intervalMs);
+      });
+  };
+  timer = setTimeout(tick, 0);
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await pass;
+    },
+  };
+}
+
+/** The subscription service definition. */
+export function subscriptionService(options: SubscriptionOptions): ServiceDefinition {
+  return {
+    name: 'subscription',
+    defaultPort: 7102,
+    entities: [],
+    migrations: SUBSCRIPTION_MIGRATIONS,
+    services: [CustomerService, SubscriptionService],
+    routes(router, context) {
+      router.service(CustomerService, customerHandlers(context));
+      router.service(
+        SubscriptionService,
+        subscriptionHandlers(context, options.catalog, { enabled: options.testClocksEnabled }),
+      );
+    },
+    consumers: () => [paymentOutcomesConsumer],
+    async start(context) {
+      return options.billingClockIntervalMs > 0 ? [startBillingClock(context, options.billingClockIntervalMs)] : [];
+    },
+  };
+}
