@@ -1,0 +1,185 @@
+// A catalog and a subscription service running for real (each on its own PostgreSQL database, both on one
+// bus), with the plans of PRODUCT.md's scenarios, a clock the test moves, and helpers to read what was published.
+import { catalogService } from '@billing/catalog';
+import type { EventBus } from '@billing/kit/bus';
+import type { Clock } from '@billing/kit/clock';
+import { createMemoryBus } from '@billing/kit/memory-bus';
+import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import {
+  BillingTiming,
+  MeterAggregation,
+  type PlanVersionSpec,
+  PlanVersionSpecSchema,
+  PriceModel,
+} from '@billing/proto/billing/catalog/v1/resources_pb';
+import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
+import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
+import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
+import { BadRequestSchema, ErrorInfoSchema } from '@billing/proto/google/rpc/error_details_pb';
+import { startTestService, type TestService } from '@billing/test/harness';
+import { create, type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { type Client, ConnectError, createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { catalogClient } from '../src/adapter/catalog-client.ts';
+import { subscriptionService } from '../src/definition.ts';
+
+/** A clock the test sets. */
+export function manualClock(start: Date): Clock & { set(time: Date): void } {
+  let now = start;
+  return {
+    now: () => new Date(now),
+    set(time: Date) {
+      now = time;
+    },
+  };
+}
+
+/** A plan version spec: per-seat and flat charges in advance, build minutes in arrears. */
+export function planSpec(input: {
+  name: string;
+  seat: string;
+  flat?: string;
+  interval?: BillingInterval;
+  trialDays?: number;
+  currencies?: Record<string, { seat: string; flat?: string }>;
+}): PlanVersionSpec {
+  const prices = input.currencies ?? { USD: { seat: input.seat, flat: input.flat } };
+  const codes = Object.keys(prices);
+  return create(PlanVersionSpecSchema, {
+    name: input.name,
+    interval: input.interval ?? BillingInterval.MONTH,
+    currencyCodes: codes,
+    trialDays: input.trialDays ?? 0,
+    charges: [
+      {
+        key: 'seats',
+        name: 'Seats',
+        model: PriceModel.PER_SEAT,
+        timing: BillingTiming.IN_ADVANCE,
+        prices: codes.map((c) => ({ currencyCode: c, unitAmount: prices[c]?.seat ?? '0' })),
+      },
+      ...(input.flat
+        ? [
+            {
+              key: 'platform',
+              name: 'Platform fee',
+              model: PriceModel.FLAT,
+              timing: BillingTiming.IN_ADVANCE,
+              prices: codes.map((c) => ({ currencyCode: c, unitAmount: prices[c]?.flat ?? '0' })),
+            },
+          ]
+        : []),
+      {
+        key: 'build_minutes',
+        name: 'Build minutes',
+        model: PriceModel.PER_UNIT,
+        timing: BillingTiming.IN_ARREARS,
+        meterKey: 'build_minutes',
+        includedUnits: '500',
+        prices: codes.map((c) => ({ currencyCode: c, unitAmount: '0.005' })),
+      },
+    ],
+  });
+}
+
+/** The services and clients of a test file. */
+export interface Platform {
+  catalog: TestService;
+  service: TestService;
+  clock: ReturnType<typeof manualClock>;
+  catalogApi: Client<typeof CatalogService>;
+  customers: Client<typeof CustomerService>;
+  subscriptions: Client<typeof SubscriptionService>;
+  rid(): string;
+  stop(): Promise<void>;
+}
+
+let n = 0;
+
+/** Starts catalog and subscription (billing clock driven by the test), and publishes `plans`. */
+export async function startPlatform(
+  plans: Record<string, PlanVersionSpec>,
+  options: { bus?: EventBus; now?: Date; testClocks?: boolean } = {},
+): Promise<Platform> {
+  const bus = options.bus ?? createMemoryBus();
+  const clock = manualClock(options.now ?? new Date('2026-01-15T00:00:00Z'));
+  const catalog = await startTestService(catalogService, { bus });
+  const catalogApi = createClient(CatalogService, createGrpcTransport({ baseUrl: catalog.baseUrl }));
+  const rid = () => `req-${process.pid}-${Date.now()}-${n++}`;
+  await catalogApi.createMeter({
+    requestId: rid(),
+    meter: {
+      key: 'build_minutes',
+      name: 'Build minutes',
+      eventType: 'build.finished',
+      aggregation: MeterAggregation.SUM,
+      valueProperty: 'minutes',
+    },
+  });
+  for (const [key, spec] of Object.entries(plans)) {
+    await catalogApi.createPlan({ requestId: rid(), key, spec });
+    await catalogApi.publishPlan({ requestId: rid(), planKey: key });
+  }
+  const service = await startTestService(
+    subscriptionService({
+      catalog: catalogClient(catalog.baseUrl),
+      testClocksEnabled: options.testClocks ?? true,
+      billingClockIntervalMs: 0,
+    }),
+    { bus, clock },
+  );
+  const transport = createGrpcTransport({ baseUrl: service.baseUrl });
+  return {
+    catalog,
+    service,
+    clock,
+    catalogApi,
+    customers: createClient(CustomerService, transport),
+    subscriptions: createClient(SubscriptionService, transport),
+    rid,
+    async stop() {
+      await service.destroy();
+      await catalog.destroy();
+      if (!options.bus) await bus.close();
+    },
+  };
+}
+
+/** The error a call fails with. */
+export async function rpcError(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  throw new Error('the call succeeded');
+}
+
+/** The ErrorInfo reason of an error. */
+export const reason = (err: ConnectError) => err.findDetails(ErrorInfoSchema)[0]?.reason;
+/** The fields an INVALID_ARGUMENT error names. */
+export const violations = (err: ConnectError) =>
+  err.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field));
+
+/** A timestamp. */
+export const ts = (iso: string) => timestampFromDate(new Date(iso));
+
+/** The events of one type written by the service so far (from its outbox), oldest first, decoded. */
+export async function published<S extends DescMessage>(
+  platform: Platform,
+  event: { type: string; schema: S },
+  aggregateId?: string,
+): Promise<{ payload: MessageShape<S>; occurredAt: Date; aggregateId: string }[]> {
+  const em = platform.service.context.db.fork();
+  const rows = await em.execute<{ payload: Buffer; occurred_at: Date; aggregate_id: string }[]>(
+    `select payload, occurred_at, aggregate_id from outbox_event where type = ?${aggregateId ? ' and aggregate_id = ?' : ''}
+     order by aggregate_id, aggregate_seq`,
+    aggregateId ? [event.type, aggregateId] : [event.type],
+  );
+  return rows.map((r) => ({
+    payload: fromBinary(event.schema, new Uint8Array(r.payload)),
+    occurredAt: new Date(r.occurred_at),
+    aggregateId: r.aggregate_id,
+  }));
+}
