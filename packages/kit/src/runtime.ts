@@ -93,28 +93,45 @@ export async function runService(definition: ServiceDefinition, options: Runtime
     migrations: definition.migrations,
     logger,
   });
-  const applied = await db.migrate();
-  if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
-  await options.bus.ensureStream(definition.name);
-  const relay = createOutboxRelay({ db, bus: options.bus, logger, replayOnStart: !options.bus.survivesRestart });
-  relay.start();
-  const context: ServiceContext = { db, bus: options.bus, relay, logger, clock: options.clock };
-  const consumers = definition.consumers?.(context) ?? [];
-  const subscriptions = [
-    ...(await Promise.all(consumers.map((spec) => startConsumer({ ...spec, db, bus: options.bus, logger })))),
-    ...((await definition.start?.(context)) ?? []),
-  ];
-  const server = await startServer({
-    host: options.host,
-    port: options.port,
-    services: [...definition.services, AdminService],
-    logger,
-    interceptors: [errorInterceptor(`billing.${definition.name}`, logger), ...(options.interceptors ?? [])],
-    routes(router) {
-      definition.routes(router, context);
-      router.service(AdminService, adminHandlers(context, consumers));
-    },
-  });
+  // A start that fails half-way closes what it opened, so the process (or test) can exit.
+  const started: Subscription[] = [];
+  let relay: OutboxRelay | undefined;
+  const undoStart = async () => {
+    await Promise.allSettled(started.map((s) => s.stop()));
+    await relay?.stop();
+    await db.close();
+  };
+  let context: ServiceContext;
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    const applied = await db.migrate();
+    if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
+    await options.bus.ensureStream(definition.name);
+    const outbox = createOutboxRelay({ db, bus: options.bus, logger, replayOnStart: !options.bus.survivesRestart });
+    relay = outbox;
+    outbox.start();
+    const ctx: ServiceContext = { db, bus: options.bus, relay: outbox, logger, clock: options.clock };
+    context = ctx;
+    const specs = definition.consumers?.(ctx) ?? [];
+    for (const spec of specs) started.push(await startConsumer({ ...spec, db, bus: options.bus, logger }));
+    started.push(...((await definition.start?.(ctx)) ?? []));
+    server = await startServer({
+      host: options.host,
+      port: options.port,
+      services: [...definition.services, AdminService],
+      logger,
+      interceptors: [errorInterceptor(`billing.${definition.name}`, logger), ...(options.interceptors ?? [])],
+      routes(router) {
+        definition.routes(router, ctx);
+        router.service(AdminService, adminHandlers(ctx, specs));
+      },
+    });
+  } catch (err) {
+    await undoStart();
+    throw err;
+  }
+  const outbox = relay;
+  const subscriptions = started;
   const grace = options.shutdownGraceMs ?? 10_000;
   let stopping: Promise<void> | undefined;
   return {
@@ -124,9 +141,9 @@ export async function runService(definition: ServiceDefinition, options: Runtime
       stopping ??= (async () => {
         await server.shutdown({ graceMs: grace });
         await Promise.all(subscriptions.map((s) => s.stop()));
-        const left = await relay.flush(grace);
+        const left = await outbox.flush(grace);
         if (left > 0) logger.warn({ pending: left }, 'outbox not empty at shutdown; it will be relayed at next start');
-        await relay.stop();
+        await outbox.stop();
         await db.close();
       })();
       return stopping;

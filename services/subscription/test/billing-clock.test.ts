@@ -1,0 +1,316 @@
+// The billing clock over real gRPC and PostgreSQL: calendar cases that mature systems got wrong, catching up
+// after downtime in order, two replicas closing every period exactly once, and test clocks.
+import { openDatabase } from '@billing/kit/db';
+import { createMemoryBus } from '@billing/kit/memory-bus';
+import { AnchorKind, ProrationReason } from '@billing/proto/billing/subscription/v1/resources_pb';
+import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
+import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
+import {
+  subscriptionCreated,
+  subscriptionPeriodClosed,
+  subscriptionRenewed,
+  testClockAdvanced,
+  testClockDeleted,
+} from '@billing/subscription/domain/events';
+import { startTestService, testLogger } from '@billing/test/harness';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { Code, createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { catalogClient } from '../src/adapter/catalog-client.ts';
+import { subscriptionService } from '../src/definition.ts';
+import { SUBSCRIPTION_MIGRATIONS } from '../src/migrations/index.ts';
+import { runBillingClock } from '../src/service/billing-clock.ts';
+import { checkSubscriptionSettings } from '../src/settings.ts';
+import { type Platform, planSpec, published, reason, rpcError, startPlatform, ts } from './fixtures.ts';
+
+let p: Platform;
+let seq = 0;
+
+beforeAll(async () => {
+  p = await startPlatform(
+    {
+      team: planSpec({ name: 'Team', seat: '15.00' }),
+      quarterly: planSpec({ name: 'Quarterly', seat: '40.00', interval: BillingInterval.QUARTER }),
+      yearly: planSpec({ name: 'Yearly', seat: '150.00', interval: BillingInterval.YEAR }),
+    },
+    { now: new Date('2026-01-15T00:00:00Z') },
+  );
+});
+afterAll(async () => p.stop());
+
+const iso = (t: Parameters<typeof timestampDate>[0] | undefined) => (t ? timestampDate(t).toISOString() : '');
+
+async function onClock(at: string, zone = 'UTC') {
+  const clock = (
+    await p.subscriptions.createTestClock({ requestId: p.rid(), name: `clock ${seq}`, frozenTime: ts(at) })
+  ).testClock;
+  if (!clock) throw new Error('no clock');
+  const customer = (
+    await p.customers.createCustomer({
+      requestId: p.rid(),
+      customer: {
+        externalId: `bc-${seq++}`,
+        name: 'Customer',
+        testClockId: clock.id,
+        billing: { currencyCode: 'USD', timeZone: zone },
+      },
+    })
+  ).customer;
+  if (!customer) throw new Error('no customer');
+  return { clockId: clock.id, customerId: customer.id };
+}
+
+/** Subscribes on a fresh test clock at `start`, advances it to `until`, and returns the closed periods' ends. */
+async function boundaries(
+  start: string,
+  until: string,
+  planKey: string,
+  extra: Record<string, unknown> = {},
+  zone = 'UTC',
+) {
+  const { clockId, customerId } = await onClock(start, zone);
+  const res = await p.subscriptions.createSubscription({
+    requestId: p.rid(),
+    customerId,
+    planKey,
+    quantities: [{ chargeKey: 'seats', quantity: '3' }],
+    ...extra,
+  });
+  const id = res.subscription?.id ?? '';
+  await p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts(until) });
+  const closes = await published(p, subscriptionPeriodClosed, id);
+  return {
+    id,
+    created: res,
+    starts: [
+      iso(res.subscription?.currentPeriod?.startTime),
+      ...closes.map((c) => iso(c.payload.closedPeriod?.endTime)),
+    ],
+    closes,
+  };
+}
+
+describe('calendar cases', () => {
+  test('an anniversary on the 31st clamps to short months and comes back to the 31st', async () => {
+    const { starts } = await boundaries('2026-01-31T09:30:00Z', '2026-05-01T00:00:00Z', 'team');
+    expect(starts).toEqual([
+      '2026-01-31T09:30:00.000Z',
+      '2026-02-28T09:30:00.000Z',
+      '2026-03-31T09:30:00.000Z',
+      '2026-04-30T09:30:00.000Z',
+    ]);
+  });
+
+  test('anchors on the 29th and 30th in February and after, in a leap year', async () => {
+    const on29 = await boundaries('2028-01-29T00:00:00Z', '2028-04-01T00:00:00Z', 'team');
+    expect(on29.starts.slice(1)).toEqual(['2028-02-29T00:00:00.000Z', '2028-03-29T00:00:00.000Z']);
+    const on30 = await boundaries('2027-01-30T00:00:00Z', '2027-04-01T00:00:00Z', 'team');
+    expect(on30.starts.slice(1)).toEqual(['2027-02-28T00:00:00.000Z', '2027-03-30T00:00:00.000Z']);
+  });
+
+  test('a day-of-month anchor on the 31st starts with a prorated stub, then bills on the last days of months', async () => {
+    const { starts, created, closes } = await boundaries('2026-01-20T10:00:00Z', '2026-04-01T00:00:00Z', 'team', {
+      anchor: { kind: AnchorKind.DAY_OF_MONTH, dayOfMonth: 31 },
+    });
+    expect(starts).toEqual([
+      '2026-01-20T10:00:00.000Z',
+      '2026-01-31T00:00:00.000Z',
+      '2026-02-28T00:00:00.000Z',
+      '2026-03-31T00:00:00.000Z',
+    ]);
+    // The stub is Jan 20 10:00 - Jan 31 00:00 of the calendar period Dec 31 - Jan 31 (31 days, 2,678,400 s):
+    // 914,400 s remain, so one seat costs 15 x 914400/2678400 = 5.120967741935 (12 decimals), three 15.362903225805.
+    const items = created.prorationItems;
+    expect(items.map((i) => [i.reason, i.amount?.amount, iso(i.fullPeriod?.startTime)])).toEqual([
+      [ProrationReason.PARTIAL_PERIOD, '15.362903225805', '2025-12-31T00:00:00.000Z'],
+    ]);
+    const [event] = await published(p, subscriptionCreated, created.subscription?.id);
+    expect(event?.payload.prorationItems.map((i) => i.id)).toEqual(items.map((i) => i.id));
+    expect(closes.map((c) => c.payload.periodNumber)).toEqual([1, 2, 3]);
+  });
+
+  test('a Feb 29 yearly anniversary is Feb 28 in common years and Feb 29 again in leap years', async () => {
+    const { starts } = await boundaries('2028-02-29T12:00:00Z', '2032-03-01T00:00:00Z', 'yearly');
+    expect(starts).toEqual([
+      '2028-02-29T12:00:00.000Z',
+      '2029-02-28T12:00:00.000Z',
+      '2030-02-28T12:00:00.000Z',
+      '2031-02-28T12:00:00.000Z',
+      '2032-02-29T12:00:00.000Z',
+    ]);
+  });
+
+  test('quarterly periods from Nov 30 keep the 30th after February', async () => {
+    const { starts } = await boundaries('2026-11-30T00:00:00Z', '2027-09-01T00:00:00Z', 'quarterly');
+    expect(starts).toEqual([
+      '2026-11-30T00:00:00.000Z',
+      '2027-02-28T00:00:00.000Z',
+      '2027-05-30T00:00:00.000Z',
+      '2027-08-30T00:00:00.000Z',
+    ]);
+  });
+
+  test('boundaries stay at local midnight in New York across the DST changes', async () => {
+    const { starts, closes } = await boundaries(
+      '2026-03-01T05:00:00Z',
+      '2026-12-02T00:00:00Z',
+      'team',
+      {},
+      'America/New_York',
+    );
+    // EST (UTC-5) until Mar 8, EDT (UTC-4) until Nov 1, EST again.
+    expect(starts.slice(0, 3)).toEqual([
+      '2026-03-01T05:00:00.000Z',
+      '2026-04-01T04:00:00.000Z',
+      '2026-05-01T04:00:00.000Z',
+    ]);
+    expect(starts.slice(-2)).toEqual(['2026-11-01T04:00:00.000Z', '2026-12-01T05:00:00.000Z']);
+    expect(closes[0]?.payload.timeZone).toBe('America/New_York');
+  });
+
+  test('two changes at the same instant leave no empty segment', async () => {
+    const { clockId, customerId } = await onClock('2026-01-15T00:00:00Z');
+    const created = await p.subscriptions.createSubscription({
+      requestId: p.rid(),
+      customerId,
+      planKey: 'team',
+      quantities: [{ chargeKey: 'seats', quantity: '3' }],
+    });
+    const id = created.subscription?.id ?? '';
+    await p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts('2026-02-01T00:00:00Z') });
+    const up = await p.subscriptions.changeQuantity({
+      requestId: p.rid(),
+      subscriptionId: id,
+      quantities: [{ chargeKey: 'seats', quantity: '5' }],
+    });
+    const down = await p.subscriptions.changeQuantity({
+      requestId: p.rid(),
+      subscriptionId: id,
+      quantities: [{ chargeKey: 'seats', quantity: '4' }],
+    });
+    expect([up.prorationItems[0]?.amount?.amount, down.prorationItems[0]?.amount?.amount]).toEqual([
+      '13.548387096774',
+      '-6.774193548387',
+    ]);
+    await p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts('2026-02-15T00:00:00Z') });
+    const [closed] = await published(p, subscriptionPeriodClosed, id);
+    expect(
+      closed?.payload.segments.map((s) => [
+        s.quantities[0]?.quantity,
+        iso(s.period?.startTime),
+        iso(s.period?.endTime),
+      ]),
+    ).toEqual([
+      ['3', '2026-01-15T00:00:00.000Z', '2026-02-01T00:00:00.000Z'],
+      ['4', '2026-02-01T00:00:00.000Z', '2026-02-15T00:00:00.000Z'],
+    ]);
+  });
+});
+
+describe('the billing clock on real time', () => {
+  test('two replicas catching up after downtime close every period exactly once, in order', async () => {
+    p.clock.set(new Date('2026-01-15T00:00:00Z'));
+    const ids: string[] = [];
+    for (let i = 0; i < 24; i++) {
+      const customer = (
+        await p.customers.createCustomer({
+          requestId: p.rid(),
+          customer: { externalId: `rt-${seq++}`, name: 'Real time', billing: { currencyCode: 'USD' } },
+        })
+      ).customer;
+      const res = await p.subscriptions.createSubscription({
+        requestId: p.rid(),
+        customerId: customer?.id ?? '',
+        planKey: 'team',
+        startTime: ts(`2026-01-15T0${i % 10}:00:00Z`),
+      });
+      ids.push(res.subscription?.id ?? '');
+    }
+    // Down for three and a half months: every subscription owes closes on Feb 15, Mar 15 and Apr 15.
+    p.clock.set(new Date('2026-05-01T00:00:00Z'));
+    const second = await openDatabase({
+      service: 'subscription',
+      url: p.service.database.url,
+      entities: [],
+      migrations: SUBSCRIPTION_MIGRATIONS,
+      logger: testLogger,
+    });
+    try {
+      const [a, b] = await Promise.all([
+        runBillingClock(p.service.context.db, p.clock.now, 'replica-a'),
+        runBillingClock(second, p.clock.now, 'replica-b'),
+      ]);
+      // Pending starts (those after midnight) activate first: 24 starts at most, plus 72 period steps.
+      const pending = ids.length - 1 - Math.floor((ids.length - 1) / 10);
+      expect(a + b).toBe(72 + pending);
+    } finally {
+      await second.close();
+    }
+    for (const id of ids) {
+      const closes = await published(p, subscriptionPeriodClosed, id);
+      expect(closes.map((c) => c.payload.periodNumber)).toEqual([1, 2, 3]);
+      expect(closes.map((c) => c.occurredAt.getUTCDate())).toEqual([15, 15, 15]);
+      expect((await published(p, subscriptionRenewed, id)).length).toBe(3);
+    }
+    const em = p.service.context.db.fork();
+    const rows = await em.execute<{ n: string }[]>('select count(*) as n from period_close');
+    expect(Number(rows[0]?.n)).toBeGreaterThanOrEqual(72);
+  });
+});
+
+describe('test clocks', () => {
+  test('an advance moves the clock, says so, and refuses to go back', async () => {
+    const { clockId } = await onClock('2026-01-01T00:00:00Z');
+    const res = await p.subscriptions.advanceTestClock({
+      requestId: p.rid(),
+      id: clockId,
+      frozenTime: ts('2026-02-01T00:00:00Z'),
+    });
+    expect(iso(res.testClock?.frozenTime)).toBe('2026-02-01T00:00:00.000Z');
+    expect(res.testClock?.customerCount).toBe(1);
+    const [event] = await published(p, testClockAdvanced, clockId);
+    expect(iso(event?.payload.previousTime)).toBe('2026-01-01T00:00:00.000Z');
+    const back = await rpcError(
+      p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts('2026-01-15T00:00:00Z') }),
+    );
+    expect(back.code).toBe(Code.InvalidArgument);
+  });
+
+  test('deleting a clock deletes its customers and their subscriptions, and says which', async () => {
+    const { clockId, customerId } = await onClock('2026-01-01T00:00:00Z');
+    const sub = await p.subscriptions.createSubscription({ requestId: p.rid(), customerId, planKey: 'team' });
+    await p.subscriptions.deleteTestClock({ requestId: p.rid(), id: clockId });
+    const gone = await rpcError(p.subscriptions.getSubscription({ id: sub.subscription?.id ?? '' }));
+    expect([gone.code, reason(gone)]).toEqual([Code.NotFound, 'SUBSCRIPTION_NOT_FOUND']);
+    const [event] = await published(p, testClockDeleted, clockId);
+    expect(event?.payload.customerIds).toEqual([customerId]);
+  });
+
+  test('without the setting test clocks are refused, and production refuses the setting', async () => {
+    const bus = createMemoryBus();
+    const locked = await startTestService(
+      subscriptionService({
+        catalog: catalogClient(p.catalog.baseUrl),
+        testClocksEnabled: false,
+        billingClockIntervalMs: 0,
+      }),
+      { bus },
+    );
+    try {
+      const client = createClient(SubscriptionService, createGrpcTransport({ baseUrl: locked.baseUrl }));
+      const err = await rpcError(
+        client.createTestClock({ requestId: p.rid(), name: 'x', frozenTime: ts('2026-01-01T00:00:00Z') }),
+      );
+      expect([err.code, reason(err)]).toEqual([Code.FailedPrecondition, 'TEST_CLOCKS_DISABLED']);
+    } finally {
+      await locked.destroy();
+      await bus.close();
+    }
+    const base = { catalogUrl: 'http://x', billingClockIntervalMs: 1000 };
+    expect(() => checkSubscriptionSettings({ ...base, testClocks: true, environment: 'production' })).toThrow(
+      /production/,
+    );
+    expect(() => checkSubscriptionSettings({ ...base, testClocks: true, environment: 'staging' })).not.toThrow();
+  });
+});
