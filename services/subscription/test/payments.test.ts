@@ -1,0 +1,152 @@
+// S10 from the subscription's side, over real NATS JetStream: invoicing's payment outcomes make a subscription
+// past due, active again, or ended; a redelivered outcome changes nothing twice.
+import { invoiceMarkedUncollectible, paymentFailed, paymentSucceeded } from '@billing/invoicing/domain/events';
+import type { EventBus } from '@billing/kit/bus';
+import type { EventType } from '@billing/kit/events';
+import { newUlid } from '@billing/kit/ids';
+import { connectNatsBus } from '@billing/kit/nats-bus';
+import { InvoiceStatus } from '@billing/proto/billing/invoicing/v1/resources_pb';
+import { EndReason, SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
+import { subscriptionActivated, subscriptionEnded, subscriptionPastDue } from '@billing/subscription/domain/events';
+import { deleteTestStreams, TEST_NATS_URL, testLogger, testSubjectPrefix } from '@billing/test/harness';
+import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { type Platform, planSpec, published, startPlatform, ts } from './fixtures.ts';
+
+const prefix = testSubjectPrefix('sub-payments');
+let bus: EventBus;
+let p: Platform;
+
+beforeAll(async () => {
+  bus = await connectNatsBus({
+    servers: [TEST_NATS_URL],
+    subjectPrefix: prefix,
+    name: 'subscription',
+    logger: testLogger,
+  });
+  await bus.ensureStream('invoicing');
+  p = await startPlatform({ team: planSpec({ name: 'Team', seat: '15.00' }) }, { bus });
+});
+afterAll(async () => {
+  await p.stop();
+  await bus.close();
+  await deleteTestStreams(prefix);
+});
+
+/** Publishes an invoicing event as invoicing would, at `at`; returns its id (to publish it again). */
+async function publish<S extends DescMessage>(
+  event: EventType<S>,
+  payload: MessageInitShape<S>,
+  at: string,
+  eventId = newUlid(),
+) {
+  await bus.publish({
+    subject: event.subject,
+    envelope: {
+      eventId,
+      eventType: event.type,
+      schema: event.schema.typeName,
+      aggregateId: 'inv_test',
+      aggregateSeq: 1,
+      occurredTime: new Date(at),
+      producer: 'invoicing',
+    },
+    payload: toBinary(event.schema, create(event.schema, payload)),
+  });
+  return eventId;
+}
+
+async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline)
+      throw new Error(
+        `never happened; last value ${JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+      );
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function activeSubscription() {
+  const clock = (
+    await p.subscriptions.createTestClock({
+      requestId: p.rid(),
+      name: 'dunning',
+      frozenTime: ts('2026-01-15T00:00:00Z'),
+    })
+  ).testClock;
+  const customer = (
+    await p.customers.createCustomer({
+      requestId: p.rid(),
+      customer: {
+        externalId: `pay-${newUlid()}`,
+        name: 'Payer',
+        testClockId: clock?.id,
+        billing: { currencyCode: 'USD' },
+      },
+    })
+  ).customer;
+  const res = await p.subscriptions.createSubscription({
+    requestId: p.rid(),
+    customerId: customer?.id ?? '',
+    planKey: 'team',
+  });
+  return res.subscription?.id ?? '';
+}
+
+const state = (id: string) => async () => (await p.subscriptions.getSubscription({ id })).subscription;
+
+test('a failed payment makes it past due once; the payment that settles the invoice makes it active again', async () => {
+  const id = await activeSubscription();
+  const failed = {
+    payment: { id: 'pay_1', invoiceId: 'inv_1', attempt: 1 },
+    subscriptionIds: [id],
+    final: false,
+    graceEndTime: ts('2026-01-22T00:00:00Z'),
+  };
+  const eventId = await publish(paymentFailed, failed, '2026-01-16T00:00:00Z');
+  const pastDue = await until(state(id), (s) => s?.state === SubscriptionState.PAST_DUE);
+  expect(pastDue?.pastDueTime && timestampDate(pastDue.pastDueTime).toISOString()).toBe('2026-01-16T00:00:00.000Z');
+  await publish(paymentFailed, failed, '2026-01-16T00:00:00Z', eventId);
+  await publish(
+    paymentFailed,
+    { ...failed, payment: { id: 'pay_2', invoiceId: 'inv_1', attempt: 2 } },
+    '2026-01-18T00:00:00Z',
+  );
+
+  await publish(
+    paymentSucceeded,
+    { payment: { id: 'pay_3', invoiceId: 'inv_1' }, subscriptionIds: [id], invoiceStatus: InvoiceStatus.PAID },
+    '2026-01-19T00:00:00Z',
+  );
+  const active = await until(state(id), (s) => s?.state === SubscriptionState.ACTIVE);
+  expect(active?.pastDueTime).toBeUndefined();
+  const notices = await published(p, subscriptionPastDue, id);
+  expect(
+    notices.map((n) => [
+      n.payload.invoiceId,
+      n.payload.graceEndTime && timestampDate(n.payload.graceEndTime).toISOString(),
+    ]),
+  ).toEqual([['inv_1', '2026-01-22T00:00:00.000Z']]);
+  const activated = await published(p, subscriptionActivated, id);
+  expect(activated.map((a) => [a.payload.previousState, a.occurredAt.toISOString()])).toEqual([
+    [SubscriptionState.PAST_DUE, '2026-01-19T00:00:00.000Z'],
+  ]);
+});
+
+test('an invoice given up on ends the subscriptions it bills', async () => {
+  const id = await activeSubscription();
+  await publish(
+    invoiceMarkedUncollectible,
+    { invoice: { id: 'inv_2', subscriptionIds: [id] }, dunningExhausted: true },
+    '2026-01-25T00:00:00Z',
+  );
+  const ended = await until(state(id), (s) => s?.state === SubscriptionState.ENDED);
+  expect(ended?.endReason).toBe(EndReason.UNCOLLECTIBLE);
+  expect((await published(p, subscriptionEnded, id)).map((e) => e.occurredAt.toISOString())).toEqual([
+    '2026-01-25T00:00:00.000Z',
+  ]);
+});
