@@ -1,0 +1,277 @@
+// The rest of SubscriptionService: future starts, add-ons, contract prices, previews, scheduled changes,
+// migrations that skip, lists with filters, and what the catalog refuses.
+
+import { BillingTiming, PriceModel } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { BillTo, CancelMode, SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
+import { ChangeTiming } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
+import { subscriptionActivated, subscriptionScheduledChangeCanceled } from '@billing/subscription/domain/events';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { Code } from '@connectrpc/connect';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { type Platform, planSpec, published, reason, rpcError, startPlatform, ts, violations } from './fixtures.ts';
+
+let p: Platform;
+let seq = 0;
+
+beforeAll(async () => {
+  p = await startPlatform({
+    team: planSpec({ name: 'Team', seat: '15.00' }),
+    business: planSpec({ name: 'Business', seat: '25.00' }),
+  });
+  await p.catalogApi.upsertAddOn({
+    requestId: p.rid(),
+    addOn: {
+      key: 'support',
+      name: 'Priority support',
+      currencyCodes: ['USD'],
+      charges: [
+        {
+          key: 'support_fee',
+          name: 'Support',
+          model: PriceModel.FLAT,
+          timing: BillingTiming.IN_ADVANCE,
+          prices: [{ currencyCode: 'USD', unitAmount: '31.00' }],
+        },
+      ],
+    },
+  });
+});
+afterAll(async () => p.stop());
+
+const iso = (t: Parameters<typeof timestampDate>[0] | undefined) => (t ? timestampDate(t).toISOString() : undefined);
+
+async function onClock(at: string, parentId = '') {
+  const clock = (await p.subscriptions.createTestClock({ requestId: p.rid(), name: 'q', frozenTime: ts(at) }))
+    .testClock;
+  const customer = (
+    await p.customers.createCustomer({
+      requestId: p.rid(),
+      customer: {
+        externalId: `q-${seq++}`,
+        name: 'Customer',
+        testClockId: clock?.id,
+        billing: { currencyCode: 'USD' },
+      },
+    })
+  ).customer;
+  const advance = (to: string) =>
+    p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clock?.id ?? '', frozenTime: ts(to) });
+  return { clockId: clock?.id ?? '', customerId: customer?.id ?? '', advance, parentId };
+}
+
+async function subscribe(customerId: string, extra: Record<string, unknown> = {}) {
+  const res = await p.subscriptions.createSubscription({
+    requestId: p.rid(),
+    customerId,
+    planKey: 'team',
+    quantities: [{ chargeKey: 'seats', quantity: '3' }],
+    ...extra,
+  });
+  return res.subscription?.id ?? '';
+}
+
+describe('starts, add-ons and contract prices', () => {
+  test('a future start is PENDING, then starts billing at its time with the first billed segment', async () => {
+    const { customerId, advance } = await onClock('2026-01-10T00:00:00Z');
+    const id = await subscribe(customerId, { startTime: ts('2026-01-15T00:00:00Z') });
+    expect((await p.subscriptions.getSubscription({ id })).subscription?.state).toBe(SubscriptionState.PENDING);
+    await advance('2026-01-20T00:00:00Z');
+    const sub = (await p.subscriptions.getSubscription({ id })).subscription;
+    expect(sub?.state).toBe(SubscriptionState.ACTIVE);
+    expect([iso(sub?.currentPeriod?.startTime), iso(sub?.currentPeriod?.endTime)]).toEqual([
+      '2026-01-15T00:00:00.000Z',
+      '2026-02-15T00:00:00.000Z',
+    ]);
+    const [activated] = await published(p, subscriptionActivated, id);
+    expect(activated?.payload.previousState).toBe(SubscriptionState.PENDING);
+    expect(activated?.payload.firstBilledSegment?.quantities[0]?.quantity).toBe('3');
+    expect(activated?.occurredAt.toISOString()).toBe('2026-01-15T00:00:00.000Z');
+  });
+
+  test('an add-on attached mid-period is charged for the rest of it, and detached with a credit', async () => {
+    const { customerId, advance } = await onClock('2026-01-01T00:00:00Z');
+    const id = await subscribe(customerId);
+    await advance('2026-01-11T00:00:00Z');
+    // 21 of 31 days left: 31 x 21/31 = 21.
+    const attach = await p.subscriptions.changeQuantity({
+      requestId: p.rid(),
+      subscriptionId: id,
+      addons: [{ addonKey: 'support', quantity: '1' }],
+    });
+    expect(attach.prorationItems.map((i) => [i.addonKey, i.chargeKey, i.amount?.amount])).toEqual([
+      ['support', 'support_fee', '21'],
+    ]);
+    await advance('2026-01-21T00:00:00Z');
+    const detach = await p.subscriptions.changeQuantity({
+      requestId: p.rid(),
+      subscriptionId: id,
+      addons: [{ addonKey: 'support', quantity: '0' }],
+    });
+    expect(detach.prorationItems.map((i) => i.amount?.amount)).toEqual(['-11']);
+    expect(detach.subscription?.addons).toEqual([]);
+    const unknown = await rpcError(
+      p.subscriptions.changeQuantity({
+        requestId: p.rid(),
+        subscriptionId: id,
+        addons: [{ addonKey: 'nope', quantity: '1' }],
+      }),
+    );
+    expect([unknown.code, reason(unknown)]).toEqual([Code.NotFound, 'ADDON_NOT_FOUND']);
+  });
+
+  test('a contract price replaces the plan price in proration', async () => {
+    const { customerId, advance } = await onClock('2026-01-01T00:00:00Z');
+    const id = await subscribe(customerId, { priceOverrides: [{ chargeKey: 'seats', unitAmount: '9.30' }] });
+    await advance('2026-01-11T00:00:00Z');
+    const res = await p.subscriptions.changeQuantity({
+      requestId: p.rid(),
+      subscriptionId: id,
+      quantities: [{ chargeKey: 'seats', quantity: '4' }],
+    });
+    // 9.30 x 21/31 = 6.3 for the added seat.
+    expect(res.prorationItems.map((i) => [i.unitAmount, i.amount?.amount])).toEqual([['9.30', '6.3']]);
+    const bad = await rpcError(
+      p.subscriptions.createSubscription({
+        requestId: p.rid(),
+        customerId,
+        planKey: 'team',
+        priceOverrides: [{ chargeKey: 'nope', unitAmount: 'x' }],
+      }),
+    );
+    expect([bad.code, violations(bad)]).toEqual([Code.InvalidArgument, ['price_overrides[0].charge_key']]);
+  });
+
+  test('the catalog says what does not exist', async () => {
+    const { customerId } = await onClock('2026-01-01T00:00:00Z');
+    const plan = await rpcError(
+      p.subscriptions.createSubscription({ requestId: p.rid(), customerId, planKey: 'nope' }),
+    );
+    expect([plan.code, reason(plan)]).toEqual([Code.NotFound, 'PLAN_NOT_FOUND']);
+    const version = await rpcError(
+      p.subscriptions.createSubscription({ requestId: p.rid(), customerId, planKey: 'team', planVersion: 9 }),
+    );
+    expect([version.code, reason(version)]).toEqual([Code.NotFound, 'PLAN_VERSION_NOT_FOUND']);
+    const customer = await rpcError(
+      p.subscriptions.createSubscription({ requestId: p.rid(), customerId: 'cus_nope', planKey: 'team' }),
+    );
+    expect([customer.code, reason(customer)]).toEqual([Code.NotFound, 'CUSTOMER_NOT_FOUND']);
+  });
+});
+
+describe('previews and scheduled changes', () => {
+  test('a preview gives the items the change would create, without ids and without changing anything', async () => {
+    const { customerId, advance } = await onClock('2026-01-15T00:00:00Z');
+    const id = await subscribe(customerId);
+    await advance('2026-02-01T00:00:00Z');
+    const preview = await p.subscriptions.previewChange({ subscriptionId: id, planKey: 'business' });
+    expect(preview.prorationItems.map((i) => [i.id, i.amount?.amount])).toEqual([
+      ['', '-20.322580645161'],
+      ['', '33.870967741935'],
+    ]);
+    const seats = await p.subscriptions.previewChange({
+      subscriptionId: id,
+      quantities: [{ chargeKey: 'seats', quantity: '5' }],
+    });
+    expect(seats.prorationItems.map((i) => i.amount?.amount)).toEqual(['13.548387096774']);
+    expect((await p.subscriptions.getSubscription({ id })).subscription).toMatchObject({
+      planKey: 'team',
+      quantities: [{ quantity: '3' }],
+    });
+    expect((await p.subscriptions.listProrationItems({ subscriptionId: id })).prorationItems).toEqual([]);
+    const outside = await rpcError(
+      p.subscriptions.previewChange({
+        subscriptionId: id,
+        planKey: 'business',
+        effectiveTime: ts('2026-03-01T00:00:00Z'),
+      }),
+    );
+    expect([outside.code, violations(outside)]).toEqual([Code.InvalidArgument, ['effective_time']]);
+  });
+
+  test('a scheduled change can be dropped; a migration skips subscriptions with one', async () => {
+    const { customerId } = await onClock('2026-01-15T00:00:00Z');
+    const id = await subscribe(customerId);
+    await p.subscriptions.changePlan({
+      requestId: p.rid(),
+      subscriptionId: id,
+      planKey: 'business',
+      timing: ChangeTiming.PERIOD_END,
+    });
+    const listed = await p.subscriptions.listSubscriptions({ customerId, scheduledChangeOnly: true });
+    expect(listed.subscriptions.map((s) => s.id)).toEqual([id]);
+    await p.catalogApi.updatePlanDraft({
+      requestId: p.rid(),
+      planKey: 'team',
+      spec: planSpec({ name: 'Team', seat: '16.00' }),
+    });
+    await p.catalogApi.publishPlan({ requestId: p.rid(), planKey: 'team' });
+    const dry = await p.subscriptions.migrateSubscriptions({
+      requestId: p.rid(),
+      planKey: 'team',
+      fromVersion: 1,
+      dryRun: true,
+    });
+    expect(dry.subscriptionIds).not.toContain(id);
+    expect(dry.skippedCount).toBeGreaterThanOrEqual(1);
+
+    const dropped = await p.subscriptions.cancelScheduledChange({ requestId: p.rid(), subscriptionId: id });
+    expect(dropped.subscription?.scheduledChange).toBeUndefined();
+    const [event] = await published(p, subscriptionScheduledChangeCanceled, id);
+    expect(event?.payload.canceledChange?.planKey).toBe('business');
+    const none = await rpcError(p.subscriptions.cancelScheduledChange({ requestId: p.rid(), subscriptionId: id }));
+    expect([none.code, reason(none)]).toEqual([Code.FailedPrecondition, 'NO_SCHEDULED_CHANGE']);
+    const again = await p.subscriptions.migrateSubscriptions({
+      requestId: p.rid(),
+      planKey: 'team',
+      fromVersion: 1,
+      dryRun: true,
+    });
+    expect(again.subscriptionIds).toContain(id);
+  });
+});
+
+describe('lists', () => {
+  test('subscriptions list by customer, payer, plan and state, and page', async () => {
+    const parent = await onClock('2026-01-15T00:00:00Z');
+    const child = (
+      await p.customers.createCustomer({
+        requestId: p.rid(),
+        customer: {
+          externalId: `q-${seq++}`,
+          name: 'Child',
+          parentId: parent.customerId,
+          billTo: BillTo.PARENT,
+          testClockId: parent.clockId,
+        },
+      })
+    ).customer;
+    const own = await subscribe(parent.customerId);
+    const childs = await subscribe(child?.id ?? '', { currencyCode: 'USD' });
+    const ended = await subscribe(child?.id ?? '');
+    await p.subscriptions.cancelSubscription({
+      requestId: p.rid(),
+      subscriptionId: ended,
+      mode: CancelMode.IMMEDIATELY_WITHOUT_CREDIT,
+    });
+
+    const byPayer = await p.subscriptions.listSubscriptions({ payerId: parent.customerId });
+    expect(byPayer.subscriptions.map((s) => s.id)).toEqual([own, childs, ended]);
+    expect(byPayer.subscriptions.map((s) => s.payerId)).toEqual([
+      parent.customerId,
+      parent.customerId,
+      parent.customerId,
+    ]);
+    const live = await p.subscriptions.listSubscriptions({ customerId: child?.id, states: [SubscriptionState.ACTIVE] });
+    expect(live.subscriptions.map((s) => s.id)).toEqual([childs]);
+    const first = await p.subscriptions.listSubscriptions({ payerId: parent.customerId, pageSize: 2 });
+    const rest = await p.subscriptions.listSubscriptions({
+      payerId: parent.customerId,
+      pageSize: 2,
+      pageToken: first.nextPageToken,
+    });
+    expect([...first.subscriptions, ...rest.subscriptions].map((s) => s.id)).toEqual([own, childs, ended]);
+    expect(rest.nextPageToken).toBe('');
+    const items = await p.subscriptions.listProrationItems({ subscriptionId: own });
+    expect(items.prorationItems).toEqual([]);
+  });
+});
