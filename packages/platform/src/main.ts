@@ -10,12 +10,12 @@ import { createLogger } from '@billing/kit/log';
 import { type RunningService, runService, type ServiceDefinition } from '@billing/kit/runtime';
 import { commonSettings, createBus, loadConfigOrExit, serviceSettings, stopOnSignals } from '@billing/kit/service-main';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import { subscriptionService } from '@billing/subscription';
+import { catalogClient } from '@billing/subscription/adapter/catalog-client';
+import { checkSubscriptionSettings, subscriptionSettings } from '@billing/subscription/settings';
 import { usageService } from '@billing/usage';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-
-/** Every service that exists so far, in start order. */
-export const SERVICES: readonly ServiceDefinition[] = [catalogService, usageService];
 
 const platformSettings = {
   ...commonSettings,
@@ -29,10 +29,25 @@ const platformSettings = {
 };
 
 const config = loadConfigOrExit(platformSettings);
+const subscriptionConfig = loadConfigOrExit(subscriptionSettings);
+checkSubscriptionSettings(subscriptionConfig);
 const logger = createLogger({ service: 'platform', level: config.logLevel });
 const bus = await createBus(config, 'platform', logger);
 const running: { definition: ServiceDefinition; service: RunningService }[] = [];
-for (const definition of SERVICES) {
+const portOf = (name: string) => running.find((r) => r.definition.name === name)?.service.port;
+// Every service that exists so far, in start order; each may depend on those started before it.
+const services: (() => ServiceDefinition)[] = [
+  () => catalogService,
+  () =>
+    subscriptionService({
+      catalog: catalogClient(`http://127.0.0.1:${portOf('catalog')}`),
+      testClocksEnabled: subscriptionConfig.testClocks,
+      billingClockIntervalMs: subscriptionConfig.billingClockIntervalMs,
+    }),
+  () => usageService,
+];
+for (const build of services) {
+  const definition = build();
   const settings = loadConfigOrExit(serviceSettings(definition.name, definition.defaultPort));
   const service = await runService(definition, {
     host: settings.host,
@@ -62,6 +77,7 @@ const table = running.map(
   ({ definition, service }) => `  ${definition.name.padEnd(13)} http://127.0.0.1:${service.port}`,
 );
 const port = catalog?.port ?? 7101;
+const subscriptionPort = portOf('subscription') ?? 7102;
 process.stdout.write(
   [
     '',
@@ -73,6 +89,7 @@ process.stdout.write(
     `  pnpm exec buf curl --protocol grpc --http2-prior-knowledge -d '{"planKey":"team"}' http://127.0.0.1:${port}/billing.catalog.v1.CatalogService/GetPlanVersion`,
     `  curl -s -H 'content-type: application/json' -d '{}' http://127.0.0.1:${port}/billing.catalog.v1.CatalogService/ListPlans`,
     `  pnpm billing catalog apply examples/catalog.yaml --dry-run`,
+    `  curl -s -H 'content-type: application/json' -d '{"customer":{"externalId":"acme","name":"Acme","billing":{"currencyCode":"USD"}},"requestId":"r1"}' http://127.0.0.1:${subscriptionPort}/billing.subscription.v1.CustomerService/CreateCustomer`,
     '',
     'Stop with Ctrl-C.',
     '',

@@ -132,7 +132,8 @@ export async function createSubscription(ctx: WriteContext, req: CreateSubscript
   await store.savePlanVersion(ctx.em, version);
 
   const now = await store.clockTime(ctx.em, customer.testClockId, ctx.now);
-  const start = req.startTime ? timestampDate(req.startTime) : now;
+  // Calendar boundaries are whole seconds (local wall times), so starts are too.
+  const start = new Date(Math.floor((req.startTime ? timestampDate(req.startTime) : now).getTime() / 1000) * 1000);
   if (start.getTime() < now.getTime() - START_TOLERANCE_MS) {
     throw new InvalidArgumentError('the start is in the past', [
       { field: 'start_time', description: 'must not be in the past' },
