@@ -277,6 +277,19 @@ describe('test clocks', () => {
     expect(back.code).toBe(Code.InvalidArgument);
   });
 
+  test('an advance while another holds the clock is refused with TEST_CLOCK_BUSY', async () => {
+    const { clockId } = await onClock('2026-01-01T00:00:00Z');
+    const err = await p.service.context.db.transaction(async (em) => {
+      await em.execute('select id from test_clock where id = ? for update', [clockId]);
+      return rpcError(
+        p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts('2026-02-01T00:00:00Z') }),
+      );
+    });
+    expect([err.code, reason(err)]).toEqual([Code.FailedPrecondition, 'TEST_CLOCK_BUSY']);
+    const clock = await p.subscriptions.getTestClock({ id: clockId });
+    expect(iso(clock.testClock?.frozenTime)).toBe('2026-01-01T00:00:00.000Z');
+  });
+
   test('deleting a clock deletes its customers and their subscriptions, and says which', async () => {
     const { clockId, customerId } = await onClock('2026-01-01T00:00:00Z');
     const sub = await p.subscriptions.createSubscription({ requestId: p.rid(), customerId, planKey: 'team' });
