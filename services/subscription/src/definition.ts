@@ -1,7 +1,7 @@
 // The subscription service as the runtime runs it: its data, its two APIs, its consumer of payment outcomes
 // and its billing clock.
-import type { Subscription } from '@billing/kit/bus';
-import type { ServiceContext, ServiceDefinition } from '@billing/kit/runtime';
+import { startPeriodic } from '@billing/kit/periodic';
+import type { ServiceDefinition } from '@billing/kit/runtime';
 import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import type { PlanCatalog } from './adapter/catalog-client.ts';
@@ -21,31 +21,6 @@ export interface SubscriptionOptions {
   billingClockIntervalMs: number;
 }
 
-/** Runs the billing clock every `intervalMs` until stopped. */
-function startBillingClock(context: ServiceContext, intervalMs: number): Subscription {
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let pass: Promise<unknown> = Promise.resolve();
-  const tick = () => {
-    pass = runBillingClock(context.db, () => context.clock.now())
-      .then((steps) => {
-        if (steps > 0) context.relay.notify();
-      })
-      .catch((err: unknown) => context.logger.error({ err }, 'billing clock pass failed; will retry'))
-      .finally(() => {
-        if (!stopped) timer = setTimeout(tick, intervalMs);
-      });
-  };
-  timer = setTimeout(tick, 0);
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await pass;
-    },
-  };
-}
-
 /** The subscription service definition. */
 export function subscriptionService(options: SubscriptionOptions): ServiceDefinition {
   return {
@@ -63,7 +38,15 @@ export function subscriptionService(options: SubscriptionOptions): ServiceDefini
     },
     consumers: () => [paymentOutcomesConsumer],
     async start(context) {
-      return options.billingClockIntervalMs > 0 ? [startBillingClock(context, options.billingClockIntervalMs)] : [];
+      if (options.billingClockIntervalMs <= 0) return [];
+      const clock = startPeriodic({
+        name: 'billing clock',
+        intervalMs: options.billingClockIntervalMs,
+        run: () => runBillingClock(context.db, () => context.clock.now()),
+        afterWork: () => context.relay.notify(),
+        logger: context.logger,
+      });
+      return [clock];
     },
   };
 }

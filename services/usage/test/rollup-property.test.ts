@@ -1,5 +1,6 @@
 // Property: for random event streams (duplicates, any order, any batching), the period value answered from
-// the rollups equals the aggregation recomputed from the events themselves, for every aggregation.
+// the rollups equals the aggregation recomputed from the events themselves, for every aggregation, before and
+// after the appended rollup deltas are folded.
 
 import { catalogService } from '@billing/catalog';
 import { createMemoryBus } from '@billing/kit/memory-bus';
@@ -13,6 +14,7 @@ import { type Client, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import fc from 'fast-check';
+import { compactRollups } from '../src/adapter/usage-store.ts';
 import { usageService } from '../src/definition.ts';
 
 const bus = createMemoryBus();
@@ -117,16 +119,21 @@ test('rollup answers equal the aggregation of the raw events', async () => {
           });
         }
         const want = expected(events, from, from + length);
-        for (const meter of METERS) {
-          const res = await client.getPeriodUsage({
-            customerExternalId: customer,
-            meterKey: meter.key,
-            period: {
-              startTime: timestampFromDate(new Date(from)),
-              endTime: timestampFromDate(new Date(from + length)),
-            },
-          });
-          expect([meter.key, new Decimal(res.value).toFixed()]).toEqual([meter.key, want[meter.key]]);
+        // Exact with the batches' rollup deltas appended (some maybe folded by the background compactor), and
+        // again once every delta is folded into the hourly rollups.
+        for (const folded of [false, true]) {
+          if (folded) while ((await usage.context.db.transaction((em) => compactRollups(em, 7))) > 0);
+          for (const meter of METERS) {
+            const res = await client.getPeriodUsage({
+              customerExternalId: customer,
+              meterKey: meter.key,
+              period: {
+                startTime: timestampFromDate(new Date(from)),
+                endTime: timestampFromDate(new Date(from + length)),
+              },
+            });
+            expect([meter.key, folded, new Decimal(res.value).toFixed()]).toEqual([meter.key, folded, want[meter.key]]);
+          }
         }
       },
     ),

@@ -129,18 +129,8 @@ const AGGREGATION_NAME: Record<number, string> = {
   [MeterAggregation.LATEST]: 'latest',
 };
 
-/** Adds a batch's deltas to the hourly rollups (and distinct values), in bucket order. */
-export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Promise<void> {
-  if (deltas.length === 0) return;
-  await queryBound(
-    em,
-    `insert into usage_rollup as r
-       (meter_key, customer_external_id, group_key, hour, aggregation, value, event_count, latest_time, latest_event_id)
-     select m, c, g, h, a, v, n, lt, li
-       from jsonb_to_recordset($1::jsonb) as x(m text, c text, g text, h timestamptz, a text, v numeric, n bigint,
-                                             lt timestamptz, li text)
-     on conflict (meter_key, customer_external_id, hour, group_key) do update set
-       event_count = r.event_count + excluded.event_count,
+/** How a rollup row absorbs another of the same bucket (`r` the row, `excluded` the one added). */
+const ROLLUP_MERGE = `event_count = r.event_count + excluded.event_count,
        value = case r.aggregation
          when 'max' then greatest(r.value, excluded.value)
          when 'latest' then case when (excluded.latest_time, excluded.latest_event_id) > (r.latest_time, r.latest_event_id)
@@ -152,7 +142,18 @@ export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Prom
                           then excluded.latest_time else r.latest_time end,
        latest_event_id = case when r.aggregation = 'latest'
                           and (excluded.latest_time, excluded.latest_event_id) > (r.latest_time, r.latest_event_id)
-                          then excluded.latest_event_id else r.latest_event_id end`,
+                          then excluded.latest_event_id else r.latest_event_id end`;
+
+/** Appends a batch's deltas to the hourly rollups (and adds its distinct values), locking no rollup row. */
+export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Promise<void> {
+  if (deltas.length === 0) return;
+  await queryBound(
+    em,
+    `insert into usage_rollup_delta
+       (meter_key, customer_external_id, group_key, hour, aggregation, value, event_count, latest_time, latest_event_id)
+     select m, c, g, h, a, v, n, lt, li
+       from jsonb_to_recordset($1::jsonb) as x(m text, c text, g text, h timestamptz, a text, v numeric, n bigint,
+                                             lt timestamptz, li text)`,
     [
       JSON.stringify(
         deltas.map((d) => ({
@@ -184,6 +185,42 @@ export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Prom
   }
 }
 
+/**
+ * Folds up to `limit` appended rollup deltas into usage_rollup, merged per bucket first; returns how many it
+ * folded. Rows another compactor or a correction holds are skipped, and the deltas and their fold commit
+ * together, so a value never counts twice or goes missing.
+ */
+export async function compactRollups(em: Em, limit: number): Promise<number> {
+  const rows = await em.execute<{ folded: string }[]>(
+    `with taken as (
+       delete from usage_rollup_delta where ctid = any(array(
+         select ctid from usage_rollup_delta limit ? for update skip locked))
+       returning *
+     ), merged as (
+       select meter_key, customer_external_id, group_key, hour, aggregation,
+         case aggregation
+           when 'max' then max(value)
+           when 'latest' then (array_agg(value order by latest_time desc, latest_event_id desc))[1]
+           else sum(value) end as value,
+         sum(event_count) as event_count,
+         (array_agg(latest_time order by latest_time desc, latest_event_id desc))[1] as latest_time,
+         (array_agg(latest_event_id order by latest_time desc, latest_event_id desc))[1] as latest_event_id,
+         count(*) as n
+       from taken group by meter_key, customer_external_id, group_key, hour, aggregation
+     ), folded as (
+       insert into usage_rollup as r
+         (meter_key, customer_external_id, group_key, hour, aggregation, value, event_count, latest_time, latest_event_id)
+       select meter_key, customer_external_id, group_key, hour, aggregation, value, event_count, latest_time,
+              latest_event_id
+         from merged order by meter_key, customer_external_id, hour, group_key
+       on conflict (meter_key, customer_external_id, hour, group_key) do update set ${ROLLUP_MERGE}
+     )
+     select coalesce(sum(n), 0) as folded from merged`,
+    [limit],
+  );
+  return Number(rows[0]?.folded ?? 0);
+}
+
 /** A meter's rollup rows of one customer for the hours in [from, to). */
 export async function rollupRows(em: Em, meterKey: string, customer: string, from: Date, to: Date) {
   const rows = await em.execute<
@@ -197,8 +234,11 @@ export async function rollupRows(em: Em, meterKey: string, customer: string, fro
     }[]
   >(
     `select hour, group_key, value::text as value, event_count, latest_time, latest_event_id from usage_rollup
+      where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?
+     union all
+     select hour, group_key, value::text as value, event_count, latest_time, latest_event_id from usage_rollup_delta
       where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?`,
-    [meterKey, customer, from, to],
+    [meterKey, customer, from, to, meterKey, customer, from, to],
   );
   return rows.map((r) => ({
     hour: new Date(r.hour),
@@ -493,8 +533,16 @@ export async function amendEvent(
   ]);
 }
 
-/** Deletes a meter's rollups and distinct values of one customer and hour (before rebuilding them). */
+/**
+ * Deletes a meter's rollups and distinct values of one customer and hour (before rebuilding them). Appended
+ * deltas go first: a compactor folding them finishes before this touches the rollup row it would also lock.
+ */
 export async function clearRollupHour(em: Em, meterKey: string, customer: string, hour: Date): Promise<void> {
+  await em.execute('delete from usage_rollup_delta where meter_key = ? and customer_external_id = ? and hour = ?', [
+    meterKey,
+    customer,
+    hour,
+  ]);
   await em.execute('delete from usage_rollup where meter_key = ? and customer_external_id = ? and hour = ?', [
     meterKey,
     customer,

@@ -105,4 +105,24 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
       'alter table usage_published_value add column latest_event_id text',
     ],
   },
+  {
+    name: '0005_rollup_deltas',
+    statements: [
+      // What each batch adds to the hourly rollups, appended without locking any rollup row (concurrent batches
+      // of the same customers never wait for each other); the compactor folds it into usage_rollup. Readers
+      // read both, so a value is exact whether or not its deltas were folded yet.
+      `create table usage_rollup_delta (
+        meter_key text not null,
+        customer_external_id text not null,
+        group_key text not null,
+        hour timestamptz not null,
+        aggregation text not null,
+        value numeric not null,
+        event_count bigint not null,
+        latest_time timestamptz,
+        latest_event_id text
+      )`,
+      'create index usage_rollup_delta_key on usage_rollup_delta (meter_key, customer_external_id, hour)',
+    ],
+  },
 ];
