@@ -4,7 +4,7 @@
 import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
 import type { EventBus } from './bus.ts';
-import type { Database, Em } from './db.ts';
+import { type Database, type Em, queryBound } from './db.ts';
 import type { BusMessage, EventEnvelope, EventType } from './events.ts';
 import { newUlid } from './ids.ts';
 
@@ -20,6 +20,25 @@ export interface EventContext {
   traceparent?: string;
 }
 
+/** One event to record: its type, payload and context. */
+export interface EventRecord<Schema extends DescMessage = DescMessage> {
+  /** The event type. */
+  event: EventType<Schema>;
+  /** The payload. */
+  payload: MessageInitShape<Schema>;
+  /** Aggregate, time, request. */
+  context: EventContext;
+}
+
+/** An event to record, its payload checked against its type. */
+export function eventRecord<Schema extends DescMessage>(
+  event: EventType<Schema>,
+  payload: MessageInitShape<Schema>,
+  context: EventContext,
+): EventRecord {
+  return { event, payload, context } as unknown as EventRecord;
+}
+
 /** Writes an event to the outbox in the caller's transaction; returns its envelope. */
 export async function recordEvent<Schema extends DescMessage>(
   em: Em,
@@ -27,43 +46,72 @@ export async function recordEvent<Schema extends DescMessage>(
   payload: MessageInitShape<Schema>,
   context: EventContext,
 ): Promise<EventEnvelope> {
-  const eventId = newUlid();
-  // The advisory lock serialises writers of one aggregate so that sequence numbers never collide, even
-  // when the caller holds no row lock on the aggregate.
-  await em.execute('select pg_advisory_xact_lock(hashtext(?))', [context.aggregateId]);
-  const rows = await em.execute<{ aggregate_seq: string }[]>(
+  const [envelope] = await recordEvents(em, [eventRecord(event, payload, context)]);
+  if (!envelope) throw new Error('the outbox did not record the event');
+  return envelope;
+}
+
+/**
+ * Writes events to the outbox in the caller's transaction, in two statements however many there are; events of
+ * one aggregate get consecutive sequence numbers in the order given. Returns their envelopes, in order.
+ */
+export async function recordEvents(em: Em, records: readonly EventRecord[]): Promise<EventEnvelope[]> {
+  if (records.length === 0) return [];
+  const ordinal = new Map<string, number>();
+  const rows = records.map((r) => {
+    const n = (ordinal.get(r.context.aggregateId) ?? 0) + 1;
+    ordinal.set(r.context.aggregateId, n);
+    return {
+      id: newUlid(),
+      subject: r.event.subject,
+      type: r.event.type,
+      schema: r.event.schema.typeName,
+      agg: r.context.aggregateId,
+      n,
+      at: r.context.occurredTime.toISOString(),
+      producer: r.event.producer,
+      rid: r.context.requestId ?? null,
+      tp: r.context.traceparent ?? null,
+      payload: Buffer.from(toBinary(r.event.schema, create(r.event.schema, r.payload))).toString('base64'),
+    };
+  });
+  // The advisory locks (taken in one order) serialise writers of an aggregate so that sequence numbers never
+  // collide, even when the caller holds no row lock on the aggregate.
+  await queryBound(
+    em,
+    `select pg_advisory_xact_lock(hashtext(a))
+       from (select distinct a from jsonb_array_elements_text($1::jsonb) as a order by a) as locks`,
+    [JSON.stringify([...ordinal.keys()])],
+  );
+  const inserted = await queryBound<{ id: string; aggregate_seq: string }>(
+    em,
     `insert into outbox_event
        (id, subject, type, schema, aggregate_id, aggregate_seq, occurred_at, producer, request_id, traceparent, payload)
-     values (?, ?, ?, ?, ?,
-       (select coalesce(max(aggregate_seq), 0) + 1 from outbox_event where aggregate_id = ?),
-       ?, ?, ?, ?, ?)
-     returning aggregate_seq`,
-    [
-      eventId,
-      event.subject,
-      event.type,
-      event.schema.typeName,
-      context.aggregateId,
-      context.aggregateId,
-      context.occurredTime,
-      event.producer,
-      context.requestId ?? null,
-      context.traceparent ?? null,
-      Buffer.from(toBinary(event.schema, create(event.schema, payload))),
-    ],
+     select x.id, x.subject, x.type, x.schema, x.agg,
+            coalesce((select max(o.aggregate_seq) from outbox_event o where o.aggregate_id = x.agg), 0) + x.n,
+            x.at, x.producer, x.rid, x.tp, decode(x.payload, 'base64')
+       from jsonb_to_recordset($1::jsonb) as x(id text, subject text, type text, schema text, agg text, n int,
+                                              at timestamptz, producer text, rid text, tp text, payload text)
+     returning id, aggregate_seq`,
+    [JSON.stringify(rows)],
   );
-  const envelope: EventEnvelope = {
-    eventId,
-    eventType: event.type,
-    schema: event.schema.typeName,
-    aggregateId: context.aggregateId,
-    aggregateSeq: Number(rows[0]?.aggregate_seq),
-    occurredTime: context.occurredTime,
-    producer: event.producer,
-  };
-  if (context.requestId) envelope.requestId = context.requestId;
-  if (context.traceparent) envelope.traceparent = context.traceparent;
-  return envelope;
+  const seqs = new Map(inserted.map((r) => [r.id, Number(r.aggregate_seq)]));
+  return records.map((r, i) => {
+    const row = rows[i];
+    if (!row) throw new Error('every record has a row');
+    const envelope: EventEnvelope = {
+      eventId: row.id,
+      eventType: r.event.type,
+      schema: r.event.schema.typeName,
+      aggregateId: r.context.aggregateId,
+      aggregateSeq: seqs.get(row.id) ?? 0,
+      occurredTime: r.context.occurredTime,
+      producer: r.event.producer,
+    };
+    if (r.context.requestId) envelope.requestId = r.context.requestId;
+    if (r.context.traceparent) envelope.traceparent = r.context.traceparent;
+    return envelope;
+  });
 }
 
 interface OutboxRow {

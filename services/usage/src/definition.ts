@@ -5,6 +5,7 @@ import type { ServiceContext, ServiceDefinition } from '@billing/kit/runtime';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
 import { compactRollups, ensureMonthlyPartitions } from './adapter/usage-store.ts';
 import { catalogMetersConsumer } from './consumers/catalog-meters.ts';
+import { subscriptionPeriodsConsumer } from './consumers/subscription-periods.ts';
 import { RETENTION_MS } from './domain/usage-event.ts';
 import { USAGE_MIGRATIONS } from './migrations/index.ts';
 import { usageHandlers } from './rpc/usage-handlers.ts';
@@ -39,7 +40,7 @@ export const usageService: ServiceDefinition = {
   routes(router, context) {
     router.service(UsageService, usageHandlers(context));
   },
-  consumers: () => [catalogMetersConsumer],
+  consumers: () => [catalogMetersConsumer, subscriptionPeriodsConsumer],
   // Monthly partitions of raw events cover the retention and two months ahead; refreshed daily.
   async start(context) {
     const refresh = () => {

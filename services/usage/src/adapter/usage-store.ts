@@ -10,6 +10,7 @@ import {
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { mergeIncrements, type PeriodIncrement, type PeriodState } from '../domain/period-value.ts';
+import type { BillingPeriod, KnownPeriod } from '../domain/periods.ts';
 import type { RollupDelta } from '../domain/rollup.ts';
 import type { ValidEvent } from '../domain/usage-event.ts';
 
@@ -25,15 +26,23 @@ export async function metersForTypes(em: Em, types: readonly string[]): Promise<
 
 /** One meter by key, archived or not. */
 export async function findMeter(em: Em, key: string): Promise<Meter | undefined> {
+  return (await findMeters(em, [key])).get(key);
+}
+
+/** The meters with these keys, archived or not, by key. */
+export async function findMeters(em: Em, keys: readonly string[]): Promise<Map<string, Meter>> {
+  if (keys.length === 0) return new Map();
   const rows = await em.execute<{ body: JsonValue; archived: boolean }[]>(
-    'select body, archived from meter where key = ?',
-    [key],
+    'select body, archived from meter where key in (select jsonb_array_elements_text(?::jsonb))',
+    [JSON.stringify([...new Set(keys)])],
   );
-  const row = rows[0];
-  if (!row) return undefined;
-  const meter = fromJson(MeterSchema, row.body);
-  meter.archived = row.archived;
-  return meter;
+  return new Map(
+    rows.map((row) => {
+      const meter = fromJson(MeterSchema, row.body);
+      meter.archived = row.archived;
+      return [meter.key, meter];
+    }),
+  );
 }
 
 /** Inserts or replaces a meter of the projection. */
@@ -105,20 +114,77 @@ export async function claimEventKeys(em: Em, events: readonly ValidEvent[]): Pro
   return { accepted, duplicates };
 }
 
-/** Stores accepted raw events. */
-export async function insertEvents(em: Em, events: readonly ValidEvent[], now: Date): Promise<void> {
+/** Stores accepted raw events; `late` holds the indexes of those falling in a closed billing period. */
+export async function insertEvents(
+  em: Em,
+  events: readonly ValidEvent[],
+  now: Date,
+  late: ReadonlySet<number>,
+): Promise<void> {
   if (events.length === 0) return;
   await queryBound(
     em,
-    `insert into usage_event (customer_external_id, event_id, event_type, event_time, properties, ingested_at)
-     select c, i, y, t, p, $1 from jsonb_to_recordset($2::jsonb) as x(c text, i text, y text, t timestamptz, p jsonb)`,
+    `insert into usage_event (customer_external_id, event_id, event_type, event_time, properties, ingested_at, late)
+     select c, i, y, t, p, $1, coalesce(l, false)
+       from jsonb_to_recordset($2::jsonb) as x(c text, i text, y text, t timestamptz, p jsonb, l boolean)`,
     [
       now,
       JSON.stringify(
-        events.map((e) => ({ c: e.customer, i: e.id, y: e.type, t: e.time.toISOString(), p: e.properties })),
+        events.map((e) => ({
+          c: e.customer,
+          i: e.id,
+          y: e.type,
+          t: e.time.toISOString(),
+          p: e.properties,
+          ...(late.has(e.index) ? { l: true } : {}),
+        })),
       ),
     ],
   );
+}
+
+// ---- billing periods ----
+
+/** Records a subscription period as announced: open, or closed (a closed period stays closed). */
+export async function savePeriod(em: Em, period: KnownPeriod & { subscriptionId: string }): Promise<void> {
+  await em.execute(
+    `insert into billing_period (subscription_id, period_start, period_end, customer_external_id, closed)
+     values (?, ?, ?, ?, ?)
+     on conflict (subscription_id, period_start) do update set period_end = excluded.period_end,
+       customer_external_id = excluded.customer_external_id, closed = billing_period.closed or excluded.closed`,
+    [period.subscriptionId, period.start, period.end, period.customer, period.closed],
+  );
+}
+
+/** The known subscription periods of `customers` that end after `from`. */
+export async function knownPeriods(em: Em, customers: readonly string[], from: Date): Promise<KnownPeriod[]> {
+  if (customers.length === 0) return [];
+  const rows = await em.execute<
+    { subscription_id: string; period_start: Date; period_end: Date; customer_external_id: string; closed: boolean }[]
+  >(
+    `select subscription_id, period_start, period_end, customer_external_id, closed from billing_period
+      where customer_external_id in (select jsonb_array_elements_text(?::jsonb)) and period_end > ?`,
+    [JSON.stringify([...new Set(customers)]), from],
+  );
+  return rows.map((r) => ({
+    subscriptionId: r.subscription_id,
+    start: new Date(r.period_start),
+    end: new Date(r.period_end),
+    customer: r.customer_external_id,
+    closed: r.closed,
+  }));
+}
+
+/** The number of late events a meter counts for a customer in [from, to). */
+export async function lateEventCount(em: Em, meter: Meter, customer: string, from: Date, to: Date): Promise<number> {
+  const selection = meterSelection(meter);
+  const rows = await em.execute<{ n: string }[]>(
+    `select count(*) as n from usage_event
+      where customer_external_id = ? and ${selection.where.join(' and ')}
+        and event_time >= ? and event_time < ? and late and not voided`,
+    [customer, ...selection.params, from, to],
+  );
+  return Number(rows[0]?.n ?? 0);
 }
 
 const AGGREGATION_NAME: Record<number, string> = {
@@ -401,6 +467,8 @@ export interface StoredEventRow {
   ingestedAt: Date;
   /** Whether it was voided. */
   voided: boolean;
+  /** Whether it arrived after its billing period closed. */
+  late: boolean;
 }
 
 /**
@@ -444,9 +512,10 @@ export async function listEvents(
       properties: JsonValue;
       ingested_at: Date;
       voided: boolean;
+      late: boolean;
     }[]
   >(
-    `select event_id, event_type, event_time, properties, ingested_at, voided from usage_event
+    `select event_id, event_type, event_time, properties, ingested_at, voided, late from usage_event
       where ${where.join(' and ')} order by event_time desc, event_id desc limit ?`,
     [...params, query.limit],
   );
@@ -457,6 +526,7 @@ export async function listEvents(
     properties: r.properties,
     ingestedAt: new Date(r.ingested_at),
     voided: r.voided,
+    late: r.late,
   }));
 }
 
@@ -478,11 +548,12 @@ export async function findEventForUpdate(em: Em, customer: string, id: string): 
       properties: JsonValue;
       ingested_at: Date;
       voided: boolean;
+      late: boolean;
       amendment_count: number;
       updated_at: Date | null;
     }[]
   >(
-    `select e.event_id, e.event_type, e.event_time, e.properties, e.ingested_at, e.voided, e.amendment_count, e.updated_at
+    `select e.event_id, e.event_type, e.event_time, e.properties, e.ingested_at, e.voided, e.late, e.amendment_count, e.updated_at
        from usage_event_key k
        join usage_event e on e.customer_external_id = k.customer_external_id and e.event_id = k.event_id
                          and e.event_time = k.event_time
@@ -499,6 +570,7 @@ export async function findEventForUpdate(em: Em, customer: string, id: string): 
     properties: r.properties,
     ingestedAt: new Date(r.ingested_at),
     voided: r.voided,
+    late: r.late,
     amendmentCount: r.amendment_count,
     updatedAt: r.updated_at ? new Date(r.updated_at) : undefined,
   };
@@ -562,9 +634,11 @@ export interface TouchedPeriod {
   /** The meter. */
   meterKey: string;
   /** The billing period. */
-  period: [Date, Date];
+  period: BillingPeriod;
   /** What was added. */
   increment: PeriodIncrement;
+  /** The late events counted in it (when the period had closed). */
+  lateEventIds: string[];
 }
 
 const AGGREGATION_OF_NAME = Object.fromEntries(Object.entries(AGGREGATION_NAME).map(([k, v]) => [v, Number(k)]));
@@ -575,24 +649,29 @@ export async function recordTouchedPeriods(em: Em, touched: readonly TouchedPeri
   await queryBound(
     em,
     `insert into usage_pending_delta (customer_external_id, meter_key, period_start, period_end, event_count,
-       last_ingest_at, aggregation, value, latest_time, latest_event_id, recompute)
-     select c, m, s, e, n, $1, a, v, lt, li, r
+       last_ingest_at, aggregation, value, latest_time, latest_event_id, recompute, subscription_id, period_closed,
+       late_event_ids)
+     select c, m, s, e, n, $1, a, v, lt, li, r, sub, pc, coalesce(ids, '[]')
        from jsonb_to_recordset($2::jsonb) as x(c text, m text, s timestamptz, e timestamptz, n bigint, a text,
-                                              v numeric, lt timestamptz, li text, r boolean)`,
+                                              v numeric, lt timestamptz, li text, r boolean, sub text, pc boolean,
+                                              ids jsonb)`,
     [
       now,
       JSON.stringify(
         touched.map((t) => ({
           c: t.customer,
           m: t.meterKey,
-          s: t.period[0].toISOString(),
-          e: t.period[1].toISOString(),
+          s: t.period.start.toISOString(),
+          e: t.period.end.toISOString(),
           n: t.increment.eventCount,
           a: AGGREGATION_NAME[t.increment.aggregation] ?? 'sum',
           v: t.increment.value.toFixed(),
           lt: t.increment.latest?.time.toISOString() ?? null,
           li: t.increment.latest?.id ?? null,
           r: t.increment.recompute,
+          sub: t.period.subscriptionId,
+          pc: t.period.closed,
+          ...(t.lateEventIds.length > 0 ? { ids: t.lateEventIds } : {}),
         })),
       ),
     ],
@@ -606,12 +685,17 @@ export interface PendingPeriod {
   /** The meter. */
   meterKey: string;
   /** The billing period. */
-  period: [Date, Date];
+  period: BillingPeriod;
   /** Ingestion time of the last batch. */
   lastIngest: Date;
   /** Everything added since the last publication. */
   increment: PeriodIncrement;
+  /** The late events among them (at most MAX_LATE_IDS are kept). */
+  lateEventIds: string[];
 }
+
+/** Most late event ids carried per (customer, meter, period) and pass. */
+export const MAX_LATE_IDS = 1_000;
 
 /** Takes (deletes and returns, merged per period) up to `limit` pending rows that no other publisher holds. */
 export async function takePendingDeltas(em: Em, limit: number): Promise<PendingPeriod[]> {
@@ -628,12 +712,16 @@ export async function takePendingDeltas(em: Em, limit: number): Promise<PendingP
       latest_time: Date | null;
       latest_event_id: string | null;
       recompute: boolean;
+      subscription_id: string;
+      period_closed: boolean;
+      late_event_ids: string[];
     }[]
   >(
     `delete from usage_pending_delta where id in (
        select id from usage_pending_delta order by id limit ? for update skip locked)
      returning customer_external_id, meter_key, period_start, period_end, last_ingest_at, event_count,
-               aggregation, value::text as value, latest_time, latest_event_id, recompute`,
+               aggregation, value::text as value, latest_time, latest_event_id, recompute, subscription_id,
+               period_closed, late_event_ids`,
     [limit],
   );
   const merged = new Map<string, PendingPeriod>();
@@ -651,61 +739,105 @@ export async function takePendingDeltas(em: Em, limit: number): Promise<PendingP
     if (seen) {
       seen.increment = mergeIncrements(seen.increment, increment);
       if (last > seen.lastIngest) seen.lastIngest = last;
+      seen.period.closed ||= r.period_closed;
+      seen.lateEventIds.push(...r.late_event_ids.slice(0, MAX_LATE_IDS - seen.lateEventIds.length));
     } else {
       merged.set(key, {
         customer: r.customer_external_id,
         meterKey: r.meter_key,
-        period: [new Date(r.period_start), new Date(r.period_end)],
+        period: {
+          start: new Date(r.period_start),
+          end: new Date(r.period_end),
+          subscriptionId: r.subscription_id,
+          closed: r.period_closed,
+        },
         lastIngest: last,
         increment,
+        lateEventIds: r.late_event_ids.slice(0, MAX_LATE_IDS),
       });
     }
   }
   return [...merged.values()];
 }
 
-/** The last published state of a (customer, meter, period), locked until the transaction ends. */
-export async function lockPublishedValue(
-  em: Em,
-  key: { customer: string; meterKey: string; periodStart: Date },
-): Promise<PeriodState> {
-  const rows = await em.execute<
-    { value: string; event_count: string; latest_time: Date | null; latest_event_id: string | null }[]
-  >(
-    `select value::text as value, event_count, latest_time, latest_event_id from usage_published_value
-      where customer_external_id = ? and meter_key = ? and period_start = ? for update`,
-    [key.customer, key.meterKey, key.periodStart],
-  );
-  const row = rows[0];
-  if (!row) return { value: undefined, eventCount: 0 };
-  return {
-    value: new Decimal(row.value),
-    eventCount: Number(row.event_count),
-    latest: row.latest_time ? { time: new Date(row.latest_time), id: row.latest_event_id ?? '' } : undefined,
-  };
+/** A (customer, meter, period) whose value is published. */
+export interface PublishedKey {
+  /** The customer's external id. */
+  customer: string;
+  /** The meter. */
+  meterKey: string;
+  /** The period's start. */
+  periodStart: Date;
 }
 
-/** Stores the published state of a (customer, meter, period). */
-export async function savePublishedValue(
+const publishedKeyOf = (customer: string, meterKey: string, periodStart: Date) =>
+  JSON.stringify([customer, meterKey, periodStart.getTime()]);
+
+/** The last published states of `keys` (locked until the transaction ends), by publishedKeyOf. */
+export async function lockPublishedValues(em: Em, keys: readonly PublishedKey[]): Promise<Map<string, PeriodState>> {
+  const out = new Map<string, PeriodState>();
+  if (keys.length === 0) return out;
+  const rows = await queryBound<{
+    customer_external_id: string;
+    meter_key: string;
+    period_start: Date;
+    value: string;
+    event_count: string;
+    latest_time: Date | null;
+    latest_event_id: string | null;
+  }>(
+    em,
+    `select p.customer_external_id, p.meter_key, p.period_start, p.value::text as value, p.event_count,
+            p.latest_time, p.latest_event_id
+       from usage_published_value p
+       join jsonb_to_recordset($1::jsonb) as k(c text, m text, s timestamptz)
+         on p.customer_external_id = k.c and p.meter_key = k.m and p.period_start = k.s
+      order by p.customer_external_id, p.meter_key, p.period_start
+        for update of p`,
+    [JSON.stringify(keys.map((k) => ({ c: k.customer, m: k.meterKey, s: k.periodStart.toISOString() })))],
+  );
+  for (const r of rows) {
+    out.set(publishedKeyOf(r.customer_external_id, r.meter_key, new Date(r.period_start)), {
+      value: new Decimal(r.value),
+      eventCount: Number(r.event_count),
+      latest: r.latest_time ? { time: new Date(r.latest_time), id: r.latest_event_id ?? '' } : undefined,
+    });
+  }
+  return out;
+}
+
+/** The published state of `key` among `states`, or the state of a period never published. */
+export function publishedState(states: ReadonlyMap<string, PeriodState>, key: PublishedKey): PeriodState {
+  return states.get(publishedKeyOf(key.customer, key.meterKey, key.periodStart)) ?? { value: undefined, eventCount: 0 };
+}
+
+/** Stores the published states of (customer, meter, period)s, in one statement. */
+export async function savePublishedValues(
   em: Em,
-  key: { customer: string; meterKey: string; periodStart: Date },
-  state: PeriodState,
+  entries: readonly { key: PublishedKey; state: PeriodState }[],
 ): Promise<void> {
-  await em.execute(
+  if (entries.length === 0) return;
+  await queryBound(
+    em,
     `insert into usage_published_value (customer_external_id, meter_key, period_start, value, event_count,
        latest_time, latest_event_id)
-     values (?, ?, ?, ?, ?, ?, ?)
+     select c, m, s, v, n, lt, li
+       from jsonb_to_recordset($1::jsonb) as x(c text, m text, s timestamptz, v numeric, n bigint, lt timestamptz, li text)
      on conflict (customer_external_id, meter_key, period_start) do update set value = excluded.value,
        event_count = excluded.event_count, latest_time = excluded.latest_time,
        latest_event_id = excluded.latest_event_id`,
     [
-      key.customer,
-      key.meterKey,
-      key.periodStart,
-      (state.value ?? new Decimal(0)).toFixed(),
-      state.eventCount,
-      state.latest?.time ?? null,
-      state.latest?.id ?? null,
+      JSON.stringify(
+        entries.map(({ key, state }) => ({
+          c: key.customer,
+          m: key.meterKey,
+          s: key.periodStart.toISOString(),
+          v: (state.value ?? new Decimal(0)).toFixed(),
+          n: state.eventCount,
+          lt: state.latest?.time.toISOString() ?? null,
+          li: state.latest?.id ?? null,
+        })),
+      ),
     ],
   );
 }

@@ -17,7 +17,7 @@ export interface RollupDelta {
   customer: string;
   /** The group-by values, JSON. */
   group: string;
-  /** Start of the hour (UTC). */
+  /** Start of the bucket: the UTC hour (or the billing period, for period increments). */
   hour: Date;
   /** Sum (count, sum), maximum (max) or last value (latest) of the batch's events in the bucket. */
   value: Decimal;
@@ -55,25 +55,31 @@ export function unreadableEvents(events: readonly ValidEvent[], meters: readonly
 }
 
 /**
- * The rollup deltas of readable `events` for `meters`, sorted by bucket key (a fixed lock order, so that
- * concurrent batches cannot deadlock).
+ * The rollup deltas of readable `events` for `meters`, sorted by bucket key. Buckets are UTC hours per group
+ * by default; `bucketOf` and `grouped` give other buckets (billing periods, all groups together).
  */
-export function rollupDeltas(events: readonly ValidEvent[], meters: readonly Meter[]): RollupDelta[] {
+export function rollupDeltas(
+  events: readonly ValidEvent[],
+  meters: readonly Meter[],
+  bucketOf: (event: ValidEvent) => Date = (event) => hourOf(event.time),
+  grouped = true,
+): RollupDelta[] {
   const buckets = new Map<string, RollupDelta>();
   for (const event of events) {
     for (const meter of meters) {
       if (!meterSelects(meter, event.type, event.properties)) continue;
       const reading = readEvent(meter, event.properties);
       if (typeof reading === 'string') continue;
-      const hour = hourOf(event.time);
-      const key = JSON.stringify([meter.key, event.customer, reading.group, hour.getTime()]);
+      const hour = bucketOf(event);
+      const group = grouped ? reading.group : '';
+      const key = JSON.stringify([meter.key, event.customer, group, hour.getTime()]);
       let bucket = buckets.get(key);
       if (!bucket) {
         bucket = {
           meterKey: meter.key,
           aggregation: meter.aggregation,
           customer: event.customer,
-          group: reading.group,
+          group,
           hour,
           value: meter.aggregation === MeterAggregation.MAX ? reading.value : new Decimal(0),
           eventCount: 0,

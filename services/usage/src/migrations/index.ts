@@ -125,4 +125,24 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
       'create index usage_rollup_delta_key on usage_rollup_delta (meter_key, customer_external_id, hour)',
     ],
   },
+  {
+    name: '0006_billing_periods',
+    statements: [
+      // Each customer's subscription periods, from the subscription service's events: usage is counted in them,
+      // and events falling in a closed one are late (S11).
+      `create table billing_period (
+        subscription_id text not null,
+        period_start timestamptz not null,
+        period_end timestamptz not null,
+        customer_external_id text not null,
+        closed boolean not null default false,
+        primary key (subscription_id, period_start)
+      )`,
+      'create index billing_period_customer on billing_period (customer_external_id, period_end)',
+      'alter table usage_event add column late boolean not null default false',
+      "alter table usage_pending_delta add column subscription_id text not null default ''",
+      'alter table usage_pending_delta add column period_closed boolean not null default false',
+      "alter table usage_pending_delta add column late_event_ids jsonb not null default '[]'",
+    ],
+  },
 ];

@@ -13,7 +13,7 @@ import { UsageService, Window } from '@billing/proto/billing/usage/v1/usage_serv
 import type { JsonObject } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { ServiceImpl } from '@connectrpc/connect';
-import { findMeter, listEvents } from '../adapter/usage-store.ts';
+import { findMeter, lateEventCount, listEvents } from '../adapter/usage-store.ts';
 import { MAX_BATCH_SIZE } from '../domain/usage-event.ts';
 import { usageWindows } from '../domain/windows.ts';
 import { aggregateUsage } from '../service/aggregate-usage.ts';
@@ -139,6 +139,7 @@ export function usageHandlers(context: ServiceContext): Partial<ServiceImpl<type
           },
           ingestTime: timestampFromDate(row.ingestedAt),
           voided: row.voided,
+          late: row.late,
         })),
         nextPageToken,
       };
@@ -178,6 +179,7 @@ export function usageHandlers(context: ServiceContext): Partial<ServiceImpl<type
       return {
         value: (total?.value ?? new Decimal(0)).toFixed(),
         eventCount: BigInt(total?.eventCount ?? 0),
+        lateEventCount: BigInt(await lateEventCount(em, meter, req.customerExternalId, start, end)),
         asOfTime: timestampFromDate(context.clock.now()),
       };
     },

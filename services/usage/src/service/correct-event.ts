@@ -20,6 +20,7 @@ import {
   clearRollupHour,
   type FoundEvent,
   findEventForUpdate,
+  knownPeriods,
   metersForTypes,
   rawEvents,
   recordTouchedPeriods,
@@ -27,7 +28,7 @@ import {
 } from '../adapter/usage-store.ts';
 import { usageEventAmended, usageEventVoided } from '../domain/events.ts';
 import { meterSelects, readEvent } from '../domain/meter.ts';
-import { billingPeriodOf } from '../domain/periods.ts';
+import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
 import { hourOf, rollupDeltas } from '../domain/rollup.ts';
 import { MAX_FUTURE_MS, MAX_PROPERTIES_BYTES, RETENTION_MS, type ValidEvent } from '../domain/usage-event.ts';
 import { aggregateUsage } from './aggregate-usage.ts';
@@ -47,6 +48,7 @@ function toStored(customer: string, e: FoundEvent): StoredEvent {
       properties: e.properties as JsonObject,
     },
     ingestTime: timestampFromDate(e.ingestedAt),
+    late: e.late,
     voided: e.voided,
     amendmentCount: e.amendmentCount,
     updateTime: e.updatedAt ? timestampFromDate(e.updatedAt) : undefined,
@@ -74,13 +76,14 @@ async function periodValues(
   scope: MutationScope,
   meters: readonly Meter[],
   customer: string,
-  periods: readonly [Date, Date][],
+  periods: readonly BillingPeriod[],
 ) {
   const values = new Map<string, { value: string; count: number }>();
   for (const meter of meters) {
     for (const period of periods) {
-      const [total] = await aggregateUsage(scope.em, { meter, customer, windows: [period], groupBy: [], filters: [] });
-      values.set(`${meter.key}|${period[0].toISOString()}`, {
+      const windows = [[period.start, period.end] as const];
+      const [total] = await aggregateUsage(scope.em, { meter, customer, windows, groupBy: [], filters: [] });
+      values.set(`${meter.key}|${period.start.toISOString()}`, {
         value: total?.value.toFixed() ?? '0',
         count: total?.eventCount ?? 0,
       });
@@ -131,8 +134,10 @@ export async function correctEvent(
       ]);
     }
   }
-  const periods = [billingPeriodOf(found.time), billingPeriodOf(time)].filter(
-    (p, i, all) => all.findIndex((q) => q[0].getTime() === p[0].getTime()) === i,
+  const earliest = new Date(Math.min(found.time.getTime(), time.getTime()));
+  const calendar = new BillingCalendar(await knownPeriods(scope.em, [customer], earliest));
+  const periods = [calendar.periodOf(customer, found.time), calendar.periodOf(customer, time)].filter(
+    (p, i, all) => all.findIndex((q) => q.start.getTime() === p.start.getTime()) === i,
   );
   const before = await periodValues(scope, meters, customer, periods);
   if (correction.kind === 'void') await voidEvent(scope.em, customer, found, scope.now);
@@ -146,14 +151,16 @@ export async function correctEvent(
   const deltas: UsageDelta[] = [];
   for (const meter of meters) {
     for (const period of periods) {
-      const key = `${meter.key}|${period[0].toISOString()}`;
+      const key = `${meter.key}|${period.start.toISOString()}`;
       const was = before.get(key);
       const now = after.get(key);
       if (!was || !now || (was.value === now.value && was.count === now.count)) continue;
       deltas.push(
         create(UsageDeltaSchema, {
           meterKey: meter.key,
-          period: { startTime: timestampFromDate(period[0]), endTime: timestampFromDate(period[1]) },
+          period: { startTime: timestampFromDate(period.start), endTime: timestampFromDate(period.end) },
+          subscriptionId: period.subscriptionId,
+          periodClosed: period.closed,
           delta: new Decimal(now.value).minus(was.value).toFixed(),
           value: now.value,
           eventCountDelta: BigInt(now.count - was.count),
@@ -170,6 +177,7 @@ export async function correctEvent(
         meterKey: meter.key,
         period,
         increment: { aggregation: meter.aggregation, value: new Decimal(0), eventCount: 0, recompute: true },
+        lateEventIds: [],
       })),
     ),
     scope.now,

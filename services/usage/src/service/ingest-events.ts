@@ -2,6 +2,7 @@
 // (exactly once, by the database), store the new ones and add them to the hourly rollups, all in the caller's
 // transaction: when it commits, every accepted event is durable and counted.
 import type { Em } from '@billing/kit/db';
+import type { Meter } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import {
   type IngestResult,
@@ -16,13 +17,14 @@ import {
   applyRollups,
   claimEventKeys,
   insertEvents,
+  knownPeriods,
+  MAX_LATE_IDS,
   metersForTypes,
   recordTouchedPeriods,
   type TouchedPeriod,
 } from '../adapter/usage-store.ts';
-import { mergeIncrements } from '../domain/period-value.ts';
-import { billingPeriodOf } from '../domain/periods.ts';
-import type { RollupDelta } from '../domain/rollup.ts';
+import { meterSelects } from '../domain/meter.ts';
+import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
 import { rollupDeltas, unreadableEvents } from '../domain/rollup.ts';
 import { isRejection, type ValidEvent, validateEvent } from '../domain/usage-event.ts';
 
@@ -67,10 +69,18 @@ export async function ingestEvents(
   }
   const claim = await claimEventKeys(em, readable);
   const accepted = readable.filter((e) => claim.accepted.has(e.index));
-  await insertEvents(em, accepted, now);
-  const deltas = rollupDeltas(accepted, meters);
-  await applyRollups(em, deltas);
-  await recordTouchedPeriods(em, touchedPeriods(deltas), now);
+  const earliest = accepted.reduce((min, e) => Math.min(min, e.time.getTime()), now.getTime());
+  const calendar = new BillingCalendar(
+    await knownPeriods(
+      em,
+      accepted.map((e) => e.customer),
+      new Date(earliest),
+    ),
+  );
+  const late = new Set(accepted.filter((e) => calendar.periodOf(e.customer, e.time).closed).map((e) => e.index));
+  await insertEvents(em, accepted, now, late);
+  await applyRollups(em, rollupDeltas(accepted, meters));
+  await recordTouchedPeriods(em, touchedPeriods(accepted, meters, calendar, late), now);
   for (const e of readable) {
     const duplicate = claim.duplicates.get(e.index);
     results[e.index - offset] = create(IngestResultSchema, {
@@ -83,29 +93,51 @@ export async function ingestEvents(
             ? IngestStatus.DUPLICATE
             : IngestStatus.DUPLICATE_MISMATCH,
       message: duplicate === 'different' ? 'an event with this id and other content was stored before; it counts' : '',
+      late: late.has(e.index),
     });
   }
   return results;
 }
 
-/** What a batch's rollup deltas add to each (customer, meter, period). */
-function touchedPeriods(deltas: readonly RollupDelta[]): TouchedPeriod[] {
-  const touched = new Map<string, TouchedPeriod>();
-  for (const d of deltas) {
-    const period = billingPeriodOf(d.hour);
-    const key = JSON.stringify([d.customer, d.meterKey, period[0].getTime()]);
-    const increment = {
-      aggregation: d.aggregation,
-      value: d.value,
-      eventCount: d.eventCount,
-      latest: d.latest,
-      recompute: d.aggregation === MeterAggregation.UNIQUE_COUNT,
+/** What a batch adds to each (customer, meter, billing period), with the late events counted in it. */
+function touchedPeriods(
+  events: readonly ValidEvent[],
+  meters: readonly Meter[],
+  calendar: BillingCalendar,
+  late: ReadonlySet<number>,
+): TouchedPeriod[] {
+  const periods = new Map<string, BillingPeriod>();
+  const lateEvents = new Map<string, ValidEvent[]>();
+  const periodOf = (e: ValidEvent) => {
+    const period = calendar.periodOf(e.customer, e.time);
+    const key = JSON.stringify([e.customer, period.start.getTime()]);
+    periods.set(key, period);
+    if (late.has(e.index)) lateEvents.set(key, [...(lateEvents.get(key) ?? []), e]);
+    return period.start;
+  };
+  return rollupDeltas(events, meters, periodOf, false).map((d) => {
+    const key = JSON.stringify([d.customer, d.hour.getTime()]);
+    const period = periods.get(key);
+    if (!period) throw new Error('a bucket has its period');
+    const meter = meters.find((m) => m.key === d.meterKey);
+    const lateEventIds = (lateEvents.get(key) ?? [])
+      .filter((e) => meter && meterSelects(meter, e.type, e.properties))
+      .slice(0, MAX_LATE_IDS)
+      .map((e) => e.id);
+    return {
+      customer: d.customer,
+      meterKey: d.meterKey,
+      period,
+      increment: {
+        aggregation: d.aggregation,
+        value: d.value,
+        eventCount: d.eventCount,
+        latest: d.latest,
+        recompute: d.aggregation === MeterAggregation.UNIQUE_COUNT,
+      },
+      lateEventIds,
     };
-    const seen = touched.get(key);
-    if (seen) seen.increment = mergeIncrements(seen.increment, increment);
-    else touched.set(key, { customer: d.customer, meterKey: d.meterKey, period, increment });
-  }
-  return [...touched.values()];
+  });
 }
 
 /** Counts of a batch's results by status. */

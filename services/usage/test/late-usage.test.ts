@@ -1,0 +1,195 @@
+// Usage counted in subscription periods, and late usage (S11), across real catalog, subscription and usage
+// services on one bus: events of an open period go out as meter deltas of that subscription period; once the
+// period closes, an event falling in it is flagged late and published as late usage with its id.
+import { catalogService } from '@billing/catalog';
+import { createMemoryBus } from '@billing/kit/memory-bus';
+import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import { BillingTiming, MeterAggregation, PriceModel } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
+import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
+import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
+import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
+import { subscriptionService } from '@billing/subscription';
+import { catalogClient } from '@billing/subscription/adapter/catalog-client';
+import { startTestService, type TestService } from '@billing/test/harness';
+import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { usageService } from '../src/definition.ts';
+import { meterLateUsageRecorded, meterUsageDelta } from '../src/domain/events.ts';
+
+const bus = createMemoryBus();
+let catalog: TestService;
+let subscription: TestService;
+let usage: TestService;
+let n = 0;
+const rid = () => `late-${Date.now()}-${n++}`;
+const ts = (iso: string) => timestampFromDate(new Date(iso));
+
+beforeAll(async () => {
+  catalog = await startTestService(catalogService, { bus });
+  const catalogApi = createClient(CatalogService, createGrpcTransport({ baseUrl: catalog.baseUrl }));
+  await catalogApi.createMeter({
+    requestId: rid(),
+    meter: {
+      key: 'build_minutes',
+      name: 'Build minutes',
+      eventType: 'build.finished',
+      aggregation: MeterAggregation.SUM,
+      valueProperty: 'minutes',
+    },
+  });
+  await catalogApi.createPlan({
+    requestId: rid(),
+    key: 'team',
+    spec: {
+      name: 'Team',
+      interval: BillingInterval.MONTH,
+      currencyCodes: ['USD'],
+      charges: [
+        {
+          key: 'seats',
+          name: 'Seats',
+          model: PriceModel.PER_SEAT,
+          timing: BillingTiming.IN_ADVANCE,
+          prices: [{ currencyCode: 'USD', unitAmount: '15' }],
+        },
+        {
+          key: 'minutes',
+          name: 'Build minutes',
+          model: PriceModel.PER_UNIT,
+          timing: BillingTiming.IN_ARREARS,
+          meterKey: 'build_minutes',
+          prices: [{ currencyCode: 'USD', unitAmount: '0.005' }],
+        },
+      ],
+    },
+  });
+  await catalogApi.publishPlan({ requestId: rid(), planKey: 'team' });
+  subscription = await startTestService(
+    subscriptionService({
+      catalog: catalogClient(catalog.baseUrl),
+      testClocksEnabled: true,
+      billingClockIntervalMs: 0,
+    }),
+    { bus },
+  );
+  usage = await startTestService(usageService, { bus });
+});
+
+afterAll(async () => {
+  await usage.destroy();
+  await subscription.destroy();
+  await catalog.destroy();
+  await bus.close();
+});
+
+async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error('never happened');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function usageEvents<S extends DescMessage>(event: { type: string; schema: S }): Promise<MessageShape<S>[]> {
+  const rows = await usage.context.db
+    .fork()
+    .execute<{ payload: Buffer }[]>('select payload from outbox_event where type = ? order by position', [event.type]);
+  return rows.map((r) => fromBinary(event.schema, new Uint8Array(r.payload)));
+}
+
+async function periods() {
+  return usage.context.db
+    .fork()
+    .execute<{ period_start: Date; closed: boolean }[]>(
+      "select period_start, closed from billing_period where customer_external_id = 'late-co' order by period_start",
+    );
+}
+
+const iso = (t: Parameters<typeof timestampDate>[0] | undefined) => (t ? timestampDate(t).toISOString() : undefined);
+
+test('usage is counted in subscription periods, and an event for a closed period is late', async () => {
+  const subscriptions = createClient(SubscriptionService, createGrpcTransport({ baseUrl: subscription.baseUrl }));
+  const customers = createClient(CustomerService, createGrpcTransport({ baseUrl: subscription.baseUrl }));
+  const usageApi = createClient(UsageService, createGrpcTransport({ baseUrl: usage.baseUrl }));
+  const clock = (
+    await subscriptions.createTestClock({ requestId: rid(), name: 'late', frozenTime: ts('2026-01-15T10:00:00Z') })
+  ).testClock;
+  const customer = (
+    await customers.createCustomer({
+      requestId: rid(),
+      customer: { externalId: 'late-co', name: 'Late Co', testClockId: clock?.id, billing: { currencyCode: 'USD' } },
+    })
+  ).customer;
+  const sub = (
+    await subscriptions.createSubscription({ requestId: rid(), customerId: customer?.id ?? '', planKey: 'team' })
+  ).subscription;
+  await until(periods, (rows) => rows.length === 1);
+
+  const send = (id: string, time: string, minutes: number) =>
+    usageApi.ingestEvents({
+      events: [
+        { id, customerExternalId: 'late-co', type: 'build.finished', eventTime: ts(time), properties: { minutes } },
+      ],
+    });
+  const onTime = await send('b-1', '2026-01-20T00:00:00Z', 5);
+  expect(onTime.results[0]?.late).toBe(false);
+  const [delta] = await until(
+    () => usageEvents(meterUsageDelta),
+    (events) => events.length === 1,
+  );
+  expect(
+    delta?.deltas.map((d) => [
+      iso(d.period?.startTime),
+      iso(d.period?.endTime),
+      d.subscriptionId,
+      d.delta,
+      d.periodClosed,
+    ]),
+  ).toEqual([['2026-01-15T10:00:00.000Z', '2026-02-15T10:00:00.000Z', sub?.id, '5', false]]);
+
+  await subscriptions.advanceTestClock({
+    requestId: rid(),
+    id: clock?.id ?? '',
+    frozenTime: ts('2026-02-16T00:00:00Z'),
+  });
+  await until(periods, (rows) => rows.length === 2 && rows[0]?.closed === true);
+
+  const late = await send('b-2', '2026-01-25T00:00:00Z', 7);
+  expect(late.results[0]?.late).toBe(true);
+  const current = await send('b-3', '2026-02-15T12:00:00Z', 1);
+  expect(current.results[0]?.late).toBe(false);
+  const [recorded] = await until(
+    () => usageEvents(meterLateUsageRecorded),
+    (events) => events.length === 1,
+  );
+  expect(recorded?.eventIds).toEqual(['b-2']);
+  expect(recorded?.deltas.map((d) => [iso(d.period?.startTime), d.delta, d.value, d.periodClosed])).toEqual([
+    ['2026-01-15T10:00:00.000Z', '7', '12', true],
+  ]);
+  const deltas = await until(
+    () => usageEvents(meterUsageDelta),
+    (events) => events.length === 2,
+  );
+  expect(deltas[1]?.deltas.map((d) => [iso(d.period?.startTime), d.delta, d.periodClosed])).toEqual([
+    ['2026-02-15T10:00:00.000Z', '1', false],
+  ]);
+
+  const period = await usageApi.getPeriodUsage({
+    customerExternalId: 'late-co',
+    meterKey: 'build_minutes',
+    period: { startTime: ts('2026-01-15T10:00:00Z'), endTime: ts('2026-02-15T10:00:00Z') },
+  });
+  expect([period.value, period.eventCount, period.lateEventCount]).toEqual(['12', 2n, 1n]);
+  const listed = await usageApi.listEvents({ customerExternalId: 'late-co' });
+  expect(listed.events.map((e) => [e.event?.id, e.late])).toEqual([
+    ['b-3', false],
+    ['b-2', true],
+    ['b-1', false],
+  ]);
+});
