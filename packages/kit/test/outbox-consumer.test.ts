@@ -16,7 +16,7 @@ import { type Database, openDatabase } from '../src/db.ts';
 import { defineEvent } from '../src/events.ts';
 import { createMemoryBus } from '../src/memory-bus.ts';
 import { connectNatsBus } from '../src/nats-bus.ts';
-import { createOutboxRelay, recordEvent } from '../src/outbox.ts';
+import { createOutboxRelay, eventRecord, recordEvent, recordEvents } from '../src/outbox.ts';
 import { eventually } from './bus-contract.ts';
 
 const noted = defineEvent('billing.alpha.note.added', StringValueSchema);
@@ -97,6 +97,26 @@ describe('outbox and consumers', () => {
     await eventually(() => seen.length === 4, 'four events');
     expect(seen.filter((s) => s.startsWith('agg-a'))).toEqual(['agg-a:1:one', 'agg-a:2:two', 'agg-a:3:three']);
     expect(seen).toContain('agg-b:1:x');
+  });
+
+  test('events recorded together are numbered per aggregate in the order given, after those before them', async () => {
+    await record('agg-e', 'first');
+    const at = new Date('2026-01-15T00:00:00Z');
+    const envelopes = await db.transaction((em) =>
+      recordEvents(em, [
+        eventRecord(noted, { value: 'e2' }, { aggregateId: 'agg-e', occurredTime: at }),
+        eventRecord(noted, { value: 'f1' }, { aggregateId: 'agg-f', occurredTime: at }),
+        eventRecord(noted, { value: 'e3' }, { aggregateId: 'agg-e', occurredTime: at }),
+      ]),
+    );
+    expect(envelopes.map((e) => `${e.aggregateId}:${e.aggregateSeq}`)).toEqual(['agg-e:2', 'agg-f:1', 'agg-e:3']);
+    const relay = createOutboxRelay({ db, bus, logger: testLogger, pollIntervalMs: 20 });
+    relay.start();
+    stops.push(() => relay.stop());
+    const seen: string[] = [];
+    await consume('alpha-batch', seen);
+    await eventually(() => seen.filter((x) => /^agg-[ef]:/.test(x)).length === 4, 'four events');
+    expect(seen.filter((x) => x.startsWith('agg-e'))).toEqual(['agg-e:1:first', 'agg-e:2:e2', 'agg-e:3:e3']);
   });
 
   test('a rolled-back transaction publishes nothing', async () => {
