@@ -140,6 +140,8 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
       )`,
       'create index billing_period_customer on billing_period (customer_external_id, period_end)',
       'alter table usage_event add column late boolean not null default false',
+      // Late events are few: counting them for a period must not read the period's other events.
+      'create index usage_event_late on usage_event (customer_external_id, event_time) where late',
       "alter table usage_pending_delta add column subscription_id text not null default ''",
       'alter table usage_pending_delta add column period_closed boolean not null default false',
       "alter table usage_pending_delta add column late_event_ids jsonb not null default '[]'",
