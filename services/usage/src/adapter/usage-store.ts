@@ -385,8 +385,10 @@ export interface EdgeAggregate {
 
 // A property's value when it is a number (as ingestion reads it), else null.
 // (No question marks in the pattern: the driver would read them as parameters.)
-const NUMERIC =
-  "case when btrim(properties->>?) ~ '^-{0,1}(0|[1-9][0-9]*)([.][0-9]+){0,1}([eE][-+]{0,1}[0-9]+){0,1}$' then btrim(properties->>?)::numeric end";
+// The numeric value of an event's property as ingestion reads it: a JSON number, or a string holding one.
+const NUMERIC = `case jsonb_typeof(properties->?) when 'number' then (properties->>?)::numeric
+  when 'string' then case when btrim(properties->>?) ~ '^-{0,1}(0|[1-9][0-9]*)([.][0-9]+){0,1}([eE][-+]{0,1}[0-9]+){0,1}$'
+                          then btrim(properties->>?)::numeric end end`;
 
 /**
  * A meter's aggregate per group of a customer's raw events in [from, to), in SQL (the partial hours at a
@@ -404,9 +406,10 @@ export async function edgeAggregates(
   const dims = meter.groupBy.map(() => 'properties->>?');
   const unique = meter.aggregation === MeterAggregation.UNIQUE_COUNT;
   const count = meter.aggregation === MeterAggregation.COUNT;
+  const latest = meter.aggregation === MeterAggregation.LATEST;
   // The value of each event: 1 for counts, the property's text for unique counts, its number otherwise.
   const valueSql = count ? '1::numeric' : unique ? 'properties->>?' : NUMERIC;
-  const valueParams = count ? [] : unique ? [meter.valueProperty] : [meter.valueProperty, meter.valueProperty];
+  const valueParams = count ? [] : unique ? [meter.valueProperty] : Array(4).fill(meter.valueProperty);
   const rows = await em.execute<
     {
       dims: (string | null)[];
@@ -419,16 +422,18 @@ export async function edgeAggregates(
       distinct_values: string[] | null;
     }[]
   >(
+    // Only what the meter's aggregation needs: ordering the events (for latest) is the expensive part.
     `with selected as (
        select event_id, event_time, array[${dims.join(', ') || "''"}]::text[] as dims, ${valueSql} as v
          from usage_event
         where customer_external_id = ? and event_time >= ? and event_time < ? and not voided and ${selection.where.join(' and ')}
      )
-     select dims, ${unique ? 'null::text' : 'sum(v::numeric)::text'} as total,
-            ${unique ? 'null::text' : 'max(v::numeric)::text'} as maximum,
-            ((array_agg(v::text order by event_time desc, event_id desc))[1]) as last_value,
-            max(event_time) as last_time,
-            ((array_agg(event_id order by event_time desc, event_id desc))[1]) as last_id,
+     select dims,
+            ${unique || latest ? 'null::text' : 'sum(v::numeric)::text'} as total,
+            ${meter.aggregation === MeterAggregation.MAX ? 'max(v::numeric)::text' : 'null::text'} as maximum,
+            ${latest ? '((array_agg(v::text order by event_time desc, event_id desc))[1])' : 'null::text'} as last_value,
+            ${latest ? 'max(event_time)' : 'null::timestamptz'} as last_time,
+            ${latest ? '((array_agg(event_id order by event_time desc, event_id desc))[1])' : 'null::text'} as last_id,
             count(*) as n,
             ${unique ? 'array_agg(distinct v::text)' : 'null::text[]'} as distinct_values
        from selected where v is not null group by dims`,
