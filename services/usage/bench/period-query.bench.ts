@@ -1,6 +1,6 @@
-// A billing-period query over millions of events of one customer answers from the hourly rollups (plus the
-// raw events of the two partial hours at the period's edges), against a full scan of the same raw events
-// (the baseline), in the same run. BENCH_PERIOD_EVENTS sets the size (default 10 million).
+// A billing-period query over millions of events of one customer answers from the hour rollups, the minute
+// rollups of the two partial hours at the period's edges and the raw events of the partial minutes left,
+// against a full scan of the same raw events (the baseline), in the same run. BENCH_PERIOD_EVENTS sets the size (default 10 million).
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
@@ -50,13 +50,19 @@ await db.query(
    select 'minutes', 'big', '[]', date_trunc('hour', event_time), 'sum', sum((properties->>'minutes')::numeric), count(*)
      from usage_event where customer_external_id = 'big' group by date_trunc('hour', event_time)`,
 );
+await db.query(
+  `insert into usage_rollup_minute (meter_key, customer_external_id, group_key, minute, aggregation, value, event_count)
+   select 'minutes', 'big', '[]', date_trunc('minute', event_time), 'sum', sum((properties->>'minutes')::numeric), count(*)
+     from usage_event where customer_external_id = 'big' group by date_trunc('minute', event_time)`,
+);
 await db.query('analyze usage_event');
+await db.query('analyze usage_rollup_minute');
 await db.query('analyze usage_rollup');
 const loadSeconds = (performance.now() - loadStarted) / 1000;
 
-// The period starts and ends inside hours, as anniversary periods do.
-const from = new Date(start.getTime() + 17 * 60_000);
-const to = new Date(end.getTime() - 23 * 60_000);
+// The period starts and ends inside hours and minutes, as anniversary periods may.
+const from = new Date(start.getTime() + 17 * 60_000 + 12_000);
+const to = new Date(end.getTime() - 23 * 60_000 - 7_000);
 const scanStarted = performance.now();
 const scan = await db.query<{ total: string }>(
   `select sum((properties->>'minutes')::numeric)::text as total from usage_event

@@ -141,3 +141,33 @@ test('rollup answers equal the aggregation of the raw events', async () => {
     { numRuns: 40 },
   );
 });
+
+test('edges before minute rollups existed (events stored before the upgrade) are read from raw events', async () => {
+  const customer = 'before-minutes';
+  const at = (minutes: number) => new Date(base + 3 * HOUR + minutes * 60_000);
+  await client.ingestEvents({
+    events: [5, 12.5, 30, 47].map((m, i) => ({
+      id: `old-${i}`,
+      customerExternalId: customer,
+      type: 'prop.event',
+      eventTime: timestampFromDate(at(m)),
+      properties: { v: i + 1, u: 'x' },
+    })),
+  });
+  // Fold everything, then make these minutes look as if they predate minute rollups.
+  while ((await usage.context.db.transaction((em) => compactRollups(em, 1_000))) > 0);
+  await usage.context.db.transaction(async (em) => {
+    await em.execute("delete from usage_rollup_minute where customer_external_id = 'before-minutes'");
+    await em.execute('update usage_minute_rollups set since = ?', [at(60)]);
+  });
+  try {
+    const res = await client.getPeriodUsage({
+      customerExternalId: customer,
+      meterKey: 'p_sum',
+      period: { startTime: timestampFromDate(at(10)), endTime: timestampFromDate(at(40)) },
+    });
+    expect([res.value, res.eventCount]).toEqual(['5', 2n]);
+  } finally {
+    await usage.context.db.transaction((em) => em.execute("update usage_minute_rollups set since = '-infinity'"));
+  }
+});

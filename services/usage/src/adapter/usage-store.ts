@@ -11,7 +11,7 @@ import {
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { mergeIncrements, type PeriodIncrement, type PeriodState } from '../domain/period-value.ts';
 import type { BillingPeriod, KnownPeriod } from '../domain/periods.ts';
-import type { RollupDelta } from '../domain/rollup.ts';
+import { hourOf, type RollupDelta } from '../domain/rollup.ts';
 import type { ValidEvent } from '../domain/usage-event.ts';
 
 /** Every meter (archived ones too: published versions still bill them) reading events of one of `types`. */
@@ -210,13 +210,13 @@ const ROLLUP_MERGE = `event_count = r.event_count + excluded.event_count,
                           and (excluded.latest_time, excluded.latest_event_id) > (r.latest_time, r.latest_event_id)
                           then excluded.latest_event_id else r.latest_event_id end`;
 
-/** Appends a batch's deltas to the hourly rollups (and adds its distinct values), locking no rollup row. */
+/** Appends a batch's minute deltas to the rollups (and adds its distinct values per hour), locking no rollup row. */
 export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Promise<void> {
   if (deltas.length === 0) return;
   await queryBound(
     em,
     `insert into usage_rollup_delta
-       (meter_key, customer_external_id, group_key, hour, aggregation, value, event_count, latest_time, latest_event_id)
+       (meter_key, customer_external_id, group_key, minute, aggregation, value, event_count, latest_time, latest_event_id)
      select m, c, g, h, a, v, n, lt, li
        from jsonb_to_recordset($1::jsonb) as x(m text, c text, g text, h timestamptz, a text, v numeric, n bigint,
                                              lt timestamptz, li text)`,
@@ -226,7 +226,7 @@ export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Prom
           m: d.meterKey,
           c: d.customer,
           g: d.group,
-          h: d.hour.toISOString(),
+          h: d.bucket.toISOString(),
           a: AGGREGATION_NAME[d.aggregation] ?? 'sum',
           v: d.value.toFixed(),
           n: d.eventCount,
@@ -237,7 +237,7 @@ export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Prom
     ],
   );
   const distinct = deltas.flatMap((d) =>
-    [...d.distinct].map((v) => ({ m: d.meterKey, c: d.customer, g: d.group, h: d.hour.toISOString(), v })),
+    [...d.distinct].map((v) => ({ m: d.meterKey, c: d.customer, g: d.group, h: hourOf(d.bucket).toISOString(), v })),
   );
   if (distinct.length > 0) {
     await queryBound(
@@ -251,19 +251,9 @@ export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Prom
   }
 }
 
-/**
- * Folds up to `limit` appended rollup deltas into usage_rollup, merged per bucket first; returns how many it
- * folded. Rows another compactor or a correction holds are skipped, and the deltas and their fold commit
- * together, so a value never counts twice or goes missing.
- */
-export async function compactRollups(em: Em, limit: number): Promise<number> {
-  const rows = await em.execute<{ folded: string }[]>(
-    `with taken as (
-       delete from usage_rollup_delta where ctid = any(array(
-         select ctid from usage_rollup_delta limit ? for update skip locked))
-       returning *
-     ), merged as (
-       select meter_key, customer_external_id, group_key, hour, aggregation,
+/** The aggregates of a set of rollup rows merged per bucket (`taken` grouped by the bucket expression). */
+function mergedBuckets(bucket: string): string {
+  return `select meter_key, customer_external_id, group_key, ${bucket} as bucket, aggregation,
          case aggregation
            when 'max' then max(value)
            when 'latest' then (array_agg(value order by latest_time desc, latest_event_id desc))[1]
@@ -272,19 +262,83 @@ export async function compactRollups(em: Em, limit: number): Promise<number> {
          (array_agg(latest_time order by latest_time desc, latest_event_id desc))[1] as latest_time,
          (array_agg(latest_event_id order by latest_time desc, latest_event_id desc))[1] as latest_event_id,
          count(*) as n
-       from taken group by meter_key, customer_external_id, group_key, hour, aggregation
-     ), folded as (
-       insert into usage_rollup as r
-         (meter_key, customer_external_id, group_key, hour, aggregation, value, event_count, latest_time, latest_event_id)
-       select meter_key, customer_external_id, group_key, hour, aggregation, value, event_count, latest_time,
+       from taken group by meter_key, customer_external_id, group_key, ${bucket}, aggregation`;
+}
+
+/** Upserts merged buckets into a rollup table keyed by `column`. */
+function foldInto(table: string, column: string, source: string): string {
+  return `insert into ${table} as r
+         (meter_key, customer_external_id, group_key, ${column}, aggregation, value, event_count, latest_time,
+          latest_event_id)
+       select meter_key, customer_external_id, group_key, bucket, aggregation, value, event_count, latest_time,
               latest_event_id
-         from merged order by meter_key, customer_external_id, hour, group_key
-       on conflict (meter_key, customer_external_id, hour, group_key) do update set ${ROLLUP_MERGE}
-     )
-     select coalesce(sum(n), 0) as folded from merged`,
+         from ${source} order by meter_key, customer_external_id, bucket, group_key
+       on conflict (meter_key, customer_external_id, ${column}, group_key) do update set ${ROLLUP_MERGE}`;
+}
+
+/**
+ * Folds up to `limit` appended minute deltas into the minute and hour rollups, merged per bucket first;
+ * returns how many it folded. Rows another compactor or a correction holds are skipped, and the deltas and
+ * their fold commit together, so a value never counts twice or goes missing.
+ */
+export async function compactRollups(em: Em, limit: number): Promise<number> {
+  const rows = await em.execute<{ folded: string }[]>(
+    `with taken as (
+       delete from usage_rollup_delta where ctid = any(array(
+         select ctid from usage_rollup_delta limit ? for update skip locked))
+       returning *
+     ),
+     by_minute as (${mergedBuckets('minute')}),
+     by_hour as (${mergedBuckets("date_trunc('hour', minute, 'UTC')")}),
+     minutes as (${foldInto('usage_rollup_minute', 'minute', 'by_minute')}),
+     hours as (${foldInto('usage_rollup', 'hour', 'by_hour')})
+     select coalesce(sum(n), 0) as folded from by_minute`,
     [limit],
   );
   return Number(rows[0]?.folded ?? 0);
+}
+
+/** The time from which minute rollups exist (earlier edges are read from raw events). */
+export async function minuteRollupsSince(em: Em): Promise<Date> {
+  const rows = await em.execute<{ since: Date | string }[]>(
+    "select case when since = '-infinity' then null else since end as since from usage_minute_rollups",
+  );
+  const since = rows[0]?.since;
+  return since ? new Date(since) : new Date(-8.64e15);
+}
+
+/** A meter's minute rollup rows of one customer for the minutes within any of `ranges`. */
+export async function minuteRows(em: Em, meterKey: string, customer: string, ranges: readonly [Date, Date][]) {
+  if (ranges.length === 0) return [];
+  const json = JSON.stringify(ranges.map(([f, t]) => ({ f: f.toISOString(), t: t.toISOString() })));
+  const rows = await em.execute<
+    {
+      minute: Date;
+      group_key: string;
+      value: string;
+      event_count: string;
+      latest_time: Date | null;
+      latest_event_id: string | null;
+    }[]
+  >(
+    `select m.minute, m.group_key, m.value::text as value, m.event_count, m.latest_time, m.latest_event_id
+       from usage_rollup_minute m join jsonb_to_recordset(?::jsonb) as r(f timestamptz, t timestamptz)
+         on m.minute >= r.f and m.minute < r.t
+      where m.meter_key = ? and m.customer_external_id = ?
+     union all
+     select d.minute, d.group_key, d.value::text as value, d.event_count, d.latest_time, d.latest_event_id
+       from usage_rollup_delta d join jsonb_to_recordset(?::jsonb) as r(f timestamptz, t timestamptz)
+         on d.minute >= r.f and d.minute < r.t
+      where d.meter_key = ? and d.customer_external_id = ?`,
+    [json, meterKey, customer, json, meterKey, customer],
+  );
+  return rows.map((r) => ({
+    minute: new Date(r.minute),
+    group: r.group_key,
+    value: new Decimal(r.value),
+    eventCount: Number(r.event_count),
+    latest: r.latest_time ? { time: new Date(r.latest_time), id: r.latest_event_id ?? '' } : undefined,
+  }));
 }
 
 /** A meter's rollup rows of one customer for the hours in [from, to). */
@@ -302,8 +356,9 @@ export async function rollupRows(em: Em, meterKey: string, customer: string, fro
     `select hour, group_key, value::text as value, event_count, latest_time, latest_event_id from usage_rollup
       where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?
      union all
-     select hour, group_key, value::text as value, event_count, latest_time, latest_event_id from usage_rollup_delta
-      where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?`,
+     select date_trunc('hour', minute, 'UTC') as hour, group_key, value::text as value, event_count, latest_time,
+            latest_event_id from usage_rollup_delta
+      where meter_key = ? and customer_external_id = ? and minute >= ? and minute < ?`,
     [meterKey, customer, from, to, meterKey, customer, from, to],
   );
   return rows.map((r) => ({
@@ -611,25 +666,20 @@ export async function amendEvent(
 }
 
 /**
- * Deletes a meter's rollups and distinct values of one customer and hour (before rebuilding them). Appended
- * deltas go first: a compactor folding them finishes before this touches the rollup row it would also lock.
+ * Deletes a meter's rollups (hour and minutes) and distinct values of one customer and hour, before rebuilding
+ * them. Appended deltas go first: a compactor folding them finishes before this touches the rows it would also
+ * lock.
  */
 export async function clearRollupHour(em: Em, meterKey: string, customer: string, hour: Date): Promise<void> {
-  await em.execute('delete from usage_rollup_delta where meter_key = ? and customer_external_id = ? and hour = ?', [
-    meterKey,
-    customer,
-    hour,
-  ]);
-  await em.execute('delete from usage_rollup where meter_key = ? and customer_external_id = ? and hour = ?', [
-    meterKey,
-    customer,
-    hour,
-  ]);
-  await em.execute('delete from usage_distinct where meter_key = ? and customer_external_id = ? and hour = ?', [
-    meterKey,
-    customer,
-    hour,
-  ]);
+  const end = new Date(hour.getTime() + 3_600_000);
+  for (const sql of [
+    'delete from usage_rollup_delta where meter_key = ? and customer_external_id = ? and minute >= ? and minute < ?',
+    'delete from usage_rollup_minute where meter_key = ? and customer_external_id = ? and minute >= ? and minute < ?',
+    'delete from usage_rollup where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?',
+    'delete from usage_distinct where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?',
+  ]) {
+    await em.execute(sql, [meterKey, customer, hour, end]);
+  }
 }
 
 /** What one batch added to one (customer, meter, period). */

@@ -1,5 +1,5 @@
-// Hourly rollups: what a batch of accepted events adds to each (meter, customer, group, hour) bucket, merged
-// in memory first so that each bucket is written once per batch. Count and sum add, max keeps the largest,
+// Rollups: what a batch of accepted events adds to each (meter, customer, group, minute) bucket, merged in
+// memory first so that each bucket is written once per batch (the compactor folds minutes into hours). Count and sum add, max keeps the largest,
 // latest keeps the value of the last event by time (then by id), unique count records distinct values.
 
 import { Decimal } from '@billing/money';
@@ -7,7 +7,7 @@ import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/
 import { meterSelects, readEvent } from './meter.ts';
 import type { ValidEvent } from './usage-event.ts';
 
-/** What a batch adds to one hourly bucket. */
+/** What a batch adds to one bucket. */
 export interface RollupDelta {
   /** The meter. */
   meterKey: string;
@@ -17,8 +17,8 @@ export interface RollupDelta {
   customer: string;
   /** The group-by values, JSON. */
   group: string;
-  /** Start of the bucket: the UTC hour (or the billing period, for period increments). */
-  hour: Date;
+  /** Start of the bucket: the UTC minute (or the billing period, for period increments). */
+  bucket: Date;
   /** Sum (count, sum), maximum (max) or last value (latest) of the batch's events in the bucket. */
   value: Decimal;
   /** Events added. */
@@ -29,11 +29,17 @@ export interface RollupDelta {
   distinct: Set<string>;
 }
 
+const MINUTE = 60_000;
 const HOUR = 3_600_000;
 
 /** The start of the UTC hour containing `time`. */
 export function hourOf(time: Date): Date {
   return new Date(Math.floor(time.getTime() / HOUR) * HOUR);
+}
+
+/** The start of the UTC minute containing `time`. */
+export function minuteOf(time: Date): Date {
+  return new Date(Math.floor(time.getTime() / MINUTE) * MINUTE);
 }
 
 function laterThan(a: { time: Date; id: string }, b: { time: Date; id: string } | undefined): boolean {
@@ -55,13 +61,13 @@ export function unreadableEvents(events: readonly ValidEvent[], meters: readonly
 }
 
 /**
- * The rollup deltas of readable `events` for `meters`, sorted by bucket key. Buckets are UTC hours per group
+ * The rollup deltas of readable `events` for `meters`, sorted by bucket key. Buckets are UTC minutes per group
  * by default; `bucketOf` and `grouped` give other buckets (billing periods, all groups together).
  */
 export function rollupDeltas(
   events: readonly ValidEvent[],
   meters: readonly Meter[],
-  bucketOf: (event: ValidEvent) => Date = (event) => hourOf(event.time),
+  bucketOf: (event: ValidEvent) => Date = (event) => minuteOf(event.time),
   grouped = true,
 ): RollupDelta[] {
   const buckets = new Map<string, RollupDelta>();
@@ -70,9 +76,9 @@ export function rollupDeltas(
       if (!meterSelects(meter, event.type, event.properties)) continue;
       const reading = readEvent(meter, event.properties);
       if (typeof reading === 'string') continue;
-      const hour = bucketOf(event);
+      const start = bucketOf(event);
       const group = grouped ? reading.group : '';
-      const key = JSON.stringify([meter.key, event.customer, group, hour.getTime()]);
+      const key = JSON.stringify([meter.key, event.customer, group, start.getTime()]);
       let bucket = buckets.get(key);
       if (!bucket) {
         bucket = {
@@ -80,7 +86,7 @@ export function rollupDeltas(
           aggregation: meter.aggregation,
           customer: event.customer,
           group,
-          hour,
+          bucket: start,
           value: meter.aggregation === MeterAggregation.MAX ? reading.value : new Decimal(0),
           eventCount: 0,
           distinct: new Set(),

@@ -106,23 +106,42 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
     ],
   },
   {
-    name: '0005_rollup_deltas',
+    name: '0005_minute_rollups',
     statements: [
-      // What each batch adds to the hourly rollups, appended without locking any rollup row (concurrent batches
-      // of the same customers never wait for each other); the compactor folds it into usage_rollup. Readers
-      // read both, so a value is exact whether or not its deltas were folded yet.
+      // Minute rollups, so the partial hours at a period's edges are read from at most 60 rows instead of raw
+      // events (unique counts still read raw events there). They exist for event times from \`since\` on: in a
+      // database that already held events, from when this migration ran (plus the 5 minutes of clock skew an
+      // event may have); earlier edges are read from raw events.
+      `create table usage_rollup_minute (
+        meter_key text not null,
+        customer_external_id text not null,
+        group_key text not null,
+        minute timestamptz not null,
+        aggregation text not null,
+        value numeric not null,
+        event_count bigint not null,
+        latest_time timestamptz,
+        latest_event_id text,
+        primary key (meter_key, customer_external_id, minute, group_key)
+      )`,
+      'create table usage_minute_rollups (since timestamptz not null)',
+      `insert into usage_minute_rollups (since)
+       select case when exists (select 1 from usage_event) then now() + interval '5 minutes' else '-infinity' end`,
+      // What each batch adds, per minute, appended without locking any rollup row (concurrent batches of the
+      // same customers never wait for each other); the compactor folds it into the minute and hour rollups.
+      // Readers read it too, so a value is exact whether or not its deltas were folded yet.
       `create table usage_rollup_delta (
         meter_key text not null,
         customer_external_id text not null,
         group_key text not null,
-        hour timestamptz not null,
+        minute timestamptz not null,
         aggregation text not null,
         value numeric not null,
         event_count bigint not null,
         latest_time timestamptz,
         latest_event_id text
       )`,
-      'create index usage_rollup_delta_key on usage_rollup_delta (meter_key, customer_external_id, hour)',
+      'create index usage_rollup_delta_key on usage_rollup_delta (meter_key, customer_external_id, minute)',
     ],
   },
   {

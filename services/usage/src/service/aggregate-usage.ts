@@ -1,12 +1,14 @@
-// A meter's value for one customer over windows of time, per group: whole hours from the rollups, the partial
-// hours at each window's edges (billing periods and local days start at any second) aggregated in SQL from raw
-// events. Exact, and never a scan of the whole range's raw events.
+// A meter's value for one customer over windows of time, per group: whole hours from the hour rollups, whole
+// minutes of the partial hours at each window's edges (billing periods and local days start at any second)
+// from the minute rollups, and the partial minutes left aggregated in SQL from raw events. Exact, and never a
+// scan of the whole range's raw events.
 import type { Em } from '@billing/kit/db';
 import { Decimal } from '@billing/money';
 import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
-import { distinctValues, edgeAggregates, rollupRows } from '../adapter/usage-store.ts';
+import { distinctValues, edgeAggregates, minuteRollupsSince, minuteRows, rollupRows } from '../adapter/usage-store.ts';
 
 const HOUR = 3_600_000;
+const MINUTE = 60_000;
 
 /** A half-open window [start, end). */
 export type Window = readonly [Date, Date];
@@ -115,6 +117,8 @@ export async function aggregateUsage(em: Em, query: UsageQuery): Promise<UsageVa
       if (window >= 0 && group !== undefined) accumulator(window, group).distinct.add(row.value);
     }
   }
+  // The partial hours at the windows' edges: whole minutes from the minute rollups (unique counts excepted, and
+  // only since minute rollups exist), the partial minutes left from raw events.
   const edges: [number, Date, Date][] = [];
   windows.forEach(([start, end], i) => {
     const whole = wholeHours[i];
@@ -124,7 +128,36 @@ export async function aggregateUsage(em: Em, query: UsageQuery): Promise<UsageVa
       if (whole[1] < end.getTime()) edges.push([i, new Date(whole[1]), end]);
     }
   });
+  const since =
+    meter.aggregation === MeterAggregation.UNIQUE_COUNT
+      ? Number.POSITIVE_INFINITY
+      : (await minuteRollupsSince(em)).getTime();
+  const minuteRanges: [number, Date, Date][] = [];
+  const rawRanges: [number, Date, Date][] = [];
   for (const [window, from, to] of edges) {
+    const first = Math.ceil(Math.max(from.getTime(), since) / MINUTE) * MINUTE;
+    const last = Math.floor(to.getTime() / MINUTE) * MINUTE;
+    if (first >= last || !Number.isFinite(first)) {
+      rawRanges.push([window, from, to]);
+      continue;
+    }
+    minuteRanges.push([window, new Date(first), new Date(last)]);
+    if (from.getTime() < first) rawRanges.push([window, from, new Date(first)]);
+    if (last < to.getTime()) rawRanges.push([window, new Date(last), to]);
+  }
+  const minutes = await minuteRows(
+    em,
+    meter.key,
+    customer,
+    minuteRanges.map(([, from, to]) => [from, to]),
+  );
+  for (const row of minutes) {
+    const range = minuteRanges.find(([, from, to]) => row.minute >= from && row.minute < to);
+    const group = project(row.group);
+    if (!range || group === undefined) continue;
+    accumulator(range[0], group).add(row.value, row.eventCount, row.latest);
+  }
+  for (const [window, from, to] of rawRanges) {
     for (const edge of await edgeAggregates(em, meter, customer, from, to)) {
       const group = project(JSON.stringify(edge.dimensions));
       if (group === undefined) continue;

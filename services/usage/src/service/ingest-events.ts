@@ -116,7 +116,7 @@ function touchedPeriods(
     return period.start;
   };
   return rollupDeltas(events, meters, periodOf, false).map((d) => {
-    const key = JSON.stringify([d.customer, d.hour.getTime()]);
+    const key = JSON.stringify([d.customer, d.bucket.getTime()]);
     const period = periods.get(key);
     if (!period) throw new Error('a bucket has its period');
     const meter = meters.find((m) => m.key === d.meterKey);
