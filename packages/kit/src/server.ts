@@ -30,6 +30,11 @@ export interface ServerOptions {
   logger: Logger;
   /** Largest request message accepted, in bytes (hostile input is refused before it is read whole). */
   readMaxBytes?: number;
+  /**
+   * Longest a client may take to send the first bytes of a connection, and an HTTP/1.1 request's headers,
+   * before the connection is closed (slow-client attacks); default 10 s.
+   */
+  headersTimeoutMs?: number;
 }
 
 /** A running server. */
@@ -86,7 +91,18 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
   };
 
   const h2 = http2.createServer({}, serve);
-  const h1 = http.createServer(serve);
+  const headersTimeout = options.headersTimeoutMs ?? 10_000;
+  const h1 = http.createServer(
+    {
+      headersTimeout,
+      requestTimeout: Math.max(headersTimeout, 300_000),
+      connectionsCheckingInterval: Math.min(1_000, Math.max(50, headersTimeout / 4)),
+    },
+    serve,
+  );
+  // h1 never listens itself (the TCP server hands it sockets), and Node only tracks an HTTP server's
+  // connections, which enforces its timeouts and lets closeIdleConnections work, once it is listening.
+  h1.emit('listening');
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<net.Socket>();
   h2.on('session', (session) => {
@@ -101,6 +117,8 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     // the process; once handed over, the HTTP servers handle the socket's errors.
     const dropped = () => socket.destroy();
     socket.on('error', dropped);
+    // A client that connects and sends nothing (or less than three bytes) is not held forever.
+    socket.setTimeout(headersTimeout, dropped);
     let head = Buffer.alloc(0);
     const sniff = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
@@ -109,6 +127,8 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
       if (head.length < 3) return;
       socket.off('data', sniff);
       socket.off('error', dropped);
+      socket.setTimeout(0);
+      socket.removeListener('timeout', dropped);
       // Put the sniffed bytes back. An HTTP/2 session reads the socket's native handle but first takes what
       // is buffered (Node emulates receiving it), so the socket must stay paused for it; the HTTP/1.1
       // parser reads through the stream, so it is resumed.
@@ -147,7 +167,8 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
         const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
         // GOAWAY on every HTTP/2 session: streams already open finish, new ones go elsewhere.
         for (const session of sessions) session.close();
-        h1.closeIdleConnections();
+        // Closes idle HTTP/1.1 connections and stops the timeout checks (h1 itself was never listening).
+        h1.close(() => undefined);
         if (inFlight > 0) {
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, graceMs);
