@@ -1,4 +1,5 @@
 // ISO 4217 active currency codes and their minor units (the number of decimals an amount is rounded to).
+import { MoneyError } from './error.ts';
 
 const MINOR_UNITS: Readonly<Record<string, number>> = {
   // Three decimals.
@@ -174,7 +175,7 @@ const MINOR_UNITS: Readonly<Record<string, number>> = {
 };
 
 /** An unknown or malformed currency code. */
-export class InvalidCurrencyError extends Error {
+export class InvalidCurrencyError extends MoneyError {
   /** Stable code for callers mapping errors. */
   readonly code = 'INVALID_CURRENCY';
 

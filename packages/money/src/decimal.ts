@@ -1,6 +1,8 @@
 // Exact decimals for money and quantities, on decimal.js (never floats), and the strict decimal string
 // format of the protobuf API.
+
 import decimalModule from 'decimal.js';
+import { MoneyError } from './error.ts';
 
 // decimal.js ships CommonJS-style types over an ES module whose default export is the class.
 const DecimalJs = decimalModule as unknown as typeof import('decimal.js').Decimal;
@@ -26,7 +28,7 @@ export const MAX_DECIMAL_LENGTH = 40;
 const DECIMAL_STRING = /^-?[0-9]+(\.[0-9]+)?$/;
 
 /** A string that is not a decimal of the API's format. */
-export class InvalidDecimalError extends Error {
+export class InvalidDecimalError extends MoneyError {
   /** Stable code for callers mapping errors. */
   readonly code = 'INVALID_DECIMAL';
 

@@ -1,16 +1,29 @@
 // An amount of money: a currency and an exact decimal. Immutable; arithmetic across currencies is refused.
+
 import { minorUnits } from './currency.ts';
 import { Decimal, formatDecimal, InvalidDecimalError, parseDecimal } from './decimal.ts';
+import { MoneyError } from './error.ts';
 import { type RoundingMode, roundDecimal } from './rounding.ts';
 
 /** Arithmetic between two currencies. */
-export class CurrencyMismatchError extends Error {
+export class CurrencyMismatchError extends MoneyError {
   /** Stable code for callers mapping errors. */
   readonly code = 'CURRENCY_MISMATCH';
 
   constructor(a: string, b: string) {
     super(`cannot combine ${a} and ${b}`);
     this.name = 'CurrencyMismatchError';
+  }
+}
+
+/** An amount with more decimals than its currency, where a whole number of minor units is needed. */
+export class UnroundedAmountError extends MoneyError {
+  /** Stable code for callers mapping errors. */
+  readonly code = 'UNROUNDED_AMOUNT';
+
+  constructor(amount: string, currency: string) {
+    super(`${amount} ${currency} is not a whole number of minor units; round it first`);
+    this.name = 'UnroundedAmountError';
   }
 }
 
@@ -32,6 +45,20 @@ export class Money {
     const value = typeof amount === 'string' ? parseDecimal(amount) : amount;
     if (!value.isFinite()) throw new InvalidDecimalError(value.toString(), 'not a finite number');
     return new Money(currency, value);
+  }
+
+  /** Money from a whole number of minor units (cents for USD, yen for JPY), as payment providers count. */
+  static fromMinorUnits(units: bigint | number, currency: string): Money {
+    if (typeof units === 'number' && !Number.isSafeInteger(units)) {
+      throw new RangeError(`${units} is not a whole number of minor units`);
+    }
+    return Money.of(new Decimal(units.toString()).dividedBy(new Decimal(10).pow(minorUnits(currency))), currency);
+  }
+
+  /** The amount as a whole number of minor units; throws UnroundedAmountError if it has more decimals. */
+  toMinorUnits(): bigint {
+    if (!this.isRounded()) throw new UnroundedAmountError(formatDecimal(this.amount), this.currency);
+    return BigInt(this.amount.times(new Decimal(10).pow(this.minorUnits)).toFixed(0));
   }
 
   /** Zero in `currency`. */

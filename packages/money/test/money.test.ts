@@ -11,9 +11,11 @@ import {
   InvalidDecimalError,
   isCurrencyCode,
   Money,
+  MoneyError,
   minorUnits,
   parseDecimal,
   type RoundingMode,
+  UnroundedAmountError,
 } from '../src/index.ts';
 
 const usd = (amount: string) => Money.of(amount, 'USD');
@@ -190,6 +192,61 @@ describe('laws', () => {
           expect(third.equals(5) && m.amount.times(1000).isInteger()).toBe(true);
         }
       }),
+    );
+  });
+});
+
+describe('minor units, as payment providers count', () => {
+  test('amounts convert to and from whole minor units per currency', () => {
+    expect(usd('45.00').toMinorUnits()).toBe(4500n);
+    expect(usd('-0.6').toMinorUnits()).toBe(-60n);
+    expect(Money.of('1500', 'JPY').toMinorUnits()).toBe(1500n);
+    expect(Money.of('1.234', 'BHD').toMinorUnits()).toBe(1234n);
+    expect(Money.fromMinorUnits(4500n, 'USD').toString()).toBe('45.00');
+    expect(Money.fromMinorUnits(-60, 'USD').toString()).toBe('-0.60');
+    expect(Money.fromMinorUnits(1500, 'JPY').toString()).toBe('1500');
+    expect(Money.fromMinorUnits(123456789012345678901234567890n, 'EUR').toString()).toBe(
+      '1234567890123456789012345678.90',
+    );
+  });
+
+  test('an unrounded amount or a fractional count is refused', () => {
+    expect(() => usd('0.005').toMinorUnits()).toThrow(UnroundedAmountError);
+    expect(() => Money.fromMinorUnits(1.5, 'USD')).toThrow(RangeError);
+  });
+
+  test('every error of the package is a MoneyError with a stable code', () => {
+    const codes = [
+      () => parseDecimal('1e3'),
+      () => Money.of('1', 'XXX1'),
+      () => usd('1').add(Money.of('1', 'EUR')),
+      () => usd('0.001').toMinorUnits(),
+    ].map((f) => {
+      try {
+        f();
+      } catch (err) {
+        expect(err).toBeInstanceOf(MoneyError);
+        return (err as MoneyError).code;
+      }
+      return 'none';
+    });
+    expect(codes).toEqual(['INVALID_DECIMAL', 'INVALID_CURRENCY', 'CURRENCY_MISMATCH', 'UNROUNDED_AMOUNT']);
+    expect(new InvalidCurrencyError('X')).toBeInstanceOf(MoneyError);
+    expect(new InvalidDecimalError('x', 'y')).toBeInstanceOf(MoneyError);
+    expect(new CurrencyMismatchError('USD', 'EUR')).toBeInstanceOf(MoneyError);
+  });
+
+  test('property: a rounded amount survives the round trip through minor units', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: -(10n ** 20n), max: 10n ** 20n }),
+        fc.constantFrom('USD', 'JPY', 'BHD', 'EUR'),
+        (units, currency) => {
+          const money = Money.fromMinorUnits(units, currency);
+          expect(money.isRounded()).toBe(true);
+          expect(money.toMinorUnits()).toBe(units);
+        },
+      ),
     );
   });
 });
