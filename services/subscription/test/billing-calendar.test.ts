@@ -109,6 +109,22 @@ describe('time zones', () => {
     ]);
   });
 
+  test('a quarterly day-of-month calendar that starts on its anchor midnight has full quarters from the start', () => {
+    const s: BillingSchedule = {
+      start: new Date('2026-03-15T00:00:00Z'),
+      zone: 'UTC',
+      interval: 'quarter',
+      anchor: { kind: 'day_of_month', day: 15 },
+    };
+    expect(starts(s, 3)).toEqual(['2026-03-15T00:00:00.000Z', '2026-06-15T00:00:00.000Z', '2026-09-15T00:00:00.000Z']);
+    // Off the anchor, a stub reaches the next anchor midnight first.
+    expect(starts({ ...s, start: new Date('2026-03-20T00:00:00Z') }, 3)).toEqual([
+      '2026-03-20T00:00:00.000Z',
+      '2026-04-15T00:00:00.000Z',
+      '2026-07-15T00:00:00.000Z',
+    ]);
+  });
+
   test('a day-of-month anchor on the 31st clamps to each month', () => {
     const s: BillingSchedule = {
       start: new Date('2027-01-10T00:00:00Z'),

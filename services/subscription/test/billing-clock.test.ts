@@ -2,7 +2,7 @@
 // after downtime in order, two replicas closing every period exactly once, and test clocks.
 import { openDatabase } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
-import { AnchorKind, ProrationReason } from '@billing/proto/billing/subscription/v1/resources_pb';
+import { AnchorKind, ProrationReason, TestClockStatus } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
 import {
@@ -277,17 +277,22 @@ describe('test clocks', () => {
     expect(back.code).toBe(Code.InvalidArgument);
   });
 
-  test('an advance while another holds the clock is refused with TEST_CLOCK_BUSY', async () => {
+  test('while another advance holds the clock it reads ADVANCING, and an advance is refused with TEST_CLOCK_BUSY', async () => {
     const { clockId } = await onClock('2026-01-01T00:00:00Z');
-    const err = await p.service.context.db.transaction(async (em) => {
+    const [err, during] = await p.service.context.db.transaction(async (em) => {
       await em.execute('select id from test_clock where id = ? for update', [clockId]);
-      return rpcError(
-        p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts('2026-02-01T00:00:00Z') }),
-      );
+      return Promise.all([
+        rpcError(
+          p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts('2026-02-01T00:00:00Z') }),
+        ),
+        p.subscriptions.getTestClock({ id: clockId }),
+      ]);
     });
+    expect(during.testClock?.status).toBe(TestClockStatus.ADVANCING);
     expect([err.code, reason(err)]).toEqual([Code.FailedPrecondition, 'TEST_CLOCK_BUSY']);
     const clock = await p.subscriptions.getTestClock({ id: clockId });
     expect(iso(clock.testClock?.frozenTime)).toBe('2026-01-01T00:00:00.000Z');
+    expect(clock.testClock?.status).toBe(TestClockStatus.READY);
   });
 
   test('deleting a clock deletes its customers and their subscriptions, and says which', async () => {

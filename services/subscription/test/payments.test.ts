@@ -7,7 +7,12 @@ import { newUlid } from '@billing/kit/ids';
 import { connectNatsBus } from '@billing/kit/nats-bus';
 import { InvoiceStatus } from '@billing/proto/billing/invoicing/v1/resources_pb';
 import { EndReason, SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
-import { subscriptionActivated, subscriptionEnded, subscriptionPastDue } from '@billing/subscription/domain/events';
+import {
+  subscriptionActivated,
+  subscriptionEnded,
+  subscriptionPastDue,
+  subscriptionPeriodClosed,
+} from '@billing/subscription/domain/events';
 import { deleteTestStreams, TEST_NATS_URL, testLogger, testSubjectPrefix } from '@billing/test/harness';
 import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
@@ -71,6 +76,11 @@ async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean): Prom
 }
 
 async function activeSubscription() {
+  const { id } = await activeSubscriptionOnClock();
+  return id;
+}
+
+async function activeSubscriptionOnClock() {
   const clock = (
     await p.subscriptions.createTestClock({
       requestId: p.rid(),
@@ -94,7 +104,7 @@ async function activeSubscription() {
     customerId: customer?.id ?? '',
     planKey: 'team',
   });
-  return res.subscription?.id ?? '';
+  return { id: res.subscription?.id ?? '', clockId: clock?.id ?? '' };
 }
 
 const state = (id: string) => async () => (await p.subscriptions.getSubscription({ id })).subscription;
@@ -148,5 +158,28 @@ test('an invoice given up on ends the subscriptions it bills', async () => {
   expect(ended?.endReason).toBe(EndReason.UNCOLLECTIBLE);
   expect((await published(p, subscriptionEnded, id)).map((e) => e.occurredAt.toISOString())).toEqual([
     '2026-01-25T00:00:00.000Z',
+  ]);
+});
+
+test('an invoice given up on at a time before the current period never closes that period backwards', async () => {
+  const { id, clockId } = await activeSubscriptionOnClock();
+  await p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts('2026-02-20T00:00:00Z') });
+  await publish(
+    invoiceMarkedUncollectible,
+    { invoice: { id: 'inv_3', subscriptionIds: [id] }, dunningExhausted: true },
+    '2026-02-10T00:00:00Z',
+  );
+  const ended = await until(state(id), (s) => s?.state === SubscriptionState.ENDED);
+  expect(ended?.endTime && timestampDate(ended.endTime).toISOString()).toBe('2026-02-15T00:00:00.000Z');
+  const closes = await published(p, subscriptionPeriodClosed, id);
+  expect(
+    closes.map((c) =>
+      [c.payload.periodNumber, c.payload.closedPeriod?.startTime, c.payload.closedPeriod?.endTime].map((x) =>
+        typeof x === 'object' && x ? timestampDate(x).toISOString() : x,
+      ),
+    ),
+  ).toEqual([
+    [1, '2026-01-15T00:00:00.000Z', '2026-02-15T00:00:00.000Z'],
+    [2, '2026-02-15T00:00:00.000Z', '2026-02-15T00:00:00.000Z'],
   ]);
 });

@@ -2,9 +2,19 @@
 // migrations that skip, lists with filters, and what the catalog refuses.
 
 import { BillingTiming, PriceModel } from '@billing/proto/billing/catalog/v1/resources_pb';
-import { BillTo, CancelMode, SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
+import {
+  AnchorKind,
+  BillTo,
+  CancelMode,
+  ProrationReason,
+  SubscriptionState,
+} from '@billing/proto/billing/subscription/v1/resources_pb';
 import { ChangeTiming } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
-import { subscriptionActivated, subscriptionScheduledChangeCanceled } from '@billing/subscription/domain/events';
+import {
+  subscriptionActivated,
+  subscriptionPlanChanged,
+  subscriptionScheduledChangeCanceled,
+} from '@billing/subscription/domain/events';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -86,6 +96,20 @@ describe('starts, add-ons and contract prices', () => {
     expect(activated?.payload.previousState).toBe(SubscriptionState.PENDING);
     expect(activated?.payload.firstBilledSegment?.quantities[0]?.quantity).toBe('3');
     expect(activated?.occurredAt.toISOString()).toBe('2026-01-15T00:00:00.000Z');
+  });
+
+  test('a future start on a day-of-month anchor publishes its stub items when it starts', async () => {
+    const { customerId, advance } = await onClock('2026-01-10T00:00:00Z');
+    const id = await subscribe(customerId, {
+      startTime: ts('2026-01-20T00:00:00Z'),
+      anchor: { kind: AnchorKind.DAY_OF_MONTH, dayOfMonth: 1 },
+    });
+    await advance('2026-01-21T00:00:00Z');
+    const [activated] = await published(p, subscriptionActivated, id);
+    // Jan 20 - Feb 1 is 12 of Jan's 31 days: 15 x 12/31 = 5.806451612903 a seat, 3 seats.
+    expect(activated?.payload.prorationItems.map((i) => [ProrationReason[i.reason], i.amount?.amount])).toEqual([
+      ['PARTIAL_PERIOD', '17.419354838709'],
+    ]);
   });
 
   test('an add-on attached mid-period is charged for the rest of it, and detached with a credit', async () => {
@@ -227,6 +251,53 @@ describe('previews and scheduled changes', () => {
       dryRun: true,
     });
     expect(again.subscriptionIds).toContain(id);
+  });
+});
+
+describe('migrations and resumes at the edges', () => {
+  test('a pending subscription is migrated too, and moves when it starts', async () => {
+    const { customerId, advance } = await onClock('2026-01-10T00:00:00Z');
+    const id = await subscribe(customerId, { startTime: ts('2026-01-20T00:00:00Z'), planVersion: 1 });
+    const latest = (await p.catalogApi.getPlan({ planKey: 'team' })).plan?.latestVersion ?? 0;
+    const done = await p.subscriptions.migrateSubscriptions({ requestId: p.rid(), planKey: 'team', fromVersion: 1 });
+    expect(done.subscriptionIds).toContain(id);
+    await advance('2026-01-21T00:00:00Z');
+    const sub = (await p.subscriptions.getSubscription({ id })).subscription;
+    expect([sub?.state, sub?.planVersion]).toEqual([SubscriptionState.ACTIVE, latest]);
+    const [changed] = await published(p, subscriptionPlanChanged, id);
+    expect(changed?.payload).toMatchObject({ previousPlanVersion: 1, immediate: false });
+  });
+
+  test('a migration to a draft version is refused', async () => {
+    const draft = await p.catalogApi.updatePlanDraft({
+      requestId: p.rid(),
+      planKey: 'team',
+      spec: planSpec({ name: 'Team', seat: '99.00' }),
+    });
+    const err = await rpcError(
+      p.subscriptions.migrateSubscriptions({
+        requestId: p.rid(),
+        planKey: 'team',
+        fromVersion: 1,
+        toVersion: draft.draft?.version ?? 0,
+      }),
+    );
+    expect([err.code, reason(err)]).toEqual([Code.NotFound, 'PLAN_VERSION_NOT_FOUND']);
+  });
+
+  test('a cancellation that has taken effect cannot be resumed, even before the clock processes it', async () => {
+    p.clock.set(new Date('2026-01-15T00:00:00Z'));
+    const customer = (
+      await p.customers.createCustomer({
+        requestId: p.rid(),
+        customer: { externalId: `q-${seq++}`, name: 'Real time', billing: { currencyCode: 'USD' } },
+      })
+    ).customer;
+    const id = await subscribe(customer?.id ?? '', { planVersion: 1 });
+    await p.subscriptions.cancelSubscription({ requestId: p.rid(), subscriptionId: id, mode: CancelMode.PERIOD_END });
+    p.clock.set(new Date('2026-02-15T00:00:05Z'));
+    const err = await rpcError(p.subscriptions.resumeSubscription({ requestId: p.rid(), subscriptionId: id }));
+    expect([err.code, reason(err)]).toEqual([Code.FailedPrecondition, 'INVALID_TRANSITION']);
   });
 });
 

@@ -340,6 +340,33 @@ describe('S6 trial', () => {
     expect(activated?.payload.previousState).toBe(SubscriptionState.TRIALING);
   });
 
+  test('a trial canceled at its end stays unbilled: no credit for it, no charge for seats added in it', async () => {
+    const { customer, advance } = await onClock('2026-01-15T00:00:00Z');
+    const { subscription: sub } = await subscribe(customer.id, 'trial', '2');
+    const id = sub?.id ?? '';
+    await advance('2026-01-17T00:00:00Z');
+    await p.subscriptions.cancelSubscription({ requestId: p.rid(), subscriptionId: id, mode: CancelMode.PERIOD_END });
+    await advance('2026-01-19T00:00:00Z');
+    const more = await p.subscriptions.changeQuantity({
+      requestId: p.rid(),
+      subscriptionId: id,
+      quantities: [{ chargeKey: 'seats', quantity: '4' }],
+    });
+    expect(more.prorationItems).toEqual([]);
+    await advance('2026-01-20T00:00:00Z');
+    const ended = await p.subscriptions.cancelSubscription({
+      requestId: p.rid(),
+      subscriptionId: id,
+      mode: CancelMode.IMMEDIATELY_WITH_CREDIT,
+    });
+    expect(ended.prorationItems).toEqual([]);
+    const [closed] = await published(p, subscriptionPeriodClosed, id);
+    expect(closed?.payload.segments.map((s) => [s.trial, s.quantities[0]?.quantity])).toEqual([
+      [true, '2'],
+      [true, '4'],
+    ]);
+  });
+
   test('a trial override of 0 days starts billing at once', async () => {
     const { customer } = await onClock('2026-01-15T00:00:00Z');
     const { subscription: sub } = await subscribe(customer.id, 'trial', '1', { trialDays: 0 });

@@ -11,7 +11,7 @@ import {
   type ProrationItem,
   ProrationItemSchema,
   SubscriptionSchema,
-  type SubscriptionState,
+  SubscriptionState,
   type TestClock,
   TestClockSchema,
   TestClockStatus,
@@ -36,12 +36,12 @@ interface ClockRow {
 const CLOCK_COLUMNS = `id, name, frozen_time, created_at,
   (select count(*) from customer c where c.test_clock_id = test_clock.id) as customer_count`;
 
-function toTestClock(row: ClockRow): TestClock {
+function toTestClock(row: ClockRow, busy: ReadonlySet<string>): TestClock {
   return create(TestClockSchema, {
     id: row.id,
     name: row.name,
     frozenTime: timestampFromDate(new Date(row.frozen_time)),
-    status: TestClockStatus.READY,
+    status: busy.has(row.id) ? TestClockStatus.ADVANCING : TestClockStatus.READY,
     customerCount: Number(row.customer_count),
     createTime: timestampFromDate(new Date(row.created_at)),
   });
@@ -57,13 +57,26 @@ export async function insertTestClock(em: Em, clock: { id: string; name: string;
   ]);
 }
 
+/** Of these clocks, those whose row another transaction holds: an advance (or a deletion) is under way. */
+async function busyClocks(em: Em, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const free = await em.execute<{ id: string }[]>(
+    'select id from test_clock where id in (select jsonb_array_elements_text(?::jsonb)) for update skip locked',
+    [json(ids)],
+  );
+  const freeIds = new Set(free.map((r) => r.id));
+  return new Set(ids.filter((id) => !freeIds.has(id)));
+}
+
 /** A test clock; `lock` takes its row lock without waiting (an advance in progress makes this throw). */
 export async function findTestClock(em: Em, id: string, lock?: 'nowait'): Promise<TestClock | undefined> {
   const rows = await em.execute<ClockRow[]>(
     `select ${CLOCK_COLUMNS} from test_clock where id = ?${lock ? ' for update nowait' : ''}`,
     [id],
   );
-  return rows[0] ? toTestClock(rows[0]) : undefined;
+  const row = rows[0];
+  if (!row) return undefined;
+  return toTestClock(row, lock ? new Set() : await busyClocks(em, [row.id]));
 }
 
 /** A page of test clocks in creation order. */
@@ -72,7 +85,11 @@ export async function listTestClocks(em: Em, page: { size: number; after: string
     `select seq, ${CLOCK_COLUMNS} from test_clock where seq > ? order by seq limit ?`,
     [page.after ?? '0', page.size + 1],
   );
-  return rows.map((r) => ({ seq: String(r.seq), clock: toTestClock(r) }));
+  const busy = await busyClocks(
+    em,
+    rows.map((r) => r.id),
+  );
+  return rows.map((r) => ({ seq: String(r.seq), clock: toTestClock(r, busy) }));
 }
 
 /** Moves a test clock's time. */
@@ -419,8 +436,8 @@ export async function nextDueOnTestClock(em: Em, testClockId: string, until: Dat
 export async function liveSubscriptionsOn(em: Em, planKey: string, version: number): Promise<SubscriptionRecord[]> {
   const rows = await em.execute<SubscriptionRow[]>(
     `select ${SUBSCRIPTION_COLUMNS} from subscription
-     where plan_key = ? and plan_version = ? and state not in (?, ?) order by seq for update`,
-    [planKey, version, '6', '1'],
+     where plan_key = ? and plan_version = ? and state <> ? order by seq for update`,
+    [planKey, version, String(SubscriptionState.ENDED)],
   );
   return rows.map(fromSubscriptionRow);
 }

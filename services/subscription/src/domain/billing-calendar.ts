@@ -63,8 +63,11 @@ export function boundary(schedule: BillingSchedule, n: number): Date {
   if (n === 0) return schedule.start;
   const day = schedule.anchor.day;
   const midnight = { ...local, hour: 0, minute: 0, second: 0 };
-  // The first anchor midnight strictly after the start, then every `step` months from it.
   const sameMonth = fromLocal(shifted(midnight, 0, day), schedule.zone);
+  // A start on an anchor midnight begins full periods at once.
+  if (sameMonth.getTime() === schedule.start.getTime())
+    return fromLocal(shifted(midnight, n * step, day), schedule.zone);
+  // Otherwise a stub runs to the first anchor midnight after the start, then every `step` months from it.
   const first = sameMonth.getTime() > schedule.start.getTime() ? 0 : 1;
   return fromLocal(shifted(midnight, first + (n - 1) * step, day), schedule.zone);
 }

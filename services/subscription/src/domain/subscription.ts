@@ -100,6 +100,18 @@ export function assertState(s: Subscription, states: readonly SubscriptionState[
   }
 }
 
+/** Whether the subscription is in its free trial (possibly with a cancellation scheduled at its end). */
+export function inTrial(record: SubscriptionRecord): boolean {
+  const state = record.subscription.state;
+  return state === S.TRIALING || (state === S.CANCELED && record.stateBeforeCancel === S.TRIALING);
+}
+
+/** Whether the current period's in-advance charges were billed, so that changes within it are prorated. */
+export function isBilled(record: SubscriptionRecord): boolean {
+  const state = record.subscription.state;
+  return state === S.ACTIVE || state === S.PAST_DUE || (state === S.CANCELED && !inTrial(record));
+}
+
 /** How long before a trial ends SubscriptionTrialEnding is published. */
 export const TRIAL_ENDING_NOTICE_MS = 3 * 24 * 3600 * 1000;
 

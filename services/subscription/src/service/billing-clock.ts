@@ -186,10 +186,14 @@ async function publishClose(
 }
 
 /** Ends a subscription at `at`, closing its period there (so in-arrears usage up to `at` is billed). */
-export async function endNow(ctx: WriteContext, record: SubscriptionRecord, at: Date, reason: EndReason) {
+export async function endNow(ctx: WriteContext, record: SubscriptionRecord, requested: Date, reason: EndReason) {
   const s = record.subscription;
   const customer = await requireCustomer(ctx, s.customerId);
   const wasPending = s.state === SubscriptionState.PENDING;
+  // An end decided at a time before the current period began (an invoice given up on after a renewal, as
+  // test clocks make common) ends the subscription when that period begins: a period never closes backwards.
+  const periodStart = s.currentPeriod ? fromPeriod(s.currentPeriod).start : requested;
+  const at = wasPending || requested.getTime() >= periodStart.getTime() ? requested : periodStart;
   const closed = wasPending ? undefined : await closeCurrentPeriod(ctx, record, at);
   s.state = SubscriptionState.ENDED;
   s.endTime = timestampFromDate(at);
@@ -223,6 +227,28 @@ async function applyScheduledChange(ctx: WriteContext, record: SubscriptionRecor
   return { previous, version };
 }
 
+/** Publishes that a scheduled change or migration applied at the boundary `at`. */
+async function recordPlanChangedAtBoundary(
+  ctx: WriteContext,
+  record: SubscriptionRecord,
+  previous: { planKey: string; planVersion: number; quantities: SubscriptionRecord['subscription']['quantities'] },
+  at: Date,
+) {
+  const s = record.subscription;
+  await recordEvent(
+    ctx.em,
+    subscriptionPlanChanged,
+    {
+      subscription: s,
+      previousPlanKey: previous.planKey,
+      previousPlanVersion: previous.planVersion,
+      previousQuantities: previous.quantities,
+      immediate: false,
+    },
+    eventContext(ctx, s.id, at),
+  );
+}
+
 /** Moves into the next period at `at` (a boundary), on a calendar rebased there if the interval changed. */
 function renew(record: SubscriptionRecord, customer: Customer, at: Date, version?: PlanVersion) {
   const s = record.subscription;
@@ -248,13 +274,19 @@ export async function advance(ctx: WriteContext, record: SubscriptionRecord, at:
   s.updateTime = timestampFromDate(at);
 
   if (s.state === SubscriptionState.PENDING) {
-    await applyScheduledChange(ctx, record);
+    const applied = await applyScheduledChange(ctx, record);
     const started = await begin(ctx, record, customer);
     await store.saveSubscription(ctx.em, record);
+    if (applied) await recordPlanChangedAtBoundary(ctx, record, applied.previous, at);
     await recordEvent(
       ctx.em,
       subscriptionActivated,
-      { subscription: s, previousState: SubscriptionState.PENDING, firstBilledSegment: started.segment },
+      {
+        subscription: s,
+        previousState: SubscriptionState.PENDING,
+        firstBilledSegment: started.segment,
+        prorationItems: started.items,
+      },
       event,
     );
     return;
@@ -285,20 +317,7 @@ export async function advance(ctx: WriteContext, record: SubscriptionRecord, at:
   }
   await store.saveSubscription(ctx.em, record);
   await publishClose(ctx, record, customer, closed, at, stubItems);
-  if (applied) {
-    await recordEvent(
-      ctx.em,
-      subscriptionPlanChanged,
-      {
-        subscription: s,
-        previousPlanKey: applied.previous.planKey,
-        previousPlanVersion: applied.previous.planVersion,
-        previousQuantities: applied.previous.quantities,
-        immediate: false,
-      },
-      event,
-    );
-  }
+  if (applied) await recordPlanChangedAtBoundary(ctx, record, applied.previous, at);
   if (trialEnded) {
     await recordEvent(
       ctx.em,

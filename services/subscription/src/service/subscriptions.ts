@@ -39,13 +39,22 @@ import {
   subscriptionResumed,
   subscriptionScheduledChangeCanceled,
 } from '../domain/events.ts';
-import { assertState, assertTransition, type SubscriptionRecord, type Terms, termsOf } from '../domain/subscription.ts';
+import {
+  assertState,
+  assertTransition,
+  inTrial,
+  isBilled,
+  type SubscriptionRecord,
+  type Terms,
+  termsOf,
+} from '../domain/subscription.ts';
 import { begin, currentLines, endNow, prorationPeriod, requirePlanVersion } from './billing-clock.ts';
 import { eventContext, type WriteContext } from './context.ts';
 import { lockCurrency, requireCustomer } from './customers.ts';
 import {
   addonChargesFor,
   addonViolations,
+  assertAvailable,
   assertSellable,
   fromPeriod,
   overrideViolations,
@@ -57,8 +66,6 @@ import {
 } from './terms.ts';
 
 const S = SubscriptionState;
-/** The states in which a subscription is billed (in-advance charges paid, so changes are prorated). */
-const BILLED = [S.ACTIVE, S.PAST_DUE, S.CANCELED];
 const MAX_TRIAL_DAYS = 730;
 /** How far in the past a start time may be (clock skew between caller and service). */
 const START_TOLERANCE_MS = 60_000;
@@ -235,7 +242,7 @@ async function changeItems(
   preview = false,
 ): Promise<ProrationItem[]> {
   const s = record.subscription;
-  if (!BILLED.includes(s.state)) return [];
+  if (!isBilled(record)) return [];
   const before = await currentLines(ctx, record);
   const next = proratedLines(after.terms, after.version, after.addonCharges, s.currencyCode);
   return prorationItems(
@@ -257,7 +264,7 @@ async function commitChange(
 ) {
   const s = record.subscription;
   if (s.state !== S.PENDING) {
-    record.segments = splitSegments(record.segments, terms, at, s.state === S.TRIALING);
+    record.segments = splitSegments(record.segments, terms, at, inTrial(record));
   }
   applyTerms(record, terms, version);
   s.updateTime = timestampFromDate(at);
@@ -310,7 +317,7 @@ export async function changePlan(ctx: WriteContext, req: ChangePlanRequest, cata
   }
 
   const current = await requirePlanVersion(ctx, s.planKey, s.planVersion);
-  if (BILLED.includes(s.state) && current.spec?.interval !== version.spec?.interval) {
+  if (isBilled(record) && current.spec?.interval !== version.spec?.interval) {
     throw new FailedPreconditionError(
       'INTERVAL_CHANGE_AT_PERIOD_END',
       'a change to another billing interval takes effect at the period end (timing PERIOD_END)',
@@ -437,7 +444,7 @@ export async function cancelSubscription(ctx: WriteContext, id: string, mode: Ca
   }
   assertTransition(s.state, S.ENDED, 'cancel');
   const items =
-    mode === CancelMode.IMMEDIATELY_WITH_CREDIT && BILLED.includes(s.state)
+    mode === CancelMode.IMMEDIATELY_WITH_CREDIT && isBilled(record)
       ? prorationItems(await currentLines(ctx, record), [], {
           subscriptionId: s.id,
           currency: s.currencyCode,
@@ -470,6 +477,12 @@ export async function resumeSubscription(ctx: WriteContext, id: string) {
   const s = record.subscription;
   assertState(s, [S.CANCELED], 'resume');
   const now = await store.clockTime(ctx.em, record.testClockId, ctx.now);
+  if (s.cancelTime && timestampDate(s.cancelTime).getTime() <= now.getTime()) {
+    throw new FailedPreconditionError(
+      'INVALID_TRANSITION',
+      'the cancellation has taken effect; it can no longer be undone',
+    );
+  }
   s.state = record.stateBeforeCancel === S.UNSPECIFIED ? S.ACTIVE : record.stateBeforeCancel;
   s.cancelTime = undefined;
   s.updateTime = timestampFromDate(now);
@@ -510,6 +523,7 @@ export async function migrateSubscriptions(ctx: WriteContext, req: MigrateSubscr
       { field: 'to_version', description: 'must differ from from_version' },
     ]);
   }
+  assertAvailable(version);
   const records = await store.liveSubscriptionsOn(ctx.em, req.planKey, req.fromVersion);
   if (!req.dryRun) await store.savePlanVersion(ctx.em, version);
   const moved: SubscriptionRecord[] = [];

@@ -171,14 +171,19 @@ export function prorationItems(
 
 const WHOLE = /^\d{1,9}$/;
 
-/** Checks that a plan version can be subscribed to in `currency`. */
-export function assertSellable(version: PlanVersion, currency: string): void {
+/** Checks that a plan version is published (or superseded) and its plan not archived. */
+export function assertAvailable(version: PlanVersion): void {
   if (version.status === VersionStatus.DRAFT) {
     throw new NotFoundError('PLAN_VERSION_NOT_FOUND', `version ${version.version} of "${version.planKey}" is a draft`);
   }
   if (version.status === VersionStatus.ARCHIVED) {
     throw new FailedPreconditionError('PLAN_ARCHIVED', `plan "${version.planKey}" is archived`);
   }
+}
+
+/** Checks that a plan version can be subscribed to in `currency`. */
+export function assertSellable(version: PlanVersion, currency: string): void {
+  assertAvailable(version);
   if (!version.spec?.currencyCodes.includes(currency)) {
     throw new FailedPreconditionError(
       'CURRENCY_NOT_OFFERED',

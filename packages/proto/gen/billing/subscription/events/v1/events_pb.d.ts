@@ -278,6 +278,14 @@ export declare type SubscriptionActivated = Message<"billing.subscription.events
    * @generated from field: billing.subscription.events.v1.PeriodSegment first_billed_segment = 3;
    */
   firstBilledSegment?: PeriodSegment | undefined;
+
+  /**
+   * When it left PENDING with a first period shortened to reach a calendar anchor: the PARTIAL_PERIOD items that
+   * bill that stub instead of the full in-advance price (INVOICE_NOW). Empty otherwise.
+   *
+   * @generated from field: repeated billing.subscription.v1.ProrationItem proration_items = 4;
+   */
+  prorationItems: ProrationItem[];
 };
 
 /**
