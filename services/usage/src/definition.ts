@@ -1,9 +1,9 @@
 // The usage service as the runtime runs it: its data, its API, its consumers and its partition upkeep.
 import type { Subscription } from '@billing/kit/bus';
 import { startPeriodic } from '@billing/kit/periodic';
-import type { ServiceContext, ServiceDefinition } from '@billing/kit/runtime';
+import type { ServiceDefinition } from '@billing/kit/runtime';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
-import { compactRollups, ensureMonthlyPartitions } from './adapter/usage-store.ts';
+import { ensureMonthlyPartitions } from './adapter/usage-store.ts';
 import { catalogMetersConsumer } from './consumers/catalog-meters.ts';
 import { subscriptionPeriodsConsumer } from './consumers/subscription-periods.ts';
 import { RETENTION_MS } from './domain/usage-event.ts';
@@ -14,21 +14,6 @@ import { publishDeltas } from './service/publish-deltas.ts';
 const DAY = 24 * 3600 * 1000;
 /** How often ingested usage is published as deltas. */
 const DELTA_INTERVAL_MS = 250;
-/** How often appended rollup deltas are folded into the hourly rollups. */
-const COMPACTION_INTERVAL_MS = 500;
-
-/** Most appended rollup deltas folded per compaction pass. */
-const COMPACTION_BATCH = 20_000;
-
-/** Folds appended rollup deltas into the hourly rollups until none is left. */
-async function compactAll(context: ServiceContext): Promise<number> {
-  let total = 0;
-  for (;;) {
-    const folded = await context.db.transaction((em) => compactRollups(em, COMPACTION_BATCH));
-    total += folded;
-    if (folded < COMPACTION_BATCH) return total;
-  }
-}
 
 /** The usage service definition. */
 export const usageService: ServiceDefinition = {
@@ -59,7 +44,7 @@ export const usageService: ServiceDefinition = {
     }, DAY);
     timer.unref();
     const upkeep: Subscription = { stop: async () => clearInterval(timer) };
-    // Pending deltas and appended rollup deltas are rows: nothing is lost when a pass or the process stops.
+    // Appended rollup deltas and pending increments are rows: nothing is lost when a pass or the process stops.
     const publisher = startPeriodic({
       name: 'usage delta publisher',
       intervalMs: DELTA_INTERVAL_MS,
@@ -67,12 +52,6 @@ export const usageService: ServiceDefinition = {
       afterWork: () => context.relay.notify(),
       logger: context.logger,
     });
-    const compactor = startPeriodic({
-      name: 'usage rollup compactor',
-      intervalMs: COMPACTION_INTERVAL_MS,
-      run: () => compactAll(context),
-      logger: context.logger,
-    });
-    return [upkeep, publisher, compactor];
+    return [upkeep, publisher];
   },
 };

@@ -11,7 +11,7 @@ import {
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
 import { mergeIncrements, type PeriodIncrement, type PeriodState } from '../domain/period-value.ts';
 import type { BillingPeriod, KnownPeriod } from '../domain/periods.ts';
-import { hourOf, type RollupDelta } from '../domain/rollup.ts';
+import { hourOf, MAX_LATE_IDS, type RollupDelta } from '../domain/rollup.ts';
 import type { ValidEvent } from '../domain/usage-event.ts';
 
 /** Every meter (archived ones too: published versions still bill them) reading events of one of `types`. */
@@ -211,15 +211,17 @@ const ROLLUP_MERGE = `event_count = r.event_count + excluded.event_count,
                           then excluded.latest_event_id else r.latest_event_id end`;
 
 /** Appends a batch's minute deltas to the rollups (and adds its distinct values per hour), locking no rollup row. */
-export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Promise<void> {
+export async function applyRollups(em: Em, deltas: readonly RollupDelta[], now: Date): Promise<void> {
   if (deltas.length === 0) return;
   await queryBound(
     em,
     `insert into usage_rollup_delta
-       (meter_key, customer_external_id, group_key, minute, aggregation, value, event_count, latest_time, latest_event_id)
-     select m, c, g, h, a, v, n, lt, li
+       (meter_key, customer_external_id, group_key, minute, aggregation, value, event_count, latest_time, latest_event_id,
+        period_start, period_end, subscription_id, period_closed, late_event_ids, ingested_at)
+     select m, c, g, h, a, v, n, lt, li, ps, pe, sub, coalesce(pc, false), coalesce(ids, '[]'), $2
        from jsonb_to_recordset($1::jsonb) as x(m text, c text, g text, h timestamptz, a text, v numeric, n bigint,
-                                             lt timestamptz, li text)`,
+                                             lt timestamptz, li text, ps timestamptz, pe timestamptz, sub text,
+                                             pc boolean, ids jsonb)`,
     [
       JSON.stringify(
         deltas.map((d) => ({
@@ -232,8 +234,18 @@ export async function applyRollups(em: Em, deltas: readonly RollupDelta[]): Prom
           n: d.eventCount,
           lt: d.latest?.time.toISOString() ?? null,
           li: d.latest?.id ?? null,
+          ...(d.period
+            ? {
+                ps: d.period.start.toISOString(),
+                pe: d.period.end.toISOString(),
+                sub: d.period.subscriptionId,
+                pc: d.period.closed,
+              }
+            : {}),
+          ...(d.lateEventIds.length > 0 ? { ids: d.lateEventIds } : {}),
         })),
       ),
+      now,
     ],
   );
   const distinct = deltas.flatMap((d) =>
@@ -277,8 +289,9 @@ function foldInto(table: string, column: string, source: string): string {
 }
 
 /**
- * Folds up to `limit` appended minute deltas into the minute and hour rollups, merged per bucket first;
- * returns how many it folded. Rows another compactor or a correction holds are skipped, and the deltas and
+ * Folds up to `limit` appended minute deltas into the minute and hour rollups, merged per bucket first, and
+ * records what they add to each (customer, meter, billing period) for the delta publisher; returns how many it
+ * folded. Rows another compactor or a correction holds are skipped, and the deltas and
  * their fold commit together, so a value never counts twice or goes missing.
  */
 export async function compactRollups(em: Em, limit: number): Promise<number> {
@@ -291,7 +304,33 @@ export async function compactRollups(em: Em, limit: number): Promise<number> {
      by_minute as (${mergedBuckets('minute')}),
      by_hour as (${mergedBuckets("date_trunc('hour', minute, 'UTC')")}),
      minutes as (${foldInto('usage_rollup_minute', 'minute', 'by_minute')}),
-     hours as (${foldInto('usage_rollup', 'hour', 'by_hour')})
+     hours as (${foldInto('usage_rollup', 'hour', 'by_hour')}),
+     by_period as (
+       select customer_external_id, meter_key, period_start, period_end, subscription_id, aggregation,
+         case aggregation
+           when 'max' then max(value)
+           when 'latest' then (array_agg(value order by latest_time desc, latest_event_id desc))[1]
+           else sum(value) end as value,
+         sum(event_count) as event_count,
+         (array_agg(latest_time order by latest_time desc, latest_event_id desc))[1] as latest_time,
+         (array_agg(latest_event_id order by latest_time desc, latest_event_id desc))[1] as latest_event_id,
+         bool_or(period_closed) as period_closed,
+         max(ingested_at) as ingested_at,
+         coalesce((select jsonb_agg(id) from (select jsonb_array_elements_text(t2.late_event_ids) as id
+                     from taken t2
+                    where t2.customer_external_id = taken.customer_external_id and t2.meter_key = taken.meter_key
+                      and t2.period_start = taken.period_start limit ${MAX_LATE_IDS}) ids), '[]') as late_event_ids
+       from taken where period_start is not null
+       group by customer_external_id, meter_key, period_start, period_end, subscription_id, aggregation
+     ),
+     pending as (
+       insert into usage_pending_delta (customer_external_id, meter_key, period_start, period_end, event_count,
+         last_ingest_at, aggregation, value, latest_time, latest_event_id, recompute, subscription_id, period_closed,
+         late_event_ids)
+       select customer_external_id, meter_key, period_start, period_end, event_count, ingested_at, aggregation, value,
+              latest_time, latest_event_id, aggregation = 'unique_count', subscription_id, period_closed, late_event_ids
+         from by_period
+     )
      select coalesce(sum(n), 0) as folded from by_minute`,
     [limit],
   );
@@ -748,9 +787,6 @@ export interface PendingPeriod {
   /** The late events among them (at most MAX_LATE_IDS are kept). */
   lateEventIds: string[];
 }
-
-/** Most late event ids carried per (customer, meter, period) and pass. */
-export const MAX_LATE_IDS = 1_000;
 
 /** Takes (deletes and returns, merged per period) up to `limit` pending rows that no other publisher holds. */
 export async function takePendingDeltas(em: Em, limit: number): Promise<PendingPeriod[]> {

@@ -1,10 +1,12 @@
-// Rollups: what a batch of accepted events adds to each (meter, customer, group, minute) bucket, merged in
-// memory first so that each bucket is written once per batch (the compactor folds minutes into hours). Count and sum add, max keeps the largest,
+// Rollups: what a batch of accepted events adds to each (meter, customer, group, minute) bucket, split by
+// billing period, merged in memory first so that each bucket is written once per batch (the delta publisher
+// folds minutes into hours, and periods into what it publishes). Count and sum add, max keeps the largest,
 // latest keeps the value of the last event by time (then by id), unique count records distinct values.
 
 import { Decimal } from '@billing/money';
 import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { meterSelects, readEvent } from './meter.ts';
+import type { BillingPeriod } from './periods.ts';
 import type { ValidEvent } from './usage-event.ts';
 
 /** What a batch adds to one bucket. */
@@ -17,8 +19,12 @@ export interface RollupDelta {
   customer: string;
   /** The group-by values, JSON. */
   group: string;
-  /** Start of the bucket: the UTC minute (or the billing period, for period increments). */
+  /** Start of the bucket: the UTC minute. */
   bucket: Date;
+  /** The billing period the bucket's events fall in, when the batch was split by period. */
+  period?: BillingPeriod;
+  /** The late events among them (at most MAX_LATE_IDS). */
+  lateEventIds: string[];
   /** Sum (count, sum), maximum (max) or last value (latest) of the batch's events in the bucket. */
   value: Decimal;
   /** Events added. */
@@ -30,6 +36,8 @@ export interface RollupDelta {
 }
 
 const MINUTE = 60_000;
+/** Most late event ids carried per bucket, pending period and message. */
+export const MAX_LATE_IDS = 1_000;
 const HOUR = 3_600_000;
 
 /** The start of the UTC hour containing `time`. */
@@ -60,39 +68,49 @@ export function unreadableEvents(events: readonly ValidEvent[], meters: readonly
   return unreadable;
 }
 
+/** How a batch's buckets are split by billing period (ingestion) or not (a correction's rebuild). */
+export interface PeriodSplit {
+  /** The billing period of an event. */
+  periodOf(event: ValidEvent): BillingPeriod;
+  /** Indexes of the late events (in closed periods). */
+  late: ReadonlySet<number>;
+}
+
 /**
- * The rollup deltas of readable `events` for `meters`, sorted by bucket key. Buckets are UTC minutes per group
- * by default; `bucketOf` and `grouped` give other buckets (billing periods, all groups together).
+ * The rollup deltas of readable `events` for `meters`, per UTC minute and group (and billing period, when
+ * split), sorted by bucket key.
  */
 export function rollupDeltas(
   events: readonly ValidEvent[],
   meters: readonly Meter[],
-  bucketOf: (event: ValidEvent) => Date = (event) => minuteOf(event.time),
-  grouped = true,
+  split?: PeriodSplit,
 ): RollupDelta[] {
   const buckets = new Map<string, RollupDelta>();
   for (const event of events) {
+    const period = split?.periodOf(event);
     for (const meter of meters) {
       if (!meterSelects(meter, event.type, event.properties)) continue;
       const reading = readEvent(meter, event.properties);
       if (typeof reading === 'string') continue;
-      const start = bucketOf(event);
-      const group = grouped ? reading.group : '';
-      const key = JSON.stringify([meter.key, event.customer, group, start.getTime()]);
+      const start = minuteOf(event.time);
+      const key = JSON.stringify([meter.key, event.customer, reading.group, start.getTime(), period?.start.getTime()]);
       let bucket = buckets.get(key);
       if (!bucket) {
         bucket = {
           meterKey: meter.key,
           aggregation: meter.aggregation,
           customer: event.customer,
-          group,
+          group: reading.group,
           bucket: start,
+          period,
           value: meter.aggregation === MeterAggregation.MAX ? reading.value : new Decimal(0),
           eventCount: 0,
           distinct: new Set(),
+          lateEventIds: [],
         };
         buckets.set(key, bucket);
       }
+      if (split?.late.has(event.index) && bucket.lateEventIds.length < MAX_LATE_IDS) bucket.lateEventIds.push(event.id);
       bucket.eventCount++;
       switch (meter.aggregation) {
         case MeterAggregation.MAX:

@@ -127,9 +127,11 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
       'create table usage_minute_rollups (since timestamptz not null)',
       `insert into usage_minute_rollups (since)
        select case when exists (select 1 from usage_event) then now() + interval '5 minutes' else '-infinity' end`,
-      // What each batch adds, per minute, appended without locking any rollup row (concurrent batches of the
-      // same customers never wait for each other); the compactor folds it into the minute and hour rollups.
-      // Readers read it too, so a value is exact whether or not its deltas were folded yet.
+      // What each batch adds, per minute and billing period, appended without locking any rollup row
+      // (concurrent batches of the same customers never wait for each other). The delta publisher folds it into
+      // the minute and hour rollups and turns it into what it publishes per period, in one transaction.
+      // Readers read it too, so a value is exact whether or not its deltas were folded yet. Rows rebuilt by a
+      // correction have no period (the correction asks for a recompute of its periods itself).
       `create table usage_rollup_delta (
         meter_key text not null,
         customer_external_id text not null,
@@ -139,7 +141,13 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
         value numeric not null,
         event_count bigint not null,
         latest_time timestamptz,
-        latest_event_id text
+        latest_event_id text,
+        period_start timestamptz,
+        period_end timestamptz,
+        subscription_id text,
+        period_closed boolean not null default false,
+        late_event_ids jsonb not null default '[]',
+        ingested_at timestamptz
       )`,
       'create index usage_rollup_delta_key on usage_rollup_delta (meter_key, customer_external_id, minute)',
     ],

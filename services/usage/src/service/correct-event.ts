@@ -69,7 +69,7 @@ async function rebuildHour(scope: MutationScope, meter: Meter, customer: string,
     properties: e.properties as JsonObject,
     fingerprint: '',
   }));
-  await applyRollups(scope.em, rollupDeltas(events, [meter]));
+  await applyRollups(scope.em, rollupDeltas(events, [meter]), scope.now);
 }
 
 async function periodValues(

@@ -1,9 +1,8 @@
 // Ingesting a batch: validate every event, refuse the ones a meter cannot read, claim the keys of the rest
-// (exactly once, by the database), store the new ones and add them to the hourly rollups, all in the caller's
-// transaction: when it commits, every accepted event is durable and counted.
+// (exactly once, by the database), store the new ones and append what they add to the rollups (per minute and
+// billing period, with the late ones named), all in the caller's transaction: when it commits, every accepted
+// event is durable and counted, and the delta publisher will publish it.
 import type { Em } from '@billing/kit/db';
-import type { Meter } from '@billing/proto/billing/catalog/v1/resources_pb';
-import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import {
   type IngestResult,
   IngestResultSchema,
@@ -13,18 +12,8 @@ import {
 } from '@billing/proto/billing/usage/v1/resources_pb';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { create } from '@bufbuild/protobuf';
-import {
-  applyRollups,
-  claimEventKeys,
-  insertEvents,
-  knownPeriods,
-  MAX_LATE_IDS,
-  metersForTypes,
-  recordTouchedPeriods,
-  type TouchedPeriod,
-} from '../adapter/usage-store.ts';
-import { meterSelects } from '../domain/meter.ts';
-import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
+import { applyRollups, claimEventKeys, insertEvents, knownPeriods, metersForTypes } from '../adapter/usage-store.ts';
+import { BillingCalendar } from '../domain/periods.ts';
 import { rollupDeltas, unreadableEvents } from '../domain/rollup.ts';
 import { isRejection, type ValidEvent, validateEvent } from '../domain/usage-event.ts';
 
@@ -79,8 +68,8 @@ export async function ingestEvents(
   );
   const late = new Set(accepted.filter((e) => calendar.periodOf(e.customer, e.time).closed).map((e) => e.index));
   await insertEvents(em, accepted, now, late);
-  await applyRollups(em, rollupDeltas(accepted, meters));
-  await recordTouchedPeriods(em, touchedPeriods(accepted, meters, calendar, late), now);
+  const periodOf = (e: ValidEvent) => calendar.periodOf(e.customer, e.time);
+  await applyRollups(em, rollupDeltas(accepted, meters, { periodOf, late }), now);
   for (const e of readable) {
     const duplicate = claim.duplicates.get(e.index);
     results[e.index - offset] = create(IngestResultSchema, {
@@ -97,47 +86,6 @@ export async function ingestEvents(
     });
   }
   return results;
-}
-
-/** What a batch adds to each (customer, meter, billing period), with the late events counted in it. */
-function touchedPeriods(
-  events: readonly ValidEvent[],
-  meters: readonly Meter[],
-  calendar: BillingCalendar,
-  late: ReadonlySet<number>,
-): TouchedPeriod[] {
-  const periods = new Map<string, BillingPeriod>();
-  const lateEvents = new Map<string, ValidEvent[]>();
-  const periodOf = (e: ValidEvent) => {
-    const period = calendar.periodOf(e.customer, e.time);
-    const key = JSON.stringify([e.customer, period.start.getTime()]);
-    periods.set(key, period);
-    if (late.has(e.index)) lateEvents.set(key, [...(lateEvents.get(key) ?? []), e]);
-    return period.start;
-  };
-  return rollupDeltas(events, meters, periodOf, false).map((d) => {
-    const key = JSON.stringify([d.customer, d.bucket.getTime()]);
-    const period = periods.get(key);
-    if (!period) throw new Error('a bucket has its period');
-    const meter = meters.find((m) => m.key === d.meterKey);
-    const lateEventIds = (lateEvents.get(key) ?? [])
-      .filter((e) => meter && meterSelects(meter, e.type, e.properties))
-      .slice(0, MAX_LATE_IDS)
-      .map((e) => e.id);
-    return {
-      customer: d.customer,
-      meterKey: d.meterKey,
-      period,
-      increment: {
-        aggregation: d.aggregation,
-        value: d.value,
-        eventCount: d.eventCount,
-        latest: d.latest,
-        recompute: d.aggregation === MeterAggregation.UNIQUE_COUNT,
-      },
-      lateEventIds,
-    };
-  });
 }
 
 /** Counts of a batch's results by status. */

@@ -1,5 +1,5 @@
-// The delta publisher: every ~250 ms, what ingestion added (recorded in the ingesting transactions, so nothing
-// is lost in a crash) becomes one `billing.usage.meter.delta` per customer and meter, carrying each touched
+// The delta publisher: every ~250 ms, what ingestion appended (rollup deltas per minute and billing period,
+// recorded in the ingesting transactions, so nothing is lost in a crash) is folded into the rollups and becomes one `billing.usage.meter.delta` per customer and meter, carrying each touched
 // open period's new value and its exact change since the last published value; changes to closed periods
 // (late usage) become one `billing.usage.meter.late_usage_recorded` instead, with the late events' ids.
 // Values move forward by what was added (counts and sums add, max and latest compare); unique counts and
@@ -13,9 +13,9 @@ import { type UsageDelta, UsageDeltaSchema } from '@billing/proto/billing/usage/
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
+  compactRollups,
   findMeters,
   lockPublishedValues,
-  MAX_LATE_IDS,
   type PendingPeriod,
   publishedState,
   savePublishedValues,
@@ -23,10 +23,13 @@ import {
 } from '../adapter/usage-store.ts';
 import { meterLateUsageRecorded, meterUsageDelta } from '../domain/events.ts';
 import { applyIncrement, type PeriodState } from '../domain/period-value.ts';
+import { MAX_LATE_IDS } from '../domain/rollup.ts';
 import { aggregateUsage } from './aggregate-usage.ts';
 
 /** Most pending rows taken per pass. */
 const PASS_SIZE = 5_000;
+/** Most appended rollup deltas folded per statement. */
+const COMPACTION_BATCH = 20_000;
 
 interface Outgoing {
   customer: string;
@@ -44,6 +47,13 @@ interface Outgoing {
  */
 export async function publishDeltas(db: Database, now: Date): Promise<number> {
   return db.transaction(async (em) => {
+    // One pass at a time (replicas skip while another runs): the pass folds the appended rollup deltas into the
+    // rollups, and turns what they add into pending period increments, which it publishes with the corrections'.
+    const [lock] = await em.execute<{ locked: boolean }[]>(
+      "select pg_try_advisory_xact_lock(hashtext('usage-delta-publisher')) as locked",
+    );
+    if (!lock?.locked) return 0;
+    while ((await compactRollups(em, COMPACTION_BATCH)) === COMPACTION_BATCH);
     const pending = await takePendingDeltas(em, PASS_SIZE);
     if (pending.length === 0) return 0;
     const meters = await findMeters(
