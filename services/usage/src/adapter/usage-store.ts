@@ -64,10 +64,17 @@ export interface Claim {
 }
 
 /**
- * Claims the (customer, id) keys of `events`; a key claimed before (by another call, even one running at the
- * same moment, which this one waits for) is a duplicate. Within one batch, the first event of a key wins.
+ * Claims the (customer, id) keys of `events` and stores the events whose key this call claimed, in one
+ * statement; a key claimed before (by another call, even one running at the same moment, which this one waits
+ * for) is a duplicate. Within one batch, the first event of a key wins. `late` holds the indexes of events
+ * falling in a closed billing period.
  */
-export async function claimEventKeys(em: Em, events: readonly ValidEvent[]): Promise<Claim> {
+export async function claimAndStoreEvents(
+  em: Em,
+  events: readonly ValidEvent[],
+  now: Date,
+  late: ReadonlySet<number>,
+): Promise<Claim> {
   const accepted = new Set<number>();
   const duplicates = new Map<number, 'same' | 'different'>();
   const firstOfKey = new Map<string, ValidEvent>();
@@ -83,16 +90,31 @@ export async function claimEventKeys(em: Em, events: readonly ValidEvent[]): Pro
   }
   if (candidates.length === 0) return { accepted, duplicates };
   const rows = JSON.stringify(
-    candidates.map((e) => ({ c: e.customer, i: e.id, f: e.fingerprint, t: e.time.toISOString() })),
+    candidates.map((e) => ({
+      c: e.customer,
+      i: e.id,
+      f: e.fingerprint,
+      t: e.time.toISOString(),
+      y: e.type,
+      p: e.properties,
+      ...(late.has(e.index) ? { l: true } : {}),
+    })),
   );
   const inserted = await queryBound<{ c: string; i: string }>(
     em,
-    `insert into usage_event_key (customer_external_id, event_id, fingerprint, event_time)
-     select c, i, f, t from jsonb_to_recordset($1::jsonb) as x(c text, i text, f text, t timestamptz)
-     order by c, i
-     on conflict do nothing
-     returning customer_external_id as c, event_id as i`,
-    [rows],
+    `with x as (
+       select * from jsonb_to_recordset($1::jsonb) as x(c text, i text, f text, t timestamptz, y text, p jsonb, l boolean)
+     ), claimed as (
+       insert into usage_event_key (customer_external_id, event_id, fingerprint, event_time)
+       select c, i, f, t from x order by c, i
+       on conflict do nothing
+       returning customer_external_id as c, event_id as i
+     ), stored as (
+       insert into usage_event (customer_external_id, event_id, event_type, event_time, properties, ingested_at, late)
+       select x.c, x.i, x.y, x.t, x.p, $2, coalesce(x.l, false) from x join claimed on claimed.c = x.c and claimed.i = x.i
+     )
+     select c, i from claimed`,
+    [rows, now],
   );
   const claimed = new Set(inserted.map((r) => JSON.stringify([r.c, r.i])));
   const lost = candidates.filter((e) => !claimed.has(JSON.stringify([e.customer, e.id])));
@@ -112,35 +134,6 @@ export async function claimEventKeys(em: Em, events: readonly ValidEvent[]): Pro
     }
   }
   return { accepted, duplicates };
-}
-
-/** Stores accepted raw events; `late` holds the indexes of those falling in a closed billing period. */
-export async function insertEvents(
-  em: Em,
-  events: readonly ValidEvent[],
-  now: Date,
-  late: ReadonlySet<number>,
-): Promise<void> {
-  if (events.length === 0) return;
-  await queryBound(
-    em,
-    `insert into usage_event (customer_external_id, event_id, event_type, event_time, properties, ingested_at, late)
-     select c, i, y, t, p, $1, coalesce(l, false)
-       from jsonb_to_recordset($2::jsonb) as x(c text, i text, y text, t timestamptz, p jsonb, l boolean)`,
-    [
-      now,
-      JSON.stringify(
-        events.map((e) => ({
-          c: e.customer,
-          i: e.id,
-          y: e.type,
-          t: e.time.toISOString(),
-          p: e.properties,
-          ...(late.has(e.index) ? { l: true } : {}),
-        })),
-      ),
-    ],
-  );
 }
 
 // ---- billing periods ----

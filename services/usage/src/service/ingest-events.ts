@@ -12,7 +12,7 @@ import {
 } from '@billing/proto/billing/usage/v1/resources_pb';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { create } from '@bufbuild/protobuf';
-import { applyRollups, claimEventKeys, insertEvents, knownPeriods, metersForTypes } from '../adapter/usage-store.ts';
+import { applyRollups, claimAndStoreEvents, knownPeriods, metersForTypes } from '../adapter/usage-store.ts';
 import { BillingCalendar } from '../domain/periods.ts';
 import { rollupDeltas, unreadableEvents } from '../domain/rollup.ts';
 import { isRejection, type ValidEvent, validateEvent } from '../domain/usage-event.ts';
@@ -56,18 +56,17 @@ export async function ingestEvents(
       message,
     });
   }
-  const claim = await claimEventKeys(em, readable);
-  const accepted = readable.filter((e) => claim.accepted.has(e.index));
-  const earliest = accepted.reduce((min, e) => Math.min(min, e.time.getTime()), now.getTime());
+  const earliest = readable.reduce((min, e) => Math.min(min, e.time.getTime()), now.getTime());
   const calendar = new BillingCalendar(
     await knownPeriods(
       em,
-      accepted.map((e) => e.customer),
+      readable.map((e) => e.customer),
       new Date(earliest),
     ),
   );
-  const late = new Set(accepted.filter((e) => calendar.periodOf(e.customer, e.time).closed).map((e) => e.index));
-  await insertEvents(em, accepted, now, late);
+  const late = new Set(readable.filter((e) => calendar.periodOf(e.customer, e.time).closed).map((e) => e.index));
+  const claim = await claimAndStoreEvents(em, readable, now, late);
+  const accepted = readable.filter((e) => claim.accepted.has(e.index));
   const periodOf = (e: ValidEvent) => calendar.periodOf(e.customer, e.time);
   await applyRollups(em, rollupDeltas(accepted, meters, { periodOf, late }), now);
   for (const e of readable) {
@@ -82,7 +81,7 @@ export async function ingestEvents(
             ? IngestStatus.DUPLICATE
             : IngestStatus.DUPLICATE_MISMATCH,
       message: duplicate === 'different' ? 'an event with this id and other content was stored before; it counts' : '',
-      late: late.has(e.index),
+      late: duplicate === undefined && late.has(e.index),
     });
   }
   return results;
