@@ -2,6 +2,7 @@
 // after downtime in order, two replicas closing every period exactly once, and test clocks.
 import { openDatabase } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
+import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
 import { AnchorKind, ProrationReason, TestClockStatus } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
@@ -22,7 +23,7 @@ import { subscriptionService } from '../src/definition.ts';
 import { SUBSCRIPTION_MIGRATIONS } from '../src/migrations/index.ts';
 import { runBillingClock } from '../src/service/billing-clock.ts';
 import { checkSubscriptionSettings } from '../src/settings.ts';
-import { type Platform, planSpec, published, reason, rpcError, startPlatform, ts } from './fixtures.ts';
+import { manualClock, type Platform, planSpec, published, reason, rpcError, startPlatform, ts } from './fixtures.ts';
 
 let p: Platform;
 let seq = 0;
@@ -209,6 +210,44 @@ describe('calendar cases', () => {
 });
 
 describe('the billing clock on real time', () => {
+  test('a running service renews on its own once the clock passes a period end', async () => {
+    const bus = createMemoryBus();
+    const clock = manualClock(new Date('2026-03-01T00:00:00Z'));
+    const running = await startTestService(
+      subscriptionService({
+        catalog: catalogClient(p.catalog.baseUrl),
+        testClocksEnabled: false,
+        billingClockIntervalMs: 20,
+      }),
+      { bus, clock },
+    );
+    try {
+      const transport = createGrpcTransport({ baseUrl: running.baseUrl });
+      const customers = createClient(CustomerService, transport);
+      const subscriptions = createClient(SubscriptionService, transport);
+      const customer = (
+        await customers.createCustomer({
+          requestId: p.rid(),
+          customer: { externalId: 'self-driving', name: 'Self', billing: { currencyCode: 'USD' } },
+        })
+      ).customer;
+      const sub = (
+        await subscriptions.createSubscription({ requestId: p.rid(), customerId: customer?.id ?? '', planKey: 'team' })
+      ).subscription;
+      clock.set(new Date('2026-04-01T00:00:01Z'));
+      for (let i = 0; i < 200; i++) {
+        const now = (await subscriptions.getSubscription({ id: sub?.id ?? '' })).subscription;
+        if (now?.periodNumber === 2) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      const renewed = (await subscriptions.getSubscription({ id: sub?.id ?? '' })).subscription;
+      expect([renewed?.periodNumber, iso(renewed?.currentPeriod?.startTime)]).toEqual([2, '2026-04-01T00:00:00.000Z']);
+    } finally {
+      await running.destroy();
+      await bus.close();
+    }
+  });
+
   test('two replicas catching up after downtime close every period exactly once, in order', async () => {
     p.clock.set(new Date('2026-01-15T00:00:00Z'));
     const ids: string[] = [];
