@@ -192,4 +192,40 @@ test('usage is counted in subscription periods, and an event for a closed period
     ['b-2', true],
     ['b-1', false],
   ]);
+
+  // Voiding an event of the closed period is announced once, by usage.event.voided: the recompute it asks for
+  // brings the published value up to date without a second (late usage) message.
+  const voided = await usageApi.voidEvent({
+    requestId: rid(),
+    customerExternalId: 'late-co',
+    eventId: 'b-1',
+    reason: 'test',
+  });
+  expect(voided.deltas.map((d) => [d.delta, d.value, d.periodClosed, d.subscriptionId])).toEqual([
+    ['-5', '7', true, sub?.id],
+  ]);
+  await send('b-4', '2026-02-16T00:00:00Z', 2);
+  await until(
+    () => usageEvents(meterUsageDelta),
+    (events) => events.length === 3,
+  );
+  expect((await usageEvents(meterLateUsageRecorded)).length).toBe(1);
+  const published = await usage.context.db
+    .fork()
+    .execute<{ value: string }[]>(
+      "select value::text as value from usage_published_value where customer_external_id = 'late-co' and period_start = ?",
+      [new Date('2026-01-15T10:00:00Z')],
+    );
+  expect(published.map((r) => Number(r.value))).toEqual([7]);
+
+  // Amending the late event into the open period makes it an ordinary event.
+  await usageApi.amendEvent({
+    requestId: rid(),
+    customerExternalId: 'late-co',
+    eventId: 'b-2',
+    eventTime: ts('2026-02-20T00:00:00Z'),
+    reason: 'test',
+  });
+  const after = await usageApi.listEvents({ customerExternalId: 'late-co' });
+  expect(after.events.find((e) => e.event?.id === 'b-2')?.late).toBe(false);
 });

@@ -188,19 +188,22 @@ const AGGREGATION_NAME: Record<number, string> = {
   [MeterAggregation.LATEST]: 'latest',
 };
 
-/** How a rollup row absorbs another of the same bucket (`r` the row, `excluded` the one added). */
+/**
+ * How a rollup row absorbs another of the same bucket (`r` the row, `excluded` the one added). Event ids compare
+ * byte-wise (collation "C"), as in TypeScript, whatever the database's collation.
+ */
 const ROLLUP_MERGE = `event_count = r.event_count + excluded.event_count,
        value = case r.aggregation
          when 'max' then greatest(r.value, excluded.value)
-         when 'latest' then case when (excluded.latest_time, excluded.latest_event_id) > (r.latest_time, r.latest_event_id)
+         when 'latest' then case when (excluded.latest_time, excluded.latest_event_id collate "C") > (r.latest_time, r.latest_event_id collate "C")
                                  then excluded.value else r.value end
          when 'unique_count' then r.value
          else r.value + excluded.value end,
        latest_time = case when r.aggregation = 'latest'
-                          and (excluded.latest_time, excluded.latest_event_id) > (r.latest_time, r.latest_event_id)
+                          and (excluded.latest_time, excluded.latest_event_id collate "C") > (r.latest_time, r.latest_event_id collate "C")
                           then excluded.latest_time else r.latest_time end,
        latest_event_id = case when r.aggregation = 'latest'
-                          and (excluded.latest_time, excluded.latest_event_id) > (r.latest_time, r.latest_event_id)
+                          and (excluded.latest_time, excluded.latest_event_id collate "C") > (r.latest_time, r.latest_event_id collate "C")
                           then excluded.latest_event_id else r.latest_event_id end`;
 
 /** Appends a batch's minute deltas to the rollups (and adds its distinct values per hour), locking no rollup row. */
@@ -261,11 +264,11 @@ function mergedBuckets(bucket: string): string {
   return `select meter_key, customer_external_id, group_key, ${bucket} as bucket, aggregation,
          case aggregation
            when 'max' then max(value)
-           when 'latest' then (array_agg(value order by latest_time desc, latest_event_id desc))[1]
+           when 'latest' then (array_agg(value order by latest_time desc, latest_event_id collate "C" desc))[1]
            else sum(value) end as value,
          sum(event_count) as event_count,
-         (array_agg(latest_time order by latest_time desc, latest_event_id desc))[1] as latest_time,
-         (array_agg(latest_event_id order by latest_time desc, latest_event_id desc))[1] as latest_event_id,
+         (array_agg(latest_time order by latest_time desc, latest_event_id collate "C" desc))[1] as latest_time,
+         (array_agg(latest_event_id order by latest_time desc, latest_event_id collate "C" desc))[1] as latest_event_id,
          count(*) as n
        from taken group by meter_key, customer_external_id, group_key, ${bucket}, aggregation`;
 }
@@ -287,11 +290,12 @@ function foldInto(table: string, column: string, source: string): string {
  * folded. Rows another compactor or a correction holds are skipped, and the deltas and
  * their fold commit together, so a value never counts twice or goes missing.
  */
-export async function compactRollups(em: Em, limit: number): Promise<number> {
+export async function compactRollups(em: Em, limit: number, customer?: string): Promise<number> {
   const rows = await em.execute<{ folded: string }[]>(
     `with taken as (
        delete from usage_rollup_delta where ctid = any(array(
-         select ctid from usage_rollup_delta limit ? for update skip locked))
+         select ctid from usage_rollup_delta ${customer === undefined ? '' : 'where customer_external_id = ?'}
+          limit ? for update skip locked))
        returning *
      ),
      by_minute as (${mergedBuckets('minute')}),
@@ -302,11 +306,11 @@ export async function compactRollups(em: Em, limit: number): Promise<number> {
        select customer_external_id, meter_key, period_start, period_end, subscription_id, aggregation,
          case aggregation
            when 'max' then max(value)
-           when 'latest' then (array_agg(value order by latest_time desc, latest_event_id desc))[1]
+           when 'latest' then (array_agg(value order by latest_time desc, latest_event_id collate "C" desc))[1]
            else sum(value) end as value,
          sum(event_count) as event_count,
-         (array_agg(latest_time order by latest_time desc, latest_event_id desc))[1] as latest_time,
-         (array_agg(latest_event_id order by latest_time desc, latest_event_id desc))[1] as latest_event_id,
+         (array_agg(latest_time order by latest_time desc, latest_event_id collate "C" desc))[1] as latest_time,
+         (array_agg(latest_event_id order by latest_time desc, latest_event_id collate "C" desc))[1] as latest_event_id,
          bool_or(period_closed) as period_closed,
          max(ingested_at) as ingested_at,
          coalesce((select jsonb_agg(id) from (select jsonb_array_elements_text(t2.late_event_ids) as id
@@ -325,7 +329,7 @@ export async function compactRollups(em: Em, limit: number): Promise<number> {
          from by_period
      )
      select coalesce(sum(n), 0) as folded from by_minute`,
-    [limit],
+    customer === undefined ? [limit] : [customer, limit],
   );
   return Number(rows[0]?.folded ?? 0);
 }
@@ -518,9 +522,9 @@ export async function edgeAggregates(
      select dims,
             ${unique || latest ? 'null::text' : 'sum(v::numeric)::text'} as total,
             ${meter.aggregation === MeterAggregation.MAX ? 'max(v::numeric)::text' : 'null::text'} as maximum,
-            ${latest ? '((array_agg(v::text order by event_time desc, event_id desc))[1])' : 'null::text'} as last_value,
+            ${latest ? '((array_agg(v::text order by event_time desc, event_id collate "C" desc))[1])' : 'null::text'} as last_value,
             ${latest ? 'max(event_time)' : 'null::timestamptz'} as last_time,
-            ${latest ? '((array_agg(event_id order by event_time desc, event_id desc))[1])' : 'null::text'} as last_id,
+            ${latest ? '((array_agg(event_id order by event_time desc, event_id collate "C" desc))[1])' : 'null::text'} as last_id,
             count(*) as n,
             ${unique ? 'array_agg(distinct v::text)' : 'null::text[]'} as distinct_values
        from selected where v is not null group by dims`,
@@ -682,13 +686,14 @@ export async function amendEvent(
   em: Em,
   customer: string,
   event: FoundEvent,
-  change: { time: Date; properties: JsonValue },
+  change: { time: Date; properties: JsonValue; late: boolean },
   now: Date,
 ): Promise<void> {
   await em.execute(
-    `update usage_event set event_time = ?, properties = ?::jsonb, amendment_count = amendment_count + 1, updated_at = ?
+    `update usage_event set event_time = ?, properties = ?::jsonb, late = ?, amendment_count = amendment_count + 1,
+       updated_at = ?
       where customer_external_id = ? and event_id = ? and event_time = ?`,
-    [change.time, JSON.stringify(change.properties), now, customer, event.id, event.time],
+    [change.time, JSON.stringify(change.properties), change.late, now, customer, event.id, event.time],
   );
   await em.execute('update usage_event_key set event_time = ? where customer_external_id = ? and event_id = ?', [
     change.time,
@@ -714,56 +719,74 @@ export async function clearRollupHour(em: Em, meterKey: string, customer: string
   }
 }
 
-/** What one batch added to one (customer, meter, period). */
-export interface TouchedPeriod {
-  /** The customer's external id. */
-  customer: string;
-  /** The meter. */
-  meterKey: string;
-  /** The billing period. */
-  period: BillingPeriod;
-  /** What was added. */
-  increment: PeriodIncrement;
-  /** The late events counted in it (when the period had closed). */
-  lateEventIds: string[];
-}
-
 const AGGREGATION_OF_NAME = Object.fromEntries(Object.entries(AGGREGATION_NAME).map(([k, v]) => [v, Number(k)]));
 
-/** Records what a batch added, for the delta publisher (in the batch's transaction). */
-export async function recordTouchedPeriods(em: Em, touched: readonly TouchedPeriod[], now: Date): Promise<void> {
-  if (touched.length === 0) return;
+/** Asks the delta publisher to recompute a customer's meters over periods a correction changed. */
+export async function requestRecompute(
+  em: Em,
+  customer: string,
+  changes: readonly { meterKey: string; aggregation: MeterAggregation; period: BillingPeriod }[],
+  now: Date,
+): Promise<void> {
+  if (changes.length === 0) return;
   await queryBound(
     em,
     `insert into usage_pending_delta (customer_external_id, meter_key, period_start, period_end, event_count,
-       last_ingest_at, aggregation, value, latest_time, latest_event_id, recompute, subscription_id, period_closed,
-       late_event_ids)
-     select c, m, s, e, n, $1, a, v, lt, li, r, sub, pc, coalesce(ids, '[]')
-       from jsonb_to_recordset($2::jsonb) as x(c text, m text, s timestamptz, e timestamptz, n bigint, a text,
-                                              v numeric, lt timestamptz, li text, r boolean, sub text, pc boolean,
-                                              ids jsonb)`,
+       last_ingest_at, aggregation, value, recompute, subscription_id, period_closed, correction)
+     select $1, m, s, e, 0, $2, a, 0, true, sub, pc, true
+       from jsonb_to_recordset($3::jsonb) as x(m text, s timestamptz, e timestamptz, a text, sub text, pc boolean)`,
     [
+      customer,
       now,
       JSON.stringify(
-        touched.map((t) => ({
-          c: t.customer,
-          m: t.meterKey,
-          s: t.period.start.toISOString(),
-          e: t.period.end.toISOString(),
-          n: t.increment.eventCount,
-          a: AGGREGATION_NAME[t.increment.aggregation] ?? 'sum',
-          v: t.increment.value.toFixed(),
-          lt: t.increment.latest?.time.toISOString() ?? null,
-          li: t.increment.latest?.id ?? null,
-          r: t.increment.recompute,
-          sub: t.period.subscriptionId,
-          pc: t.period.closed,
-          ...(t.lateEventIds.length > 0 ? { ids: t.lateEventIds } : {}),
+        changes.map((c) => ({
+          m: c.meterKey,
+          s: c.period.start.toISOString(),
+          e: c.period.end.toISOString(),
+          a: AGGREGATION_NAME[c.aggregation] ?? 'sum',
+          sub: c.period.subscriptionId,
+          pc: c.period.closed,
         })),
       ),
     ],
   );
 }
+
+/** The lock class of customers' buckets: ingestion holds them shared, a correction exclusively. */
+const CUSTOMER_LOCKS = 'usage-customer';
+/** Customers are locked in this many buckets, so a batch takes few locks however many customers it has. */
+const CUSTOMER_BUCKETS = 64;
+
+/**
+ * Takes the shared locks of a batch's customers: a correction of one of them (which rebuilds hours from raw
+ * events) then never runs at the same time as the batch, so an event is never counted both by its appended
+ * delta and by a rebuild.
+ */
+export async function lockCustomersShared(em: Em, customers: readonly string[]): Promise<void> {
+  if (customers.length === 0) return;
+  await em.execute(
+    `select pg_advisory_xact_lock_shared(hashtext(?), b)
+       from (select distinct hashtext(c) & ? as b from jsonb_array_elements_text(?::jsonb) as c order by b) as buckets`,
+    [CUSTOMER_LOCKS, CUSTOMER_BUCKETS - 1, JSON.stringify([...new Set(customers)])],
+  );
+}
+
+/**
+ * Prepares a correction of a customer's events: waits for the delta publisher's pass in progress (and keeps
+ * the next one out until the correction commits) and for the batches of the customer in progress (keeping new
+ * ones out), so the correction's rebuild cannot conflict or double-count with either.
+ */
+export async function lockForCorrection(em: Em, customer: string): Promise<void> {
+  await em.execute(`select pg_advisory_xact_lock(hashtext('${PUBLISHER_LOCK}'))`);
+  await em.execute('select pg_advisory_xact_lock(hashtext(?), hashtext(?) & ?)', [
+    CUSTOMER_LOCKS,
+    customer,
+    CUSTOMER_BUCKETS - 1,
+  ]);
+}
+
+/** The advisory lock that keeps one delta publisher pass (or one correction) at a time. */
+export const PUBLISHER_LOCK = 'usage-delta-publisher';
 
 /** A (customer, meter, period) with everything pending for it, merged. */
 export interface PendingPeriod {
@@ -779,9 +802,11 @@ export interface PendingPeriod {
   increment: PeriodIncrement;
   /** The late events among them (at most MAX_LATE_IDS are kept). */
   lateEventIds: string[];
+  /** True for a recompute a correction asked for (the correction announced its change itself). */
+  correction: boolean;
 }
 
-/** Takes (deletes and returns, merged per period) up to `limit` pending rows that no other publisher holds. */
+/** Takes (deletes and returns, merged per period) the pending rows of the periods of the first `limit` rows. */
 export async function takePendingDeltas(em: Em, limit: number): Promise<PendingPeriod[]> {
   const rows = await em.execute<
     {
@@ -799,18 +824,30 @@ export async function takePendingDeltas(em: Em, limit: number): Promise<PendingP
       subscription_id: string;
       period_closed: boolean;
       late_event_ids: string[];
+      correction: boolean;
     }[]
   >(
-    `delete from usage_pending_delta where id in (
-       select id from usage_pending_delta order by id limit ? for update skip locked)
-     returning customer_external_id, meter_key, period_start, period_end, last_ingest_at, event_count,
-               aggregation, value::text as value, latest_time, latest_event_id, recompute, subscription_id,
-               period_closed, late_event_ids`,
+    // Whole periods at a time: a recompute taken with only some of its period's rows would count the rest again.
+    `with taken as (
+       select distinct customer_external_id, meter_key, period_start
+         from (select customer_external_id, meter_key, period_start from usage_pending_delta order by id limit ?) first
+     )
+     delete from usage_pending_delta p using taken t
+      where p.customer_external_id = t.customer_external_id and p.meter_key = t.meter_key
+        and p.period_start = t.period_start
+     returning p.customer_external_id, p.meter_key, p.period_start, p.period_end, p.last_ingest_at, p.event_count,
+               p.aggregation, p.value::text as value, p.latest_time, p.latest_event_id, p.recompute, p.subscription_id,
+               p.period_closed, p.late_event_ids, p.correction`,
     [limit],
   );
   const merged = new Map<string, PendingPeriod>();
   for (const r of rows) {
-    const key = JSON.stringify([r.customer_external_id, r.meter_key, new Date(r.period_start).toISOString()]);
+    const key = JSON.stringify([
+      r.customer_external_id,
+      r.meter_key,
+      new Date(r.period_start).toISOString(),
+      r.correction,
+    ]);
     const increment: PeriodIncrement = {
       aggregation: AGGREGATION_OF_NAME[r.aggregation] ?? MeterAggregation.SUM,
       value: new Decimal(r.value),
@@ -838,10 +875,12 @@ export async function takePendingDeltas(em: Em, limit: number): Promise<PendingP
         lastIngest: last,
         increment,
         lateEventIds: r.late_event_ids.slice(0, MAX_LATE_IDS),
+        correction: r.correction,
       });
     }
   }
-  return [...merged.values()];
+  // Per period, what ingestion added before what a correction recomputes.
+  return [...merged.values()].sort((a, b) => Number(a.correction) - Number(b.correction));
 }
 
 /** A (customer, meter, period) whose value is published. */

@@ -172,6 +172,9 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
       "alter table usage_pending_delta add column subscription_id text not null default ''",
       'alter table usage_pending_delta add column period_closed boolean not null default false',
       "alter table usage_pending_delta add column late_event_ids jsonb not null default '[]'",
+      // A recompute a correction asked for: the correction announced its own change, so the publisher only
+      // brings the published value up to date (and tells entitlement, for an open period).
+      'alter table usage_pending_delta add column correction boolean not null default false',
     ],
   },
 ];

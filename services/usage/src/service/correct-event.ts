@@ -18,12 +18,14 @@ import {
   amendEvent,
   applyRollups,
   clearRollupHour,
+  compactRollups,
   type FoundEvent,
   findEventForUpdate,
   knownPeriods,
+  lockForCorrection,
   metersForTypes,
   rawEvents,
-  recordTouchedPeriods,
+  requestRecompute,
   voidEvent,
 } from '../adapter/usage-store.ts';
 import { usageEventAmended, usageEventVoided } from '../domain/events.ts';
@@ -37,6 +39,8 @@ import { aggregateUsage } from './aggregate-usage.ts';
 export type Correction = { kind: 'void' } | { kind: 'amend'; time?: Date; properties?: JsonObject };
 
 const HOUR = 3_600_000;
+/** Most appended rollup deltas folded per statement before a correction. */
+const FOLD_BATCH = 10_000;
 
 function toStored(customer: string, e: FoundEvent): StoredEvent {
   return create(StoredEventSchema, {
@@ -102,6 +106,9 @@ export async function correctEvent(
 ): Promise<{ event: StoredEvent; deltas: UsageDelta[] }> {
   if (reason.length > 500)
     throw new InvalidArgumentError('reason is too long', [{ field: 'reason', description: 'at most 500 characters' }]);
+  // No publisher pass and no batch of this customer runs alongside: what the customer's batches appended is
+  // folded (with its period increments and late ids) before the corrected hours are rebuilt from raw events.
+  await lockForCorrection(scope.em, customer);
   const found = await findEventForUpdate(scope.em, customer, eventId);
   if (!found) throw new NotFoundError('EVENT_NOT_FOUND', `no event "${eventId}" of customer "${customer}"`);
   if (found.voided) throw new FailedPreconditionError('EVENT_VOIDED', `event "${eventId}" is voided`);
@@ -139,9 +146,13 @@ export async function correctEvent(
   const periods = [calendar.periodOf(customer, found.time), calendar.periodOf(customer, time)].filter(
     (p, i, all) => all.findIndex((q) => q.start.getTime() === p.start.getTime()) === i,
   );
+  while ((await compactRollups(scope.em, FOLD_BATCH, customer)) === FOLD_BATCH);
   const before = await periodValues(scope, meters, customer, periods);
   if (correction.kind === 'void') await voidEvent(scope.em, customer, found, scope.now);
-  else await amendEvent(scope.em, customer, found, { time, properties }, scope.now);
+  else {
+    const late = calendar.periodOf(customer, time).closed;
+    await amendEvent(scope.em, customer, found, { time, properties, late }, scope.now);
+  }
   const hours = [hourOf(found.time), hourOf(time)].filter(
     (h, i, all) => all.findIndex((x) => x.getTime() === h.getTime()) === i,
   );
@@ -169,16 +180,11 @@ export async function correctEvent(
     }
   }
   // Published values cannot move forward past a correction: the publisher recomputes these periods.
-  await recordTouchedPeriods(
+  await requestRecompute(
     scope.em,
+    customer,
     meters.flatMap((meter) =>
-      periods.map((period) => ({
-        customer,
-        meterKey: meter.key,
-        period,
-        increment: { aggregation: meter.aggregation, value: new Decimal(0), eventCount: 0, recompute: true },
-        lateEventIds: [],
-      })),
+      periods.map((period) => ({ meterKey: meter.key, aggregation: meter.aggregation, period })),
     ),
     scope.now,
   );

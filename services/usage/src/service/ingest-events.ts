@@ -12,7 +12,13 @@ import {
 } from '@billing/proto/billing/usage/v1/resources_pb';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { create } from '@bufbuild/protobuf';
-import { applyRollups, claimAndStoreEvents, knownPeriods, metersForTypes } from '../adapter/usage-store.ts';
+import {
+  applyRollups,
+  claimAndStoreEvents,
+  knownPeriods,
+  lockCustomersShared,
+  metersForTypes,
+} from '../adapter/usage-store.ts';
 import { BillingCalendar } from '../domain/periods.ts';
 import { rollupDeltas, unreadableEvents } from '../domain/rollup.ts';
 import { isRejection, type ValidEvent, validateEvent } from '../domain/usage-event.ts';
@@ -56,6 +62,10 @@ export async function ingestEvents(
       message,
     });
   }
+  await lockCustomersShared(
+    em,
+    readable.map((e) => e.customer),
+  );
   const earliest = readable.reduce((min, e) => Math.min(min, e.time.getTime()), now.getTime());
   const calendar = new BillingCalendar(
     await knownPeriods(

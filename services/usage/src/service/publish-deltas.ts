@@ -17,6 +17,7 @@ import {
   findMeters,
   lockPublishedValues,
   type PendingPeriod,
+  PUBLISHER_LOCK,
   publishedState,
   savePublishedValues,
   takePendingDeltas,
@@ -40,6 +41,19 @@ interface Outgoing {
   lastIngest: Date;
 }
 
+/** Adds a delta to a message's list, merged with an earlier one of the same period (applied in order). */
+function mergeInto(deltas: UsageDelta[], delta: UsageDelta): void {
+  const start = delta.period?.startTime?.seconds;
+  const earlier = deltas.find((d) => d.period?.startTime?.seconds === start);
+  if (!earlier) {
+    deltas.push(delta);
+    return;
+  }
+  earlier.delta = new Decimal(earlier.delta).plus(delta.delta).toFixed();
+  earlier.value = delta.value;
+  earlier.eventCountDelta += delta.eventCountDelta;
+}
+
 /**
  * Publishes what is pending; returns how many messages were recorded. One snapshot for the whole pass
  * (repeatable read): the pending rows taken and the rollups a recompute reads agree on which batches they
@@ -50,7 +64,7 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
     // One pass at a time (replicas skip while another runs): the pass folds the appended rollup deltas into the
     // rollups, and turns what they add into pending period increments, which it publishes with the corrections'.
     const [lock] = await em.execute<{ locked: boolean }[]>(
-      "select pg_try_advisory_xact_lock(hashtext('usage-delta-publisher')) as locked",
+      `select pg_try_advisory_xact_lock(hashtext('${PUBLISHER_LOCK}')) as locked`,
     );
     if (!lock?.locked) return 0;
     while ((await compactRollups(em, COMPACTION_BATCH)) === COMPACTION_BATCH);
@@ -62,12 +76,17 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
     );
     const keyOf = (p: PendingPeriod) => ({ customer: p.customer, meterKey: p.meterKey, periodStart: p.period.start });
     const published = await lockPublishedValues(em, pending.map(keyOf));
-    const saved: { key: ReturnType<typeof keyOf>; state: PeriodState }[] = [];
+    // The state of each period as this pass moves it (a period may come twice: increments, then a correction's
+    // recompute), saved once at the end.
+    const current = new Map<string, { key: ReturnType<typeof keyOf>; state: PeriodState }>();
+    const stateOf = (p: PendingPeriod) =>
+      current.get(JSON.stringify([p.customer, p.meterKey, p.period.start.getTime()]))?.state ??
+      publishedState(published, keyOf(p));
     const outgoing = new Map<string, Outgoing>();
     for (const p of pending) {
       const meter = meters.get(p.meterKey);
       if (!meter) continue;
-      const previous = publishedState(published, keyOf(p));
+      const previous = stateOf(p);
       let next: PeriodState;
       if (p.increment.recompute) {
         const [total] = await aggregateUsage(em, {
@@ -81,10 +100,13 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
       } else {
         next = applyIncrement(previous, p.increment);
       }
-      saved.push({ key: keyOf(p), state: next });
+      current.set(JSON.stringify([p.customer, p.meterKey, p.period.start.getTime()]), { key: keyOf(p), state: next });
       const before = previous.value ?? new Decimal(0);
       const after = next.value ?? new Decimal(0);
       if (before.equals(after) && previous.eventCount === next.eventCount) continue;
+      // A correction of a closed period was announced by the correction itself (usage.event.voided or amended):
+      // publishing it again as late usage would bill it twice.
+      if (p.correction && p.period.closed) continue;
       const pair = JSON.stringify([p.customer, p.meterKey]);
       let out = outgoing.get(pair);
       if (!out) {
@@ -112,10 +134,10 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
         out.closed.push(delta);
         out.lateEventIds.push(...p.lateEventIds.slice(0, MAX_LATE_IDS - out.lateEventIds.length));
       } else {
-        out.open.push(delta);
+        mergeInto(out.open, delta);
       }
     }
-    await savePublishedValues(em, saved);
+    await savePublishedValues(em, [...current.values()]);
     const records: EventRecord[] = [];
     for (const out of outgoing.values()) {
       const context = { aggregateId: `${out.customer}/${out.meterKey}`, occurredTime: now };
