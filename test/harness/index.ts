@@ -2,7 +2,9 @@
 import type { EventBus } from '@billing/kit/bus';
 import type { Clock } from '@billing/kit/clock';
 import { systemClock } from '@billing/kit/clock';
+import type { Database } from '@billing/kit/db';
 import { type RunningService, runService, type ServiceDefinition } from '@billing/kit/runtime';
+import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
 import { pino } from 'pino';
 import { createTestDatabase, type TestDatabase } from './postgres.ts';
 
@@ -46,4 +48,33 @@ export async function startTestService(
       await database.drop();
     },
   };
+}
+
+/** Reads `read` every 50 ms until `ok` holds, and returns that value; fails after `timeoutMs`. */
+export async function waitFor<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error(`the condition never held within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The events of one type a service recorded in its outbox (of one aggregate, if given), in order, decoded. */
+export async function recordedEvents<S extends DescMessage>(
+  db: Database,
+  event: { type: string; schema: S },
+  aggregateId?: string,
+): Promise<{ payload: MessageShape<S>; occurredAt: Date; aggregateId: string }[]> {
+  const rows = await db.fork().execute<{ payload: Buffer; occurred_at: Date; aggregate_id: string }[]>(
+    `select payload, occurred_at, aggregate_id from outbox_event where type = ?${aggregateId ? ' and aggregate_id = ?' : ''}
+     order by aggregate_id, aggregate_seq`,
+    aggregateId ? [event.type, aggregateId] : [event.type],
+  );
+  return rows.map((r) => ({
+    payload: fromBinary(event.schema, new Uint8Array(r.payload)),
+    occurredAt: new Date(r.occurred_at),
+    aggregateId: r.aggregate_id,
+  }));
 }

@@ -86,14 +86,20 @@ export function fromLocal(local: LocalDateTime, zone: string): Date {
   return new Date(hi);
 }
 
+/** The wall time `days` calendar days after `local` (negative for earlier), at the same time of day. */
+function shiftDays(local: LocalDateTime, days: number): LocalDateTime {
+  const day = new Date(Date.UTC(local.year, local.month - 1, local.day + days));
+  return { ...local, year: day.getUTCFullYear(), month: day.getUTCMonth() + 1, day: day.getUTCDate() };
+}
+
+/** The instant `days` local days after `instant` in `zone`, at the same local time (across DST changes). */
+export function addLocalDays(instant: Date, zone: string, days: number): Date {
+  return fromLocal(shiftDays(toLocal(instant, zone), days), zone);
+}
+
 /** Local midnight of the day containing `instant`, `days` days later (negative for earlier). */
 export function startOfLocalDay(instant: Date, zone: string, days = 0): Date {
-  const local = toLocal(instant, zone);
-  const day = new Date(Date.UTC(local.year, local.month - 1, local.day + days));
-  return fromLocal(
-    { year: day.getUTCFullYear(), month: day.getUTCMonth() + 1, day: day.getUTCDate(), hour: 0, minute: 0, second: 0 },
-    zone,
-  );
+  return fromLocal({ ...shiftDays(toLocal(instant, zone), days), hour: 0, minute: 0, second: 0 }, zone);
 }
 
 /** Local midnight of the first day of the month containing `instant`, `months` months later. */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { fromLocal, isTimeZone, startOfLocalDay, startOfLocalMonth, toLocal } from '../src/time-zone.ts';
+import { addLocalDays, fromLocal, isTimeZone, startOfLocalDay, startOfLocalMonth, toLocal } from '../src/time-zone.ts';
 
 describe('time zones', () => {
   test('local midnights around the DST changes of Berlin are 23 and 25 hours apart', () => {
@@ -64,5 +64,13 @@ describe('time zones', () => {
         expect(local.hour === 0 && local.minute === 0 ? true : local.hour === 1).toBe(true);
       }),
     );
+  });
+
+  test('adding local days keeps the local time across a DST change and across months', () => {
+    // 10:00 EST on Mar 1 2026; DST starts Mar 8: 14 local days later is 10:00 EDT on Mar 15.
+    expect(addLocalDays(new Date('2026-03-01T15:00:00Z'), 'America/New_York', 14).toISOString()).toBe(
+      '2026-03-15T14:00:00.000Z',
+    );
+    expect(addLocalDays(new Date('2026-01-25T00:00:00Z'), 'UTC', 14).toISOString()).toBe('2026-02-08T00:00:00.000Z');
   });
 });

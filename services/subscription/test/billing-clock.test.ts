@@ -14,7 +14,6 @@ import {
   testClockDeleted,
 } from '@billing/subscription/domain/events';
 import { startTestService, testLogger } from '@billing/test/harness';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { Code, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -23,7 +22,18 @@ import { subscriptionService } from '../src/definition.ts';
 import { SUBSCRIPTION_MIGRATIONS } from '../src/migrations/index.ts';
 import { runBillingClock } from '../src/service/billing-clock.ts';
 import { checkSubscriptionSettings } from '../src/settings.ts';
-import { manualClock, type Platform, planSpec, published, reason, rpcError, startPlatform, ts } from './fixtures.ts';
+import {
+  customerOnClock,
+  iso,
+  manualClock,
+  type Platform,
+  planSpec,
+  published,
+  reason,
+  rpcError,
+  startPlatform,
+  ts,
+} from './fixtures.ts';
 
 let p: Platform;
 let seq = 0;
@@ -40,27 +50,7 @@ beforeAll(async () => {
 });
 afterAll(async () => p.stop());
 
-const iso = (t: Parameters<typeof timestampDate>[0] | undefined) => (t ? timestampDate(t).toISOString() : '');
-
-async function onClock(at: string, zone = 'UTC') {
-  const clock = (
-    await p.subscriptions.createTestClock({ requestId: p.rid(), name: `clock ${seq}`, frozenTime: ts(at) })
-  ).testClock;
-  if (!clock) throw new Error('no clock');
-  const customer = (
-    await p.customers.createCustomer({
-      requestId: p.rid(),
-      customer: {
-        externalId: `bc-${seq++}`,
-        name: 'Customer',
-        testClockId: clock.id,
-        billing: { currencyCode: 'USD', timeZone: zone },
-      },
-    })
-  ).customer;
-  if (!customer) throw new Error('no customer');
-  return { clockId: clock.id, customerId: customer.id };
-}
+const onClock = (at: string, zone?: string) => customerOnClock(p, at, zone);
 
 /** Subscribes on a fresh test clock at `start`, advances it to `until`, and returns the closed periods' ends. */
 async function boundaries(

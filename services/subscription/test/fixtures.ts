@@ -16,9 +16,9 @@ import { CustomerService } from '@billing/proto/billing/subscription/v1/customer
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
 import { BadRequestSchema, ErrorInfoSchema } from '@billing/proto/google/rpc/error_details_pb';
-import { startTestService, type TestService } from '@billing/test/harness';
-import { create, type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { recordedEvents, startTestService, type TestService } from '@billing/test/harness';
+import { create, type DescMessage } from '@bufbuild/protobuf';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Client, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { catalogClient } from '../src/adapter/catalog-client.ts';
@@ -165,21 +165,44 @@ export const violations = (err: ConnectError) =>
 /** A timestamp. */
 export const ts = (iso: string) => timestampFromDate(new Date(iso));
 
-/** The events of one type written by the service so far (from its outbox), oldest first, decoded. */
-export async function published<S extends DescMessage>(
+/** The events of one type written by the subscription service so far (from its outbox), oldest first. */
+export function published<S extends DescMessage>(
   platform: Platform,
   event: { type: string; schema: S },
   aggregateId?: string,
-): Promise<{ payload: MessageShape<S>; occurredAt: Date; aggregateId: string }[]> {
-  const em = platform.service.context.db.fork();
-  const rows = await em.execute<{ payload: Buffer; occurred_at: Date; aggregate_id: string }[]>(
-    `select payload, occurred_at, aggregate_id from outbox_event where type = ?${aggregateId ? ' and aggregate_id = ?' : ''}
-     order by aggregate_id, aggregate_seq`,
-    aggregateId ? [event.type, aggregateId] : [event.type],
-  );
-  return rows.map((r) => ({
-    payload: fromBinary(event.schema, new Uint8Array(r.payload)),
-    occurredAt: new Date(r.occurred_at),
-    aggregateId: r.aggregate_id,
-  }));
+) {
+  return recordedEvents(platform.service.context.db, event, aggregateId);
+}
+
+/** A timestamp as an ISO string (undefined stays undefined). */
+export const iso = (t: Parameters<typeof timestampDate>[0] | undefined) =>
+  t ? timestampDate(t).toISOString() : undefined;
+
+let clocked = 0;
+
+/** A USD customer (in `zone`) on a fresh test clock frozen at `at`, and a way to advance that clock. */
+export async function customerOnClock(platform: Platform, at: string, zone = 'UTC') {
+  const clock = (
+    await platform.subscriptions.createTestClock({
+      requestId: platform.rid(),
+      name: `clock ${clocked}`,
+      frozenTime: ts(at),
+    })
+  ).testClock;
+  if (!clock) throw new Error('no clock');
+  const customer = (
+    await platform.customers.createCustomer({
+      requestId: platform.rid(),
+      customer: {
+        externalId: `clocked-${clocked++}`,
+        name: 'Customer',
+        testClockId: clock.id,
+        billing: { currencyCode: 'USD', timeZone: zone },
+      },
+    })
+  ).customer;
+  if (!customer) throw new Error('no customer');
+  const advance = (to: string) =>
+    platform.subscriptions.advanceTestClock({ requestId: platform.rid(), id: clock.id, frozenTime: ts(to) });
+  return { clockId: clock.id, customer, customerId: customer.id, advance };
 }

@@ -13,7 +13,7 @@ import {
   subscriptionPastDue,
   subscriptionPeriodClosed,
 } from '@billing/subscription/domain/events';
-import { deleteTestStreams, TEST_NATS_URL, testLogger, testSubjectPrefix } from '@billing/test/harness';
+import { deleteTestStreams, TEST_NATS_URL, testLogger, testSubjectPrefix, waitFor } from '@billing/test/harness';
 import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
@@ -62,19 +62,6 @@ async function publish<S extends DescMessage>(
   return eventId;
 }
 
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline)
-      throw new Error(
-        `never happened; last value ${JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`,
-      );
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function activeSubscription() {
   const { id } = await activeSubscriptionOnClock();
   return id;
@@ -118,7 +105,7 @@ test('a failed payment makes it past due once; the payment that settles the invo
     graceEndTime: ts('2026-01-22T00:00:00Z'),
   };
   const eventId = await publish(paymentFailed, failed, '2026-01-16T00:00:00Z');
-  const pastDue = await until(state(id), (s) => s?.state === SubscriptionState.PAST_DUE);
+  const pastDue = await waitFor(state(id), (s) => s?.state === SubscriptionState.PAST_DUE);
   expect(pastDue?.pastDueTime && timestampDate(pastDue.pastDueTime).toISOString()).toBe('2026-01-16T00:00:00.000Z');
   await publish(paymentFailed, failed, '2026-01-16T00:00:00Z', eventId);
   await publish(
@@ -132,7 +119,7 @@ test('a failed payment makes it past due once; the payment that settles the invo
     { payment: { id: 'pay_3', invoiceId: 'inv_1' }, subscriptionIds: [id], invoiceStatus: InvoiceStatus.PAID },
     '2026-01-19T00:00:00Z',
   );
-  const active = await until(state(id), (s) => s?.state === SubscriptionState.ACTIVE);
+  const active = await waitFor(state(id), (s) => s?.state === SubscriptionState.ACTIVE);
   expect(active?.pastDueTime).toBeUndefined();
   const notices = await published(p, subscriptionPastDue, id);
   expect(
@@ -154,7 +141,7 @@ test('an invoice given up on ends the subscriptions it bills', async () => {
     { invoice: { id: 'inv_2', subscriptionIds: [id] }, dunningExhausted: true },
     '2026-01-25T00:00:00Z',
   );
-  const ended = await until(state(id), (s) => s?.state === SubscriptionState.ENDED);
+  const ended = await waitFor(state(id), (s) => s?.state === SubscriptionState.ENDED);
   expect(ended?.endReason).toBe(EndReason.UNCOLLECTIBLE);
   expect((await published(p, subscriptionEnded, id)).map((e) => e.occurredAt.toISOString())).toEqual([
     '2026-01-25T00:00:00.000Z',
@@ -169,7 +156,7 @@ test('an invoice given up on at a time before the current period never closes th
     { invoice: { id: 'inv_3', subscriptionIds: [id] }, dunningExhausted: true },
     '2026-02-10T00:00:00Z',
   );
-  const ended = await until(state(id), (s) => s?.state === SubscriptionState.ENDED);
+  const ended = await waitFor(state(id), (s) => s?.state === SubscriptionState.ENDED);
   expect(ended?.endTime && timestampDate(ended.endTime).toISOString()).toBe('2026-02-15T00:00:00.000Z');
   const closes = await published(p, subscriptionPeriodClosed, id);
   expect(

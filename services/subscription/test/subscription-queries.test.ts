@@ -15,10 +15,20 @@ import {
   subscriptionPlanChanged,
   subscriptionScheduledChangeCanceled,
 } from '@billing/subscription/domain/events';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type Platform, planSpec, published, reason, rpcError, startPlatform, ts, violations } from './fixtures.ts';
+import {
+  customerOnClock,
+  iso,
+  type Platform,
+  planSpec,
+  published,
+  reason,
+  rpcError,
+  startPlatform,
+  ts,
+  violations,
+} from './fixtures.ts';
 
 let p: Platform;
 let seq = 0;
@@ -48,26 +58,7 @@ beforeAll(async () => {
 });
 afterAll(async () => p.stop());
 
-const iso = (t: Parameters<typeof timestampDate>[0] | undefined) => (t ? timestampDate(t).toISOString() : undefined);
-
-async function onClock(at: string, parentId = '') {
-  const clock = (await p.subscriptions.createTestClock({ requestId: p.rid(), name: 'q', frozenTime: ts(at) }))
-    .testClock;
-  const customer = (
-    await p.customers.createCustomer({
-      requestId: p.rid(),
-      customer: {
-        externalId: `q-${seq++}`,
-        name: 'Customer',
-        testClockId: clock?.id,
-        billing: { currencyCode: 'USD' },
-      },
-    })
-  ).customer;
-  const advance = (to: string) =>
-    p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clock?.id ?? '', frozenTime: ts(to) });
-  return { clockId: clock?.id ?? '', customerId: customer?.id ?? '', advance, parentId };
-}
+const onClock = (at: string, zone?: string) => customerOnClock(p, at, zone);
 
 async function subscribe(customerId: string, extra: Record<string, unknown> = {}) {
   const res = await p.subscriptions.createSubscription({

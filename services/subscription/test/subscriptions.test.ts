@@ -21,13 +21,23 @@ import {
   subscriptionRenewed,
   subscriptionTrialEnding,
 } from '@billing/subscription/domain/events';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
+import type { timestampDate } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type Platform, planSpec, published, reason, rpcError, startPlatform, ts, violations } from './fixtures.ts';
+import {
+  customerOnClock,
+  iso,
+  type Platform,
+  planSpec,
+  published,
+  reason,
+  rpcError,
+  startPlatform,
+  violations,
+} from './fixtures.ts';
 
 let p: Platform;
-let seq = 0;
+const _seq = 0;
 
 beforeAll(async () => {
   p = await startPlatform({
@@ -39,33 +49,12 @@ beforeAll(async () => {
 });
 afterAll(async () => p.stop());
 
-const iso = (t: Parameters<typeof timestampDate>[0] | undefined) => (t ? timestampDate(t).toISOString() : undefined);
 const period = (
   x: { startTime?: Parameters<typeof timestampDate>[0]; endTime?: Parameters<typeof timestampDate>[0] } | undefined,
 ) => [iso(x?.startTime), iso(x?.endTime)];
 
 /** A customer on a fresh test clock at `at`, in `zone`. */
-async function onClock(at: string, zone = 'UTC') {
-  const clock = (
-    await p.subscriptions.createTestClock({ requestId: p.rid(), name: `clock ${seq}`, frozenTime: ts(at) })
-  ).testClock;
-  if (!clock) throw new Error('no clock');
-  const customer = (
-    await p.customers.createCustomer({
-      requestId: p.rid(),
-      customer: {
-        externalId: `c-${seq++}`,
-        name: 'Customer',
-        testClockId: clock.id,
-        billing: { currencyCode: 'USD', timeZone: zone },
-      },
-    })
-  ).customer;
-  if (!customer) throw new Error('no customer');
-  const advance = (to: string) =>
-    p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clock.id, frozenTime: ts(to) });
-  return { clock, customer, advance };
-}
+const onClock = (at: string, zone?: string) => customerOnClock(p, at, zone);
 
 async function subscribe(customerId: string, planKey: string, seats = '3', extra: Record<string, unknown> = {}) {
   const res = await p.subscriptions.createSubscription({

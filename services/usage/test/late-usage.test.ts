@@ -11,8 +11,8 @@ import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
 import { subscriptionService } from '@billing/subscription';
 import { catalogClient } from '@billing/subscription/adapter/catalog-client';
-import { startTestService, type TestService } from '@billing/test/harness';
-import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
+import { recordedEvents, startTestService, type TestService, waitFor } from '@billing/test/harness';
+import type { DescMessage } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
@@ -86,22 +86,8 @@ afterAll(async () => {
   await bus.close();
 });
 
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error('never happened');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function usageEvents<S extends DescMessage>(event: { type: string; schema: S }): Promise<MessageShape<S>[]> {
-  const rows = await usage.context.db
-    .fork()
-    .execute<{ payload: Buffer }[]>('select payload from outbox_event where type = ? order by position', [event.type]);
-  return rows.map((r) => fromBinary(event.schema, new Uint8Array(r.payload)));
-}
+const usageEvents = <S extends DescMessage>(event: { type: string; schema: S }) =>
+  recordedEvents(usage.context.db, event).then((events) => events.map((e) => e.payload));
 
 async function periods() {
   return usage.context.db
@@ -129,7 +115,7 @@ test('usage is counted in subscription periods, and an event for a closed period
   const sub = (
     await subscriptions.createSubscription({ requestId: rid(), customerId: customer?.id ?? '', planKey: 'team' })
   ).subscription;
-  await until(periods, (rows) => rows.length === 1);
+  await waitFor(periods, (rows) => rows.length === 1);
 
   const send = (id: string, time: string, minutes: number) =>
     usageApi.ingestEvents({
@@ -139,7 +125,7 @@ test('usage is counted in subscription periods, and an event for a closed period
     });
   const onTime = await send('b-1', '2026-01-20T00:00:00Z', 5);
   expect(onTime.results[0]?.late).toBe(false);
-  const [delta] = await until(
+  const [delta] = await waitFor(
     () => usageEvents(meterUsageDelta),
     (events) => events.length === 1,
   );
@@ -158,13 +144,13 @@ test('usage is counted in subscription periods, and an event for a closed period
     id: clock?.id ?? '',
     frozenTime: ts('2026-02-16T00:00:00Z'),
   });
-  await until(periods, (rows) => rows.length === 2 && rows[0]?.closed === true);
+  await waitFor(periods, (rows) => rows.length === 2 && rows[0]?.closed === true);
 
   const late = await send('b-2', '2026-01-25T00:00:00Z', 7);
   expect(late.results[0]?.late).toBe(true);
   const current = await send('b-3', '2026-02-15T12:00:00Z', 1);
   expect(current.results[0]?.late).toBe(false);
-  const [recorded] = await until(
+  const [recorded] = await waitFor(
     () => usageEvents(meterLateUsageRecorded),
     (events) => events.length === 1,
   );
@@ -172,7 +158,7 @@ test('usage is counted in subscription periods, and an event for a closed period
   expect(recorded?.deltas.map((d) => [iso(d.period?.startTime), d.delta, d.value, d.periodClosed])).toEqual([
     ['2026-01-15T10:00:00.000Z', '7', '12', true],
   ]);
-  const deltas = await until(
+  const deltas = await waitFor(
     () => usageEvents(meterUsageDelta),
     (events) => events.length === 2,
   );
@@ -205,7 +191,7 @@ test('usage is counted in subscription periods, and an event for a closed period
     ['-5', '7', true, sub?.id],
   ]);
   await send('b-4', '2026-02-16T00:00:00Z', 2);
-  await until(
+  await waitFor(
     () => usageEvents(meterUsageDelta),
     (events) => events.length === 3,
   );

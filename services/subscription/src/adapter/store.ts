@@ -220,14 +220,6 @@ export async function subtree(em: Em, id: string): Promise<{ customer: Customer;
   return rows.map((r) => ({ customer: fromCustomerRow(r), depth: Number(r.depth) }));
 }
 
-/** Whether the customer has had a subscription (its currency is then fixed). */
-export async function hasSubscriptions(em: Em, customerId: string): Promise<boolean> {
-  const rows = await em.execute<{ n: string }[]>('select count(*) as n from subscription where customer_id = ?', [
-    customerId,
-  ]);
-  return Number(rows[0]?.n) > 0;
-}
-
 // ---- plan versions ----
 
 /** Keeps a published plan version (they never change, so the first copy is kept). */

@@ -3,6 +3,7 @@ import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotF
 import { newUlid } from '@billing/kit/ids';
 import { recordEvent } from '@billing/kit/outbox';
 import {
+  type BillingSettings,
   BillingSettingsSchema,
   BillTo,
   type Customer,
@@ -62,7 +63,10 @@ export async function createCustomer(ctx: WriteContext, input: Customer): Promis
   return customer;
 }
 
-const BILLING_PATHS: Record<string, keyof typeof BILLING_FIELDS> = {
+/** A settable field of the billing settings. */
+type BillingField = Exclude<keyof BillingSettings, '$typeName' | '$unknown'>;
+
+const BILLING_PATHS: Record<string, BillingField> = {
   'billing.currency_code': 'currencyCode',
   'billing.time_zone': 'timeZone',
   'billing.payment_terms': 'paymentTerms',
@@ -73,7 +77,6 @@ const BILLING_PATHS: Record<string, keyof typeof BILLING_FIELDS> = {
   'billing.po_number': 'poNumber',
   'billing.stripe_customer_id': 'stripeCustomerId',
 };
-const BILLING_FIELDS = create(BillingSettingsSchema);
 
 /** Changes the fields named in `paths`; the currency only until the customer's first subscription. */
 export async function updateCustomer(ctx: WriteContext, input: Customer, paths: readonly string[]): Promise<Customer> {
@@ -97,7 +100,7 @@ export async function updateCustomer(ctx: WriteContext, input: Customer, paths: 
     else if (path === 'metadata') next.metadata = { ...input.metadata };
     else if (path === 'billing') next.billing = clone(BillingSettingsSchema, source);
     else {
-      const field = BILLING_PATHS[path] as keyof typeof BILLING_FIELDS;
+      const field = BILLING_PATHS[path] as BillingField;
       Object.assign(billing, { [field]: source[field] });
     }
   }

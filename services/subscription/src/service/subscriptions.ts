@@ -3,7 +3,7 @@
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
 import { newUlid } from '@billing/kit/ids';
 import { recordEvent } from '@billing/kit/outbox';
-import { fromLocal, toLocal } from '@billing/kit/time-zone';
+import { addLocalDays } from '@billing/kit/time-zone';
 import type { AddOn, PlanVersion } from '@billing/proto/billing/catalog/v1/resources_pb';
 import {
   AnchorKind,
@@ -88,13 +88,6 @@ export async function requireSubscription(ctx: Pick<WriteContext, 'em'>, id: str
 function requireVersion(catalog: CatalogData): PlanVersion {
   if (!catalog.version) throw new Error('the handler reads the plan version first');
   return catalog.version;
-}
-
-/** `days` local days after `start` in `zone`, at the same local time. */
-function addLocalDays(start: Date, zone: string, days: number): Date {
-  const local = toLocal(start, zone);
-  const day = new Date(Date.UTC(local.year, local.month - 1, local.day + days));
-  return fromLocal({ ...local, year: day.getUTCFullYear(), month: day.getUTCMonth() + 1, day: day.getUTCDate() }, zone);
 }
 
 /** Creates a subscription: PENDING for a future start, otherwise TRIALING or ACTIVE (billed at once). */

@@ -260,15 +260,17 @@ export async function applyRollups(em: Em, deltas: readonly RollupDelta[], now: 
 }
 
 /** The aggregates of a set of rollup rows merged per bucket (`taken` grouped by the bucket expression). */
-function mergedBuckets(bucket: string): string {
-  return `select meter_key, customer_external_id, group_key, ${bucket} as bucket, aggregation,
-         case aggregation
+// The aggregates of rollup rows merged together: values by the aggregation, counts added, the latest event kept.
+const MERGED_AGGREGATES = `case aggregation
            when 'max' then max(value)
            when 'latest' then (array_agg(value order by latest_time desc, latest_event_id collate "C" desc))[1]
            else sum(value) end as value,
          sum(event_count) as event_count,
          (array_agg(latest_time order by latest_time desc, latest_event_id collate "C" desc))[1] as latest_time,
-         (array_agg(latest_event_id order by latest_time desc, latest_event_id collate "C" desc))[1] as latest_event_id,
+         (array_agg(latest_event_id order by latest_time desc, latest_event_id collate "C" desc))[1] as latest_event_id`;
+
+function mergedBuckets(bucket: string): string {
+  return `select meter_key, customer_external_id, group_key, ${bucket} as bucket, aggregation, ${MERGED_AGGREGATES},
          count(*) as n
        from taken group by meter_key, customer_external_id, group_key, ${bucket}, aggregation`;
 }
@@ -304,13 +306,7 @@ export async function compactRollups(em: Em, limit: number, customer?: string): 
      hours as (${foldInto('usage_rollup', 'hour', 'by_hour')}),
      by_period as (
        select customer_external_id, meter_key, period_start, period_end, subscription_id, aggregation,
-         case aggregation
-           when 'max' then max(value)
-           when 'latest' then (array_agg(value order by latest_time desc, latest_event_id collate "C" desc))[1]
-           else sum(value) end as value,
-         sum(event_count) as event_count,
-         (array_agg(latest_time order by latest_time desc, latest_event_id collate "C" desc))[1] as latest_time,
-         (array_agg(latest_event_id order by latest_time desc, latest_event_id collate "C" desc))[1] as latest_event_id,
+         ${MERGED_AGGREGATES},
          bool_or(period_closed) as period_closed,
          max(ingested_at) as ingested_at,
          coalesce((select jsonb_agg(id) from (select jsonb_array_elements_text(t2.late_event_ids) as id
