@@ -259,20 +259,21 @@ export async function applyRollups(em: Em, deltas: readonly RollupDelta[], now: 
   }
 }
 
-/** The aggregates of a set of rollup rows merged per bucket (`taken` grouped by the bucket expression). */
-// The aggregates of rollup rows merged together: values by the aggregation, counts added, the latest event kept.
+// The aggregates of rollup rows merged together: values by the aggregation, counts added, the latest event kept
+// (ordered aggregates only for latest meters: they sort every group).
+const LATEST_FIRST = `filter (where aggregation = 'latest')`;
 const MERGED_AGGREGATES = `case aggregation
            when 'max' then max(value)
-           when 'latest' then (array_agg(value order by latest_time desc, latest_event_id collate "C" desc))[1]
+           when 'latest' then (array_agg(value order by latest_time desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1]
            else sum(value) end as value,
          sum(event_count) as event_count,
-         (array_agg(latest_time order by latest_time desc, latest_event_id collate "C" desc))[1] as latest_time,
-         (array_agg(latest_event_id order by latest_time desc, latest_event_id collate "C" desc))[1] as latest_event_id`;
+         (array_agg(latest_time order by latest_time desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1] as latest_time,
+         (array_agg(latest_event_id order by latest_time desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1] as latest_event_id`;
 
-function mergedBuckets(bucket: string): string {
-  return `select meter_key, customer_external_id, group_key, ${bucket} as bucket, aggregation, ${MERGED_AGGREGATES},
-         count(*) as n
-       from taken group by meter_key, customer_external_id, group_key, ${bucket}, aggregation`;
+/** The rows of `source` merged per (meter, customer, group, `bucket`). */
+function mergedBuckets(source: string, bucket: string): string {
+  return `select meter_key, customer_external_id, group_key, ${bucket} as bucket, aggregation, ${MERGED_AGGREGATES}
+       from ${source} group by meter_key, customer_external_id, group_key, ${bucket}, aggregation`;
 }
 
 /** Upserts merged buckets into a rollup table keyed by `column`. */
@@ -300,20 +301,31 @@ export async function compactRollups(em: Em, limit: number, customer?: string): 
           limit ? for update skip locked))
        returning *
      ),
-     by_minute as (${mergedBuckets('minute')}),
-     by_hour as (${mergedBuckets("date_trunc('hour', minute, 'UTC')")}),
+     -- Merged once per minute and period; the minute, hour and period merges then read far fewer rows.
+     by_bucket as (
+       select meter_key, customer_external_id, group_key, minute, aggregation, period_start, period_end,
+         subscription_id, ${MERGED_AGGREGATES}, bool_or(period_closed) as period_closed,
+         max(ingested_at) as ingested_at, count(*) as n
+       from taken
+       group by meter_key, customer_external_id, group_key, minute, aggregation, period_start, period_end, subscription_id
+     ),
+     by_minute as (${mergedBuckets('by_bucket', 'minute')}),
+     by_hour as (${mergedBuckets('by_bucket', "date_trunc('hour', minute, 'UTC')")}),
      minutes as (${foldInto('usage_rollup_minute', 'minute', 'by_minute')}),
      hours as (${foldInto('usage_rollup', 'hour', 'by_hour')}),
+     late as (
+       select customer_external_id, meter_key, period_start,
+              to_jsonb((array_agg(id))[1:${MAX_LATE_IDS}]) as late_event_ids
+         from taken, jsonb_array_elements_text(taken.late_event_ids) as id
+        where taken.period_start is not null and taken.late_event_ids <> '[]'
+        group by customer_external_id, meter_key, period_start
+     ),
      by_period as (
        select customer_external_id, meter_key, period_start, period_end, subscription_id, aggregation,
          ${MERGED_AGGREGATES},
          bool_or(period_closed) as period_closed,
-         max(ingested_at) as ingested_at,
-         coalesce((select jsonb_agg(id) from (select jsonb_array_elements_text(t2.late_event_ids) as id
-                     from taken t2
-                    where t2.customer_external_id = taken.customer_external_id and t2.meter_key = taken.meter_key
-                      and t2.period_start = taken.period_start limit ${MAX_LATE_IDS}) ids), '[]') as late_event_ids
-       from taken where period_start is not null
+         max(ingested_at) as ingested_at
+       from by_bucket where period_start is not null
        group by customer_external_id, meter_key, period_start, period_end, subscription_id, aggregation
      ),
      pending as (
@@ -321,10 +333,11 @@ export async function compactRollups(em: Em, limit: number, customer?: string): 
          last_ingest_at, aggregation, value, latest_time, latest_event_id, recompute, subscription_id, period_closed,
          late_event_ids)
        select customer_external_id, meter_key, period_start, period_end, event_count, ingested_at, aggregation, value,
-              latest_time, latest_event_id, aggregation = 'unique_count', subscription_id, period_closed, late_event_ids
-         from by_period
+              latest_time, latest_event_id, aggregation = 'unique_count', subscription_id, period_closed,
+              coalesce(late.late_event_ids, '[]')
+         from by_period left join late using (customer_external_id, meter_key, period_start)
      )
-     select coalesce(sum(n), 0) as folded from by_minute`,
+     select coalesce(sum(n), 0) as folded from by_bucket`,
     customer === undefined ? [limit] : [customer, limit],
   );
   return Number(rows[0]?.folded ?? 0);
