@@ -17,7 +17,7 @@ import { startTestService, type TestService } from '@billing/test/harness';
 import { fromBinary, type JsonObject } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
-import { createGrpcTransport } from '@connectrpc/connect-node';
+import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { usageService } from '../src/definition.ts';
 
@@ -149,6 +149,53 @@ describe('a batch', () => {
     expect(a.acceptedCount + b.acceptedCount).toBe(300);
     expect(a.duplicateCount + b.duplicateCount).toBe(300);
     expect(await value('racer', 'build_minutes', at(0), at(24))).toEqual({ value: '600', events: 300 });
+  });
+
+  test('concurrent requests, written together under load, keep their own numbering; a copy counts once', async () => {
+    // Request n sends two events of its own and a copy of request n-1's first one.
+    const requests = Array.from({ length: 12 }, (_, n) => [
+      event(`grp-${n}-a`, 'grouped', 'build.finished', at(4), { minutes: n, os: 'linux' }),
+      event(`grp-${n}-b`, 'grouped', 'build.finished', at(4.5), { minutes: 100, os: 'mac' }),
+      event(`grp-${(n + 11) % 12}-a`, 'grouped', 'build.finished', at(4), { minutes: (n + 11) % 12, os: 'linux' }),
+    ]);
+    const answers = await Promise.all(requests.map((events) => client.ingestEvents({ events })));
+    for (const [n, answer] of answers.entries()) {
+      expect(answer.results.map((r) => [r.index, r.id])).toEqual(requests[n]?.map((e, i) => [i, e.id]));
+      expect(answer.results.slice(0, 2).every((r) => r.status !== IngestStatus.REJECTED)).toBe(true);
+    }
+    for (let n = 0; n < 12; n++) {
+      const own = answers[n]?.results[0]?.status;
+      const copy = answers[(n + 1) % 12]?.results[2]?.status;
+      expect([own, copy].sort()).toEqual([IngestStatus.ACCEPTED, IngestStatus.DUPLICATE]);
+    }
+    // 0 + 1 + ... + 11 = 66 linux minutes, 12 x 100 mac minutes.
+    expect(await value('grouped', 'build_minutes', at(0), at(24))).toEqual({ value: '1266', events: 24 });
+  });
+
+  test('text PostgreSQL cannot store (NUL, unpaired surrogates) is refused per event with its field', async () => {
+    const jsonClient = createClient(
+      UsageService,
+      createConnectTransport({ baseUrl: usage.baseUrl, httpVersion: '1.1', useBinaryFormat: false }),
+    );
+    const res = await jsonClient.ingestEvents({
+      events: [
+        event('nul-1', 'nul\u0000customer', 'build.finished', at(6), { minutes: 1 }),
+        event('nul-2', 'storer', 'build\u0000finished', at(6), { minutes: 1 }),
+        event('nul-3', 'storer', 'build.finished', at(6), { minutes: 1, note: 'a\u0000b' }),
+        event('nul-4', 'storer', 'build.finished', at(6), { minutes: 1, 'k\u0000': 'v' }),
+        event('nul-5', 'storer', 'build.finished', at(6), { minutes: 1, note: ['\ud800'] }),
+        event('nul-6', 'storer', 'build.finished', at(6), { minutes: 7, os: 'linux', note: 'fine \ud83d\ude00' }),
+      ],
+    });
+    expect(res.results.map((r) => [r.status, r.rejectReason, r.field])).toEqual([
+      [IngestStatus.REJECTED, RejectReason.INVALID_CUSTOMER, 'events[0].customer_external_id'],
+      [IngestStatus.REJECTED, RejectReason.INVALID_TYPE, 'events[1].type'],
+      [IngestStatus.REJECTED, RejectReason.INVALID_VALUE, 'events[2].properties'],
+      [IngestStatus.REJECTED, RejectReason.INVALID_VALUE, 'events[3].properties'],
+      [IngestStatus.REJECTED, RejectReason.INVALID_VALUE, 'events[4].properties'],
+      [IngestStatus.ACCEPTED, RejectReason.UNSPECIFIED, ''],
+    ]);
+    expect(await value('storer', 'build_minutes', at(0), at(24))).toEqual({ value: '7', events: 1 });
   });
 
   test('more than 1,000 events is INVALID_ARGUMENT on events, and nothing is stored', async () => {

@@ -63,6 +63,9 @@ export interface Claim {
   duplicates: Map<number, 'same' | 'different'>;
 }
 
+// An event's (customer, id) key in a map: neither holds NUL (validation refuses it).
+const eventKey = (customer: string, id: string) => `${customer}\u0000${id}`;
+
 /**
  * Claims the (customer, id) keys of `events` and stores the events whose key this call claimed, in one
  * statement; a key claimed before (by another call, even one running at the same moment, which this one waits
@@ -80,7 +83,7 @@ export async function claimAndStoreEvents(
   const firstOfKey = new Map<string, ValidEvent>();
   const candidates: ValidEvent[] = [];
   for (const e of events) {
-    const key = JSON.stringify([e.customer, e.id]);
+    const key = eventKey(e.customer, e.id);
     const first = firstOfKey.get(key);
     if (first) duplicates.set(e.index, first.fingerprint === e.fingerprint ? 'same' : 'different');
     else {
@@ -116,9 +119,9 @@ export async function claimAndStoreEvents(
      select c, i from claimed`,
     [rows, now],
   );
-  const claimed = new Set(inserted.map((r) => JSON.stringify([r.c, r.i])));
-  const lost = candidates.filter((e) => !claimed.has(JSON.stringify([e.customer, e.id])));
-  for (const e of candidates) if (claimed.has(JSON.stringify([e.customer, e.id]))) accepted.add(e.index);
+  const claimed = new Set(inserted.map((r) => eventKey(r.c, r.i)));
+  const lost = candidates.filter((e) => !claimed.has(eventKey(e.customer, e.id)));
+  for (const e of candidates) if (claimed.has(eventKey(e.customer, e.id))) accepted.add(e.index);
   if (lost.length > 0) {
     const existing = await queryBound<{ c: string; i: string; f: string }>(
       em,
@@ -127,9 +130,9 @@ export async function claimAndStoreEvents(
            on k.customer_external_id = x.c and k.event_id = x.i`,
       [JSON.stringify(lost.map((e) => ({ c: e.customer, i: e.id })))],
     );
-    const fingerprints = new Map(existing.map((r) => [JSON.stringify([r.c, r.i]), r.f]));
+    const fingerprints = new Map(existing.map((r) => [eventKey(r.c, r.i), r.f]));
     for (const e of lost) {
-      const stored = fingerprints.get(JSON.stringify([e.customer, e.id]));
+      const stored = fingerprints.get(eventKey(e.customer, e.id));
       duplicates.set(e.index, stored === e.fingerprint ? 'same' : 'different');
     }
   }

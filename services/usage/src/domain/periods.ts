@@ -22,7 +22,7 @@ export interface KnownPeriod extends BillingPeriod {
 }
 
 /** The UTC calendar month containing `time`. */
-export function calendarMonthOf(time: Date): BillingPeriod {
+function calendarMonthOf(time: Date): BillingPeriod {
   const start = new Date(Date.UTC(time.getUTCFullYear(), time.getUTCMonth(), 1));
   const end = new Date(Date.UTC(time.getUTCFullYear(), time.getUTCMonth() + 1, 1));
   return { start, end, subscriptionId: '', closed: false };
@@ -31,6 +31,7 @@ export function calendarMonthOf(time: Date): BillingPeriod {
 /** Finds the billing period of a customer's event time among known subscription periods. */
 export class BillingCalendar {
   private readonly byCustomer = new Map<string, KnownPeriod[]>();
+  private readonly months = new Map<number, BillingPeriod>();
 
   constructor(periods: readonly KnownPeriod[]) {
     for (const p of periods) this.byCustomer.set(p.customer, [...(this.byCustomer.get(p.customer) ?? []), p]);
@@ -42,6 +43,13 @@ export class BillingCalendar {
   periodOf(customer: string, time: Date): BillingPeriod {
     const t = time.getTime();
     const found = this.byCustomer.get(customer)?.find((p) => p.start.getTime() <= t && t < p.end.getTime());
-    return found ?? calendarMonthOf(time);
+    if (found) return found;
+    const month = time.getUTCFullYear() * 12 + time.getUTCMonth();
+    let period = this.months.get(month);
+    if (!period) {
+      period = calendarMonthOf(time);
+      this.months.set(month, period);
+    }
+    return period;
   }
 }

@@ -5,7 +5,7 @@
 
 import { Decimal } from '@billing/money';
 import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
-import { meterSelects, readEvent } from './meter.ts';
+import { type MeterReading, meterSelects, readEvent } from './meter.ts';
 import type { BillingPeriod } from './periods.ts';
 import type { ValidEvent } from './usage-event.ts';
 
@@ -55,17 +55,35 @@ function laterThan(a: { time: Date; id: string }, b: { time: Date; id: string } 
   return a.time.getTime() > b.time.getTime() || (a.time.getTime() === b.time.getTime() && a.id > b.id);
 }
 
-/** The events that a meter selecting them cannot read (no value, or not a number): index and why. */
-export function unreadableEvents(events: readonly ValidEvent[], meters: readonly Meter[]): Map<number, string> {
+/** A meter's reading of an event it selects. */
+export interface EventReading {
+  /** The event. */
+  event: ValidEvent;
+  /** The meter. */
+  meter: Meter;
+  /** What the meter reads of it. */
+  reading: MeterReading;
+}
+
+/**
+ * What `meters` read of `events`: the readings of every meter selecting an event, and the events a meter
+ * selecting them cannot read (no value, or not a number), by index with why.
+ */
+export function readEvents(
+  events: readonly ValidEvent[],
+  meters: readonly Meter[],
+): { readings: EventReading[]; unreadable: Map<number, string> } {
+  const readings: EventReading[] = [];
   const unreadable = new Map<number, string>();
   for (const event of events) {
     for (const meter of meters) {
       if (!meterSelects(meter, event.type, event.properties)) continue;
       const reading = readEvent(meter, event.properties);
       if (typeof reading === 'string') unreadable.set(event.index, `meter ${meter.key}: ${reading}`);
+      else readings.push({ event, meter, reading });
     }
   }
-  return unreadable;
+  return { readings, unreadable };
 }
 
 /** How a batch's buckets are split by billing period (ingestion) or not (a correction's rebuild). */
@@ -76,60 +94,48 @@ export interface PeriodSplit {
   late: ReadonlySet<number>;
 }
 
-/**
- * The rollup deltas of readable `events` for `meters`, per UTC minute and group (and billing period, when
- * split), sorted by bucket key.
- */
-export function rollupDeltas(
-  events: readonly ValidEvent[],
-  meters: readonly Meter[],
-  split?: PeriodSplit,
-): RollupDelta[] {
+/** The rollup deltas of `readings`, per UTC minute and group (and billing period, when split), sorted by bucket key. */
+export function rollupDeltas(readings: readonly EventReading[], split?: PeriodSplit): RollupDelta[] {
   const buckets = new Map<string, RollupDelta>();
-  for (const event of events) {
+  for (const { event, meter, reading } of readings) {
     const period = split?.periodOf(event);
-    for (const meter of meters) {
-      if (!meterSelects(meter, event.type, event.properties)) continue;
-      const reading = readEvent(meter, event.properties);
-      if (typeof reading === 'string') continue;
-      const start = minuteOf(event.time);
-      const key = JSON.stringify([meter.key, event.customer, reading.group, start.getTime(), period?.start.getTime()]);
-      let bucket = buckets.get(key);
-      if (!bucket) {
-        bucket = {
-          meterKey: meter.key,
-          aggregation: meter.aggregation,
-          customer: event.customer,
-          group: reading.group,
-          bucket: start,
-          period,
-          value: meter.aggregation === MeterAggregation.MAX ? reading.value : new Decimal(0),
-          eventCount: 0,
-          distinct: new Set(),
-          lateEventIds: [],
-        };
-        buckets.set(key, bucket);
-      }
-      if (split?.late.has(event.index) && bucket.lateEventIds.length < MAX_LATE_IDS) bucket.lateEventIds.push(event.id);
-      bucket.eventCount++;
-      switch (meter.aggregation) {
-        case MeterAggregation.MAX:
-          if (reading.value.greaterThan(bucket.value)) bucket.value = reading.value;
-          break;
-        case MeterAggregation.LATEST: {
-          const candidate = { time: event.time, id: event.id };
-          if (laterThan(candidate, bucket.latest)) {
-            bucket.latest = candidate;
-            bucket.value = reading.value;
-          }
-          break;
+    const start = minuteOf(event.time);
+    const key = `${meter.key}\u0000${event.customer}\u0000${reading.group}\u0000${start.getTime()}\u0000${period?.start.getTime()}`;
+    let bucket = buckets.get(key);
+    if (!bucket) {
+      bucket = {
+        meterKey: meter.key,
+        aggregation: meter.aggregation,
+        customer: event.customer,
+        group: reading.group,
+        bucket: start,
+        period,
+        value: meter.aggregation === MeterAggregation.MAX ? reading.value : new Decimal(0),
+        eventCount: 0,
+        distinct: new Set(),
+        lateEventIds: [],
+      };
+      buckets.set(key, bucket);
+    }
+    if (split?.late.has(event.index) && bucket.lateEventIds.length < MAX_LATE_IDS) bucket.lateEventIds.push(event.id);
+    bucket.eventCount++;
+    switch (meter.aggregation) {
+      case MeterAggregation.MAX:
+        if (reading.value.greaterThan(bucket.value)) bucket.value = reading.value;
+        break;
+      case MeterAggregation.LATEST: {
+        const candidate = { time: event.time, id: event.id };
+        if (laterThan(candidate, bucket.latest)) {
+          bucket.latest = candidate;
+          bucket.value = reading.value;
         }
-        case MeterAggregation.UNIQUE_COUNT:
-          if (reading.distinct !== undefined) bucket.distinct.add(reading.distinct);
-          break;
-        default:
-          bucket.value = bucket.value.plus(reading.value);
+        break;
       }
+      case MeterAggregation.UNIQUE_COUNT:
+        if (reading.distinct !== undefined) bucket.distinct.add(reading.distinct);
+        break;
+      default:
+        bucket.value = bucket.value.plus(reading.value);
     }
   }
   return [...buckets.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, d]) => d);

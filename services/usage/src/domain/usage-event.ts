@@ -1,6 +1,6 @@
 // A usage event as ingested: validation against the documented limits, and the fingerprint that tells a
 // retry (same content) from a conflicting duplicate (same id, other content).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { RejectReason, type UsageEvent } from '@billing/proto/billing/usage/v1/resources_pb';
 import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
@@ -40,7 +40,7 @@ export interface Rejection {
   id: string;
   /** The reason. */
   reason: RejectReason;
-  /** The offending field, as a proto path. */
+  /** The offending field of the event, as a proto path (`event_time`). */
   field: string;
   /** For humans. */
   message: string;
@@ -48,17 +48,32 @@ export interface Rejection {
 
 const PRINTABLE = /^[\x21-\x7e]{1,128}$/;
 
-// JSON with object keys sorted, so that the same content always has the same fingerprint.
+// Text PostgreSQL cannot store: NUL, and UTF-16 surrogates without their pair.
+const UNSTORABLE = /[\u0000\uD800-\uDFFF]/u;
+
+class UnstorableText extends Error {}
+
+function text(value: string): string {
+  if (UNSTORABLE.test(value)) throw new UnstorableText();
+  return JSON.stringify(value);
+}
+
+// JSON with object keys sorted, so that the same content always has the same fingerprint. Throws UnstorableText
+// for a key or string PostgreSQL cannot store.
 function canonical(value: JsonValue): string {
+  if (typeof value === 'string') return text(value);
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   return `{${Object.keys(value)
     .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonical(value[k] ?? null)}`)
+    .map((k) => `${text(k)}:${canonical(value[k] ?? null)}`)
     .join(',')}}`;
 }
 
-/** Validates one event of a batch at `now`; `properties` is the event's properties as JSON. */
+/**
+ * Validates one event at `now`; `properties` is the event's properties as JSON, `index` numbers it (results are
+ * keyed by it).
+ */
 export function validateEvent(
   event: UsageEvent,
   properties: JsonObject,
@@ -69,20 +84,25 @@ export function validateEvent(
     index,
     id: event.id,
     reason,
-    field: `events[${index}].${field}`,
+    field,
     message,
   });
   if (!PRINTABLE.test(event.id))
     return reject(RejectReason.INVALID_ID, 'id', 'id must be 1-128 printable ASCII characters');
-  if (event.customerExternalId.length < 1 || event.customerExternalId.length > 128) {
+  const customer = event.customerExternalId;
+  if (customer.length < 1 || customer.length > 128 || UNSTORABLE.test(customer)) {
     return reject(
       RejectReason.INVALID_CUSTOMER,
       'customer_external_id',
-      'customer_external_id must be 1-128 characters',
+      'customer_external_id must be 1-128 characters, without NUL or unpaired surrogates',
     );
   }
-  if (event.type.length < 1 || event.type.length > 128) {
-    return reject(RejectReason.INVALID_TYPE, 'type', 'type must be 1-128 characters');
+  if (event.type.length < 1 || event.type.length > 128 || UNSTORABLE.test(event.type)) {
+    return reject(
+      RejectReason.INVALID_TYPE,
+      'type',
+      'type must be 1-128 characters, without NUL or unpaired surrogates',
+    );
   }
   if (!event.eventTime) return reject(RejectReason.MISSING_TIME, 'event_time', 'event_time is required');
   const time = timestampDate(event.eventTime);
@@ -94,14 +114,22 @@ export function validateEvent(
   if (time.getTime() < now.getTime() - RETENTION_MS) {
     return reject(RejectReason.TIME_BEYOND_RETENTION, 'event_time', 'event_time is older than the 400-day retention');
   }
-  const encoded = canonical(properties);
+  let encoded: string;
+  try {
+    encoded = canonical(properties);
+  } catch (err) {
+    if (!(err instanceof UnstorableText)) throw err;
+    return reject(
+      RejectReason.INVALID_VALUE,
+      'properties',
+      'properties must not hold NUL characters or unpaired surrogates',
+    );
+  }
   if (Buffer.byteLength(encoded) > MAX_PROPERTIES_BYTES) {
     return reject(RejectReason.PROPERTIES_TOO_LARGE, 'properties', 'properties exceed 64 KiB');
   }
-  const fingerprint = createHash('sha256')
-    .update(`${event.type}\n${time.toISOString()}\n${encoded}`)
-    .digest('base64url');
-  return { index, id: event.id, customer: event.customerExternalId, type: event.type, time, properties, fingerprint };
+  const fingerprint = hash('sha256', `${event.type}\n${time.toISOString()}\n${encoded}`, 'base64url');
+  return { index, id: event.id, customer, type: event.type, time, properties, fingerprint };
 }
 
 /** Whether a validation result is a rejection. */

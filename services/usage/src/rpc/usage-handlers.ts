@@ -19,7 +19,10 @@ import { usageWindows } from '../domain/windows.ts';
 import { aggregateUsage } from '../service/aggregate-usage.ts';
 import { correctEvent } from '../service/correct-event.ts';
 import { countResults, ingestEvents } from '../service/ingest-events.ts';
+import { ingestQueue } from '../service/ingest-queue.ts';
 
+/** How ingestion requests are written: up to 4 transactions at once, requests waiting for one grouped. */
+const INGEST_GROUPING = { concurrency: 4, maxGroupEvents: 5 * MAX_BATCH_SIZE };
 /** Most problems reported by one ingestion stream. */
 const MAX_STREAM_PROBLEMS = 10_000;
 const DAY = 24 * 3_600_000;
@@ -62,21 +65,24 @@ function checkBatchSize(size: number, field: string): void {
 
 /** Builds the UsageService implementation (the RPCs of later steps answer UNIMPLEMENTED until they land). */
 export function usageHandlers(context: ServiceContext): Partial<ServiceImpl<typeof UsageService>> {
-  const ingest = async (events: Parameters<typeof ingestEvents>[1]) => {
-    checkBatchSize(events.length, 'events');
-    const results = await context.db.transaction((em) => ingestEvents(em, events, context.clock.now()));
-    return { results, ...countResults(results) };
-  };
+  const queue = ingestQueue(
+    (batches) => context.db.transaction((em) => ingestEvents(em, batches, context.clock.now())),
+    INGEST_GROUPING,
+  );
   return {
-    // request_id is optional here: every event's id already makes ingestion idempotent.
-    ingestEvents: (req) =>
-      req.requestId
-        ? mutate(context, UsageService.method.ingestEvents, req, async ({ em, now }) => {
-            checkBatchSize(req.events.length, 'events');
-            const results = await ingestEvents(em, req.events, now);
-            return { results, ...countResults(results) };
-          })
-        : ingest(req.events),
+    // request_id is optional here: every event's id already makes ingestion idempotent. With one, the request
+    // is written alone, with its answer kept for retries.
+    ingestEvents: async (req) => {
+      checkBatchSize(req.events.length, 'events');
+      if (req.requestId) {
+        return mutate(context, UsageService.method.ingestEvents, req, async ({ em, now }) => {
+          const [results = []] = await ingestEvents(em, [{ events: req.events, offset: 0 }], now);
+          return { results, ...countResults(results) };
+        });
+      }
+      const results = await queue.ingest({ events: req.events, offset: 0 });
+      return { results, ...countResults(results) };
+    },
 
     async ingestEventStream(requests) {
       const totals = { acceptedCount: 0n, duplicateCount: 0n, duplicateMismatchCount: 0n, rejectedCount: 0n };
@@ -85,9 +91,7 @@ export function usageHandlers(context: ServiceContext): Partial<ServiceImpl<type
       let truncated = false;
       for await (const batch of requests) {
         checkBatchSize(batch.events.length, `batch at event ${offset}: events`);
-        const results = await context.db.transaction((em) =>
-          ingestEvents(em, batch.events, context.clock.now(), offset),
-        );
+        const results = await queue.ingest({ events: batch.events, offset });
         offset += batch.events.length;
         const counts = countResults(results);
         totals.acceptedCount += BigInt(counts.acceptedCount);

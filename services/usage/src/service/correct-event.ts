@@ -31,7 +31,7 @@ import {
 import { usageEventAmended, usageEventVoided } from '../domain/events.ts';
 import { meterSelects, readEvent } from '../domain/meter.ts';
 import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
-import { hourOf, rollupDeltas } from '../domain/rollup.ts';
+import { hourOf, readEvents, rollupDeltas } from '../domain/rollup.ts';
 import { MAX_FUTURE_MS, MAX_PROPERTIES_BYTES, RETENTION_MS, type ValidEvent } from '../domain/usage-event.ts';
 import { aggregateUsage } from './aggregate-usage.ts';
 
@@ -73,7 +73,7 @@ async function rebuildHour(scope: MutationScope, meter: Meter, customer: string,
     properties: e.properties as JsonObject,
     fingerprint: '',
   }));
-  await applyRollups(scope.em, rollupDeltas(events, [meter]), scope.now);
+  await applyRollups(scope.em, rollupDeltas(readEvents(events, [meter]).readings), scope.now);
 }
 
 async function periodValues(

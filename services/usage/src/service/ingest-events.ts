@@ -10,7 +10,6 @@ import {
   RejectReason,
   type UsageEvent,
 } from '@billing/proto/billing/usage/v1/resources_pb';
-import type { JsonObject } from '@bufbuild/protobuf';
 import { create } from '@bufbuild/protobuf';
 import {
   applyRollups,
@@ -20,48 +19,61 @@ import {
   metersForTypes,
 } from '../adapter/usage-store.ts';
 import { BillingCalendar } from '../domain/periods.ts';
-import { rollupDeltas, unreadableEvents } from '../domain/rollup.ts';
+import { readEvents, rollupDeltas } from '../domain/rollup.ts';
 import { isRejection, type ValidEvent, validateEvent } from '../domain/usage-event.ts';
 
-/** Ingests one batch at `now`; returns one result per event, in order. `offset` numbers them in a stream. */
-export async function ingestEvents(
-  em: Em,
-  events: readonly UsageEvent[],
-  now: Date,
-  offset = 0,
-): Promise<IngestResult[]> {
-  const results = new Array<IngestResult>(events.length);
+/** One request's events, and the stream position of its first one (0 for a unary request). */
+export interface IngestBatch {
+  /** The events, as sent. */
+  events: readonly UsageEvent[];
+  /** What numbers its first event in results and field paths. */
+  offset: number;
+}
+
+/**
+ * Ingests batches together at `now` (as if one after the other: a later batch's copy of an earlier batch's event
+ * is its duplicate); returns each batch's results, one per event, in order.
+ */
+export async function ingestEvents(em: Em, batches: readonly IngestBatch[], now: Date): Promise<IngestResult[][]> {
+  const results = batches.map((batch) => new Array<IngestResult>(batch.events.length));
+  // Events are keyed by their position in all batches; results report the index in their own batch or stream.
+  const places: { batch: number; at: number; index: number }[] = [];
   const valid: ValidEvent[] = [];
-  events.forEach((event, i) => {
-    const properties: JsonObject = event.properties ?? {};
-    const checked = validateEvent(event, properties, offset + i, now);
-    if (isRejection(checked)) {
-      results[i] = create(IngestResultSchema, {
-        index: checked.index,
-        id: checked.id,
-        status: IngestStatus.REJECTED,
-        rejectReason: checked.reason,
-        field: checked.field,
-        message: checked.message,
-      });
-    } else valid.push(checked);
+  batches.forEach((batch, b) => {
+    batch.events.forEach((event, at) => {
+      const checked = validateEvent(event, event.properties ?? {}, places.length, now);
+      places.push({ batch: b, at, index: batch.offset + at });
+      if (isRejection(checked)) report(checked.index, IngestStatus.REJECTED, checked);
+      else valid.push(checked);
+    });
   });
+  function report(
+    position: number,
+    status: IngestStatus,
+    details: { reason?: RejectReason; field?: string; message?: string; late?: boolean } = {},
+  ): void {
+    const place = places[position];
+    const row = place && results[place.batch];
+    if (!place || !row) return;
+    row[place.at] = create(IngestResultSchema, {
+      index: place.index,
+      id: batches[place.batch]?.events[place.at]?.id ?? '',
+      status,
+      rejectReason: details.reason,
+      field: details.field === undefined ? '' : `events[${place.index}].${details.field}`,
+      message: details.message,
+      late: details.late,
+    });
+  }
   const meters = await metersForTypes(
     em,
     valid.map((e) => e.type),
   );
-  const unreadable = unreadableEvents(valid, meters);
-  const readable = valid.filter((e) => !unreadable.has(e.index));
-  for (const [index, message] of unreadable) {
-    results[index - offset] = create(IngestResultSchema, {
-      index,
-      id: events[index - offset]?.id ?? '',
-      status: IngestStatus.REJECTED,
-      rejectReason: RejectReason.INVALID_VALUE,
-      field: `events[${index}].properties`,
-      message,
-    });
+  const { readings, unreadable } = readEvents(valid, meters);
+  for (const [position, message] of unreadable) {
+    report(position, IngestStatus.REJECTED, { reason: RejectReason.INVALID_VALUE, field: 'properties', message });
   }
+  const readable = valid.filter((e) => !unreadable.has(e.index));
   await lockCustomersShared(
     em,
     readable.map((e) => e.customer),
@@ -74,25 +86,27 @@ export async function ingestEvents(
       new Date(earliest),
     ),
   );
-  const late = new Set(readable.filter((e) => calendar.periodOf(e.customer, e.time).closed).map((e) => e.index));
+  const periods = new Map(readable.map((e) => [e.index, calendar.periodOf(e.customer, e.time)]));
+  const late = new Set(readable.filter((e) => periods.get(e.index)?.closed).map((e) => e.index));
   const claim = await claimAndStoreEvents(em, readable, now, late);
-  const accepted = readable.filter((e) => claim.accepted.has(e.index));
-  const periodOf = (e: ValidEvent) => calendar.periodOf(e.customer, e.time);
-  await applyRollups(em, rollupDeltas(accepted, meters, { periodOf, late }), now);
+  const periodOf = (e: ValidEvent) => periods.get(e.index) ?? calendar.periodOf(e.customer, e.time);
+  await applyRollups(
+    em,
+    rollupDeltas(
+      readings.filter((r) => claim.accepted.has(r.event.index)),
+      { periodOf, late },
+    ),
+    now,
+  );
   for (const e of readable) {
     const duplicate = claim.duplicates.get(e.index);
-    results[e.index - offset] = create(IngestResultSchema, {
-      index: e.index,
-      id: e.id,
-      status:
-        duplicate === undefined
-          ? IngestStatus.ACCEPTED
-          : duplicate === 'same'
-            ? IngestStatus.DUPLICATE
-            : IngestStatus.DUPLICATE_MISMATCH,
-      message: duplicate === 'different' ? 'an event with this id and other content was stored before; it counts' : '',
-      late: duplicate === undefined && late.has(e.index),
-    });
+    if (duplicate === undefined) report(e.index, IngestStatus.ACCEPTED, { late: late.has(e.index) });
+    else if (duplicate === 'same') report(e.index, IngestStatus.DUPLICATE);
+    else {
+      report(e.index, IngestStatus.DUPLICATE_MISMATCH, {
+        message: 'an event with this id and other content was stored before; it counts',
+      });
+    }
   }
   return results;
 }
