@@ -92,18 +92,17 @@ export async function claimAndStoreEvents(
     }
   }
   if (candidates.length === 0) return { accepted, duplicates };
-  const rows = JSON.stringify(
-    candidates.map((e) => ({
-      c: e.customer,
-      i: e.id,
-      f: e.fingerprint,
-      t: e.time.toISOString(),
-      y: e.type,
-      p: e.properties,
-      ...(late.has(e.index) ? { l: true } : {}),
-    })),
-  );
-  const inserted = await queryBound<{ c: string; i: string }>(
+  // Built as text around each event's canonical properties JSON, which validation already made.
+  const rows = `[${candidates
+    .map(
+      (e) =>
+        `{"c":${JSON.stringify(e.customer)},"i":${JSON.stringify(e.id)},"f":${JSON.stringify(e.fingerprint)},` +
+        `"t":"${e.time.toISOString()}","y":${JSON.stringify(e.type)},"p":${e.propertiesJson}` +
+        `${late.has(e.index) ? ',"l":true' : ''}}`,
+    )
+    .join(',')}]`;
+  // Returns the events whose key was claimed before: usually none.
+  const unclaimed = await queryBound<{ c: string; i: string }>(
     em,
     `with x as (
        select * from jsonb_to_recordset($1::jsonb) as x(c text, i text, f text, t timestamptz, y text, p jsonb, l boolean)
@@ -116,12 +115,12 @@ export async function claimAndStoreEvents(
        insert into usage_event (customer_external_id, event_id, event_type, event_time, properties, ingested_at, late)
        select x.c, x.i, x.y, x.t, x.p, $2, coalesce(x.l, false) from x join claimed on claimed.c = x.c and claimed.i = x.i
      )
-     select c, i from claimed`,
+     select c, i from x where not exists (select from claimed where claimed.c = x.c and claimed.i = x.i)`,
     [rows, now],
   );
-  const claimed = new Set(inserted.map((r) => eventKey(r.c, r.i)));
-  const lost = candidates.filter((e) => !claimed.has(eventKey(e.customer, e.id)));
-  for (const e of candidates) if (claimed.has(eventKey(e.customer, e.id))) accepted.add(e.index);
+  const lostKeys = new Set(unclaimed.map((r) => eventKey(r.c, r.i)));
+  const lost = candidates.filter((e) => lostKeys.has(eventKey(e.customer, e.id)));
+  for (const e of candidates) if (!lostKeys.has(eventKey(e.customer, e.id))) accepted.add(e.index);
   if (lost.length > 0) {
     const existing = await queryBound<{ c: string; i: string; f: string }>(
       em,

@@ -7,7 +7,7 @@ import { Decimal } from '@billing/money';
 import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { type MeterReading, meterSelects, readEvent } from './meter.ts';
 import type { BillingPeriod } from './periods.ts';
-import type { ValidEvent } from './usage-event.ts';
+import type { MeteredEvent } from './usage-event.ts';
 
 /** What a batch adds to one bucket. */
 export interface RollupDelta {
@@ -58,7 +58,7 @@ function laterThan(a: { time: Date; id: string }, b: { time: Date; id: string } 
 /** A meter's reading of an event it selects. */
 export interface EventReading {
   /** The event. */
-  event: ValidEvent;
+  event: MeteredEvent;
   /** The meter. */
   meter: Meter;
   /** What the meter reads of it. */
@@ -70,7 +70,7 @@ export interface EventReading {
  * selecting them cannot read (no value, or not a number), by index with why.
  */
 export function readEvents(
-  events: readonly ValidEvent[],
+  events: readonly MeteredEvent[],
   meters: readonly Meter[],
 ): { readings: EventReading[]; unreadable: Map<number, string> } {
   const readings: EventReading[] = [];
@@ -89,7 +89,7 @@ export function readEvents(
 /** How a batch's buckets are split by billing period (ingestion) or not (a correction's rebuild). */
 export interface PeriodSplit {
   /** The billing period of an event. */
-  periodOf(event: ValidEvent): BillingPeriod;
+  periodOf(event: MeteredEvent): BillingPeriod;
   /** Indexes of the late events (in closed periods). */
   late: ReadonlySet<number>;
 }

@@ -14,9 +14,9 @@ export const RETENTION_MS = 400 * 24 * 3600 * 1000;
 /** Largest encoded properties. */
 export const MAX_PROPERTIES_BYTES = 64 * 1024;
 
-/** An event that passed validation, in the shape the service works with. */
-export interface ValidEvent {
-  /** Position in its batch. */
+/** An event as meters read it. */
+export interface MeteredEvent {
+  /** Its number in the work at hand (results are keyed by it). */
   index: number;
   /** The producer's id. */
   id: string;
@@ -28,6 +28,12 @@ export interface ValidEvent {
   time: Date;
   /** Its properties. */
   properties: JsonObject;
+}
+
+/** An event that passed validation, in the shape the service works with. */
+export interface ValidEvent extends MeteredEvent {
+  /** Its properties as canonical JSON (keys sorted). */
+  propertiesJson: string;
   /** Fingerprint of type, time and properties. */
   fingerprint: string;
 }
@@ -129,7 +135,7 @@ export function validateEvent(
     return reject(RejectReason.PROPERTIES_TOO_LARGE, 'properties', 'properties exceed 64 KiB');
   }
   const fingerprint = hash('sha256', `${event.type}\n${time.toISOString()}\n${encoded}`, 'base64url');
-  return { index, id: event.id, customer, type: event.type, time, properties, fingerprint };
+  return { index, id: event.id, customer, type: event.type, time, properties, propertiesJson: encoded, fingerprint };
 }
 
 /** Whether a validation result is a rejection. */

@@ -32,7 +32,7 @@ import { usageEventAmended, usageEventVoided } from '../domain/events.ts';
 import { meterSelects, readEvent } from '../domain/meter.ts';
 import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
 import { hourOf, readEvents, rollupDeltas } from '../domain/rollup.ts';
-import { MAX_FUTURE_MS, MAX_PROPERTIES_BYTES, RETENTION_MS, type ValidEvent } from '../domain/usage-event.ts';
+import { MAX_FUTURE_MS, MAX_PROPERTIES_BYTES, type MeteredEvent, RETENTION_MS } from '../domain/usage-event.ts';
 import { aggregateUsage } from './aggregate-usage.ts';
 
 /** What to do to the event. */
@@ -62,7 +62,7 @@ function toStored(customer: string, e: FoundEvent): StoredEvent {
 // Rebuilds a meter's bucket of one customer and hour from the raw events still counting.
 async function rebuildHour(scope: MutationScope, meter: Meter, customer: string, hour: Date): Promise<void> {
   await clearRollupHour(scope.em, meter.key, customer, hour);
-  const events: ValidEvent[] = (
+  const events: MeteredEvent[] = (
     await rawEvents(scope.em, customer, meter.eventType, hour, new Date(hour.getTime() + HOUR))
   ).map((e, index) => ({
     index,
@@ -71,7 +71,6 @@ async function rebuildHour(scope: MutationScope, meter: Meter, customer: string,
     type: meter.eventType,
     time: e.time,
     properties: e.properties as JsonObject,
-    fingerprint: '',
   }));
   await applyRollups(scope.em, rollupDeltas(readEvents(events, [meter]).readings), scope.now);
 }

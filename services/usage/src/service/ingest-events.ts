@@ -20,7 +20,7 @@ import {
 } from '../adapter/usage-store.ts';
 import { BillingCalendar } from '../domain/periods.ts';
 import { readEvents, rollupDeltas } from '../domain/rollup.ts';
-import { isRejection, type ValidEvent, validateEvent } from '../domain/usage-event.ts';
+import { isRejection, type MeteredEvent, type ValidEvent, validateEvent } from '../domain/usage-event.ts';
 
 /** One request's events, and the stream position of its first one (0 for a unary request). */
 export interface IngestBatch {
@@ -89,7 +89,7 @@ export async function ingestEvents(em: Em, batches: readonly IngestBatch[], now:
   const periods = new Map(readable.map((e) => [e.index, calendar.periodOf(e.customer, e.time)]));
   const late = new Set(readable.filter((e) => periods.get(e.index)?.closed).map((e) => e.index));
   const claim = await claimAndStoreEvents(em, readable, now, late);
-  const periodOf = (e: ValidEvent) => periods.get(e.index) ?? calendar.periodOf(e.customer, e.time);
+  const periodOf = (e: MeteredEvent) => periods.get(e.index) ?? calendar.periodOf(e.customer, e.time);
   await applyRollups(
     em,
     rollupDeltas(
