@@ -108,23 +108,29 @@ test('SIGKILL under load loses no acknowledged event and counts none twice', asy
   });
   let batches = 0;
   let failures = 0;
-  const producer = (async () => {
-    for (let first = 0; first < TOTAL; first += BATCH) {
-      // Every batch also resends the last 10 events of the previous one: deliberate duplicates.
-      const ids = Array.from({ length: BATCH }, (_, j) => first + j);
-      const events = [...ids, ...ids.slice(0, first > 0 ? 10 : 0).map((n) => n - 10)].map(eventOf);
-      for (;;) {
-        try {
-          await client.ingestEvents({ events });
-          break;
-        } catch {
-          failures++;
-          await new Promise((r) => setTimeout(r, 100));
+  // Eight producers at once, each sending its share: more requests than write slots, so they are also written
+  // in groups when the service is killed.
+  const PRODUCERS = 8;
+  const producer = Promise.all(
+    Array.from({ length: PRODUCERS }, async (_, p) => {
+      const share = TOTAL / PRODUCERS;
+      for (let first = p * share; first < (p + 1) * share; first += BATCH) {
+        // Every batch also resends the last 10 events of the previous one: deliberate duplicates.
+        const ids = Array.from({ length: BATCH }, (_, j) => first + j);
+        const events = [...ids, ...ids.slice(0, first > p * share ? 10 : 0).map((n) => n - 10)].map(eventOf);
+        for (;;) {
+          try {
+            await client.ingestEvents({ events });
+            break;
+          } catch {
+            failures++;
+            await new Promise((r) => setTimeout(r, 100));
+          }
         }
+        batches++;
       }
-      batches++;
-    }
-  })();
+    }),
+  );
 
   while (batches < 12) await new Promise((r) => setTimeout(r, 10));
   const killed = new Promise((resolve) => child.once('exit', resolve));
