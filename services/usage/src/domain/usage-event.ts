@@ -54,13 +54,18 @@ export interface Rejection {
 
 const PRINTABLE = /^[\x21-\x7e]{1,128}$/;
 
-// Text PostgreSQL cannot store: NUL, and UTF-16 surrogates without their pair.
-const UNSTORABLE = /[\u0000\uD800-\uDFFF]/u;
+// A UTF-16 surrogate without its pair (in a `u` expression, a pair is one code point, not a surrogate).
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Whether PostgreSQL cannot store this text: it holds NUL, or a surrogate without its pair. */
+function unstorable(value: string): boolean {
+  return value.includes('\u0000') || LONE_SURROGATE.test(value);
+}
 
 class UnstorableText extends Error {}
 
 function text(value: string): string {
-  if (UNSTORABLE.test(value)) throw new UnstorableText();
+  if (unstorable(value)) throw new UnstorableText();
   return JSON.stringify(value);
 }
 
@@ -96,14 +101,14 @@ export function validateEvent(
   if (!PRINTABLE.test(event.id))
     return reject(RejectReason.INVALID_ID, 'id', 'id must be 1-128 printable ASCII characters');
   const customer = event.customerExternalId;
-  if (customer.length < 1 || customer.length > 128 || UNSTORABLE.test(customer)) {
+  if (customer.length < 1 || customer.length > 128 || unstorable(customer)) {
     return reject(
       RejectReason.INVALID_CUSTOMER,
       'customer_external_id',
       'customer_external_id must be 1-128 characters, without NUL or unpaired surrogates',
     );
   }
-  if (event.type.length < 1 || event.type.length > 128 || UNSTORABLE.test(event.type)) {
+  if (event.type.length < 1 || event.type.length > 128 || unstorable(event.type)) {
     return reject(
       RejectReason.INVALID_TYPE,
       'type',

@@ -39,7 +39,7 @@ export function ingestQueue(writeBatches: WriteBatches, options: IngestQueueOpti
   async function run(group: Waiting[]): Promise<void> {
     try {
       const results = await write(group);
-      group.forEach((w, i) => w.resolve(results[i] ?? []));
+      for (const [i, w] of group.entries()) w.resolve(results[i] ?? []);
     } catch (err) {
       if (group.length === 1) group[0]?.reject(err);
       else {
