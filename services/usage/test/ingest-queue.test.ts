@@ -1,5 +1,7 @@
 // Group commit of ingestion requests: a pure unit test of the queue, with a writer that records each write and
 // finishes it when the test says so.
+
+import { UnavailableError } from '@billing/kit/errors';
 import {
   type IngestResult,
   IngestResultSchema,
@@ -46,7 +48,7 @@ const settled = () => new Promise((resolve) => setImmediate(resolve));
 describe('the ingestion queue', () => {
   test('an idle queue writes a request at once, alone', async () => {
     const writer = heldWriter();
-    const queue = ingestQueue(writer.write, { concurrency: 1, maxGroupEvents: 10 });
+    const queue = ingestQueue(writer.write, { concurrency: 1, maxGroupRequests: 10 });
     const a = queue.ingest(request('a', 2));
     await settled();
     expect(writer.writes).toEqual([['a']]);
@@ -56,7 +58,7 @@ describe('the ingestion queue', () => {
 
   test('requests arriving while every slot writes are written together, each answered with its own results', async () => {
     const writer = heldWriter();
-    const queue = ingestQueue(writer.write, { concurrency: 2, maxGroupEvents: 10 });
+    const queue = ingestQueue(writer.write, { concurrency: 2, maxGroupRequests: 10 });
     const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map((name) => queue.ingest(request(name, 2)));
     await settled();
     expect(writer.writes).toEqual([['a'], ['b']]);
@@ -72,33 +74,56 @@ describe('the ingestion queue', () => {
     ]);
   });
 
-  test('a group holds at most maxGroupEvents events, and never splits a request', async () => {
+  test('a group holds at most maxGroupRequests requests, in arrival order', async () => {
     const writer = heldWriter();
-    const queue = ingestQueue(writer.write, { concurrency: 1, maxGroupEvents: 5 });
-    const all = [request('a', 1), request('b', 3), request('c', 3), request('d', 1), request('e', 9)].map((r) =>
-      queue.ingest(r),
-    );
+    const queue = ingestQueue(writer.write, { concurrency: 1, maxGroupRequests: 2 });
+    const all = ['a', 'b', 'c', 'd', 'e'].map((name) => queue.ingest(request(name)));
     await settled();
-    for (let i = 0; i < 4; i++) await writer.finish();
+    for (let i = 0; i < 3; i++) await writer.finish();
     await Promise.all(all);
-    // b and c together would be 6 events; e alone is more than 5, and still written whole.
-    expect(writer.writes).toEqual([['a'], ['b'], ['c', 'd'], ['e']]);
+    expect(writer.writes).toEqual([['a'], ['b', 'c'], ['d', 'e']]);
   });
 
-  test('a group that fails is retried request by request: only the failing request fails', async () => {
+  test('a failed group is retried request by request, one after the other in its slot: only the failing one fails', async () => {
     const writer = heldWriter();
-    const queue = ingestQueue(writer.write, { concurrency: 1, maxGroupEvents: 10 });
+    const queue = ingestQueue(writer.write, { concurrency: 1, maxGroupRequests: 10 });
     const first = queue.ingest(request('a'));
     const [b, bad, c] = ['b', 'bad', 'c'].map((name) => queue.ingest(request(name)));
     const refusal = bad?.catch((err: unknown) => err);
     await settled();
     await writer.finish();
     await writer.finish();
+    // The group failed: b is retried alone, and nothing else is written until it is done.
+    const later = queue.ingest(request('d'));
+    await settled();
+    expect(writer.writes).toEqual([['a'], ['b', 'bad', 'c'], ['b']]);
+    for (let i = 0; i < 3; i++) await writer.finish();
+    expect(writer.writes).toEqual([['a'], ['b', 'bad', 'c'], ['b'], ['bad'], ['c'], ['d']]);
     await writer.finish();
-    expect(writer.writes).toEqual([['a'], ['b', 'bad', 'c'], ['b'], ['bad'], ['c']]);
     expect(ids(await first)).toEqual(['a-0']);
     expect(ids((await b) ?? [])).toEqual(['b-0']);
     expect(ids((await c) ?? [])).toEqual(['c-0']);
+    expect(ids(await later)).toEqual(['d-0']);
     expect(await refusal).toEqual(new Error('the database refused the write'));
+  });
+
+  test('when the database is unavailable, every request of the group fails at once, without retries', async () => {
+    const writes: number[] = [];
+    const queue = ingestQueue(
+      async (batches) => {
+        writes.push(batches.length);
+        throw new UnavailableError('the database is unavailable');
+      },
+      { concurrency: 1, maxGroupRequests: 10 },
+    );
+    const all = ['a', 'b', 'c'].map((name) => queue.ingest(request(name)).catch((err: unknown) => err));
+    const outcomes = await Promise.all(all);
+    expect(outcomes.every((err) => err instanceof UnavailableError)).toBe(true);
+    expect(writes).toEqual([1, 2]);
+  });
+
+  test('a writer answering fewer results than events fails the request instead of answering it empty', async () => {
+    const queue = ingestQueue(async (batches) => batches.map(() => []), { concurrency: 1, maxGroupRequests: 10 });
+    await expect(queue.ingest(request('a', 2))).rejects.toThrow('ingestion answered 0 results for 2 events');
   });
 });

@@ -10,7 +10,7 @@ import {
   type UsageEventVoided,
   UsageEventVoidedSchema,
 } from '@billing/proto/billing/usage/events/v1/events_pb';
-import { IngestStatus, RejectReason } from '@billing/proto/billing/usage/v1/resources_pb';
+import { type IngestResult, IngestStatus, RejectReason } from '@billing/proto/billing/usage/v1/resources_pb';
 import { UsageService, Window } from '@billing/proto/billing/usage/v1/usage_service_pb';
 import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { startTestService, type TestService } from '@billing/test/harness';
@@ -20,6 +20,7 @@ import { type Client, Code, ConnectError, createClient } from '@connectrpc/conne
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { usageService } from '../src/definition.ts';
+import { ingestEvents } from '../src/service/ingest-events.ts';
 
 const bus = createMemoryBus();
 let catalog: TestService;
@@ -172,6 +173,40 @@ describe('a batch', () => {
     expect(await value('grouped', 'build_minutes', at(0), at(24))).toEqual({ value: '1266', events: 24 });
   });
 
+  test('batches written in one transaction are answered each in its own numbering, as if one after the other', async () => {
+    const a1 = event('multi-1', 'multi', 'build.finished', at(9), { minutes: 4, os: 'linux' });
+    const [first, second] = await usage.context.db.transaction((em) =>
+      ingestEvents(
+        em,
+        [
+          { events: [a1, event('', 'multi', 'build.finished', at(9), { minutes: 1 })], offset: 0 },
+          {
+            events: [
+              event('multi-3', 'multi', 'build.finished', at(9), { os: 'linux' }),
+              a1,
+              event('multi-2', 'multi', 'build.finished', at(9.5), { minutes: 6, os: 'mac' }),
+              { ...a1, properties: { minutes: 40, os: 'linux' } },
+            ],
+            offset: 1000,
+          },
+        ],
+        new Date(),
+      ),
+    );
+    const summary = (r: IngestResult) => [r.index, r.id, r.status, r.field];
+    expect(first?.map(summary)).toEqual([
+      [0, 'multi-1', IngestStatus.ACCEPTED, ''],
+      [1, '', IngestStatus.REJECTED, 'events[1].id'],
+    ]);
+    expect(second?.map(summary)).toEqual([
+      [1000, 'multi-3', IngestStatus.REJECTED, 'events[1000].properties'],
+      [1001, 'multi-1', IngestStatus.DUPLICATE, ''],
+      [1002, 'multi-2', IngestStatus.ACCEPTED, ''],
+      [1003, 'multi-1', IngestStatus.DUPLICATE_MISMATCH, ''],
+    ]);
+    expect(await value('multi', 'build_minutes', at(0), at(24))).toEqual({ value: '10', events: 2 });
+  });
+
   test('text PostgreSQL cannot store (NUL, unpaired surrogates) is refused per event with its field', async () => {
     const jsonClient = createClient(
       UsageService,
@@ -271,9 +306,9 @@ describe('a stream', () => {
     }
     const res = await client.ingestEventStream(batches());
     expect([res.acceptedCount, res.duplicateCount, res.rejectedCount]).toEqual([2n, 1n, 1n]);
-    expect(res.problems.map((p) => [p.index, p.status])).toEqual([
-      [2, IngestStatus.DUPLICATE],
-      [3, IngestStatus.REJECTED],
+    expect(res.problems.map((p) => [p.index, p.status, p.field])).toEqual([
+      [2, IngestStatus.DUPLICATE, ''],
+      [3, IngestStatus.REJECTED, 'events[3].id'],
     ]);
     expect(await value('streamer', 'build_minutes', at(0), at(24))).toEqual({ value: '12', events: 2 });
   });

@@ -40,7 +40,7 @@ export interface ValidEvent extends MeteredEvent {
 
 /** Why an event was refused. */
 export interface Rejection {
-  /** Position in its batch. */
+  /** The number validation was given (`validateEvent`'s `index`). */
   index: number;
   /** The event's id, as sent. */
   id: string;

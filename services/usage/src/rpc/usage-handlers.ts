@@ -21,8 +21,8 @@ import { correctEvent } from '../service/correct-event.ts';
 import { countResults, ingestEvents } from '../service/ingest-events.ts';
 import { ingestQueue } from '../service/ingest-queue.ts';
 
-/** How ingestion requests are written: up to 4 transactions at once, requests waiting for one grouped. */
-const INGEST_GROUPING = { concurrency: 4, maxGroupEvents: 5 * MAX_BATCH_SIZE };
+/** How ingestion requests are written: up to 4 transactions at once, up to 4 waiting requests in each. */
+const INGEST_GROUPING = { concurrency: 4, maxGroupRequests: 4 };
 /** Most problems reported by one ingestion stream. */
 const MAX_STREAM_PROBLEMS = 10_000;
 const DAY = 24 * 3_600_000;

@@ -1,8 +1,9 @@
 // Group commit for ingestion. A request is written at once when a transaction slot is free; requests arriving
-// while every slot is busy wait, and the next free slot writes all of them in one transaction. Under load this
-// means fewer transactions, statements and commits, and each rollup bucket written once for all of them; an
-// idle service adds no wait. A group that fails is retried request by request, so one request's failure is
-// never another's.
+// while every slot is busy wait, and the next free slot writes several of them in one transaction. Under load
+// this means fewer transactions, statements and commits, and each rollup bucket written once for all of them;
+// an idle service adds no wait. A group that fails is retried request by request in its slot, so one request's
+// failure is never another's; when the database is unavailable, every request of the group fails at once.
+import { UnavailableError } from '@billing/kit/errors';
 import type { IngestResult } from '@billing/proto/billing/usage/v1/resources_pb';
 import type { IngestBatch } from './ingest-events.ts';
 
@@ -10,8 +11,8 @@ import type { IngestBatch } from './ingest-events.ts';
 export interface IngestQueueOptions {
   /** Transactions writing at the same time. */
   concurrency: number;
-  /** Most events written by one transaction (a request is never split). */
-  maxGroupEvents: number;
+  /** Most requests written by one transaction (each is at most 1,000 events and the server's message size). */
+  maxGroupRequests: number;
 }
 
 /** Writes ingestion requests, grouped under load. */
@@ -34,38 +35,31 @@ export function ingestQueue(writeBatches: WriteBatches, options: IngestQueueOpti
   const waiting: Waiting[] = [];
   let writing = 0;
 
-  const write = (group: readonly Waiting[]) => writeBatches(group.map((w) => w.batch));
+  async function write(group: readonly Waiting[]): Promise<void> {
+    const results = await writeBatches(group.map((w) => w.batch));
+    for (const [i, w] of group.entries()) {
+      const answer = results[i];
+      if (answer?.length === w.batch.events.length && answer.every(Boolean)) w.resolve(answer);
+      else w.reject(new Error(`ingestion answered ${answer?.length ?? 0} results for ${w.batch.events.length} events`));
+    }
+  }
 
   async function run(group: Waiting[]): Promise<void> {
     try {
-      const results = await write(group);
-      for (const [i, w] of group.entries()) w.resolve(results[i] ?? []);
+      await write(group);
     } catch (err) {
-      if (group.length === 1) group[0]?.reject(err);
-      else {
-        // Nothing of the group was written: each request alone, so only a failing one fails.
-        await Promise.all(
-          group.map((w) =>
-            write([w]).then(
-              ([results]) => w.resolve(results ?? []),
-              (alone: unknown) => w.reject(alone),
-            ),
-          ),
-        );
+      if (group.length === 1 || err instanceof UnavailableError) {
+        for (const w of group) w.reject(err);
+        return;
       }
+      // Nothing of the group was written: each request alone, one after the other, so only a failing one fails.
+      for (const w of group) await write([w]).catch((alone: unknown) => w.reject(alone));
     }
   }
 
   function next(): void {
     while (writing < options.concurrency && waiting.length > 0) {
-      const group: Waiting[] = [];
-      let events = 0;
-      for (let w = waiting[0]; w; w = waiting[0]) {
-        if (group.length > 0 && events + w.batch.events.length > options.maxGroupEvents) break;
-        group.push(w);
-        events += w.batch.events.length;
-        waiting.shift();
-      }
+      const group = waiting.splice(0, options.maxGroupRequests);
       writing++;
       void run(group).finally(() => {
         writing--;
