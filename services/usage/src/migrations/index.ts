@@ -177,4 +177,14 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
       'alter table usage_pending_delta add column correction boolean not null default false',
     ],
   },
+  {
+    name: '0007_hot_rollup_updates',
+    statements: [
+      // The publisher updates the same rollup and published-value rows pass after pass: free space in each page
+      // lets PostgreSQL update them in place (HOT), without a new index entry per update.
+      'alter table usage_rollup set (fillfactor = 70)',
+      'alter table usage_rollup_minute set (fillfactor = 70)',
+      'alter table usage_published_value set (fillfactor = 70)',
+    ],
+  },
 ];
