@@ -10,11 +10,16 @@ import {
   type UsageEventVoided,
   UsageEventVoidedSchema,
 } from '@billing/proto/billing/usage/events/v1/events_pb';
-import { type IngestResult, IngestStatus, RejectReason } from '@billing/proto/billing/usage/v1/resources_pb';
+import {
+  type IngestResult,
+  IngestStatus,
+  RejectReason,
+  UsageEventSchema,
+} from '@billing/proto/billing/usage/v1/resources_pb';
 import { UsageService, Window } from '@billing/proto/billing/usage/v1/usage_service_pb';
 import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { startTestService, type TestService } from '@billing/test/harness';
-import { fromBinary, type JsonObject } from '@bufbuild/protobuf';
+import { create, fromBinary, type JsonObject } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
@@ -174,21 +179,22 @@ describe('a batch', () => {
   });
 
   test('batches written in one transaction are answered each in its own numbering, as if one after the other', async () => {
-    const a1 = event('multi-1', 'multi', 'build.finished', at(9), { minutes: 4, os: 'linux' });
+    const batch = (offset: number, events: Parameters<typeof event>[]) => ({
+      offset,
+      events: events.map((args) => create(UsageEventSchema, event(...args))),
+    });
+    const a1: Parameters<typeof event> = ['multi-1', 'multi', 'build.finished', at(9), { minutes: 4, os: 'linux' }];
     const [first, second] = await usage.context.db.transaction((em) =>
       ingestEvents(
         em,
         [
-          { events: [a1, event('', 'multi', 'build.finished', at(9), { minutes: 1 })], offset: 0 },
-          {
-            events: [
-              event('multi-3', 'multi', 'build.finished', at(9), { os: 'linux' }),
-              a1,
-              event('multi-2', 'multi', 'build.finished', at(9.5), { minutes: 6, os: 'mac' }),
-              { ...a1, properties: { minutes: 40, os: 'linux' } },
-            ],
-            offset: 1000,
-          },
+          batch(0, [a1, ['', 'multi', 'build.finished', at(9), { minutes: 1 }]]),
+          batch(1000, [
+            ['multi-3', 'multi', 'build.finished', at(9), { os: 'linux' }],
+            a1,
+            ['multi-2', 'multi', 'build.finished', at(9.5), { minutes: 6, os: 'mac' }],
+            ['multi-1', 'multi', 'build.finished', at(9), { minutes: 40, os: 'linux' }],
+          ]),
         ],
         new Date(),
       ),

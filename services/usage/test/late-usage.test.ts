@@ -215,3 +215,47 @@ test('usage is counted in subscription periods, and an event for a closed period
   const after = await usageApi.listEvents({ customerExternalId: 'late-co' });
   expect(after.events.find((e) => e.event?.id === 'b-2')?.late).toBe(false);
 });
+
+test('usage ingested before its subscription period is known is published for that period once it is', async () => {
+  const subscriptions = createClient(SubscriptionService, createGrpcTransport({ baseUrl: subscription.baseUrl }));
+  const customers = createClient(CustomerService, createGrpcTransport({ baseUrl: subscription.baseUrl }));
+  const usageApi = createClient(UsageService, createGrpcTransport({ baseUrl: usage.baseUrl }));
+  const clock = (
+    await subscriptions.createTestClock({ requestId: rid(), name: 'early', frozenTime: ts('2026-03-01T10:00:00Z') })
+  ).testClock;
+  const customer = (
+    await customers.createCustomer({
+      requestId: rid(),
+      customer: { externalId: 'early-co', name: 'Early Co', testClockId: clock?.id, billing: { currencyCode: 'USD' } },
+    })
+  ).customer;
+  const deltasOf = async () =>
+    (await usageEvents(meterUsageDelta)).filter((d) => d.customerExternalId === 'early-co').flatMap((d) => d.deltas);
+  // The event arrives before usage knows any period of early-co (as when the period events lag): it counts in
+  // the calendar month.
+  await usageApi.ingestEvents({
+    events: [
+      {
+        id: 'e-1',
+        customerExternalId: 'early-co',
+        type: 'build.finished',
+        eventTime: ts('2026-03-05T00:00:00Z'),
+        properties: { minutes: 9 },
+      },
+    ],
+  });
+  const [month] = await waitFor(deltasOf, (deltas) => deltas.length === 1);
+  expect([iso(month?.period?.startTime), month?.subscriptionId, month?.delta]).toEqual([
+    '2026-03-01T00:00:00.000Z',
+    '',
+    '9',
+  ]);
+
+  const sub = (
+    await subscriptions.createSubscription({ requestId: rid(), customerId: customer?.id ?? '', planKey: 'team' })
+  ).subscription;
+  const deltas = await waitFor(deltasOf, (found) => found.length === 2);
+  expect(
+    deltas[1] && [iso(deltas[1].period?.startTime), deltas[1].subscriptionId, deltas[1].delta, deltas[1].value],
+  ).toEqual(['2026-03-01T10:00:00.000Z', sub?.id, '9', '9']);
+});

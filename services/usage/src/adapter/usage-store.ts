@@ -140,15 +140,33 @@ export async function claimAndStoreEvents(
 
 // ---- billing periods ----
 
-/** Records a subscription period as announced: open, or closed (a closed period stays closed). */
-export async function savePeriod(em: Em, period: KnownPeriod & { subscriptionId: string }): Promise<void> {
-  await em.execute(
+/**
+ * Records a subscription period as announced: open, or closed (a closed period stays closed). Returns whether
+ * the period was new.
+ */
+export async function savePeriod(em: Em, period: KnownPeriod & { subscriptionId: string }): Promise<boolean> {
+  const rows = await em.execute<{ inserted: boolean }[]>(
     `insert into billing_period (subscription_id, period_start, period_end, customer_external_id, closed)
      values (?, ?, ?, ?, ?)
      on conflict (subscription_id, period_start) do update set period_end = excluded.period_end,
-       customer_external_id = excluded.customer_external_id, closed = billing_period.closed or excluded.closed`,
+       customer_external_id = excluded.customer_external_id, closed = billing_period.closed or excluded.closed
+     returning (xmax = 0) as inserted`,
     [period.subscriptionId, period.start, period.end, period.customer, period.closed],
   );
+  return rows[0]?.inserted === true;
+}
+
+/** The meters with usage of `customer` in the hours (folded) or minutes (not folded yet) overlapping [from, to). */
+export async function metersWithUsage(em: Em, customer: string, from: Date, to: Date): Promise<Meter[]> {
+  const rows = await em.execute<{ body: JsonValue }[]>(
+    `select m.body from meter m
+      where exists (select from usage_rollup r where r.meter_key = m.key and r.customer_external_id = ?
+                      and r.hour >= date_trunc('hour', ?::timestamptz, 'UTC') and r.hour < ?)
+         or exists (select from usage_rollup_delta d where d.meter_key = m.key and d.customer_external_id = ?
+                      and d.minute >= date_trunc('minute', ?::timestamptz, 'UTC') and d.minute < ?)`,
+    [customer, from, to, customer, from, to],
+  );
+  return rows.map((r) => fromJson(MeterSchema, r.body));
 }
 
 /** The known subscription periods of `customers` that end after `from`. */

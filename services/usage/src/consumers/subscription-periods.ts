@@ -12,23 +12,37 @@ import {
   subscriptionRenewed,
 } from '@billing/subscription/domain/events';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { savePeriod } from '../adapter/usage-store.ts';
+import { metersWithUsage, requestRecompute, savePeriod } from '../adapter/usage-store.ts';
 
+/** Records the period; returns it when it was new. */
 async function savePeriodOf(em: Em, s: Subscription | undefined, period: Period | undefined, closed: boolean) {
-  if (!s || !period?.startTime || !period.endTime) return;
-  await savePeriod(em, {
+  if (!s || !period?.startTime || !period.endTime) return undefined;
+  const saved = {
     subscriptionId: s.id,
     customer: s.customerExternalId,
     start: timestampDate(period.startTime),
     end: timestampDate(period.endTime),
     closed,
-  });
+  };
+  return (await savePeriod(em, saved)) ? saved : undefined;
 }
 
-/** Records the subscription's current period, unless it has not started or has ended. */
-async function saveCurrentPeriod(em: Em, s: Subscription | undefined) {
+/**
+ * Records the subscription's current period, unless it has not started or has ended. Usage ingested in a new
+ * period before this consumer knew it (its lag) was counted in the calendar month: the period is recomputed for
+ * every meter with usage in it, so its published value is whole.
+ */
+async function saveCurrentPeriod(em: Em, s: Subscription | undefined, now: Date) {
   if (!s || s.state === SubscriptionState.PENDING || s.state === SubscriptionState.ENDED) return;
-  await savePeriodOf(em, s, s.currentPeriod, false);
+  const period = await savePeriodOf(em, s, s.currentPeriod, false);
+  if (!period) return;
+  const meters = await metersWithUsage(em, period.customer, period.start, period.end);
+  await requestRecompute(
+    em,
+    period.customer,
+    meters.map((meter) => ({ meterKey: meter.key, aggregation: meter.aggregation, period })),
+    now,
+  );
 }
 
 /** The consumer `usage-periods` of the subscription service's period events. */
@@ -36,12 +50,18 @@ export const subscriptionPeriodsConsumer: ConsumerSpec = {
   name: 'usage-periods',
   stream: 'subscription',
   handlers: [
-    on(subscriptionCreated, (em, { payload }) => saveCurrentPeriod(em, payload.subscription)),
-    on(subscriptionActivated, (em, { payload }) => saveCurrentPeriod(em, payload.subscription)),
-    on(subscriptionRenewed, (em, { payload }) => saveCurrentPeriod(em, payload.subscription)),
-    on(subscriptionPeriodClosed, async (em, { payload }) => {
+    on(subscriptionCreated, (em, { payload, envelope }) =>
+      saveCurrentPeriod(em, payload.subscription, envelope.occurredTime),
+    ),
+    on(subscriptionActivated, (em, { payload, envelope }) =>
+      saveCurrentPeriod(em, payload.subscription, envelope.occurredTime),
+    ),
+    on(subscriptionRenewed, (em, { payload, envelope }) =>
+      saveCurrentPeriod(em, payload.subscription, envelope.occurredTime),
+    ),
+    on(subscriptionPeriodClosed, async (em, { payload, envelope }) => {
       await savePeriodOf(em, payload.subscription, payload.closedPeriod, true);
-      await saveCurrentPeriod(em, payload.subscription);
+      await saveCurrentPeriod(em, payload.subscription, envelope.occurredTime);
     }),
   ],
 };
