@@ -1,12 +1,14 @@
 // The transactional outbox: a change and the events it causes are written in one transaction; the relay
 // publishes them afterwards, in order, and stamps them. The database stays the source of truth: rows are
-// kept after publication, so an operator can publish them again from any point in time.
+// kept after publication, so an operator can publish them again from any point in time (within the service's
+// retention, for a service that sets one).
 import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
-import type { EventBus } from './bus.ts';
+import type { EventBus, Subscription } from './bus.ts';
 import { type Database, type Em, queryBound } from './db.ts';
 import type { BusMessage, EventEnvelope, EventType } from './events.ts';
 import { newUlid } from './ids.ts';
+import { startPeriodic } from './periodic.ts';
 
 /** What the caller says about an event besides its payload. */
 export interface EventContext {
@@ -165,6 +167,8 @@ export interface OutboxRelayOptions {
    * had not processed yet; they skip the rest by event id.
    */
   replayOnStart?: boolean;
+  /** How long published rows are kept, in ms (`pruneOutbox`); forever when unset. */
+  retentionMs?: number;
 }
 
 /** The relay that publishes outbox rows; start it once per process. */
@@ -179,6 +183,39 @@ export interface OutboxRelay {
   stop(): Promise<void>;
 }
 
+/** Rows deleted per statement when pruning. */
+const PRUNE_BATCH = 10_000;
+/** How often the relay prunes, in ms. */
+const PRUNE_INTERVAL_MS = 60_000;
+
+/**
+ * Deletes the rows published more than `retentionMs` ago, except each aggregate's newest (it numbers the
+ * aggregate's next event); returns how many it deleted.
+ */
+export async function pruneOutbox(db: Database, retentionMs: number): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const [row] = await db.transaction((em) =>
+      em.execute<{ n: string }[]>(
+        `with pruned as (
+           delete from outbox_event where position = any(array(
+             select o.position from outbox_event o
+              where o.published_at < now() - make_interval(secs => ?)
+                and exists (select from outbox_event newer
+                             where newer.aggregate_id = o.aggregate_id and newer.aggregate_seq > o.aggregate_seq)
+              order by o.position limit ?))
+           returning 1
+         )
+         select count(*) as n from pruned`,
+        [retentionMs / 1000, PRUNE_BATCH],
+      ),
+    );
+    const deleted = Number(row?.n ?? 0);
+    total += deleted;
+    if (deleted < PRUNE_BATCH) return total;
+  }
+}
+
 // One relay at a time per database publishes (several replicas may run one each): the advisory lock is
 // taken inside the batch transaction, so the order of publication is the order of positions.
 const RELAY_LOCK = 'billing.outbox.relay';
@@ -190,6 +227,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const maxBackoffMs = options.maxBackoffMs ?? 5_000;
   let running = false;
   let loop: Promise<void> | undefined;
+  let pruning: Subscription | undefined;
   let wake: (() => void) | undefined;
   let pending = false;
 
@@ -294,6 +332,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (running) return;
       running = true;
       loop = run();
+      const { retentionMs } = options;
+      if (retentionMs !== undefined) {
+        pruning = startPeriodic({
+          name: 'outbox pruning',
+          intervalMs: PRUNE_INTERVAL_MS,
+          run: () => pruneOutbox(options.db, retentionMs),
+          logger: options.logger,
+        });
+      }
     },
     notify() {
       pending = true;
@@ -314,7 +361,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     async stop() {
       running = false;
       wake?.();
-      await loop;
+      await Promise.all([loop, pruning?.stop()]);
     },
   };
 }

@@ -48,6 +48,11 @@ export interface ServiceDefinition {
   consumers?(context: ServiceContext): ConsumerSpec[];
   /** Starts the service's background jobs; returns what to stop on shutdown. */
   start?(context: ServiceContext): Promise<Subscription[]>;
+  /**
+   * How long the outbox keeps published events, in ms (`pruneOutbox`); forever when unset. For services that
+   * publish at a high rate, whose old events nobody replays.
+   */
+  outboxRetentionMs?: number;
 }
 
 /** Where and how a service runs. */
@@ -107,7 +112,13 @@ export async function runService(definition: ServiceDefinition, options: Runtime
     const applied = await db.migrate();
     if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
     await options.bus.ensureStream(definition.name);
-    const outbox = createOutboxRelay({ db, bus: options.bus, logger, replayOnStart: !options.bus.survivesRestart });
+    const outbox = createOutboxRelay({
+      db,
+      bus: options.bus,
+      logger,
+      replayOnStart: !options.bus.survivesRestart,
+      retentionMs: definition.outboxRetentionMs,
+    });
     relay = outbox;
     outbox.start();
     const ctx: ServiceContext = { db, bus: options.bus, relay: outbox, logger, clock: options.clock };

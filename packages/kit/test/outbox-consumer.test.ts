@@ -7,6 +7,7 @@ import {
   type TestDatabase,
   testLogger,
   testSubjectPrefix,
+  waitFor,
 } from '@billing/test/harness';
 import { StringValueSchema } from '@bufbuild/protobuf/wkt';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
@@ -16,7 +17,7 @@ import { type Database, openDatabase } from '../src/db.ts';
 import { defineEvent } from '../src/events.ts';
 import { createMemoryBus } from '../src/memory-bus.ts';
 import { connectNatsBus } from '../src/nats-bus.ts';
-import { createOutboxRelay, eventRecord, recordEvent, recordEvents } from '../src/outbox.ts';
+import { createOutboxRelay, eventRecord, pruneOutbox, recordEvent, recordEvents } from '../src/outbox.ts';
 import { eventually } from './bus-contract.ts';
 
 const noted = defineEvent('billing.alpha.note.added', StringValueSchema);
@@ -83,6 +84,47 @@ describe('outbox and consumers', () => {
     stops.push(() => subscription.stop());
     return handlers;
   };
+
+  test("pruning deletes rows published before the retention, but never an aggregate's newest or an unpublished one", async () => {
+    for (const [aggregate, count] of [
+      ['prune-a', 3],
+      ['prune-b', 1],
+      ['prune-c', 2],
+      ['prune-d', 2],
+    ] as const) {
+      for (let i = 0; i < count; i++) await record(aggregate, `${aggregate}-${i + 1}`);
+    }
+    const stamp = (sql: string) => db.transaction((em) => em.execute(sql));
+    await stamp(
+      `update outbox_event set published_at = now() - interval '2 hours'
+        where aggregate_id in ('prune-a', 'prune-b') or (aggregate_id = 'prune-c' and aggregate_seq = 1)`,
+    );
+    await stamp("update outbox_event set published_at = now() - interval '10 minutes' where aggregate_id = 'prune-d'");
+    const left = async () =>
+      (
+        await db
+          .fork()
+          .execute<{ aggregate_id: string; aggregate_seq: string }[]>(
+            "select aggregate_id, aggregate_seq from outbox_event where aggregate_id like 'prune-%' order by 1, 2",
+          )
+      ).map((r) => `${r.aggregate_id}:${r.aggregate_seq}`);
+
+    expect(await pruneOutbox(db, 3_600_000)).toBe(3);
+    expect(await left()).toEqual(['prune-a:3', 'prune-b:1', 'prune-c:2', 'prune-d:1', 'prune-d:2']);
+    // The newest row kept, an aggregate's numbering goes on.
+    await record('prune-a', 'prune-a-4');
+    expect(await left()).toContain('prune-a:4');
+    // A relay given a retention prunes on its own (on a bus of its own: the rows it publishes stay out of NATS).
+    await stamp("update outbox_event set published_at = now() - interval '2 hours' where aggregate_id = 'prune-d'");
+    const memory = createMemoryBus();
+    const relay = createOutboxRelay({ db, bus: memory, logger: testLogger, retentionMs: 3_600_000 });
+    relay.start();
+    await waitFor(left, (rows) => !rows.includes('prune-d:1'));
+    await relay.stop();
+    await memory.close();
+    expect(await left()).toContain('prune-d:2');
+    await stamp("delete from outbox_event where aggregate_id like 'prune-%'");
+  });
 
   test('events are numbered per aggregate and delivered in order, exactly once', async () => {
     await record('agg-a', 'one');

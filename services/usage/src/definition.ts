@@ -26,6 +26,9 @@ export const usageService: ServiceDefinition = {
     router.service(UsageService, usageHandlers(context));
   },
   consumers: () => [catalogMetersConsumer, subscriptionPeriodsConsumer],
+  // Meter deltas go out per customer and meter every 250 ms: kept forever they would be most of the database.
+  // Each carries the period's new value, so a week of them is enough to replay.
+  outboxRetentionMs: 7 * DAY,
   // Monthly partitions of raw events cover the retention and two months ahead; refreshed daily.
   async start(context) {
     const refresh = () => {
