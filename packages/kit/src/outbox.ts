@@ -1,5 +1,6 @@
 // The transactional outbox: a change and the events it causes are written in one transaction; the relay
-// publishes them afterwards, in order, and stamps them. The database stays the source of truth: rows are
+// publishes them afterwards, in order per aggregate (the publishes of different aggregates in flight together),
+// and stamps them. The database stays the source of truth: rows are
 // kept after publication, so an operator can publish them again from any point in time (within the service's
 // retention, for a service that sets one).
 import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
@@ -183,6 +184,24 @@ export interface OutboxRelay {
   stop(): Promise<void>;
 }
 
+/** Consecutive runs of rows with no aggregate twice: each can be published at once, in order. */
+function chunksOfDistinctAggregates(rows: readonly OutboxRow[]): OutboxRow[][] {
+  const chunks: OutboxRow[][] = [];
+  let chunk: OutboxRow[] = [];
+  let aggregates = new Set<string>();
+  for (const row of rows) {
+    if (aggregates.has(row.aggregate_id)) {
+      chunks.push(chunk);
+      chunk = [];
+      aggregates = new Set();
+    }
+    chunk.push(row);
+    aggregates.add(row.aggregate_id);
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
 /** Rows deleted per statement when pruning. */
 const PRUNE_BATCH = 10_000;
 /** How often the relay prunes, in ms. */
@@ -222,7 +241,7 @@ const RELAY_LOCK = 'billing.outbox.relay';
 
 /** Creates the relay of one service's outbox. */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
-  const batchSize = options.batchSize ?? 200;
+  const batchSize = options.batchSize ?? 1_000;
   const pollIntervalMs = options.pollIntervalMs ?? 250;
   const maxBackoffMs = options.maxBackoffMs ?? 5_000;
   let running = false;
@@ -245,16 +264,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
            from outbox_event where published_at is null order by position limit ?`,
         [batchSize],
       );
+      // In flight together, a chunk's publishes reach the bus in order; a row is marked only once every row
+      // before it is acknowledged, so a failure never puts an aggregate's events out of order (rows acknowledged
+      // after it are published again, and dropped as duplicates).
       let published = 0;
       let failure: unknown;
-      for (const row of rows) {
-        try {
-          await options.bus.publish(toMessage(row));
-        } catch (err) {
-          failure = err;
+      for (const chunk of chunksOfDistinctAggregates(rows)) {
+        const outcomes = await Promise.allSettled(chunk.map((row) => options.bus.publish(toMessage(row))));
+        const failed = outcomes.find((o) => o.status === 'rejected');
+        if (failed) {
+          published += outcomes.indexOf(failed);
+          failure = failed.reason;
           break;
         }
-        published++;
+        published += chunk.length;
       }
       const done = rows.slice(0, published).map((r) => r.position);
       if (done.length > 0) {

@@ -196,6 +196,31 @@ describe('outbox and consumers', () => {
     expect(seen.filter((s) => s.startsWith('agg-c'))).toEqual(['agg-c:1:once']);
   });
 
+  test('a publish failing among others in flight keeps every aggregate in order, each event applied once', async () => {
+    for (const seq of [1, 2])
+      for (const aggregate of ['agg-f1', 'agg-f2', 'agg-f3']) await record(aggregate, `v${seq}`);
+    let failures = 1;
+    const failingBus: EventBus = {
+      ...bus,
+      async publish(message) {
+        // The second of the three in flight fails once; the third is acknowledged before the retry.
+        if (message.envelope.aggregateId === 'agg-f2' && failures-- > 0) throw new Error('no acknowledgement');
+        return bus.publish(message);
+      },
+    };
+    const relay = createOutboxRelay({ db, bus: failingBus, logger: testLogger, pollIntervalMs: 20 });
+    relay.start();
+    stops.push(() => relay.stop());
+    const seen: string[] = [];
+    await consume('alpha-pipelined', seen);
+    await eventually(() => seen.filter((s) => /^agg-f\d:/.test(s)).length >= 6, 'six events');
+    expect(await relay.flush(5_000)).toBe(0);
+    await new Promise((r) => setTimeout(r, 200));
+    for (const aggregate of ['agg-f1', 'agg-f2', 'agg-f3']) {
+      expect(seen.filter((s) => s.startsWith(`${aggregate}:`))).toEqual([`${aggregate}:1:v1`, `${aggregate}:2:v2`]);
+    }
+  });
+
   test('a consumer skips an event id it has already applied', async () => {
     const memory = createMemoryBus();
     // A bus that delivers every message twice, as JetStream may after a lost acknowledgement.
