@@ -202,45 +202,66 @@ function chunksOfDistinctAggregates(rows: readonly OutboxRow[]): OutboxRow[][] {
   return chunks;
 }
 
-/** Rows deleted per statement when pruning. */
-const PRUNE_BATCH = 10_000;
+/** Rows read per statement when pruning. */
+const PRUNE_WINDOW = 10_000;
 /** How often the relay prunes, in ms. */
 const PRUNE_INTERVAL_MS = 60_000;
+// One replica at a time prunes.
+const PRUNE_LOCK = 'billing.outbox.prune';
 
 /**
  * Deletes the rows published more than `retentionMs` ago, except each aggregate's newest (it numbers the
- * aggregate's next event); returns how many it deleted.
+ * aggregate's next event); returns how many it deleted. It reads the outbox in position order, a window at a
+ * time, and stops at the first window reaching rows recorded within the retention (or when `stopping()` says
+ * so), so a pass reads the old rows once, never the recent ones.
  */
-export async function pruneOutbox(db: Database, retentionMs: number): Promise<number> {
+export async function pruneOutbox(db: Database, retentionMs: number, stopping = () => false): Promise<number> {
   let total = 0;
-  for (;;) {
-    const [row] = await db.transaction((em) =>
-      em.execute<{ n: string }[]>(
-        `with pruned as (
-           delete from outbox_event where position = any(array(
-             select o.position from outbox_event o
-              where o.published_at < now() - make_interval(secs => ?)
-                and exists (select from outbox_event newer
-                             where newer.aggregate_id = o.aggregate_id and newer.aggregate_seq > o.aggregate_seq)
-              order by o.position limit ?))
+  let after = '0';
+  while (!stopping()) {
+    const window = await db.transaction(async (em) => {
+      const [lock] = await em.execute<{ locked: boolean }[]>(
+        'select pg_try_advisory_xact_lock(hashtext(?)) as locked',
+        [PRUNE_LOCK],
+      );
+      if (!lock?.locked) return undefined;
+      // The age is checked again on the deleted row itself: a row an operator republishes meanwhile (its
+      // published_at cleared) is kept.
+      const [row] = await em.execute<{ deleted: string; last: string | null; read: string; old: boolean | null }[]>(
+        `with win as (
+           select position, aggregate_id, aggregate_seq, recorded_at from outbox_event
+            where position > ? order by position limit ?
+         ), pruned as (
+           delete from outbox_event d using win
+            where d.position = win.position and d.published_at < now() - make_interval(secs => ?)
+              and exists (select from outbox_event newer
+                           where newer.aggregate_id = win.aggregate_id and newer.aggregate_seq > win.aggregate_seq)
            returning 1
          )
-         select count(*) as n from pruned`,
-        [retentionMs / 1000, PRUNE_BATCH],
-      ),
-    );
-    const deleted = Number(row?.n ?? 0);
-    total += deleted;
-    if (deleted < PRUNE_BATCH) return total;
+         select (select count(*) from pruned) as deleted, (select max(position) from win) as last,
+                (select count(*) from win) as read,
+                (select bool_and(recorded_at < now() - make_interval(secs => ?)) from win) as old`,
+        [after, PRUNE_WINDOW, retentionMs / 1000, retentionMs / 1000],
+      );
+      return row;
+    });
+    if (!window) return total;
+    total += Number(window.deleted);
+    if (Number(window.read) < PRUNE_WINDOW || !window.old || window.last === null) return total;
+    after = window.last;
   }
+  return total;
 }
 
 // One relay at a time per database publishes (several replicas may run one each): the advisory lock is
-// taken inside the batch transaction, so the order of publication is the order of positions.
+// taken inside the batch transaction, so each aggregate's events are published in the order of positions.
 const RELAY_LOCK = 'billing.outbox.relay';
 
 /** Creates the relay of one service's outbox. */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  if (options.retentionMs !== undefined && !(options.retentionMs > 0)) {
+    throw new Error(`the outbox retention must be positive (got ${options.retentionMs} ms)`);
+  }
   const batchSize = options.batchSize ?? 1_000;
   const pollIntervalMs = options.pollIntervalMs ?? 250;
   const maxBackoffMs = options.maxBackoffMs ?? 5_000;
@@ -250,44 +271,46 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let wake: (() => void) | undefined;
   let pending = false;
 
-  // Publishes one batch; returns how many rows it published and whether more may be waiting.
-  const publishBatch = async (): Promise<{ published: number; more: boolean }> =>
-    options.db.transaction(async (em) => {
+  // Publishes one batch; returns how many rows it published and whether more may be waiting. A failed publish
+  // is thrown once the stamps of the rows acknowledged beside it are committed.
+  const publishBatch = async (): Promise<{ published: number; more: boolean }> => {
+    const batch = await options.db.transaction(async (em) => {
       const [lock] = await em.execute<{ locked: boolean }[]>(
         'select pg_try_advisory_xact_lock(hashtext(?)) as locked',
         [RELAY_LOCK],
       );
-      if (!lock?.locked) return { published: 0, more: false };
+      if (!lock?.locked) return { published: 0, more: false, failure: undefined };
       const rows = await em.execute<OutboxRow[]>(
         `select position, id, subject, type, schema, aggregate_id, aggregate_seq, occurred_at, producer,
                 request_id, traceparent, payload
            from outbox_event where published_at is null order by position limit ?`,
         [batchSize],
       );
-      // In flight together, a chunk's publishes reach the bus in order; a row is marked only once every row
-      // before it is acknowledged, so a failure never puts an aggregate's events out of order (rows acknowledged
-      // after it are published again, and dropped as duplicates).
-      let published = 0;
-      let failure: unknown;
+      // A chunk's publishes are in flight together. When one fails, the relay stops after its chunk and stamps the
+      // chunk's acknowledged rows with the earlier chunks': no aggregate is twice in a chunk, so every earlier row
+      // of theirs is stamped, and no later one was sent. A failure never puts an aggregate's events out of order.
+      const done: string[] = [];
+      let failure: { reason: unknown } | undefined;
       for (const chunk of chunksOfDistinctAggregates(rows)) {
         const outcomes = await Promise.allSettled(chunk.map((row) => options.bus.publish(toMessage(row))));
-        const failed = outcomes.find((o) => o.status === 'rejected');
-        if (failed) {
-          published += outcomes.indexOf(failed);
-          failure = failed.reason;
-          break;
-        }
-        published += chunk.length;
+        outcomes.forEach((outcome, i) => {
+          const row = chunk[i];
+          if (outcome.status === 'fulfilled' && row) done.push(row.position);
+          else if (outcome.status === 'rejected') failure ??= { reason: outcome.reason };
+        });
+        if (failure) break;
       }
-      const done = rows.slice(0, published).map((r) => r.position);
+      const published = done.length;
       if (done.length > 0) {
         await em.execute('update outbox_event set published_at = now() where position = any(?::bigint[])', [
           `{${done.join(',')}}`,
         ]);
       }
-      if (failure) throw failure;
-      return { published, more: rows.length === batchSize };
+      return { published, more: rows.length === batchSize, failure };
     });
+    if (batch.failure) throw batch.failure.reason;
+    return { published: batch.published, more: batch.more };
+  };
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -360,7 +383,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         pruning = startPeriodic({
           name: 'outbox pruning',
           intervalMs: PRUNE_INTERVAL_MS,
-          run: () => pruneOutbox(options.db, retentionMs),
+          run: async () => {
+            const pruned = await pruneOutbox(options.db, retentionMs, () => !running);
+            if (pruned > 0) options.logger.info({ pruned }, 'published outbox rows past the retention deleted');
+            return pruned;
+          },
           logger: options.logger,
         });
       }

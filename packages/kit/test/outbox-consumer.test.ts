@@ -11,6 +11,7 @@ import {
 } from '@billing/test/harness';
 import { StringValueSchema } from '@bufbuild/protobuf/wkt';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import pg from 'pg';
 import type { EventBus, Subscription } from '../src/bus.ts';
 import { listParkedEvents, on, replayParkedEvent, startConsumer } from '../src/consumer.ts';
 import { type Database, openDatabase } from '../src/db.ts';
@@ -85,45 +86,90 @@ describe('outbox and consumers', () => {
     return handlers;
   };
 
-  test("pruning deletes rows published before the retention, but never an aggregate's newest or an unpublished one", async () => {
-    for (const [aggregate, count] of [
-      ['prune-a', 3],
-      ['prune-b', 1],
-      ['prune-c', 2],
-      ['prune-d', 2],
-    ] as const) {
-      for (let i = 0; i < count; i++) await record(aggregate, `${aggregate}-${i + 1}`);
-    }
-    const stamp = (sql: string) => db.transaction((em) => em.execute(sql));
-    await stamp(
-      `update outbox_event set published_at = now() - interval '2 hours'
-        where aggregate_id in ('prune-a', 'prune-b') or (aggregate_id = 'prune-c' and aggregate_seq = 1)`,
-    );
-    await stamp("update outbox_event set published_at = now() - interval '10 minutes' where aggregate_id = 'prune-d'");
-    const left = async () =>
-      (
-        await db
-          .fork()
-          .execute<{ aggregate_id: string; aggregate_seq: string }[]>(
-            "select aggregate_id, aggregate_seq from outbox_event where aggregate_id like 'prune-%' order by 1, 2",
-          )
-      ).map((r) => `${r.aggregate_id}:${r.aggregate_seq}`);
+  const stamp = (sql: string) => db.transaction((em) => em.execute(sql));
+  const pruneRows = async () =>
+    (
+      await db
+        .fork()
+        .execute<{ aggregate_id: string; aggregate_seq: string }[]>(
+          "select aggregate_id, aggregate_seq from outbox_event where aggregate_id like 'prune-%' order by 1, 2",
+        )
+    ).map((r) => `${r.aggregate_id}:${r.aggregate_seq}`);
 
-    expect(await pruneOutbox(db, 3_600_000)).toBe(3);
-    expect(await left()).toEqual(['prune-a:3', 'prune-b:1', 'prune-c:2', 'prune-d:1', 'prune-d:2']);
-    // The newest row kept, an aggregate's numbering goes on.
-    await record('prune-a', 'prune-a-4');
-    expect(await left()).toContain('prune-a:4');
-    // A relay given a retention prunes on its own (on a bus of its own: the rows it publishes stay out of NATS).
-    await stamp("update outbox_event set published_at = now() - interval '2 hours' where aggregate_id = 'prune-d'");
-    const memory = createMemoryBus();
-    const relay = createOutboxRelay({ db, bus: memory, logger: testLogger, retentionMs: 3_600_000 });
-    relay.start();
-    await waitFor(left, (rows) => !rows.includes('prune-d:1'));
-    await relay.stop();
-    await memory.close();
-    expect(await left()).toContain('prune-d:2');
-    await stamp("delete from outbox_event where aggregate_id like 'prune-%'");
+  test("pruning deletes rows published before the retention, but never an aggregate's newest or an unpublished one", async () => {
+    try {
+      for (const [aggregate, count] of [
+        ['prune-a', 3],
+        ['prune-b', 1],
+        ['prune-c', 2],
+        ['prune-d', 2],
+        ['prune-e', 2],
+      ] as const) {
+        for (let i = 0; i < count; i++) await record(aggregate, `${aggregate}-${i + 1}`);
+      }
+      await stamp(
+        `update outbox_event set published_at = now() - interval '2 hours'
+          where aggregate_id in ('prune-a', 'prune-b') or (aggregate_id in ('prune-c', 'prune-e') and aggregate_seq = 1)`,
+      );
+      await stamp(
+        "update outbox_event set published_at = now() - interval '10 minutes' where aggregate_id = 'prune-d'",
+      );
+      // prune-e's first row is unpublished (an operator asked for it again), its second published long ago.
+      await stamp(
+        `update outbox_event set published_at = case aggregate_seq when 1 then null else now() - interval '2 hours' end
+          where aggregate_id = 'prune-e'`,
+      );
+
+      expect(await pruneOutbox(db, 3_600_000)).toBe(3);
+      expect(await pruneRows()).toEqual([
+        'prune-a:3',
+        'prune-b:1',
+        'prune-c:2',
+        'prune-d:1',
+        'prune-d:2',
+        'prune-e:1',
+        'prune-e:2',
+      ]);
+      // The newest row kept, an aggregate's numbering goes on.
+      await record('prune-a', 'prune-a-4');
+      expect(await pruneRows()).toContain('prune-a:4');
+      // A relay given a retention prunes on its own (on a bus of its own: the rows it publishes stay out of NATS).
+      await stamp("update outbox_event set published_at = now() - interval '2 hours' where aggregate_id = 'prune-d'");
+      const memory = createMemoryBus();
+      const relay = createOutboxRelay({ db, bus: memory, logger: testLogger, retentionMs: 3_600_000 });
+      relay.start();
+      stops.push(async () => {
+        await relay.stop();
+        await memory.close();
+      });
+      await waitFor(pruneRows, (rows) => !rows.includes('prune-d:1'));
+      expect(await pruneRows()).toContain('prune-d:2');
+    } finally {
+      await stamp("delete from outbox_event where aggregate_id like 'prune-%'");
+    }
+  });
+
+  test('pruning keeps the rows an operator is republishing while it runs', async () => {
+    try {
+      for (let i = 0; i < 3; i++) await record('prune-r', `r${i}`);
+      await stamp("update outbox_event set published_at = now() - interval '2 hours' where aggregate_id = 'prune-r'");
+      const operator = new pg.Client({ connectionString: database.url });
+      await operator.connect();
+      try {
+        await operator.query('begin');
+        await operator.query("update outbox_event set published_at = null where aggregate_id = 'prune-r'");
+        // The prune reads the rows as published long ago, then waits for the operator's transaction.
+        const pruning = pruneOutbox(db, 3_600_000);
+        await new Promise((r) => setTimeout(r, 300));
+        await operator.query('commit');
+        expect(await pruning).toBe(0);
+      } finally {
+        await operator.end();
+      }
+      expect(await pruneRows()).toEqual(['prune-r:1', 'prune-r:2', 'prune-r:3']);
+    } finally {
+      await stamp("delete from outbox_event where aggregate_id like 'prune-%'");
+    }
   });
 
   test('events are numbered per aggregate and delivered in order, exactly once', async () => {
@@ -200,9 +246,11 @@ describe('outbox and consumers', () => {
     for (const seq of [1, 2])
       for (const aggregate of ['agg-f1', 'agg-f2', 'agg-f3']) await record(aggregate, `v${seq}`);
     let failures = 1;
+    const sent: string[] = [];
     const failingBus: EventBus = {
       ...bus,
       async publish(message) {
+        sent.push(`${message.envelope.aggregateId}:${message.envelope.aggregateSeq}`);
         // The second of the three in flight fails once; the third is acknowledged before the retry.
         if (message.envelope.aggregateId === 'agg-f2' && failures-- > 0) throw new Error('no acknowledgement');
         return bus.publish(message);
@@ -219,6 +267,16 @@ describe('outbox and consumers', () => {
     for (const aggregate of ['agg-f1', 'agg-f2', 'agg-f3']) {
       expect(seen.filter((s) => s.startsWith(`${aggregate}:`))).toEqual([`${aggregate}:1:v1`, `${aggregate}:2:v2`]);
     }
+    // What was acknowledged beside the failure is stamped, not sent again; only the failed one is.
+    expect(sent.filter((s) => s.startsWith('agg-f')).sort()).toEqual([
+      'agg-f1:1',
+      'agg-f1:2',
+      'agg-f2:1',
+      'agg-f2:1',
+      'agg-f2:2',
+      'agg-f3:1',
+      'agg-f3:2',
+    ]);
   });
 
   test('a consumer skips an event id it has already applied', async () => {
