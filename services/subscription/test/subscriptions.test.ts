@@ -37,7 +37,6 @@ import {
 } from './fixtures.ts';
 
 let p: Platform;
-const _seq = 0;
 
 beforeAll(async () => {
   p = await startPlatform({

@@ -3,22 +3,14 @@
 // published value. The baseline is the bare JetStream publish-to-delivery latency measured in the same run.
 // The platform's target is event-to-balance p99 <= 1 s, of which this is the usage service's share.
 import { connectNatsBus } from '@billing/kit/nats-bus';
-import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { MeterUsageDeltaSchema } from '@billing/proto/billing/usage/events/v1/events_pb';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
-import {
-  deleteTestStreams,
-  startTestService,
-  TEST_NATS_URL,
-  testLogger,
-  testSubjectPrefix,
-} from '@billing/test/harness';
-import { create, fromBinary } from '@bufbuild/protobuf';
+import { deleteTestStreams, TEST_NATS_URL, testLogger, testSubjectPrefix } from '@billing/test/harness';
+import { fromBinary } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { saveMeter } from '../src/adapter/usage-store.ts';
-import { usageService } from '../src/definition.ts';
+import { startUsageWithMeter } from './usage-with-meter.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CUSTOMERS = 100;
@@ -32,20 +24,7 @@ const bus = await connectNatsBus({
   name: 'usage',
   logger: testLogger,
 });
-const service = await startTestService(usageService, { bus });
-await service.context.db.transaction((em) =>
-  saveMeter(
-    em,
-    create(MeterSchema, {
-      key: 'build_minutes',
-      name: 'Build minutes',
-      eventType: 'build.finished',
-      aggregation: MeterAggregation.SUM,
-      valueProperty: 'minutes',
-    }),
-    new Date(),
-  ),
-);
+const service = await startUsageWithMeter(bus, 'build_minutes');
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);

@@ -5,33 +5,15 @@ import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createMemoryBus } from '@billing/kit/memory-bus';
-import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
-import { startTestService } from '@billing/test/harness';
-import { create } from '@bufbuild/protobuf';
 import pg from 'pg';
-import { saveMeter } from '../src/adapter/usage-store.ts';
-import { usageService } from '../src/definition.ts';
+import { startUsageWithMeter } from './usage-with-meter.ts';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 200_000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 8);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
 const bus = createMemoryBus();
-const service = await startTestService(usageService, { bus });
-await service.context.db.transaction((em) =>
-  saveMeter(
-    em,
-    create(MeterSchema, {
-      key: 'build_minutes',
-      name: 'Build minutes',
-      eventType: 'build.finished',
-      aggregation: MeterAggregation.SUM,
-      valueProperty: 'minutes',
-      groupBy: ['os'],
-    }),
-    new Date(),
-  ),
-);
+const service = await startUsageWithMeter(bus, 'build_minutes', ['os']);
 
 // Baseline: multi-row INSERT of 500 rows per statement on one connection, as STACK.md measured.
 const baselineRows = 100_000;

@@ -2,33 +2,16 @@
 // rollups of the two partial hours at the period's edges and the raw events of the partial minutes left,
 // against a full scan of the same raw events (the baseline), in the same run. BENCH_PERIOD_EVENTS sets the size (default 10 million).
 import { createMemoryBus } from '@billing/kit/memory-bus';
-import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
-import { startTestService } from '@billing/test/harness';
-import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import pg from 'pg';
-import { saveMeter } from '../src/adapter/usage-store.ts';
-import { usageService } from '../src/definition.ts';
+import { startUsageWithMeter } from './usage-with-meter.ts';
 
 const EVENTS = Number(process.env.BENCH_PERIOD_EVENTS ?? 10_000_000);
 const bus = createMemoryBus();
-const service = await startTestService(usageService, { bus });
-await service.context.db.transaction((em) =>
-  saveMeter(
-    em,
-    create(MeterSchema, {
-      key: 'minutes',
-      name: 'Minutes',
-      eventType: 'build.finished',
-      aggregation: MeterAggregation.SUM,
-      valueProperty: 'minutes',
-    }),
-    new Date(),
-  ),
-);
+const service = await startUsageWithMeter(bus, 'minutes');
 const now = new Date();
 const start = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
 const end = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));

@@ -596,6 +596,29 @@ export interface StoredEventRow {
   late: boolean;
 }
 
+// A usage_event row as the listing and the corrections read it.
+interface EventRow {
+  event_id: string;
+  event_type: string;
+  event_time: Date;
+  properties: JsonValue;
+  ingested_at: Date;
+  voided: boolean;
+  late: boolean;
+}
+
+function storedEvent(r: EventRow): StoredEventRow {
+  return {
+    id: r.event_id,
+    type: r.event_type,
+    time: new Date(r.event_time),
+    properties: r.properties,
+    ingestedAt: new Date(r.ingested_at),
+    voided: r.voided,
+    late: r.late,
+  };
+}
+
 /**
  * A page of a customer's raw events, newest event time first, after the cursor `after` ([time, id] of the
  * last row of the previous page), optionally only those `meter` selects (its type and filters, in SQL).
@@ -629,30 +652,12 @@ export async function listEvents(
   if (query.to) add('event_time < ?', query.to);
   if (!query.includeVoided) where.push('not voided');
   if (query.after) add('(event_time, event_id) < (?::timestamptz, ?)', query.after[0], query.after[1]);
-  const rows = await em.execute<
-    {
-      event_id: string;
-      event_type: string;
-      event_time: Date;
-      properties: JsonValue;
-      ingested_at: Date;
-      voided: boolean;
-      late: boolean;
-    }[]
-  >(
+  const rows = await em.execute<EventRow[]>(
     `select event_id, event_type, event_time, properties, ingested_at, voided, late from usage_event
       where ${where.join(' and ')} order by event_time desc, event_id desc limit ?`,
     [...params, query.limit],
   );
-  return rows.map((r) => ({
-    id: r.event_id,
-    type: r.event_type,
-    time: new Date(r.event_time),
-    properties: r.properties,
-    ingestedAt: new Date(r.ingested_at),
-    voided: r.voided,
-    late: r.late,
-  }));
+  return rows.map(storedEvent);
 }
 
 /** A stored event found by its key, with what corrections need. */
@@ -665,19 +670,7 @@ export interface FoundEvent extends StoredEventRow {
 
 /** The stored event of a customer with this id, locked for the correction, if any. */
 export async function findEventForUpdate(em: Em, customer: string, id: string): Promise<FoundEvent | undefined> {
-  const rows = await em.execute<
-    {
-      event_id: string;
-      event_type: string;
-      event_time: Date;
-      properties: JsonValue;
-      ingested_at: Date;
-      voided: boolean;
-      late: boolean;
-      amendment_count: number;
-      updated_at: Date | null;
-    }[]
-  >(
+  const rows = await em.execute<(EventRow & { amendment_count: number; updated_at: Date | null })[]>(
     `select e.event_id, e.event_type, e.event_time, e.properties, e.ingested_at, e.voided, e.late, e.amendment_count, e.updated_at
        from usage_event_key k
        join usage_event e on e.customer_external_id = k.customer_external_id and e.event_id = k.event_id
@@ -689,13 +682,7 @@ export async function findEventForUpdate(em: Em, customer: string, id: string): 
   const r = rows[0];
   if (!r) return undefined;
   return {
-    id: r.event_id,
-    type: r.event_type,
-    time: new Date(r.event_time),
-    properties: r.properties,
-    ingestedAt: new Date(r.ingested_at),
-    voided: r.voided,
-    late: r.late,
+    ...storedEvent(r),
     amendmentCount: r.amendment_count,
     updatedAt: r.updated_at ? new Date(r.updated_at) : undefined,
   };
