@@ -96,6 +96,11 @@ describe('outbox and consumers', () => {
         )
     ).map((r) => `${r.aggregate_id}:${r.aggregate_seq}`);
 
+  test('service connections run without JIT compilation', async () => {
+    const [row] = await db.transaction((em) => em.execute<{ jit: string }[]>('show jit'));
+    expect(row?.jit).toBe('off');
+  });
+
   test("pruning deletes rows published before the retention, but never an aggregate's newest or an unpublished one", async () => {
     try {
       for (const [aggregate, count] of [

@@ -162,9 +162,9 @@ export async function metersWithUsage(em: Em, customer: string, from: Date, to: 
     `select m.body from meter m
       where exists (select from usage_rollup r where r.meter_key = m.key and r.customer_external_id = ?
                       and r.hour >= date_trunc('hour', ?::timestamptz, 'UTC') and r.hour < ?)
-         or exists (select from usage_rollup_delta d where d.meter_key = m.key and d.customer_external_id = ?
+         or exists (select from (${rollupLogEntries('usage_rollup_log', true)}) d where d.meter_key = m.key
                       and d.minute >= date_trunc('minute', ?::timestamptz, 'UTC') and d.minute < ?)`,
-    [customer, from, to, customer, from, to],
+    [customer, from, to, customer, customer, from, to],
   );
   return rows.map((r) => fromJson(MeterSchema, r.body));
 }
@@ -226,44 +226,58 @@ const ROLLUP_MERGE = `event_count = r.event_count + excluded.event_count,
                           and (excluded.latest_time, excluded.latest_event_id collate "C") > (r.latest_time, r.latest_event_id collate "C")
                           then excluded.latest_event_id else r.latest_event_id end`;
 
-/** Appends a batch's minute deltas to the rollups (and adds its distinct values per hour), locking no rollup row. */
+/**
+ * The entries of rollup log rows (`source`: rows with body and ingested_at) as rollup delta rows, of every
+ * customer or (`oneCustomer`, two parameters: the customer's id twice) of one. An entry is an array:
+ * [meter key, group, minute (minutes since the epoch), aggregation, value, event count, latest event time
+ * (milliseconds) or null, latest event id or null, billing period ([start ms, end ms, subscription id, closed])
+ * or null, late event ids (optional)].
+ */
+function rollupLogEntries(source: string, oneCustomer: boolean): string {
+  const customers = oneCustomer
+    ? 'lateral (select ?::text as key, l.body -> ?::text as value) c'
+    : 'lateral jsonb_each(l.body) c';
+  return `select e->>0 as meter_key, c.key as customer_external_id, e->>1 as group_key,
+         to_timestamp((e->>2)::bigint * 60) as minute, e->>3 as aggregation, (e->>4)::numeric as value,
+         (e->>5)::bigint as event_count, to_timestamp((e->>6)::float8 / 1000) as latest_time,
+         e->>7 as latest_event_id, to_timestamp((e->8->>0)::float8 / 1000) as period_start,
+         to_timestamp((e->8->>1)::float8 / 1000) as period_end, e->8->>2 as subscription_id,
+         coalesce((e->8->>3)::boolean, false) as period_closed, coalesce(e->9, '[]') as late_event_ids,
+         l.ingested_at
+       from ${source} l cross join ${customers} cross join lateral jsonb_array_elements(c.value) e`;
+}
+
+const MINUTE = 60_000;
+
+/** A rollup delta as an entry of the rollup log (see rollupLogEntries), in JSON. */
+function rollupLogEntry(d: RollupDelta): string {
+  const latest = d.latest ? `${d.latest.time.getTime()},${JSON.stringify(d.latest.id)}` : 'null,null';
+  const period = d.period
+    ? `[${d.period.start.getTime()},${d.period.end.getTime()},${JSON.stringify(d.period.subscriptionId)},${d.period.closed}]`
+    : 'null';
+  const late = d.lateEventIds.length > 0 ? `,${JSON.stringify(d.lateEventIds)}` : '';
+  return `[${JSON.stringify(d.meterKey)},${JSON.stringify(d.group)},${d.bucket.getTime() / MINUTE},"${
+    AGGREGATION_NAME[d.aggregation] ?? 'sum'
+  }","${d.value.toFixed()}",${d.eventCount},${latest},${period}${late}]`;
+}
+
+/**
+ * Appends a batch's minute deltas to the rollup log, one row for the whole batch (the delta publisher folds it
+ * into the rollups; readers read it until then), and adds its distinct values per hour. Locks no rollup row.
+ */
 export async function applyRollups(em: Em, deltas: readonly RollupDelta[], now: Date): Promise<void> {
   if (deltas.length === 0) return;
-  await queryBound(
-    em,
-    `insert into usage_rollup_delta
-       (meter_key, customer_external_id, group_key, minute, aggregation, value, event_count, latest_time, latest_event_id,
-        period_start, period_end, subscription_id, period_closed, late_event_ids, ingested_at)
-     select m, c, g, h, a, v, n, lt, li, ps, pe, sub, coalesce(pc, false), coalesce(ids, '[]'), $2
-       from jsonb_to_recordset($1::jsonb) as x(m text, c text, g text, h timestamptz, a text, v numeric, n bigint,
-                                             lt timestamptz, li text, ps timestamptz, pe timestamptz, sub text,
-                                             pc boolean, ids jsonb)`,
-    [
-      JSON.stringify(
-        deltas.map((d) => ({
-          m: d.meterKey,
-          c: d.customer,
-          g: d.group,
-          h: d.bucket.toISOString(),
-          a: AGGREGATION_NAME[d.aggregation] ?? 'sum',
-          v: d.value.toFixed(),
-          n: d.eventCount,
-          lt: d.latest?.time.toISOString() ?? null,
-          li: d.latest?.id ?? null,
-          ...(d.period
-            ? {
-                ps: d.period.start.toISOString(),
-                pe: d.period.end.toISOString(),
-                sub: d.period.subscriptionId,
-                pc: d.period.closed,
-              }
-            : {}),
-          ...(d.lateEventIds.length > 0 ? { ids: d.lateEventIds } : {}),
-        })),
-      ),
-      now,
-    ],
-  );
+  const byCustomer = new Map<string, string[]>();
+  for (const d of deltas) {
+    const entries = byCustomer.get(d.customer);
+    if (entries) entries.push(rollupLogEntry(d));
+    else byCustomer.set(d.customer, [rollupLogEntry(d)]);
+  }
+  const body = [...byCustomer].map(([customer, entries]) => `${JSON.stringify(customer)}:[${entries.join(',')}]`);
+  await queryBound(em, 'insert into usage_rollup_log (ingested_at, body) values ($1, $2::jsonb)', [
+    now,
+    `{${body.join(',')}}`,
+  ]);
   const distinct = deltas.flatMap((d) =>
     [...d.distinct].map((v) => ({ m: d.meterKey, c: d.customer, g: d.group, h: hourOf(d.bucket).toISOString(), v })),
   );
@@ -308,24 +322,24 @@ function foldInto(table: string, column: string, source: string): string {
 }
 
 /**
- * Folds up to `limit` appended minute deltas into the minute and hour rollups, merged per bucket first, and
- * records what they add to each (customer, meter, billing period) for the delta publisher; returns how many it
- * folded. Rows another compactor or a correction holds are skipped, and the deltas and
- * their fold commit together, so a value never counts twice or goes missing.
+ * Folds up to `limit` rows of the rollup log into the minute and hour rollups, merged per bucket first, and
+ * records what they add to each (customer, meter, billing period) for the delta publisher; returns how many log
+ * rows it folded. Rows another compactor holds are skipped, and the log rows and their fold commit together, so
+ * a value never counts twice or goes missing.
  */
-export async function compactRollups(em: Em, limit: number, customer?: string): Promise<number> {
+export async function compactRollups(em: Em, limit: number): Promise<number> {
   const rows = await em.execute<{ folded: string }[]>(
-    `with taken as (
-       delete from usage_rollup_delta where ctid = any(array(
-         select ctid from usage_rollup_delta ${customer === undefined ? '' : 'where customer_external_id = ?'}
-          limit ? for update skip locked))
-       returning *
+    `with log as (
+       delete from usage_rollup_log where id = any(array(
+         select id from usage_rollup_log order by id limit ? for update skip locked))
+       returning body, ingested_at
      ),
+     taken as (${rollupLogEntries('log', false)}),
      -- Merged once per minute and period; the minute, hour and period merges then read far fewer rows.
      by_bucket as (
        select meter_key, customer_external_id, group_key, minute, aggregation, period_start, period_end,
          subscription_id, ${MERGED_AGGREGATES}, bool_or(period_closed) as period_closed,
-         max(ingested_at) as ingested_at, count(*) as n
+         max(ingested_at) as ingested_at
        from taken
        group by meter_key, customer_external_id, group_key, minute, aggregation, period_start, period_end, subscription_id
      ),
@@ -357,8 +371,8 @@ export async function compactRollups(em: Em, limit: number, customer?: string): 
               coalesce(late.late_event_ids, '[]')
          from by_period left join late using (customer_external_id, meter_key, period_start)
      )
-     select coalesce(sum(n), 0) as folded from by_bucket`,
-    customer === undefined ? [limit] : [customer, limit],
+     select count(*) as folded from log`,
+    [limit],
   );
   return Number(rows[0]?.folded ?? 0);
 }
@@ -392,10 +406,10 @@ export async function minuteRows(em: Em, meterKey: string, customer: string, ran
       where m.meter_key = ? and m.customer_external_id = ?
      union all
      select d.minute, d.group_key, d.value::text as value, d.event_count, d.latest_time, d.latest_event_id
-       from usage_rollup_delta d join jsonb_to_recordset(?::jsonb) as r(f timestamptz, t timestamptz)
-         on d.minute >= r.f and d.minute < r.t
-      where d.meter_key = ? and d.customer_external_id = ?`,
-    [json, meterKey, customer, json, meterKey, customer],
+       from (${rollupLogEntries('usage_rollup_log', true)}) d
+       join jsonb_to_recordset(?::jsonb) as r(f timestamptz, t timestamptz) on d.minute >= r.f and d.minute < r.t
+      where d.meter_key = ?`,
+    [json, meterKey, customer, customer, customer, json, meterKey],
   );
   return rows.map((r) => ({
     minute: new Date(r.minute),
@@ -422,9 +436,9 @@ export async function rollupRows(em: Em, meterKey: string, customer: string, fro
       where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?
      union all
      select date_trunc('hour', minute, 'UTC') as hour, group_key, value::text as value, event_count, latest_time,
-            latest_event_id from usage_rollup_delta
-      where meter_key = ? and customer_external_id = ? and minute >= ? and minute < ?`,
-    [meterKey, customer, from, to, meterKey, customer, from, to],
+            latest_event_id from (${rollupLogEntries('usage_rollup_log', true)}) d
+      where meter_key = ? and minute >= ? and minute < ?`,
+    [meterKey, customer, from, to, customer, customer, meterKey, from, to],
   );
   return rows.map((r) => ({
     hour: new Date(r.hour),
@@ -720,13 +734,11 @@ export async function amendEvent(
 
 /**
  * Deletes a meter's rollups (hour and minutes) and distinct values of one customer and hour, before rebuilding
- * them. Appended deltas go first: a compactor folding them finishes before this touches the rows it would also
- * lock.
+ * them. The rollup log must be folded first (its entries for the hour would count again).
  */
 export async function clearRollupHour(em: Em, meterKey: string, customer: string, hour: Date): Promise<void> {
   const end = new Date(hour.getTime() + 3_600_000);
   for (const sql of [
-    'delete from usage_rollup_delta where meter_key = ? and customer_external_id = ? and minute >= ? and minute < ?',
     'delete from usage_rollup_minute where meter_key = ? and customer_external_id = ? and minute >= ? and minute < ?',
     'delete from usage_rollup where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?',
     'delete from usage_distinct where meter_key = ? and customer_external_id = ? and hour >= ? and hour < ?',

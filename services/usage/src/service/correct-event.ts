@@ -39,8 +39,8 @@ import { aggregateUsage } from './aggregate-usage.ts';
 export type Correction = { kind: 'void' } | { kind: 'amend'; time?: Date; properties?: JsonObject };
 
 const HOUR = 3_600_000;
-/** Most appended rollup deltas folded per statement before a correction. */
-const FOLD_BATCH = 10_000;
+/** Most rollup log rows folded per statement before a correction. */
+const FOLD_BATCH = 32;
 
 function toStored(customer: string, e: FoundEvent): StoredEvent {
   return create(StoredEventSchema, {
@@ -105,8 +105,9 @@ export async function correctEvent(
 ): Promise<{ event: StoredEvent; deltas: UsageDelta[] }> {
   if (reason.length > 500)
     throw new InvalidArgumentError('reason is too long', [{ field: 'reason', description: 'at most 500 characters' }]);
-  // No publisher pass and no batch of this customer runs alongside: what the customer's batches appended is
-  // folded (with its period increments and late ids) before the corrected hours are rebuilt from raw events.
+  // No publisher pass and no batch of this customer runs alongside: the rollup log (holding what the customer's
+  // batches added) is folded, with its period increments and late ids, before the corrected hours are rebuilt
+  // from raw events.
   await lockForCorrection(scope.em, customer);
   const found = await findEventForUpdate(scope.em, customer, eventId);
   if (!found) throw new NotFoundError('EVENT_NOT_FOUND', `no event "${eventId}" of customer "${customer}"`);
@@ -145,7 +146,7 @@ export async function correctEvent(
   const periods = [calendar.periodOf(customer, found.time), calendar.periodOf(customer, time)].filter(
     (p, i, all) => all.findIndex((q) => q.start.getTime() === p.start.getTime()) === i,
   );
-  while ((await compactRollups(scope.em, FOLD_BATCH, customer)) === FOLD_BATCH);
+  while ((await compactRollups(scope.em, FOLD_BATCH)) === FOLD_BATCH);
   const before = await periodValues(scope, meters, customer, periods);
   if (correction.kind === 'void') await voidEvent(scope.em, customer, found, scope.now);
   else {

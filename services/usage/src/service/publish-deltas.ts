@@ -1,5 +1,6 @@
-// The delta publisher: every ~250 ms, what ingestion appended (rollup deltas per minute and billing period,
-// recorded in the ingesting transactions, so nothing is lost in a crash) is folded into the rollups and becomes one `billing.usage.meter.delta` per customer and meter, carrying each touched
+// The delta publisher: every ~250 ms, what ingestion appended to the rollup log (deltas per minute and billing
+// period, one log row per ingesting transaction, so nothing is lost in a crash) is folded into the rollups and
+// becomes one `billing.usage.meter.delta` per customer and meter, carrying each touched
 // open period's new value and its exact change since the last published value; changes to closed periods
 // (late usage) become one `billing.usage.meter.late_usage_recorded` instead, with the late events' ids.
 // Values move forward by what was added (counts and sums add, max and latest compare); unique counts and
@@ -29,8 +30,8 @@ import { aggregateUsage } from './aggregate-usage.ts';
 
 /** Most pending rows taken per pass. */
 const PASS_SIZE = 5_000;
-/** Most appended rollup deltas folded per statement. */
-const COMPACTION_BATCH = 20_000;
+/** Most rollup log rows (each up to 4,000 entries) folded per statement. */
+const COMPACTION_BATCH = 32;
 
 interface Outgoing {
   customer: string;
@@ -61,8 +62,8 @@ function mergeInto(deltas: UsageDelta[], delta: UsageDelta): void {
  */
 export async function publishDeltas(db: Database, now: Date): Promise<number> {
   return db.transaction(async (em) => {
-    // One pass at a time (replicas skip while another runs): the pass folds the appended rollup deltas into the
-    // rollups, and turns what they add into pending period increments, which it publishes with the corrections'.
+    // One pass at a time (replicas skip while another runs): the pass folds the rollup log into the rollups, and
+    // turns what it adds into pending period increments, which it publishes with the corrections'.
     const [lock] = await em.execute<{ locked: boolean }[]>(
       `select pg_try_advisory_xact_lock(hashtext('${PUBLISHER_LOCK}')) as locked`,
     );
