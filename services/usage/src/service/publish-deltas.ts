@@ -6,7 +6,7 @@
 // Values move forward by what was added (counts and sums add, max and latest compare); unique counts and
 // corrections recompute the period. The work is set-wise: a pass reads and writes published values and
 // records its events in a handful of statements, however many (customer, meter) pairs it covers. Several
-// replicas can run it: pending rows are taken with SKIP LOCKED, published values are locked.
+// replicas can run it, one pass at a time (an advisory lock: a replica finding it taken skips its pass).
 import type { Database } from '@billing/kit/db';
 import { type EventRecord, eventRecord, recordEvents } from '@billing/kit/outbox';
 import { Decimal } from '@billing/money';
@@ -14,21 +14,23 @@ import { type UsageDelta, UsageDeltaSchema } from '@billing/proto/billing/usage/
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
-  compactRollups,
   findMeters,
-  lockPublishedValues,
+  foldRollupLog,
+  mergePendingRows,
   type PendingPeriod,
+  type PendingRow,
   PUBLISHER_LOCK,
   publishedState,
+  publishedValues,
   savePublishedValues,
-  takePendingDeltas,
+  takePendingRows,
 } from '../adapter/usage-store.ts';
 import { meterLateUsageRecorded, meterUsageDelta } from '../domain/events.ts';
 import { applyIncrement, type PeriodState } from '../domain/period-value.ts';
 import { MAX_LATE_IDS } from '../domain/rollup.ts';
 import { aggregateUsage } from './aggregate-usage.ts';
 
-/** Most pending rows taken per pass. */
+/** Most period increments and pending rows taken per pass. */
 const PASS_SIZE = 5_000;
 /** Most rollup log rows (each up to 4,000 entries) folded per statement. */
 const COMPACTION_BATCH = 32;
@@ -68,15 +70,21 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
       `select pg_try_advisory_xact_lock(hashtext('${PUBLISHER_LOCK}')) as locked`,
     );
     if (!lock?.locked) return 0;
-    while ((await compactRollups(em, COMPACTION_BATCH)) === COMPACTION_BATCH);
-    const pending = await takePendingDeltas(em, PASS_SIZE);
+    // What the log adds is published now; the pending rows hold what corrections folded or asked to recompute.
+    const increments: PendingRow[] = [];
+    for (;;) {
+      const folded = await foldRollupLog(em, COMPACTION_BATCH);
+      for (const increment of folded.increments) increments.push(increment);
+      if (folded.logRows < COMPACTION_BATCH || increments.length >= PASS_SIZE) break;
+    }
+    const pending = mergePendingRows([...increments, ...(await takePendingRows(em, PASS_SIZE))]);
     if (pending.length === 0) return 0;
     const meters = await findMeters(
       em,
       pending.map((p) => p.meterKey),
     );
     const keyOf = (p: PendingPeriod) => ({ customer: p.customer, meterKey: p.meterKey, periodStart: p.period.start });
-    const published = await lockPublishedValues(em, pending.map(keyOf));
+    const published = await publishedValues(em, pending.map(keyOf));
     // The state of each period as this pass moves it (a period may come twice: increments, then a correction's
     // recompute), saved once at the end.
     const current = new Map<string, { key: ReturnType<typeof keyOf>; state: PeriodState }>();
