@@ -147,6 +147,26 @@ describe('a batch', () => {
     expect(await value('retrier', 'build_minutes', at(0), at(24))).toEqual({ value: '6', events: 3 });
   });
 
+  test('a batch mixing stored and new events stores the new ones once and reports the others', async () => {
+    const first = event('mix-1', 'mixer', 'build.finished', at(6), { minutes: 1, os: 'mac' });
+    const second = event('mix-2', 'mixer', 'build.finished', at(6), { minutes: 2, os: 'mac' });
+    await client.ingestEvents({ events: [first, second] });
+    // The first claim fails on the stored keys and is rolled back; the second stores mix-3 alone.
+    const mixed = await client.ingestEvents({
+      events: [
+        first,
+        event('mix-3', 'mixer', 'build.finished', at(6), { minutes: 4, os: 'mac' }),
+        { ...second, properties: { minutes: 50, os: 'mac' } },
+      ],
+    });
+    expect(mixed.results.map((r) => r.status)).toEqual([
+      IngestStatus.DUPLICATE,
+      IngestStatus.ACCEPTED,
+      IngestStatus.DUPLICATE_MISMATCH,
+    ]);
+    expect(await value('mixer', 'build_minutes', at(0), at(24))).toEqual({ value: '7', events: 3 });
+  });
+
   test('two producers sending the same batch at the same moment are counted once', async () => {
     const batch = Array.from({ length: 300 }, (_, n) =>
       event(`race-${n}`, 'racer', 'build.finished', at(3 + (n % 5) / 10), { minutes: 2, os: n % 2 ? 'linux' : 'mac' }),

@@ -67,16 +67,55 @@ export interface Claim {
 const eventKey = (customer: string, id: string) => `${customer}\u0000${id}`;
 
 /**
+ * The statement claiming keys and storing the events whose key it claimed ($1: the rows, $2: the ingestion time);
+ * returns the events whose key was claimed before. Without `tolerateClaimed`, a key claimed before fails it.
+ */
+function claimStatement(tolerateClaimed: boolean): string {
+  return `with x as (
+       select e->>0 as c, e->>1 as i, e->>2 as f, (e->>3)::timestamptz as t, e->>4 as y, e->5 as p,
+              (e->>6)::boolean as l
+         from jsonb_array_elements($1::jsonb) e
+     ), claimed as (
+       insert into usage_event_key (customer_external_id, event_id, fingerprint, event_time)
+       select c, i, f, t from x order by c, i
+       ${tolerateClaimed ? 'on conflict do nothing' : ''}
+       returning customer_external_id as c, event_id as i
+     ), stored as (
+       insert into usage_event (customer_external_id, event_id, event_type, event_time, properties, ingested_at, late)
+       select x.c, x.i, x.y, x.t, x.p, $2, x.l from x join claimed on claimed.c = x.c and claimed.i = x.i
+     )
+     select c, i from x where not exists (select from claimed where claimed.c = x.c and claimed.i = x.i)`;
+}
+
+/**
+ * Thrown by a claim expecting every key new when one was claimed before: its transaction is aborted and must be
+ * done again without that expectation.
+ */
+export class KeyClaimedBeforeError extends Error {
+  constructor() {
+    super('an event key was claimed before');
+  }
+}
+
+/** Whether a claim failed because a key was claimed before (a unique violation of usage_event_key). */
+function isClaimedBefore(err: unknown): boolean {
+  const e = err as { code?: unknown; constraint?: unknown };
+  return e.code === '23505' && e.constraint === 'usage_event_key_pkey';
+}
+
+/**
  * Claims the (customer, id) keys of `events` and stores the events whose key this call claimed, in one
  * statement; a key claimed before (by another call, even one running at the same moment, which this one waits
  * for) is a duplicate. Within one batch, the first event of a key wins. `late` holds the indexes of events
- * falling in a closed billing period.
+ * falling in a closed billing period. With `keysNew`, the claim expects every key new, which makes its key insert
+ * a third cheaper (plain, instead of speculative per row), and throws KeyClaimedBeforeError when one is not.
  */
 export async function claimAndStoreEvents(
   em: Em,
   events: readonly ValidEvent[],
   now: Date,
   late: ReadonlySet<number>,
+  keysNew = false,
 ): Promise<Claim> {
   const accepted = new Set<number>();
   const duplicates = new Map<number, 'same' | 'different'>();
@@ -102,25 +141,13 @@ export async function claimAndStoreEvents(
         `"${e.time.toISOString()}",${JSON.stringify(e.type)},${e.propertiesJson},${late.has(e.index)}]`,
     )
     .join(',')}]`;
-  // Returns the events whose key was claimed before: usually none.
-  const unclaimed = await queryBound<{ c: string; i: string }>(
-    em,
-    `with x as (
-       select e->>0 as c, e->>1 as i, e->>2 as f, (e->>3)::timestamptz as t, e->>4 as y, e->5 as p,
-              (e->>6)::boolean as l
-         from jsonb_array_elements($1::jsonb) e
-     ), claimed as (
-       insert into usage_event_key (customer_external_id, event_id, fingerprint, event_time)
-       select c, i, f, t from x order by c, i
-       on conflict do nothing
-       returning customer_external_id as c, event_id as i
-     ), stored as (
-       insert into usage_event (customer_external_id, event_id, event_type, event_time, properties, ingested_at, late)
-       select x.c, x.i, x.y, x.t, x.p, $2, x.l from x join claimed on claimed.c = x.c and claimed.i = x.i
-     )
-     select c, i from x where not exists (select from claimed where claimed.c = x.c and claimed.i = x.i)`,
-    [rows, now],
-  );
+  let unclaimed: { c: string; i: string }[];
+  try {
+    unclaimed = await queryBound(em, claimStatement(!keysNew), [rows, now]);
+  } catch (err) {
+    if (keysNew && isClaimedBefore(err)) throw new KeyClaimedBeforeError();
+    throw err;
+  }
   const lostKeys = new Set(unclaimed.map((r) => eventKey(r.c, r.i)));
   const lost = candidates.filter((e) => lostKeys.has(eventKey(e.customer, e.id)));
   for (const e of candidates) if (!lostKeys.has(eventKey(e.customer, e.id))) accepted.add(e.index);

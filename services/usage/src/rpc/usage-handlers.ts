@@ -18,7 +18,7 @@ import { MAX_BATCH_SIZE } from '../domain/usage-event.ts';
 import { usageWindows } from '../domain/windows.ts';
 import { aggregateUsage } from '../service/aggregate-usage.ts';
 import { correctEvent } from '../service/correct-event.ts';
-import { countResults, ingestEvents } from '../service/ingest-events.ts';
+import { countResults, ingestEvents, ingestInTransaction } from '../service/ingest-events.ts';
 import { ingestQueue } from '../service/ingest-queue.ts';
 
 /** How ingestion requests are written: up to 4 transactions at once, up to 4 waiting requests in each. */
@@ -66,7 +66,7 @@ function checkBatchSize(size: number, field: string): void {
 /** Builds the UsageService implementation (the RPCs of later steps answer UNIMPLEMENTED until they land). */
 export function usageHandlers(context: ServiceContext): Partial<ServiceImpl<typeof UsageService>> {
   const queue = ingestQueue(
-    (batches) => context.db.transaction((em) => ingestEvents(em, batches, context.clock.now())),
+    (batches) => ingestInTransaction(context.db, batches, context.clock.now()),
     INGEST_GROUPING,
   );
   return {

@@ -2,7 +2,7 @@
 // (exactly once, by the database), store the new ones and append what they add to the rollups (per minute and
 // billing period, with the late ones named), all in the caller's transaction: when it commits, every accepted
 // event is durable and counted, and the delta publisher will publish it.
-import type { Em } from '@billing/kit/db';
+import type { Database, Em } from '@billing/kit/db';
 import {
   type IngestResult,
   IngestResultSchema,
@@ -14,6 +14,7 @@ import { create } from '@bufbuild/protobuf';
 import {
   applyRollups,
   claimAndStoreEvents,
+  KeyClaimedBeforeError,
   knownPeriods,
   lockCustomersShared,
   metersForTypes,
@@ -31,10 +32,33 @@ export interface IngestBatch {
 }
 
 /**
- * Ingests batches together at `now` (as if one after the other: a later batch's copy of an earlier batch's event
- * is its duplicate); returns each batch's results, one per event, in order.
+ * Ingests batches in a transaction of their own. Events are new nearly always, so the transaction first expects
+ * every key new (cheaper); when one was claimed before, it is rolled back and done again, tolerating them.
  */
-export async function ingestEvents(em: Em, batches: readonly IngestBatch[], now: Date): Promise<IngestResult[][]> {
+export async function ingestInTransaction(
+  db: Database,
+  batches: readonly IngestBatch[],
+  now: Date,
+): Promise<IngestResult[][]> {
+  try {
+    return await db.transaction((em) => ingestEvents(em, batches, now, true));
+  } catch (err) {
+    if (!(err instanceof KeyClaimedBeforeError)) throw err;
+    return db.transaction((em) => ingestEvents(em, batches, now));
+  }
+}
+
+/**
+ * Ingests batches together at `now` (as if one after the other: a later batch's copy of an earlier batch's event
+ * is its duplicate); returns each batch's results, one per event, in order. With `keysNew`, see
+ * claimAndStoreEvents.
+ */
+export async function ingestEvents(
+  em: Em,
+  batches: readonly IngestBatch[],
+  now: Date,
+  keysNew = false,
+): Promise<IngestResult[][]> {
   const results = batches.map((batch) => new Array<IngestResult>(batch.events.length));
   // Events are keyed by their position in all batches; results report the index in their own batch or stream.
   const places: { batch: number; at: number; index: number }[] = [];
@@ -88,7 +112,7 @@ export async function ingestEvents(em: Em, batches: readonly IngestBatch[], now:
   );
   const periods = new Map(readable.map((e) => [e.index, calendar.periodOf(e.customer, e.time)]));
   const late = new Set(readable.filter((e) => periods.get(e.index)?.closed).map((e) => e.index));
-  const claim = await claimAndStoreEvents(em, readable, now, late);
+  const claim = await claimAndStoreEvents(em, readable, now, late, keysNew);
   const periodOf = (e: MeteredEvent) => periods.get(e.index) ?? calendar.periodOf(e.customer, e.time);
   await applyRollups(
     em,
