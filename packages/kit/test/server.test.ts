@@ -1,10 +1,16 @@
 // The kit's server: health, both reflection versions, error mapping, HTTP/1.1 and HTTP/2 on one port.
 
+import http2 from 'node:http2';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import {
+  CatalogService,
+  GetFeatureRequestSchema,
+  GetFeatureResponseSchema,
+} from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { BadRequestSchema, ErrorInfoSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { testLogger } from '@billing/test/harness';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
@@ -30,6 +36,7 @@ beforeAll(async () => {
           if (req.key === 'secret') throw new Error('password=hunter2 at db:5432');
           if (req.key === '')
             throw new InvalidArgumentError('key is required', [{ field: 'key', description: 'required' }]);
+          if (req.key === 'long') return { feature: { key: 'long', name: 'x'.repeat(10_000) } };
           if (req.key !== 'sso') throw new NotFoundError('FEATURE_NOT_FOUND', `no feature "${req.key}"`);
           return { feature: { key: 'sso', name: 'SSO' } };
         },
@@ -57,6 +64,30 @@ describe('one port, every protocol', () => {
     const client = createClient(CatalogService, transport());
     expect((await client.getFeature({ key: 'sso' })).feature?.name).toBe('SSO');
   });
+});
+
+test('responses are not compressed, though the client accepts gzip', async () => {
+  // A raw gRPC call: each message's envelope starts with its compressed flag.
+  const session = http2.connect(baseUrl);
+  const request = toBinary(GetFeatureRequestSchema, create(GetFeatureRequestSchema, { key: 'long' }));
+  const envelope = Buffer.alloc(5 + request.length);
+  envelope.writeUInt32BE(request.length, 1);
+  envelope.set(request, 5);
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': `/${CatalogService.typeName}/${CatalogService.method.getFeature.name}`,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    'grpc-accept-encoding': 'gzip',
+  });
+  stream.end(envelope);
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  session.close();
+  const body = Buffer.concat(chunks);
+  expect([body[0], body.readUInt32BE(1)]).toEqual([0, body.length - 5]);
+  const response = fromBinary(GetFeatureResponseSchema, body.subarray(5));
+  expect(response.feature?.name).toHaveLength(10_000);
 });
 
 describe('errors', () => {
