@@ -6,7 +6,7 @@ import { Migration, Migrator } from '@mikro-orm/migrations';
 import { MikroORM as PgliteOrm } from '@mikro-orm/pglite';
 import { MikroORM as PostgresOrm } from '@mikro-orm/postgresql';
 import type { EntitySchema, MikroORM, SqlEntityManager } from '@mikro-orm/sql';
-import { CompiledQuery } from 'kysely';
+import { CompiledQuery, type DatabaseConnection } from 'kysely';
 import type { Logger } from 'pino';
 import { UnavailableError } from './errors.ts';
 import { KIT_MIGRATIONS } from './kit-schema.ts';
@@ -101,9 +101,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
         ...common,
         clientUrl: options.url,
         pool: { min: 0, max: options.poolSize ?? 10 },
+        driverOptions: { connectionTimeoutMillis: 5_000 },
         // No JIT: services run short statements, and a set-wise statement whose row estimates are high (functions
-        // over JSON are guessed at 100 rows each) would spend a second compiling what runs in milliseconds.
-        driverOptions: { connectionTimeoutMillis: 5_000, options: '-c jit=off' },
+        // over JSON are guessed at 100 rows each) would spend a second compiling what runs in milliseconds. Set on
+        // each new connection rather than as a startup option, which a URL's own options replace and PgBouncer
+        // refuses.
+        onCreateConnection: async (connection: unknown) => {
+          await (connection as DatabaseConnection).executeQuery(CompiledQuery.raw('set jit = off'));
+        },
       });
   const root = orm.em as Em;
   return {

@@ -68,22 +68,25 @@ describe('one port, every protocol', () => {
 
 test('responses are not compressed, though the client accepts gzip', async () => {
   // A raw gRPC call: each message's envelope starts with its compressed flag.
-  const session = http2.connect(baseUrl);
   const request = toBinary(GetFeatureRequestSchema, create(GetFeatureRequestSchema, { key: 'long' }));
   const envelope = Buffer.alloc(5 + request.length);
   envelope.writeUInt32BE(request.length, 1);
   envelope.set(request, 5);
-  const stream = session.request({
-    ':method': 'POST',
-    ':path': `/${CatalogService.typeName}/${CatalogService.method.getFeature.name}`,
-    'content-type': 'application/grpc',
-    te: 'trailers',
-    'grpc-accept-encoding': 'gzip',
-  });
-  stream.end(envelope);
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  session.close();
+  const session = http2.connect(baseUrl);
+  try {
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': `/${CatalogService.typeName}/${CatalogService.method.getFeature.name}`,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'grpc-accept-encoding': 'gzip',
+    });
+    stream.end(envelope);
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+  } finally {
+    session.close();
+  }
   const body = Buffer.concat(chunks);
   expect([body[0], body.readUInt32BE(1)]).toEqual([0, body.length - 5]);
   const response = fromBinary(GetFeatureResponseSchema, body.subarray(5));

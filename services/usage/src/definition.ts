@@ -47,7 +47,8 @@ export const usageService: ServiceDefinition = {
     }, DAY);
     timer.unref();
     const upkeep: Subscription = { stop: async () => clearInterval(timer) };
-    // Appended rollup deltas and pending increments are rows: nothing is lost when a pass or the process stops.
+    // The rollup log and pending increments are rows, and a pass folds and publishes in one transaction: nothing
+    // is lost when a pass or the process stops.
     const publisher = startPeriodic({
       name: 'usage delta publisher',
       intervalMs: DELTA_INTERVAL_MS,

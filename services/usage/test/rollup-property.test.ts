@@ -1,6 +1,6 @@
 // Property: for random event streams (duplicates, any order, any batching), the period value answered from
 // the rollups equals the aggregation recomputed from the events themselves, for every aggregation, before and
-// after the appended rollup deltas are folded.
+// after the rollup log is folded.
 
 import { catalogService } from '@billing/catalog';
 import { createMemoryBus } from '@billing/kit/memory-bus';
@@ -120,8 +120,8 @@ test('rollup answers equal the aggregation of the raw events', async () => {
           });
         }
         const want = expected(events, from, from + length);
-        // Exact with the batches' rollup deltas appended (some maybe folded by the background compactor), and
-        // again once every delta is folded into the hourly rollups.
+        // Exact with the batches' rollup log rows pending (some maybe folded by the background publisher), and
+        // again once the whole log is folded into the rollups.
         for (const folded of [false, true]) {
           if (folded) while ((await usage.context.db.transaction((em) => compactRollups(em, 7))) > 0);
           for (const meter of METERS) {

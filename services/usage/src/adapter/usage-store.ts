@@ -264,14 +264,17 @@ const ROLLUP_MERGE = `event_count = r.event_count + excluded.event_count,
  * or null, late event ids (optional)].
  */
 function rollupLogEntries(source: string, oneCustomer: boolean): string {
+  // Milliseconds since the epoch to a timestamp, exactly (to_timestamp of a fraction rounds far from 1970).
+  const fromMs = (ms: string) =>
+    `(to_timestamp(floor(${ms}::bigint / 1000.0)) + (${ms}::bigint - floor(${ms}::bigint / 1000.0) * 1000) * interval '1 millisecond')`;
   const customers = oneCustomer
     ? 'lateral (select ?::text as key, l.body -> ?::text as value) c'
     : 'lateral jsonb_each(l.body) c';
   return `select e->>0 as meter_key, c.key as customer_external_id, e->>1 as group_key,
          to_timestamp((e->>2)::bigint * 60) as minute, e->>3 as aggregation, (e->>4)::numeric as value,
-         (e->>5)::bigint as event_count, to_timestamp((e->>6)::float8 / 1000) as latest_time,
-         e->>7 as latest_event_id, to_timestamp((e->8->>0)::float8 / 1000) as period_start,
-         to_timestamp((e->8->>1)::float8 / 1000) as period_end, e->8->>2 as subscription_id,
+         (e->>5)::bigint as event_count, ${fromMs('(e->>6)')} as latest_time,
+         e->>7 as latest_event_id, ${fromMs('(e->8->>0)')} as period_start,
+         ${fromMs('(e->8->>1)')} as period_end, e->8->>2 as subscription_id,
          coalesce((e->8->>3)::boolean, false) as period_closed, coalesce(e->9, '[]') as late_event_ids,
          l.ingested_at
        from ${source} l cross join ${customers} cross join lateral jsonb_array_elements(c.value) e`;

@@ -94,7 +94,7 @@ export interface PeriodSplit {
   late: ReadonlySet<number>;
 }
 
-/** The rollup deltas of `readings`, per UTC minute and group (and billing period, when split), sorted by bucket key. */
+/** The rollup deltas of `readings`, per UTC minute and group (and billing period, when split). */
 export function rollupDeltas(readings: readonly EventReading[], split?: PeriodSplit): RollupDelta[] {
   const buckets = new Map<string, RollupDelta>();
   for (const { event, meter, reading } of readings) {
@@ -138,5 +138,5 @@ export function rollupDeltas(readings: readonly EventReading[], split?: PeriodSp
         bucket.value = bucket.value.plus(reading.value);
     }
   }
-  return [...buckets.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, d]) => d);
+  return [...buckets.values()];
 }

@@ -190,10 +190,15 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
   {
     name: '0008_rollup_log',
     statements: [
+      // Replicas of the previous version may run while this migrates: their publisher pass waits for this lock
+      // (or skips), and their ingestion waits for the table, then fails once it is gone (its batch is not
+      // acknowledged), so no delta is appended or folded between the copy below and the drop.
+      "select pg_advisory_xact_lock(hashtext('usage-delta-publisher'))",
+      'lock table usage_rollup_delta in access exclusive mode',
       // What each ingesting transaction adds to the rollups, as one row instead of one row per bucket: under
       // load nearly every event is its own bucket, and writing, indexing and deleting those rows cost more than
-      // storing the events. The body maps each customer to its entries (see ROLLUP_LOG_ENTRIES in the store),
-      // so a reader of one customer extracts only that customer's part.
+      // storing the events. The body maps each customer to its entries (see rollupLogEntries in the store), so
+      // a reader of one customer extracts only that customer's part.
       `create table usage_rollup_log (
         id bigserial primary key,
         ingested_at timestamptz not null,

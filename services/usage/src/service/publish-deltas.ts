@@ -30,7 +30,7 @@ import { applyIncrement, type PeriodState } from '../domain/period-value.ts';
 import { MAX_LATE_IDS } from '../domain/rollup.ts';
 import { aggregateUsage } from './aggregate-usage.ts';
 
-/** Most period increments and pending rows taken per pass. */
+/** Most pending rows taken per pass. */
 const PASS_SIZE = 5_000;
 /** Most rollup log rows (each up to 4,000 entries) folded per statement. */
 const COMPACTION_BATCH = 32;
@@ -70,12 +70,14 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
       `select pg_try_advisory_xact_lock(hashtext('${PUBLISHER_LOCK}')) as locked`,
     );
     if (!lock?.locked) return 0;
-    // What the log adds is published now; the pending rows hold what corrections folded or asked to recompute.
+    // The whole log this pass sees is folded and published now (merged per period, that is at most one increment
+    // per customer, meter and period): a recompute below reads the rollups and the log, so a log row left for a
+    // later pass would count twice. The pending rows hold what corrections folded or asked to recompute.
     const increments: PendingRow[] = [];
     for (;;) {
       const folded = await foldRollupLog(em, COMPACTION_BATCH);
       for (const increment of folded.increments) increments.push(increment);
-      if (folded.logRows < COMPACTION_BATCH || increments.length >= PASS_SIZE) break;
+      if (folded.logRows < COMPACTION_BATCH) break;
     }
     const pending = mergePendingRows([...increments, ...(await takePendingRows(em, PASS_SIZE))]);
     if (pending.length === 0) return 0;
