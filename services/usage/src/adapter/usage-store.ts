@@ -148,22 +148,24 @@ export async function claimAndStoreEvents(
     if (keysNew && isClaimedBefore(err)) throw new KeyClaimedBeforeError();
     throw err;
   }
+  if (unclaimed.length === 0) {
+    for (const e of candidates) accepted.add(e.index);
+    return { accepted, duplicates };
+  }
   const lostKeys = new Set(unclaimed.map((r) => eventKey(r.c, r.i)));
   const lost = candidates.filter((e) => lostKeys.has(eventKey(e.customer, e.id)));
   for (const e of candidates) if (!lostKeys.has(eventKey(e.customer, e.id))) accepted.add(e.index);
-  if (lost.length > 0) {
-    const existing = await queryBound<{ c: string; i: string; f: string }>(
-      em,
-      `select k.customer_external_id as c, k.event_id as i, k.fingerprint as f
-         from usage_event_key k join jsonb_to_recordset($1::jsonb) as x(c text, i text)
-           on k.customer_external_id = x.c and k.event_id = x.i`,
-      [JSON.stringify(lost.map((e) => ({ c: e.customer, i: e.id })))],
-    );
-    const fingerprints = new Map(existing.map((r) => [eventKey(r.c, r.i), r.f]));
-    for (const e of lost) {
-      const stored = fingerprints.get(eventKey(e.customer, e.id));
-      duplicates.set(e.index, stored === e.fingerprint ? 'same' : 'different');
-    }
+  const existing = await queryBound<{ c: string; i: string; f: string }>(
+    em,
+    `select k.customer_external_id as c, k.event_id as i, k.fingerprint as f
+       from usage_event_key k join jsonb_to_recordset($1::jsonb) as x(c text, i text)
+         on k.customer_external_id = x.c and k.event_id = x.i`,
+    [JSON.stringify(lost.map((e) => ({ c: e.customer, i: e.id })))],
+  );
+  const fingerprints = new Map(existing.map((r) => [eventKey(r.c, r.i), r.f]));
+  for (const e of lost) {
+    const stored = fingerprints.get(eventKey(e.customer, e.id));
+    duplicates.set(e.index, stored === e.fingerprint ? 'same' : 'different');
   }
   return { accepted, duplicates };
 }
