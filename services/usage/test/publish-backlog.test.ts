@@ -1,0 +1,110 @@
+// A publisher pass meeting a backlog: more rollup log rows than one fold statement takes, more increments than a
+// pass's pending rows, and a recompute of a period in the same pass. Every log row the pass sees is folded and
+// published in it: a row left for a later pass would be counted by the recompute (which reads the log) and then
+// again as an increment.
+import { type Database, openDatabase } from '@billing/kit/db';
+import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
+import { createTestDatabase, type TestDatabase, testLogger } from '@billing/test/harness';
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { requestRecompute, saveMeter } from '../src/adapter/usage-store.ts';
+import { USAGE_MIGRATIONS } from '../src/migrations/index.ts';
+import { ingestEvents } from '../src/service/ingest-events.ts';
+import { publishDeltas } from '../src/service/publish-deltas.ts';
+
+let database: TestDatabase;
+let db: Database;
+
+beforeAll(async () => {
+  database = await createTestDatabase('usage_backlog');
+  db = await openDatabase({
+    service: 'usage',
+    url: database.url,
+    entities: [],
+    migrations: USAGE_MIGRATIONS,
+    logger: testLogger,
+  });
+  await db.migrate();
+});
+
+afterAll(async () => {
+  await db.close();
+  await database.drop();
+});
+
+test('a pass folds the whole backlog it sees, so a recompute in it and the increments count each event once', async () => {
+  const now = new Date('2026-03-10T12:00:00Z');
+  const meter = create(MeterSchema, {
+    key: 'minutes',
+    name: 'Minutes',
+    eventType: 'build.finished',
+    aggregation: MeterAggregation.SUM,
+    valueProperty: 'minutes',
+  });
+  await db.transaction((em) => saveMeter(em, meter, now));
+  // 64 transactions of 160 customers each (one event of 2 minutes per customer): 64 log rows, twice what one
+  // fold statement takes, and 10,240 (customer, period) increments, twice what a pass takes of pending rows.
+  // Customer "watched" adds 5 minutes in the 40th transaction.
+  for (let tx = 0; tx < 64; tx++) {
+    const events = Array.from({ length: 160 }, (_, c) =>
+      create(UsageEventSchema, {
+        id: `e-${tx}-${c}`,
+        customerExternalId: `c-${tx}-${c}`,
+        type: 'build.finished',
+        eventTime: timestampFromDate(new Date('2026-03-10T11:00:00Z')),
+        properties: { minutes: 2 },
+      }),
+    );
+    if (tx === 40) {
+      events.push(
+        create(UsageEventSchema, {
+          id: 'w-1',
+          customerExternalId: 'watched',
+          type: 'build.finished',
+          eventTime: timestampFromDate(new Date('2026-03-10T11:30:00Z')),
+          properties: { minutes: 5 },
+        }),
+      );
+    }
+    const [results] = await db.transaction((em) => ingestEvents(em, [{ events, offset: 0 }], now));
+    expect(results?.every((r) => r.status === IngestStatus.ACCEPTED)).toBe(true);
+  }
+  // The period of "watched" is recomputed in the same pass, as after a correction or a newly learned period.
+  const march = { start: new Date('2026-03-01T00:00:00Z'), end: new Date('2026-04-01T00:00:00Z') };
+  await db.transaction((em) =>
+    requestRecompute(
+      em,
+      'watched',
+      [
+        {
+          meterKey: 'minutes',
+          aggregation: MeterAggregation.SUM,
+          period: { ...march, subscriptionId: '', closed: false },
+        },
+      ],
+      now,
+    ),
+  );
+  while ((await publishDeltas(db, now)) > 0);
+  const published = await db.transaction((em) =>
+    em.execute<{ customer_external_id: string; value: string; event_count: string }[]>(
+      `select customer_external_id, value::text as value, event_count from usage_published_value
+        where customer_external_id in ('watched', 'c-0-0', 'c-63-159') order by customer_external_id`,
+    ),
+  );
+  expect(published).toEqual([
+    { customer_external_id: 'c-0-0', value: '2', event_count: '1' },
+    { customer_external_id: 'c-63-159', value: '2', event_count: '1' },
+    { customer_external_id: 'watched', value: '5', event_count: '1' },
+  ]);
+  const totals = await db.transaction((em) =>
+    em.execute<{ customers: string; minutes: string; log: string }[]>(
+      `select count(*) as customers, sum(value)::text as minutes,
+              (select count(*) from usage_rollup_log) as log from usage_published_value`,
+    ),
+  );
+  // 10,240 customers of 2 minutes and "watched" with 5; nothing left in the log.
+  expect(totals).toEqual([{ customers: '10241', minutes: '20485', log: '0' }]);
+});
