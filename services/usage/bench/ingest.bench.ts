@@ -133,7 +133,7 @@ console.log(
 line('ingestion, 50 customers per batch (deduplicated, durable)', grouped);
 line('ingestion, 1,000 customers per batch (worst case)', worst);
 console.log(
-  `ratio ingestion / baseline: ${(grouped.perSecond / rawPerSecond).toFixed(2)} and ${(worst.perSecond / rawPerSecond).toFixed(2)}   (target: >= 50,000 events/s)`,
+  `ratio ingestion / baseline: ${(grouped.perSecond / rawPerSecond).toFixed(2)} and ${(worst.perSecond / rawPerSecond).toFixed(2)}   (target: >= 0.50, that is 50,000 events/s where raw inserts reach 100,000 rows/s)`,
 );
 await service.destroy();
 await bus.close();
