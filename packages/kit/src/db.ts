@@ -105,9 +105,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
         // No JIT: services run short statements, and a set-wise statement whose row estimates are high (functions
         // over JSON are guessed at 100 rows each) would spend a second compiling what runs in milliseconds. Set on
         // each new connection rather than as a startup option, which a URL's own options replace and PgBouncer
-        // refuses.
+        // refuses (behind PgBouncer in transaction mode, set it on the role: docs/development.md). A failure is
+        // not thrown: the pool would never get the connection back; a broken one fails its first query instead.
         onCreateConnection: async (connection: unknown) => {
-          await (connection as DatabaseConnection).executeQuery(CompiledQuery.raw('set jit = off'));
+          try {
+            await (connection as DatabaseConnection).executeQuery(CompiledQuery.raw('set jit = off'));
+          } catch (err) {
+            options.logger.warn({ err }, 'could not turn JIT off on a new connection');
+          }
         },
       });
   const root = orm.em as Em;

@@ -1,7 +1,7 @@
-// A publisher pass meeting a backlog: more rollup log rows than one fold statement takes, more increments than a
-// pass's pending rows, and a recompute of a period in the same pass. Every log row the pass sees is folded and
-// published in it: a row left for a later pass would be counted by the recompute (which reads the log) and then
-// again as an increment.
+// A publisher pass meeting a backlog: more rollup log rows than one fold statement takes, more (customer,
+// period)s than a pass publishes, and a recompute waiting. A pass stops after the statement that takes it past its
+// size, and takes recomputes only once it has folded every log row it sees: a recompute reads the log, so a row
+// folded by a later pass would be counted twice.
 import { type Database, openDatabase } from '@billing/kit/db';
 import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
@@ -34,7 +34,7 @@ afterAll(async () => {
   await database.drop();
 });
 
-test('a pass folds the whole backlog it sees, so a recompute in it and the increments count each event once', async () => {
+test('a pass over a backlog is bounded, and recomputes wait until the log it sees is folded: each event counts once', async () => {
   const now = new Date('2026-03-10T12:00:00Z');
   const meter = create(MeterSchema, {
     key: 'minutes',
@@ -45,8 +45,8 @@ test('a pass folds the whole backlog it sees, so a recompute in it and the incre
   });
   await db.transaction((em) => saveMeter(em, meter, now));
   // 64 transactions of 160 customers each (one event of 2 minutes per customer): 64 log rows, twice what one
-  // fold statement takes, and 10,240 (customer, period) increments, twice what a pass takes of pending rows.
-  // Customer "watched" adds 5 minutes in the 40th transaction.
+  // fold statement takes, and 10,240 (customer, period) increments, twice what a pass publishes. Customer
+  // "watched" adds 5 minutes in transaction 40, which the first pass does not fold.
   for (let tx = 0; tx < 64; tx++) {
     const events = Array.from({ length: 160 }, (_, c) =>
       create(UsageEventSchema, {
@@ -87,6 +87,8 @@ test('a pass folds the whole backlog it sees, so a recompute in it and the incre
       now,
     ),
   );
+  // The first pass stops after one fold statement: 32 log rows of 160 customers.
+  expect(await publishDeltas(db, now)).toBe(5_120);
   while ((await publishDeltas(db, now)) > 0);
   const published = await db.transaction((em) =>
     em.execute<{ customer_external_id: string; value: string; event_count: string }[]>(

@@ -266,9 +266,10 @@ const ROLLUP_MERGE = `event_count = r.event_count + excluded.event_count,
  * or null, late event ids (optional)].
  */
 function rollupLogEntries(source: string, oneCustomer: boolean): string {
-  // Milliseconds since the epoch to a timestamp, exactly (to_timestamp of a fraction rounds far from 1970).
+  // Milliseconds since the epoch to a timestamp, exactly (to_timestamp of a fraction rounds far from 1970):
+  // whole seconds, then the rest (integer division and remainder truncate alike, so they add up for any sign).
   const fromMs = (ms: string) =>
-    `(to_timestamp(floor(${ms}::bigint / 1000.0)) + (${ms}::bigint - floor(${ms}::bigint / 1000.0) * 1000) * interval '1 millisecond')`;
+    `(to_timestamp(${ms}::bigint / 1000) + (${ms}::bigint % 1000) * interval '1 millisecond')`;
   const customers = oneCustomer
     ? 'lateral (select ?::text as key, l.body -> ?::text as value) c'
     : 'lateral jsonb_each(l.body) c';
@@ -360,8 +361,17 @@ function foldInto(table: string, column: string, source: string): string {
 export interface FoldedLog {
   /** Log rows folded. */
   logRows: number;
+  /** The id of the last of them (where the next statement starts). */
+  lastId: string | undefined;
   /** What they add to each (customer, meter, billing period), one row per period and aggregation. */
   increments: PendingRow[];
+}
+
+/** Which log rows a fold takes: ids after `after` (where the previous statement of the transaction ended: the rows it
+ * deleted are still in the index until it commits), and up to `upTo` when given. */
+export interface LogRange {
+  after: string;
+  upTo?: string;
 }
 
 /**
@@ -370,12 +380,13 @@ export interface FoldedLog {
  * and the log rows and their fold commit together, so a value never counts twice or goes missing; the caller
  * publishes the increments in the same transaction, or keeps them (compactRollups).
  */
-export async function foldRollupLog(em: Em, limit: number): Promise<FoldedLog> {
-  const rows = await em.execute<(Partial<PendingRow> & { log_rows: string })[]>(
+export async function foldRollupLog(em: Em, limit: number, range: LogRange): Promise<FoldedLog> {
+  const rows = await em.execute<(Partial<PendingRow> & { log_rows: string; last_id: string | null })[]>(
     `with log as (
        delete from usage_rollup_log where id = any(array(
-         select id from usage_rollup_log order by id limit ? for update skip locked))
-       returning body, ingested_at
+         select id from usage_rollup_log where id > ? ${range.upTo === undefined ? '' : 'and id <= ?'}
+          order by id limit ? for update skip locked))
+       returning id, body, ingested_at
      ),
      taken as (${rollupLogEntries('log', false)}),
      -- Merged once per minute and period; the minute, hour and period merges then read far fewer rows.
@@ -412,53 +423,66 @@ export async function foldRollupLog(em: Em, limit: number): Promise<FoldedLog> {
          from by_period left join late using (customer_external_id, meter_key, period_start)
      )
      -- One row at least, carrying the count of log rows even when they add to no period.
-     select increments.*, (select count(*) from log) as log_rows from (select) one left join increments on true`,
-    [limit],
+     select increments.*, (select count(*) from log) as log_rows, (select max(id) from log) as last_id
+       from (select) one left join increments on true`,
+    range.upTo === undefined ? [range.after, limit] : [range.after, range.upTo, limit],
   );
   return {
     logRows: Number(rows[0]?.log_rows ?? 0),
-    increments: rows.filter((r): r is PendingRow & { log_rows: string } => r.customer_external_id != null),
+    lastId: rows[0]?.last_id ?? undefined,
+    increments: rows.filter(
+      (r): r is PendingRow & { log_rows: string; last_id: string | null } => r.customer_external_id != null,
+    ),
   };
 }
 
 /**
- * Folds up to `limit` rows of the rollup log and keeps what they add per billing period for the delta
- * publisher's next pass; returns how many log rows it folded.
+ * Folds every rollup log row committed before it starts (up to the newest id then: it never chases batches
+ * committed meanwhile), `batch` rows per statement, and keeps what they add per billing period as pending rows
+ * for the delta publisher's next pass; returns how many log rows it folded.
  */
-export async function compactRollups(em: Em, limit: number): Promise<number> {
-  const { logRows, increments } = await foldRollupLog(em, limit);
-  if (increments.length > 0) {
-    await queryBound(
-      em,
-      `insert into usage_pending_delta (customer_external_id, meter_key, period_start, period_end, event_count,
-         last_ingest_at, aggregation, value, latest_time, latest_event_id, recompute, subscription_id, period_closed,
-         late_event_ids)
-       select c, m, s, e, n, li, a, v, lt, lid, r, sub, pc, ids
-         from jsonb_to_recordset($1::jsonb) as x(c text, m text, s timestamptz, e timestamptz, n bigint,
-           li timestamptz, a text, v numeric, lt timestamptz, lid text, r boolean, sub text, pc boolean, ids jsonb)`,
-      [
-        JSON.stringify(
-          increments.map((i) => ({
-            c: i.customer_external_id,
-            m: i.meter_key,
-            s: i.period_start,
-            e: i.period_end,
-            n: i.event_count,
-            li: i.last_ingest_at,
-            a: i.aggregation,
-            v: i.value,
-            lt: i.latest_time,
-            lid: i.latest_event_id,
-            r: i.recompute,
-            sub: i.subscription_id,
-            pc: i.period_closed,
-            ids: i.late_event_ids,
-          })),
-        ),
-      ],
-    );
+export async function compactRollups(em: Em, batch = 32): Promise<number> {
+  const [newest] = await em.execute<{ id: string | null }[]>('select max(id) as id from usage_rollup_log');
+  if (!newest?.id) return 0;
+  let total = 0;
+  const range: LogRange = { after: '0', upTo: newest.id };
+  for (;;) {
+    const { logRows, lastId, increments } = await foldRollupLog(em, batch, range);
+    total += logRows;
+    if (increments.length > 0) {
+      await queryBound(
+        em,
+        `insert into usage_pending_delta (customer_external_id, meter_key, period_start, period_end, event_count,
+           last_ingest_at, aggregation, value, latest_time, latest_event_id, recompute, subscription_id, period_closed,
+           late_event_ids)
+         select c, m, s, e, n, li, a, v, lt, lid, r, sub, pc, ids
+           from jsonb_to_recordset($1::jsonb) as x(c text, m text, s timestamptz, e timestamptz, n bigint,
+             li timestamptz, a text, v numeric, lt timestamptz, lid text, r boolean, sub text, pc boolean, ids jsonb)`,
+        [
+          JSON.stringify(
+            increments.map((i) => ({
+              c: i.customer_external_id,
+              m: i.meter_key,
+              s: i.period_start,
+              e: i.period_end,
+              n: i.event_count,
+              li: i.last_ingest_at,
+              a: i.aggregation,
+              v: i.value,
+              lt: i.latest_time,
+              lid: i.latest_event_id,
+              r: i.recompute,
+              sub: i.subscription_id,
+              pc: i.period_closed,
+              ids: i.late_event_ids,
+            })),
+          ),
+        ],
+      );
+    }
+    if (logRows < batch || lastId === undefined) return total;
+    range.after = lastId;
   }
-  return logRows;
 }
 
 /** The time from which minute rollups exist (earlier edges are read from raw events). */
@@ -955,49 +979,62 @@ export async function takePendingRows(em: Em, limit: number): Promise<PendingRow
   );
 }
 
-/** Pending rows merged per (customer, meter, period), increments before corrections' recomputes. */
-export function mergePendingRows(rows: readonly PendingRow[]): PendingPeriod[] {
-  const merged = new Map<string, PendingPeriod>();
-  for (const r of rows) {
-    const key = JSON.stringify([
-      r.customer_external_id,
-      r.meter_key,
-      new Date(r.period_start).toISOString(),
-      r.correction,
-    ]);
-    const increment: PeriodIncrement = {
-      aggregation: AGGREGATION_OF_NAME[r.aggregation] ?? MeterAggregation.SUM,
-      value: new Decimal(r.value),
-      eventCount: Number(r.event_count),
-      latest: r.latest_time ? { time: new Date(r.latest_time), id: r.latest_event_id ?? '' } : undefined,
-      recompute: r.recompute,
-    };
-    const last = new Date(r.last_ingest_at);
-    const seen = merged.get(key);
-    if (seen) {
-      seen.increment = mergeIncrements(seen.increment, increment);
-      if (last > seen.lastIngest) seen.lastIngest = last;
-      seen.period.closed ||= r.period_closed;
-      seen.lateEventIds.push(...r.late_event_ids.slice(0, MAX_LATE_IDS - seen.lateEventIds.length));
-    } else {
-      merged.set(key, {
-        customer: r.customer_external_id,
-        meterKey: r.meter_key,
-        period: {
-          start: new Date(r.period_start),
-          end: new Date(r.period_end),
-          subscriptionId: r.subscription_id,
-          closed: r.period_closed,
-        },
-        lastIngest: last,
-        increment,
-        lateEventIds: r.late_event_ids.slice(0, MAX_LATE_IDS),
-        correction: r.correction,
-      });
+/** Pending rows merged per (customer, meter, period) as they come, so a pass holds one entry per period. */
+export class PendingPeriods {
+  private readonly merged = new Map<string, PendingPeriod>();
+
+  /** The periods merged so far. */
+  get size(): number {
+    return this.merged.size;
+  }
+
+  /** Merges `rows` in. */
+  add(rows: readonly PendingRow[]): void {
+    const merged = this.merged;
+    for (const r of rows) {
+      const key = JSON.stringify([
+        r.customer_external_id,
+        r.meter_key,
+        new Date(r.period_start).toISOString(),
+        r.correction,
+      ]);
+      const increment: PeriodIncrement = {
+        aggregation: AGGREGATION_OF_NAME[r.aggregation] ?? MeterAggregation.SUM,
+        value: new Decimal(r.value),
+        eventCount: Number(r.event_count),
+        latest: r.latest_time ? { time: new Date(r.latest_time), id: r.latest_event_id ?? '' } : undefined,
+        recompute: r.recompute,
+      };
+      const last = new Date(r.last_ingest_at);
+      const seen = merged.get(key);
+      if (seen) {
+        seen.increment = mergeIncrements(seen.increment, increment);
+        if (last > seen.lastIngest) seen.lastIngest = last;
+        seen.period.closed ||= r.period_closed;
+        seen.lateEventIds.push(...r.late_event_ids.slice(0, MAX_LATE_IDS - seen.lateEventIds.length));
+      } else {
+        merged.set(key, {
+          customer: r.customer_external_id,
+          meterKey: r.meter_key,
+          period: {
+            start: new Date(r.period_start),
+            end: new Date(r.period_end),
+            subscriptionId: r.subscription_id,
+            closed: r.period_closed,
+          },
+          lastIngest: last,
+          increment,
+          lateEventIds: r.late_event_ids.slice(0, MAX_LATE_IDS),
+          correction: r.correction,
+        });
+      }
     }
   }
-  // Per period, what ingestion added before what a correction recomputes.
-  return [...merged.values()].sort((a, b) => Number(a.correction) - Number(b.correction));
+
+  /** The merged periods: per period, what ingestion added before what a correction recomputes. */
+  list(): PendingPeriod[] {
+    return [...this.merged.values()].sort((a, b) => Number(a.correction) - Number(b.correction));
+  }
 }
 
 /** A (customer, meter, period) whose value is published. */

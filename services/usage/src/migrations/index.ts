@@ -190,9 +190,10 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
   {
     name: '0008_rollup_log',
     statements: [
-      // Replicas of the previous version may run while this migrates: their publisher pass waits for this lock
-      // (or skips), and their ingestion waits for the table, then fails once it is gone (its batch is not
-      // acknowledged), so no delta is appended or folded between the copy below and the drop.
+      // Replicas of the previous version may run while this migrates: their publisher passes skip while this
+      // holds the lock, their corrections wait for it, and their ingestion waits for the table; both then fail
+      // once it is gone (nothing is acknowledged), so no delta is appended or folded between the copy below and
+      // the drop.
       "select pg_advisory_xact_lock(hashtext('usage-delta-publisher'))",
       'lock table usage_rollup_delta in access exclusive mode',
       // What each ingesting transaction adds to the rollups, as one row instead of one row per bucket: under

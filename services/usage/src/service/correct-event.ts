@@ -39,8 +39,6 @@ import { aggregateUsage } from './aggregate-usage.ts';
 export type Correction = { kind: 'void' } | { kind: 'amend'; time?: Date; properties?: JsonObject };
 
 const HOUR = 3_600_000;
-/** Most rollup log rows folded per statement before a correction. */
-const FOLD_BATCH = 32;
 
 function toStored(customer: string, e: FoundEvent): StoredEvent {
   return create(StoredEventSchema, {
@@ -146,7 +144,7 @@ export async function correctEvent(
   const periods = [calendar.periodOf(customer, found.time), calendar.periodOf(customer, time)].filter(
     (p, i, all) => all.findIndex((q) => q.start.getTime() === p.start.getTime()) === i,
   );
-  while ((await compactRollups(scope.em, FOLD_BATCH)) === FOLD_BATCH);
+  await compactRollups(scope.em);
   const before = await periodValues(scope, meters, customer, periods);
   if (correction.kind === 'void') await voidEvent(scope.em, customer, found, scope.now);
   else {

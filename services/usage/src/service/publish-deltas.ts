@@ -16,9 +16,9 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
   findMeters,
   foldRollupLog,
-  mergePendingRows,
+  type LogRange,
   type PendingPeriod,
-  type PendingRow,
+  PendingPeriods,
   PUBLISHER_LOCK,
   publishedState,
   publishedValues,
@@ -30,7 +30,7 @@ import { applyIncrement, type PeriodState } from '../domain/period-value.ts';
 import { MAX_LATE_IDS } from '../domain/rollup.ts';
 import { aggregateUsage } from './aggregate-usage.ts';
 
-/** Most pending rows taken per pass. */
+/** Most (customer, meter, period)s a pass publishes (it may go over by a statement's worth). */
 const PASS_SIZE = 5_000;
 /** Most rollup log rows (each up to 4,000 entries) folded per statement. */
 const COMPACTION_BATCH = 32;
@@ -70,16 +70,24 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
       `select pg_try_advisory_xact_lock(hashtext('${PUBLISHER_LOCK}')) as locked`,
     );
     if (!lock?.locked) return 0;
-    // The whole log this pass sees is folded and published now (merged per period, that is at most one increment
-    // per customer, meter and period): a recompute below reads the rollups and the log, so a log row left for a
-    // later pass would count twice. The pending rows hold what corrections folded or asked to recompute.
-    const increments: PendingRow[] = [];
-    for (;;) {
-      const folded = await foldRollupLog(em, COMPACTION_BATCH);
-      for (const increment of folded.increments) increments.push(increment);
-      if (folded.logRows < COMPACTION_BATCH) break;
+    // The log is folded in statements of COMPACTION_BATCH rows, merged per period as they come, until the pass
+    // holds PASS_SIZE periods. A recompute reads the rollups and the log, so recomputes (the pending rows) are
+    // taken only by a pass that folded every log row it sees: a row left for a later pass would be counted by
+    // the recompute and then again as an increment.
+    const merged = new PendingPeriods();
+    const range: LogRange = { after: '0' };
+    let drained = false;
+    while (merged.size < PASS_SIZE) {
+      const folded = await foldRollupLog(em, COMPACTION_BATCH, range);
+      merged.add(folded.increments);
+      if (folded.logRows < COMPACTION_BATCH || folded.lastId === undefined) {
+        drained = true;
+        break;
+      }
+      range.after = folded.lastId;
     }
-    const pending = mergePendingRows([...increments, ...(await takePendingRows(em, PASS_SIZE))]);
+    if (drained) merged.add(await takePendingRows(em, PASS_SIZE));
+    const pending = merged.list();
     if (pending.length === 0) return 0;
     const meters = await findMeters(
       em,
