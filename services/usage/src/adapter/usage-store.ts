@@ -138,7 +138,7 @@ export async function claimAndStoreEvents(
     .map(
       (e) =>
         `[${JSON.stringify(e.customer)},${JSON.stringify(e.id)},${JSON.stringify(e.fingerprint)},` +
-        `"${e.time.toISOString()}",${JSON.stringify(e.type)},${e.propertiesJson},${late.has(e.index)}]`,
+        `"${e.timeIso}",${JSON.stringify(e.type)},${e.propertiesJson},${late.has(e.index)}]`,
     )
     .join(',')}]`;
   let unclaimed: { c: string; i: string }[];
@@ -259,6 +259,14 @@ const ROLLUP_MERGE = `event_count = r.event_count + excluded.event_count,
                           then excluded.latest_event_id else r.latest_event_id end`;
 
 /**
+ * SQL turning milliseconds since the epoch (`ms`, an expression) to a timestamp, exactly (to_timestamp of a
+ * fraction rounds far from 1970): whole seconds, then the rest (integer division and remainder truncate alike,
+ * so they add up for any sign).
+ */
+const fromMilliseconds = (ms: string) =>
+  `(to_timestamp(${ms}::bigint / 1000) + (${ms}::bigint % 1000) * interval '1 millisecond')`;
+
+/**
  * The entries of rollup log rows (`source`: rows with body and ingested_at) as rollup delta rows, of every
  * customer or (`oneCustomer`, two parameters: the customer's id twice) of one. An entry is an array:
  * [meter key, group, minute (minutes since the epoch), aggregation, value, event count, latest event time
@@ -266,10 +274,7 @@ const ROLLUP_MERGE = `event_count = r.event_count + excluded.event_count,
  * or null, late event ids (optional)].
  */
 function rollupLogEntries(source: string, oneCustomer: boolean): string {
-  // Milliseconds since the epoch to a timestamp, exactly (to_timestamp of a fraction rounds far from 1970):
-  // whole seconds, then the rest (integer division and remainder truncate alike, so they add up for any sign).
-  const fromMs = (ms: string) =>
-    `(to_timestamp(${ms}::bigint / 1000) + (${ms}::bigint % 1000) * interval '1 millisecond')`;
+  const fromMs = fromMilliseconds;
   const customers = oneCustomer
     ? 'lateral (select ?::text as key, l.body -> ?::text as value) c'
     : 'lateral jsonb_each(l.body) c';
@@ -330,15 +335,17 @@ export async function applyRollups(em: Em, deltas: readonly RollupDelta[], now: 
 }
 
 // The aggregates of rollup rows merged together: values by the aggregation, counts added, the latest event kept
-// (ordered aggregates only for latest meters: they sort every group).
+// (ordered aggregates only for latest meters: they sort every group). `latest` names the column of the latest
+// event's time (a timestamp, or milliseconds), which it keeps.
 const LATEST_FIRST = `filter (where aggregation = 'latest')`;
-const MERGED_AGGREGATES = `case aggregation
+const mergedAggregates = (latest: string) => `case aggregation
            when 'max' then max(value)
-           when 'latest' then (array_agg(value order by latest_time desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1]
+           when 'latest' then (array_agg(value order by ${latest} desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1]
            else sum(value) end as value,
          sum(event_count) as event_count,
-         (array_agg(latest_time order by latest_time desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1] as latest_time,
-         (array_agg(latest_event_id order by latest_time desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1] as latest_event_id`;
+         (array_agg(${latest} order by ${latest} desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1] as ${latest},
+         (array_agg(latest_event_id order by ${latest} desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1] as latest_event_id`;
+const MERGED_AGGREGATES = mergedAggregates('latest_time');
 
 /** The rows of `source` merged per (meter, customer, group, `bucket`). */
 function mergedBuckets(source: string, bucket: string): string {
@@ -388,25 +395,39 @@ export async function foldRollupLog(em: Em, limit: number, range: LogRange): Pro
           order by id limit ? for update skip locked))
        returning id, body, ingested_at
      ),
-     taken as (${rollupLogEntries('log', false)}),
+     -- Entries as they are written (typed conversions wait until they are merged: they cost more than merging).
+     taken as (
+       select (e->>0) as meter_key, c.key as customer_external_id, (e->>1) as group_key, (e->>2)::bigint as minute,
+              e->>3 as aggregation, (e->>4)::numeric as value, (e->>5)::bigint as event_count,
+              (e->>6)::bigint as latest_ms, e->>7 as latest_event_id, e->>8 as period, e->9 as late_event_ids,
+              l.ingested_at
+         from log l cross join lateral jsonb_each(l.body) c cross join lateral jsonb_array_elements(c.value) e
+     ),
      -- Merged once per minute and period; the minute, hour and period merges then read far fewer rows.
-     by_bucket as (
-       select meter_key, customer_external_id, group_key, minute, aggregation, period_start, period_end,
-         subscription_id, ${MERGED_AGGREGATES}, bool_or(period_closed) as period_closed,
+     merged as (
+       select meter_key, customer_external_id, group_key, minute, aggregation, period, ${mergedAggregates('latest_ms')},
          max(ingested_at) as ingested_at
        from taken
-       group by meter_key, customer_external_id, group_key, minute, aggregation, period_start, period_end, subscription_id
+       group by meter_key, customer_external_id, group_key, minute, aggregation, period
+     ),
+     by_bucket as (
+       select meter_key, customer_external_id, group_key, to_timestamp(minute * 60) as minute, aggregation, value,
+              event_count, ${fromMilliseconds('latest_ms')} as latest_time, latest_event_id,
+              ${fromMilliseconds('(period::jsonb->>0)')} as period_start, ${fromMilliseconds('(period::jsonb->>1)')} as period_end,
+              period::jsonb->>2 as subscription_id, coalesce((period::jsonb->>3)::boolean, false) as period_closed,
+              ingested_at
+         from merged
      ),
      by_minute as (${mergedBuckets('by_bucket', 'minute')}),
      by_hour as (${mergedBuckets('by_bucket', "date_trunc('hour', minute, 'UTC')")}),
      minutes as (${foldInto('usage_rollup_minute', 'minute', 'by_minute')}),
      hours as (${foldInto('usage_rollup', 'hour', 'by_hour')}),
      late as (
-       select customer_external_id, meter_key, period_start,
+       select customer_external_id, meter_key, ${fromMilliseconds('(period::jsonb->>0)')} as period_start,
               to_jsonb((array_agg(id))[1:${MAX_LATE_IDS}]) as late_event_ids
          from taken, jsonb_array_elements_text(taken.late_event_ids) as id
-        where taken.period_start is not null and taken.late_event_ids <> '[]'
-        group by customer_external_id, meter_key, period_start
+        where taken.period is not null and taken.late_event_ids is not null
+        group by customer_external_id, meter_key, period
      ),
      by_period as (
        select customer_external_id, meter_key, period_start, period_end, subscription_id, aggregation,

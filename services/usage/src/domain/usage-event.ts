@@ -32,6 +32,8 @@ export interface MeteredEvent {
 
 /** An event that passed validation, in the shape the service works with. */
 export interface ValidEvent extends MeteredEvent {
+  /** Its time, as ISO 8601 text. */
+  timeIso: string;
   /** Its properties as canonical JSON (keys sorted). */
   propertiesJson: string;
   /** Fingerprint of type, time and properties. */
@@ -62,23 +64,23 @@ function unstorable(value: string): boolean {
   return value.includes('\u0000') || LONE_SURROGATE.test(value);
 }
 
-class UnstorableText extends Error {}
+// In JSON made by JSON.stringify, the escape of a NUL or of a surrogate (which it escapes only unpaired): a
+// backslash that no other backslash escapes, then u0000 or ud800-udfff.
+const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/i;
 
-function text(value: string): string {
-  if (unstorable(value)) throw new UnstorableText();
-  return JSON.stringify(value);
+/** Whether JSON made by JSON.stringify holds a string PostgreSQL cannot store (see unstorable). */
+function unstorableJson(json: string): boolean {
+  return json.includes('\\u') && UNSTORABLE_ESCAPE.test(json);
 }
 
-// JSON with object keys sorted, so that the same content always has the same fingerprint. Throws UnstorableText
-// for a key or string PostgreSQL cannot store.
+// JSON with object keys sorted, so that the same content always has the same fingerprint. Flat objects (the
+// usual properties) go through the native serializer, given their keys in order.
 function canonical(value: JsonValue): string {
-  if (typeof value === 'string') return text(value);
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  return `{${Object.keys(value)
-    .sort()
-    .map((k) => `${text(k)}:${canonical(value[k] ?? null)}`)
-    .join(',')}}`;
+  const keys = Object.keys(value).sort();
+  if (keys.every((k) => value[k] === null || typeof value[k] !== 'object')) return JSON.stringify(value, keys);
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(value[k] ?? null)}`).join(',')}}`;
 }
 
 /**
@@ -125,11 +127,8 @@ export function validateEvent(
   if (time.getTime() < now.getTime() - RETENTION_MS) {
     return reject(RejectReason.TIME_BEYOND_RETENTION, 'event_time', 'event_time is older than the 400-day retention');
   }
-  let encoded: string;
-  try {
-    encoded = canonical(properties);
-  } catch (err) {
-    if (!(err instanceof UnstorableText)) throw err;
+  const encoded = canonical(properties);
+  if (unstorableJson(encoded)) {
     return reject(
       RejectReason.INVALID_VALUE,
       'properties',
@@ -139,8 +138,19 @@ export function validateEvent(
   if (Buffer.byteLength(encoded) > MAX_PROPERTIES_BYTES) {
     return reject(RejectReason.PROPERTIES_TOO_LARGE, 'properties', 'properties exceed 64 KiB');
   }
-  const fingerprint = hash('sha256', `${event.type}\n${time.toISOString()}\n${encoded}`, 'base64url');
-  return { index, id: event.id, customer, type: event.type, time, properties, propertiesJson: encoded, fingerprint };
+  const timeIso = time.toISOString();
+  const fingerprint = hash('sha256', `${event.type}\n${timeIso}\n${encoded}`, 'base64url');
+  return {
+    index,
+    id: event.id,
+    customer,
+    type: event.type,
+    time,
+    timeIso,
+    properties,
+    propertiesJson: encoded,
+    fingerprint,
+  };
 }
 
 /** Whether a validation result is a rejection. */
