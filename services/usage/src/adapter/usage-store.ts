@@ -137,7 +137,7 @@ export async function claimAndStoreEvents(
   const rows = `[${candidates
     .map(
       (e) =>
-        `[${JSON.stringify(e.customer)},${JSON.stringify(e.id)},${JSON.stringify(e.fingerprint)},` +
+        `[${JSON.stringify(e.customer)},${JSON.stringify(e.id)},"${e.fingerprint}",` +
         `"${e.timeIso}",${JSON.stringify(e.type)},${e.propertiesJson},${late.has(e.index)}]`,
     )
     .join(',')}]`;
