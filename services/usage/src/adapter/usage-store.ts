@@ -403,12 +403,29 @@ export async function foldRollupLog(em: Em, limit: number, range: LogRange): Pro
               l.ingested_at
          from log l cross join lateral jsonb_each(l.body) c cross join lateral jsonb_array_elements(c.value) e
      ),
-     -- Merged once per minute and period; the minute, hour and period merges then read far fewer rows.
+     -- Merged once per minute and period; the minute, hour and period merges then read far fewer rows. Sums and
+     -- maxima are hashed; the latest event of latest meters is found apart, by sorting their entries only.
+     summed as (
+       select meter_key, customer_external_id, group_key, minute, aggregation, coalesce(period, '') as period,
+              case aggregation when 'max' then max(value) else sum(value) end as value,
+              sum(event_count) as event_count, max(ingested_at) as ingested_at
+         from taken
+        group by meter_key, customer_external_id, group_key, minute, aggregation, coalesce(period, '')
+     ),
+     latest as (
+       select distinct on (meter_key, customer_external_id, group_key, minute, coalesce(period, ''))
+              meter_key, customer_external_id, group_key, minute, coalesce(period, '') as period, value, latest_ms,
+              latest_event_id
+         from taken where aggregation = 'latest'
+        order by meter_key, customer_external_id, group_key, minute, coalesce(period, ''), latest_ms desc,
+                 latest_event_id collate "C" desc
+     ),
      merged as (
-       select meter_key, customer_external_id, group_key, minute, aggregation, period, ${mergedAggregates('latest_ms')},
-         max(ingested_at) as ingested_at
-       from taken
-       group by meter_key, customer_external_id, group_key, minute, aggregation, period
+       select s.meter_key, s.customer_external_id, s.group_key, s.minute, s.aggregation, nullif(s.period, '') as period,
+              coalesce(l.value, s.value) as value, s.event_count, l.latest_ms, l.latest_event_id, s.ingested_at
+         from summed s left join latest l
+           on s.aggregation = 'latest' and l.meter_key = s.meter_key and l.customer_external_id = s.customer_external_id
+          and l.group_key = s.group_key and l.minute = s.minute and l.period = s.period
      ),
      by_bucket as (
        select meter_key, customer_external_id, group_key, to_timestamp(minute * 60) as minute, aggregation, value,
