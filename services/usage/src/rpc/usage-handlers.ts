@@ -21,8 +21,8 @@ import { correctEvent } from '../service/correct-event.ts';
 import { countResults, ingestEvents, ingestInTransaction } from '../service/ingest-events.ts';
 import { ingestQueue } from '../service/ingest-queue.ts';
 
-/** How ingestion requests are written: up to 4 transactions at once, up to 4 waiting requests in each. */
-const INGEST_GROUPING = { concurrency: 4, maxGroupRequests: 4 };
+/** How ingestion requests are written: up to 2 transactions at once, up to 8 waiting requests in each. */
+const INGEST_GROUPING = { concurrency: 2, maxGroupRequests: 8 };
 /** Most problems reported by one ingestion stream. */
 const MAX_STREAM_PROBLEMS = 10_000;
 const DAY = 24 * 3_600_000;
