@@ -68,21 +68,24 @@ const eventKey = (customer: string, id: string) => `${customer}\u0000${id}`;
 
 /**
  * The statement claiming keys and storing the events whose key it claimed ($1: the rows, $2: the ingestion time);
- * returns the events whose key was claimed before. Without `tolerateClaimed`, a key claimed before fails it.
+ * returns the events whose key was claimed before. Without `tolerateClaimed`, a key claimed before fails it, so
+ * when it succeeds every key was claimed: it stores every event, and returns none.
  */
 function claimStatement(tolerateClaimed: boolean): string {
-  return `with x as (
+  const rows = `with x as (
        select e->>0 as c, e->>1 as i, e->>2 as f, (e->>3)::timestamptz as t, e->>4 as y, e->5 as p,
               (e->>6)::boolean as l
          from jsonb_array_elements($1::jsonb) e
-     ), claimed as (
-       insert into usage_event_key (customer_external_id, event_id, fingerprint, event_time)
-       select c, i, f, t from x order by c, i
-       ${tolerateClaimed ? 'on conflict do nothing' : ''}
-       returning customer_external_id as c, event_id as i
+     )`;
+  const claim =
+    'insert into usage_event_key (customer_external_id, event_id, fingerprint, event_time) select c, i, f, t from x order by c, i';
+  const store =
+    'insert into usage_event (customer_external_id, event_id, event_type, event_time, properties, ingested_at, late)';
+  if (!tolerateClaimed) return `${rows}, claimed as (${claim}) ${store} select c, i, y, t, p, $2, l from x`;
+  return `${rows}, claimed as (
+       ${claim} on conflict do nothing returning customer_external_id as c, event_id as i
      ), stored as (
-       insert into usage_event (customer_external_id, event_id, event_type, event_time, properties, ingested_at, late)
-       select x.c, x.i, x.y, x.t, x.p, $2, x.l from x join claimed on claimed.c = x.c and claimed.i = x.i
+       ${store} select x.c, x.i, x.y, x.t, x.p, $2, x.l from x join claimed on claimed.c = x.c and claimed.i = x.i
      )
      select c, i from x where not exists (select from claimed where claimed.c = x.c and claimed.i = x.i)`;
 }
