@@ -46,6 +46,7 @@ const send = (request: Buffer) =>
   });
 
 let next = 0;
+const cpu = process.cpuUsage();
 const started = performance.now();
 await Promise.all(
   Array.from({ length: IN_FLIGHT }, async () => {
@@ -57,5 +58,11 @@ await Promise.all(
     }
   }),
 );
-process.stdout.write(JSON.stringify({ perSecond: EVENTS / ((performance.now() - started) / 1000) }));
+const used = process.cpuUsage(cpu);
+process.stdout.write(
+  JSON.stringify({
+    perSecond: EVENTS / ((performance.now() - started) / 1000),
+    cpuUs: (used.user + used.system) / EVENTS,
+  }),
+);
 client.close();

@@ -68,6 +68,8 @@ async function drained(): Promise<void> {
 
 interface Run {
   perSecond: number;
+  /** CPU per event of the producer. */
+  producerUs: number;
   /** The raw insert rate measured just before. */
   baseline: number;
   serviceUs: number;
@@ -102,6 +104,7 @@ async function produce(customers: number, idPrefix: string): Promise<Run> {
   const postgresAfter = postgresCpuMs();
   return {
     perSecond: Number(JSON.parse(output).perSecond),
+    producerUs: Number(JSON.parse(output).cpuUs),
     baseline,
     serviceUs: (used.user + used.system) / EVENTS,
     postgresUs:
@@ -135,7 +138,7 @@ const middle = (runs: readonly Run[]): Run => {
 const list = (values: readonly number[], digits = 0) => values.map((v) => v.toFixed(digits)).join(', ');
 const line = (label: string, runs: readonly Run[]) => {
   const run = middle(runs);
-  const split = `service ${run.serviceUs.toFixed(1)} µs${run.postgresUs === undefined ? '' : `, PostgreSQL ${run.postgresUs.toFixed(1)} µs`}`;
+  const split = `service ${run.serviceUs.toFixed(1)} µs${run.postgresUs === undefined ? '' : `, PostgreSQL ${run.postgresUs.toFixed(1)} µs`}, producer ${run.producerUs.toFixed(1)} µs`;
   console.log(
     `${label.padEnd(62)} ${run.perSecond.toFixed(0).padStart(8)} events/s   (runs: ${list(runs.map((r) => r.perSecond))}; CPU per event of the median run: ${split})`,
   );
