@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/gl
 import pg from 'pg';
 import type { EventBus, Subscription } from '../src/bus.ts';
 import { listParkedEvents, on, replayParkedEvent, startConsumer } from '../src/consumer.ts';
-import { type Database, openDatabase } from '../src/db.ts';
+import { type Database, type Em, openDatabase } from '../src/db.ts';
 import { defineEvent } from '../src/events.ts';
 import { createMemoryBus } from '../src/memory-bus.ts';
 import { connectNatsBus } from '../src/nats-bus.ts';
@@ -210,6 +210,35 @@ describe('outbox and consumers', () => {
     await consume('alpha-batch', seen);
     await eventually(() => seen.filter((x) => /^agg-[ef]:/.test(x)).length === 4, 'four events');
     expect(seen.filter((x) => x.startsWith('agg-e'))).toEqual(['agg-e:1:first', 'agg-e:2:e2', 'agg-e:3:e3']);
+  });
+
+  test('a caller holding its own lock on the aggregates takes no advisory lock, and numbering is the same', async () => {
+    await record('agg-g', 'first');
+    const at = new Date('2026-01-15T00:00:00Z');
+    const advisoryLocks = (em: Em) =>
+      em.execute<{ n: string }[]>(
+        "select count(*) as n from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()",
+      );
+    const [locked, unlocked] = await Promise.all(
+      [true, false].map((aggregatesLocked) =>
+        db.transaction(async (em) => {
+          const envelopes = await recordEvents(
+            em,
+            [
+              eventRecord(
+                noted,
+                { value: 'g' },
+                { aggregateId: `agg-${aggregatesLocked ? 'g' : 'h'}`, occurredTime: at },
+              ),
+            ],
+            { aggregatesLocked },
+          );
+          return { seq: envelopes[0]?.aggregateSeq, locks: Number((await advisoryLocks(em))[0]?.n) };
+        }),
+      ),
+    );
+    expect(locked).toEqual({ seq: 2, locks: 0 });
+    expect(unlocked).toEqual({ seq: 1, locks: 1 });
   });
 
   test('a rolled-back transaction publishes nothing', async () => {

@@ -189,7 +189,8 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
         );
       }
     }
-    await recordEvents(em, records);
+    // Every writer of these aggregates (passes and corrections) holds PUBLISHER_LOCK.
+    await recordEvents(em, records, { aggregatesLocked: true });
     return records.length;
   }, 'repeatable read');
 }
