@@ -444,10 +444,11 @@ export async function foldRollupLog(em: Em, limit: number, range: LogRange): Pro
      hours as (${foldInto('usage_rollup', 'hour', 'by_hour')}),
      late as (
        select customer_external_id, meter_key, ${fromMilliseconds('(period::jsonb->>0)')} as period_start,
+              ${fromMilliseconds('(period::jsonb->>1)')} as period_end, period::jsonb->>2 as subscription_id,
               to_jsonb((array_agg(id))[1:${MAX_LATE_IDS}]) as late_event_ids
          from taken, jsonb_array_elements_text(taken.late_event_ids) as id
         where taken.period is not null and taken.late_event_ids is not null
-        group by customer_external_id, meter_key, period
+        group by customer_external_id, meter_key, 3, 4, 5
      ),
      by_period as (
        select customer_external_id, meter_key, period_start, period_end, subscription_id, aggregation,
@@ -461,7 +462,8 @@ export async function foldRollupLog(em: Em, limit: number, range: LogRange): Pro
        select customer_external_id, meter_key, period_start, period_end, event_count, ingested_at as last_ingest_at,
               aggregation, value::text as value, latest_time, latest_event_id, aggregation = 'unique_count' as recompute,
               subscription_id, period_closed, coalesce(late.late_event_ids, '[]') as late_event_ids, false as correction
-         from by_period left join late using (customer_external_id, meter_key, period_start)
+         from by_period left join late
+           using (customer_external_id, meter_key, period_start, period_end, subscription_id)
      )
      -- One row at least, carrying the count of log rows even when they add to no period.
      select increments.*, (select count(*) from log) as log_rows, (select max(id) from log) as last_id
