@@ -16,14 +16,16 @@ const bus = createMemoryBus();
 const service = await startUsageWithMeter(bus, 'build_minutes', ['os']);
 
 // Baseline: multi-row INSERT of 500 rows per statement on one connection, as STACK.md measured. It runs just
-// before each ingestion run, so both meet the same state of the machine (a fresh database's first writes also
-// create WAL files, which halves the rate for a while).
+// before each ingestion run, so both meet the same state of the machine, after a checkpoint (dirty pages of the
+// run before are written then, not during the baseline). A first, uncounted one warms up a fresh database (its
+// first writes also create WAL files, which halves the rate for a while).
 const baselineRows = 100_000;
 const raw = new pg.Client({ connectionString: service.database.url });
 await raw.connect();
 await raw.query('create table bench_raw (customer text, id text, type text, time timestamptz, properties jsonb)');
 async function rawInsertRate(): Promise<number> {
   await raw.query('truncate bench_raw');
+  await raw.query('checkpoint');
   const started = performance.now();
   for (let i = 0; i < baselineRows; i += 500) {
     const values: string[] = [];
@@ -56,14 +58,20 @@ function postgresCpuMs(): number | undefined {
   }
 }
 
-/** Waits until the delta publisher has folded the whole rollup log, so that what follows meets an idle service. */
+/**
+ * Waits until the delta publisher has folded the whole rollup log and the relay has published its messages, so
+ * that what follows meets an idle service.
+ */
 async function drained(): Promise<void> {
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
-    const { rows } = await raw.query<{ n: number }>('select count(*)::int as n from usage_rollup_log');
-    if (rows[0]?.n === 0) return;
+    const { rows } = await raw.query<{ n: number }>(
+      `select (select count(*) from usage_rollup_log) + (select count(*) from outbox_event where published_at is null)
+                as n`,
+    );
+    if (Number(rows[0]?.n) === 0) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error('the delta publisher did not catch up within a minute');
+  throw new Error('the delta publisher and relay did not catch up within a minute');
 }
 
 interface Run {
@@ -123,6 +131,7 @@ function median(values: readonly number[]): number {
 // follows its own baseline and ends when the publisher has caught up: the machine is shared, and its speed
 // drifts by a fifth within a minute, so each run is compared with the baseline next to it, and medians are taken.
 const cases: { grouped: Run[]; worst: Run[] } = { grouped: [], worst: [] };
+await rawInsertRate();
 for (let r = 0; r < RUNS; r++) {
   cases.grouped.push(await produce(50, `g${r}`));
   cases.worst.push(await produce(1_000, `w${r}`));

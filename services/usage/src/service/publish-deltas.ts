@@ -32,7 +32,10 @@ import { aggregateUsage } from './aggregate-usage.ts';
 
 /** Most (customer, meter, period)s a pass publishes (it may go over by a statement's worth). */
 const PASS_SIZE = 5_000;
-/** Most rollup log rows (each holds a transaction's entries: up to one per event and meter of 8 batches) folded per statement. */
+/**
+ * Most rollup log rows folded per statement (each holds a transaction's entries: up to one per event and meter
+ * of 8 batches).
+ */
 const COMPACTION_BATCH = 32;
 
 interface Outgoing {
