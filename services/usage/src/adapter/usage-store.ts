@@ -398,33 +398,34 @@ export async function foldRollupLog(em: Em, limit: number, range: LogRange): Pro
           order by id limit ? for update skip locked))
        returning id, body, ingested_at
      ),
-     -- Entries as they are written (typed conversions wait until they are merged: they cost more than merging).
+     -- Entries as they are written (typed conversions wait until they are merged: they cost more than merging;
+     -- the period stays JSON, an array or null).
      taken as (
        select (e->>0) as meter_key, c.key as customer_external_id, (e->>1) as group_key, (e->>2)::bigint as minute,
               e->>3 as aggregation, (e->>4)::numeric as value, (e->>5)::bigint as event_count,
-              (e->>6)::bigint as latest_ms, e->>7 as latest_event_id, e->>8 as period, e->9 as late_event_ids,
-              l.ingested_at
+              (e->>6)::bigint as latest_ms, e->>7 as latest_event_id, coalesce(e->8, 'null') as period,
+              e->9 as late_event_ids, l.ingested_at
          from log l cross join lateral jsonb_each(l.body) c cross join lateral jsonb_array_elements(c.value) e
      ),
      -- Merged once per minute and period; the minute, hour and period merges then read far fewer rows. Sums and
      -- maxima are hashed; the latest event of latest meters is found apart, by sorting their entries only.
      summed as (
-       select meter_key, customer_external_id, group_key, minute, aggregation, coalesce(period, '') as period,
+       select meter_key, customer_external_id, group_key, minute, aggregation, period,
               case aggregation when 'max' then max(value) else sum(value) end as value,
               sum(event_count) as event_count, max(ingested_at) as ingested_at
          from taken
-        group by meter_key, customer_external_id, group_key, minute, aggregation, coalesce(period, '')
+        group by meter_key, customer_external_id, group_key, minute, aggregation, period
      ),
      latest as (
-       select distinct on (meter_key, customer_external_id, group_key, minute, coalesce(period, ''))
-              meter_key, customer_external_id, group_key, minute, coalesce(period, '') as period, value, latest_ms,
+       select distinct on (meter_key, customer_external_id, group_key, minute, period)
+              meter_key, customer_external_id, group_key, minute, period, value, latest_ms,
               latest_event_id
          from taken where aggregation = 'latest'
-        order by meter_key, customer_external_id, group_key, minute, coalesce(period, ''), latest_ms desc,
+        order by meter_key, customer_external_id, group_key, minute, period, latest_ms desc,
                  latest_event_id collate "C" desc
      ),
      merged as (
-       select s.meter_key, s.customer_external_id, s.group_key, s.minute, s.aggregation, nullif(s.period, '') as period,
+       select s.meter_key, s.customer_external_id, s.group_key, s.minute, s.aggregation, s.period,
               coalesce(l.value, s.value) as value, s.event_count, l.latest_ms, l.latest_event_id, s.ingested_at
          from summed s left join latest l
            on s.aggregation = 'latest' and l.meter_key = s.meter_key and l.customer_external_id = s.customer_external_id
@@ -433,8 +434,8 @@ export async function foldRollupLog(em: Em, limit: number, range: LogRange): Pro
      by_bucket as (
        select meter_key, customer_external_id, group_key, to_timestamp(minute * 60) as minute, aggregation, value,
               event_count, ${fromMilliseconds('latest_ms')} as latest_time, latest_event_id,
-              ${fromMilliseconds('(period::jsonb->>0)')} as period_start, ${fromMilliseconds('(period::jsonb->>1)')} as period_end,
-              period::jsonb->>2 as subscription_id, coalesce((period::jsonb->>3)::boolean, false) as period_closed,
+              ${fromMilliseconds('(period->>0)')} as period_start, ${fromMilliseconds('(period->>1)')} as period_end,
+              period->>2 as subscription_id, coalesce((period->>3)::boolean, false) as period_closed,
               ingested_at
          from merged
      ),
@@ -443,11 +444,11 @@ export async function foldRollupLog(em: Em, limit: number, range: LogRange): Pro
      minutes as (${foldInto('usage_rollup_minute', 'minute', 'by_minute')}),
      hours as (${foldInto('usage_rollup', 'hour', 'by_hour')}),
      late as (
-       select customer_external_id, meter_key, ${fromMilliseconds('(period::jsonb->>0)')} as period_start,
-              ${fromMilliseconds('(period::jsonb->>1)')} as period_end, period::jsonb->>2 as subscription_id,
+       select customer_external_id, meter_key, ${fromMilliseconds('(period->>0)')} as period_start,
+              ${fromMilliseconds('(period->>1)')} as period_end, period->>2 as subscription_id,
               to_jsonb((array_agg(id))[1:${MAX_LATE_IDS}]) as late_event_ids
          from taken, jsonb_array_elements_text(taken.late_event_ids) as id
-        where taken.period is not null and taken.late_event_ids is not null
+        where jsonb_typeof(taken.period) = 'array' and taken.late_event_ids is not null
         group by customer_external_id, meter_key, 3, 4, 5
      ),
      by_period as (
