@@ -144,7 +144,7 @@ const middle = (runs: readonly Run[]): Run => {
   if (!run) throw new Error('no run');
   return run;
 };
-const list = (values: readonly number[], digits = 0) => values.map((v) => v.toFixed(digits)).join(', ');
+const list = (values: readonly number[]) => values.map((v) => v.toFixed(0)).join(', ');
 const line = (label: string, runs: readonly Run[]) => {
   const run = middle(runs);
   const split = `service ${run.serviceUs.toFixed(1)} µs${run.postgresUs === undefined ? '' : `, PostgreSQL ${run.postgresUs.toFixed(1)} µs`}, producer ${run.producerUs.toFixed(1)} µs`;
