@@ -277,15 +277,14 @@ const fromMilliseconds = (ms: string) =>
  * or null, late event ids (optional)].
  */
 function rollupLogEntries(source: string, oneCustomer: boolean): string {
-  const fromMs = fromMilliseconds;
   const customers = oneCustomer
     ? 'lateral (select ?::text as key, l.body -> ?::text as value) c'
     : 'lateral jsonb_each(l.body) c';
   return `select e->>0 as meter_key, c.key as customer_external_id, e->>1 as group_key,
          to_timestamp((e->>2)::bigint * 60) as minute, e->>3 as aggregation, (e->>4)::numeric as value,
-         (e->>5)::bigint as event_count, ${fromMs('(e->>6)')} as latest_time,
-         e->>7 as latest_event_id, ${fromMs('(e->8->>0)')} as period_start,
-         ${fromMs('(e->8->>1)')} as period_end, e->8->>2 as subscription_id,
+         (e->>5)::bigint as event_count, ${fromMilliseconds('(e->>6)')} as latest_time,
+         e->>7 as latest_event_id, ${fromMilliseconds('(e->8->>0)')} as period_start,
+         ${fromMilliseconds('(e->8->>1)')} as period_end, e->8->>2 as subscription_id,
          coalesce((e->8->>3)::boolean, false) as period_closed, coalesce(e->9, '[]') as late_event_ids,
          l.ingested_at
        from ${source} l cross join ${customers} cross join lateral jsonb_array_elements(c.value) e`;
@@ -401,7 +400,7 @@ export async function foldRollupLog(em: Em, limit: number, range: LogRange): Pro
      -- Entries as they are written (typed conversions wait until they are merged: they cost more than merging;
      -- the period stays JSON, an array or null).
      taken as (
-       select (e->>0) as meter_key, c.key as customer_external_id, (e->>1) as group_key, (e->>2)::bigint as minute,
+       select e->>0 as meter_key, c.key as customer_external_id, e->>1 as group_key, (e->>2)::bigint as minute,
               e->>3 as aggregation, (e->>4)::numeric as value, (e->>5)::bigint as event_count,
               (e->>6)::bigint as latest_ms, e->>7 as latest_event_id, coalesce(e->8, 'null') as period,
               e->9 as late_event_ids, l.ingested_at
