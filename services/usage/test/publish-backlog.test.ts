@@ -2,37 +2,25 @@
 // period)s than a pass publishes, and a recompute waiting. A pass stops after the statement that takes it past its
 // size, and takes recomputes only once it has folded every log row it sees: a recompute reads the log, so a row
 // folded by a later pass would be counted twice.
-import { type Database, openDatabase } from '@billing/kit/db';
+import type { Database } from '@billing/kit/db';
 import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
-import { createTestDatabase, type TestDatabase, testLogger } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { requestRecompute, saveMeter } from '../src/adapter/usage-store.ts';
-import { USAGE_MIGRATIONS } from '../src/migrations/index.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 import { publishDeltas } from '../src/service/publish-deltas.ts';
+import { migratedUsageDatabase } from './usage-database.ts';
 
-let database: TestDatabase;
 let db: Database;
+let drop: () => Promise<void>;
 
 beforeAll(async () => {
-  database = await createTestDatabase('usage_backlog');
-  db = await openDatabase({
-    service: 'usage',
-    url: database.url,
-    entities: [],
-    migrations: USAGE_MIGRATIONS,
-    logger: testLogger,
-  });
-  await db.migrate();
+  ({ db, drop } = await migratedUsageDatabase('usage_backlog'));
 });
 
-afterAll(async () => {
-  await db.close();
-  await database.drop();
-});
+afterAll(() => drop());
 
 test('a pass over a backlog is bounded, and recomputes wait until the log it sees is folded: each event counts once', async () => {
   const now = new Date('2026-03-10T12:00:00Z');

@@ -1,36 +1,24 @@
 // Folding the rollup log into what each billing period gained: a closed period re-announced with another end
 // between two batches of late usage yields one increment per announced period, each with its own late events,
 // so the period counts each event once.
-import { type Database, openDatabase } from '@billing/kit/db';
+import type { Database } from '@billing/kit/db';
 import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
-import { createTestDatabase, type TestDatabase, testLogger } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { foldRollupLog, saveMeter, savePeriod } from '../src/adapter/usage-store.ts';
-import { USAGE_MIGRATIONS } from '../src/migrations/index.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
+import { migratedUsageDatabase } from './usage-database.ts';
 
-let database: TestDatabase;
 let db: Database;
+let drop: () => Promise<void>;
 
 beforeAll(async () => {
-  database = await createTestDatabase('usage_fold');
-  db = await openDatabase({
-    service: 'usage',
-    url: database.url,
-    entities: [],
-    migrations: USAGE_MIGRATIONS,
-    logger: testLogger,
-  });
-  await db.migrate();
+  ({ db, drop } = await migratedUsageDatabase('usage_fold'));
 });
 
-afterAll(async () => {
-  await db.close();
-  await database.drop();
-});
+afterAll(() => drop());
 
 test('late usage of a closed period whose end changed between batches counts once, with each batch its late ids', async () => {
   const now = new Date('2026-03-10T12:00:00Z');

@@ -337,17 +337,15 @@ export async function applyRollups(em: Em, deltas: readonly RollupDelta[], now: 
 }
 
 // The aggregates of rollup rows merged together: values by the aggregation, counts added, the latest event kept
-// (ordered aggregates only for latest meters: they sort every group). `latest` names the column of the latest
-// event's time (a timestamp, or milliseconds), which it keeps.
+// (ordered aggregates only for latest meters: they sort every group).
 const LATEST_FIRST = `filter (where aggregation = 'latest')`;
-const mergedAggregates = (latest: string) => `case aggregation
+const MERGED_AGGREGATES = `case aggregation
            when 'max' then max(value)
-           when 'latest' then (array_agg(value order by ${latest} desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1]
+           when 'latest' then (array_agg(value order by latest_time desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1]
            else sum(value) end as value,
          sum(event_count) as event_count,
-         (array_agg(${latest} order by ${latest} desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1] as ${latest},
-         (array_agg(latest_event_id order by ${latest} desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1] as latest_event_id`;
-const MERGED_AGGREGATES = mergedAggregates('latest_time');
+         (array_agg(latest_time order by latest_time desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1] as latest_time,
+         (array_agg(latest_event_id order by latest_time desc, latest_event_id collate "C" desc) ${LATEST_FIRST})[1] as latest_event_id`;
 
 /** The rows of `source` merged per (meter, customer, group, `bucket`). */
 function mergedBuckets(source: string, bucket: string): string {
