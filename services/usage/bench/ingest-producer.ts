@@ -14,7 +14,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import * as grpc from '@grpc/grpc-js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 200_000);
-const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 8);
+const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 32);
 const BATCH = 1_000;
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 1_000);
 const PREFIX = process.env.BENCH_ID_PREFIX ?? 'ev';

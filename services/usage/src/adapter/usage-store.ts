@@ -122,14 +122,20 @@ export async function claimAndStoreEvents(
 ): Promise<Claim> {
   const accepted = new Set<number>();
   const duplicates = new Map<number, 'same' | 'different'>();
-  const firstOfKey = new Map<string, ValidEvent>();
+  // The first event of each id, per customer (two lookups of the strings as they are cost less than one of a
+  // key made of both).
+  const firstOfId = new Map<string, Map<string, ValidEvent>>();
   const candidates: ValidEvent[] = [];
   for (const e of events) {
-    const key = eventKey(e.customer, e.id);
-    const first = firstOfKey.get(key);
+    let ids = firstOfId.get(e.customer);
+    if (!ids) {
+      ids = new Map();
+      firstOfId.set(e.customer, ids);
+    }
+    const first = ids.get(e.id);
     if (first) duplicates.set(e.index, first.fingerprint === e.fingerprint ? 'same' : 'different');
     else {
-      firstOfKey.set(key, e);
+      ids.set(e.id, e);
       candidates.push(e);
     }
   }

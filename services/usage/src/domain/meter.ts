@@ -5,12 +5,18 @@ import { Decimal } from '@billing/money';
 import { FilterOperator, type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
 
+/**
+ * A number as a meter reads it: a safe integer as a plain number (usage is mostly counted in whole units, and
+ * adding numbers is far cheaper than adding decimals), anything else as a decimal.
+ */
+export type Amount = number | Decimal;
+
 /** A meter's reading of one event: its group and its value (a decimal, or any string for unique counts). */
 export interface MeterReading {
   /** The group-by dimension values, in the meter's group_by order, JSON-encoded (`[]` without group_by). */
   group: string;
   /** The numeric value (COUNT: 1; SUM, MAX, LATEST: the value property). */
-  value: Decimal;
+  value: Amount;
   /** For UNIQUE_COUNT: the distinct value, as a string. */
   distinct?: string;
 }
@@ -50,14 +56,19 @@ const NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?$/;
  * property is missing or not a number).
  */
 export function readEvent(meter: Meter, properties: JsonObject): MeterReading | string {
-  const group = JSON.stringify(meter.groupBy.map((dimension) => asText(properties[dimension]) ?? null));
-  if (meter.aggregation === MeterAggregation.COUNT) return { group, value: new Decimal(1) };
+  const group =
+    meter.groupBy.length === 0
+      ? '[]'
+      : JSON.stringify(meter.groupBy.map((dimension) => asText(properties[dimension]) ?? null));
+  if (meter.aggregation === MeterAggregation.COUNT) return { group, value: 1 };
   const raw = properties[meter.valueProperty];
   if (meter.aggregation === MeterAggregation.UNIQUE_COUNT) {
     const distinct = asText(raw);
     if (distinct === undefined) return `property "${meter.valueProperty}" is missing`;
-    return { group, value: new Decimal(1), distinct };
+    return { group, value: 1, distinct };
   }
+  // Negative zero reads as zero, as its text does.
+  if (Number.isSafeInteger(raw)) return { group, value: raw === 0 ? 0 : (raw as number) };
   const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : undefined;
   if (text === undefined || !NUMBER.test(text)) return `property "${meter.valueProperty}" is not a number`;
   return { group, value: new Decimal(text) };

@@ -5,7 +5,7 @@
 
 import { Decimal } from '@billing/money';
 import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
-import { type MeterReading, meterSelects, readEvent } from './meter.ts';
+import { type Amount, type MeterReading, meterSelects, readEvent } from './meter.ts';
 import type { BillingPeriod } from './periods.ts';
 import type { MeteredEvent } from './usage-event.ts';
 
@@ -43,11 +43,6 @@ const HOUR = 3_600_000;
 /** The start of the UTC hour containing `time`. */
 export function hourOf(time: Date): Date {
   return new Date(Math.floor(time.getTime() / HOUR) * HOUR);
-}
-
-/** The start of the UTC minute containing `time`. */
-export function minuteOf(time: Date): Date {
-  return new Date(Math.floor(time.getTime() / MINUTE) * MINUTE);
 }
 
 function laterThan(a: { time: Date; id: string }, b: { time: Date; id: string } | undefined): boolean {
@@ -94,13 +89,32 @@ export interface PeriodSplit {
   late: ReadonlySet<number>;
 }
 
+const asDecimal = (amount: Amount): Decimal => (typeof amount === 'number' ? new Decimal(amount) : amount);
+
+/** a + b, as a number while the sum is a safe integer (exact), else as a decimal. */
+function add(a: Amount, b: Amount): Amount {
+  if (typeof a === 'number' && typeof b === 'number') {
+    const sum = a + b;
+    // Past 2^53 a sum of safe integers may be rounded, but it is then no safe integer either.
+    if (Number.isSafeInteger(sum)) return sum;
+  }
+  return asDecimal(a).plus(asDecimal(b));
+}
+
+function greater(a: Amount, b: Amount): boolean {
+  return typeof a === 'number' && typeof b === 'number' ? a > b : asDecimal(a).greaterThan(asDecimal(b));
+}
+
+/** A delta being accumulated: its value as an Amount until the end. */
+type Accumulating = Omit<RollupDelta, 'value'> & { amount: Amount };
+
 /** The rollup deltas of `readings`, per UTC minute and group (and billing period, when split). */
 export function rollupDeltas(readings: readonly EventReading[], split?: PeriodSplit): RollupDelta[] {
-  const buckets = new Map<string, RollupDelta>();
+  const buckets = new Map<string, Accumulating>();
   for (const { event, meter, reading } of readings) {
     const period = split?.periodOf(event);
-    const start = minuteOf(event.time);
-    const key = `${meter.key}\u0000${event.customer}\u0000${reading.group}\u0000${start.getTime()}\u0000${period?.start.getTime()}`;
+    const minute = Math.floor(event.time.getTime() / MINUTE) * MINUTE;
+    const key = `${meter.key}\u0000${event.customer}\u0000${reading.group}\u0000${minute}\u0000${period?.start.getTime()}`;
     let bucket = buckets.get(key);
     if (!bucket) {
       bucket = {
@@ -108,9 +122,9 @@ export function rollupDeltas(readings: readonly EventReading[], split?: PeriodSp
         aggregation: meter.aggregation,
         customer: event.customer,
         group: reading.group,
-        bucket: start,
+        bucket: new Date(minute),
         period,
-        value: meter.aggregation === MeterAggregation.MAX ? reading.value : new Decimal(0),
+        amount: meter.aggregation === MeterAggregation.MAX ? reading.value : 0,
         eventCount: 0,
         distinct: new Set(),
         lateEventIds: [],
@@ -121,13 +135,13 @@ export function rollupDeltas(readings: readonly EventReading[], split?: PeriodSp
     bucket.eventCount++;
     switch (meter.aggregation) {
       case MeterAggregation.MAX:
-        if (reading.value.greaterThan(bucket.value)) bucket.value = reading.value;
+        if (greater(reading.value, bucket.amount)) bucket.amount = reading.value;
         break;
       case MeterAggregation.LATEST: {
         const candidate = { time: event.time, id: event.id };
         if (laterThan(candidate, bucket.latest)) {
           bucket.latest = candidate;
-          bucket.value = reading.value;
+          bucket.amount = reading.value;
         }
         break;
       }
@@ -135,8 +149,8 @@ export function rollupDeltas(readings: readonly EventReading[], split?: PeriodSp
         if (reading.distinct !== undefined) bucket.distinct.add(reading.distinct);
         break;
       default:
-        bucket.value = bucket.value.plus(reading.value);
+        bucket.amount = add(bucket.amount, reading.value);
     }
   }
-  return [...buckets.values()];
+  return Array.from(buckets.values(), ({ amount, ...delta }) => ({ ...delta, value: asDecimal(amount) }));
 }
