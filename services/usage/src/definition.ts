@@ -8,7 +8,7 @@ import { catalogMetersConsumer } from './consumers/catalog-meters.ts';
 import { subscriptionPeriodsConsumer } from './consumers/subscription-periods.ts';
 import { RETENTION_MS } from './domain/usage-event.ts';
 import { USAGE_MIGRATIONS } from './migrations/index.ts';
-import { usageHandlers } from './rpc/usage-handlers.ts';
+import { routeUsageService } from './rpc/usage-handlers.ts';
 import { publishDeltas } from './service/publish-deltas.ts';
 
 const DAY = 24 * 3600 * 1000;
@@ -23,7 +23,7 @@ export const usageService: ServiceDefinition = {
   migrations: USAGE_MIGRATIONS,
   services: [UsageService],
   routes(router, context) {
-    router.service(UsageService, usageHandlers(context));
+    routeUsageService(router, context);
   },
   consumers: () => [catalogMetersConsumer, subscriptionPeriodsConsumer],
   // Meter deltas go out per customer and meter every 250 ms: kept forever they would be most of the database.

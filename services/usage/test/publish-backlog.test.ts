@@ -9,6 +9,7 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { requestRecompute, saveMeter } from '../src/adapter/usage-store.ts';
+import { sentEvent } from '../src/domain/usage-event.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 import { publishDeltas } from '../src/service/publish-deltas.ts';
 import { migratedUsageDatabase } from './usage-database.ts';
@@ -56,7 +57,9 @@ test('a pass over a backlog is bounded, and recomputes wait until the log it see
         }),
       );
     }
-    const [results] = await db.transaction((em) => ingestEvents(em, [{ events, offset: 0 }], now));
+    const [results] = await db.transaction((em) =>
+      ingestEvents(em, [{ events: events.map(sentEvent), offset: 0 }], now),
+    );
     expect(results?.every((r) => r.status === IngestStatus.ACCEPTED)).toBe(true);
   }
   // The period of "watched" is recomputed in the same pass, as after a correction or a newly learned period.

@@ -8,6 +8,7 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { foldRollupLog, saveMeter, savePeriod } from '../src/adapter/usage-store.ts';
+import { sentEvent } from '../src/domain/usage-event.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 import { migratedUsageDatabase } from './usage-database.ts';
 
@@ -47,7 +48,7 @@ test('late usage of a closed period whose end changed between batches counts onc
       eventTime: timestampFromDate(new Date('2026-02-15T10:00:00Z')),
       properties: { minutes },
     });
-    const [results] = await db.transaction((em) => ingestEvents(em, [{ events: [event], offset: 0 }], now));
+    const [results] = await db.transaction((em) => ingestEvents(em, [{ events: [sentEvent(event)], offset: 0 }], now));
     expect(results?.map((r) => [r.status, r.late])).toEqual([[IngestStatus.ACCEPTED, true]]);
   };
   await ingestLate('late-a', 5, new Date('2026-03-01T00:00:00Z'));

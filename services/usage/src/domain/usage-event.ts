@@ -3,7 +3,7 @@
 import { hash } from 'node:crypto';
 import { RejectReason, type UsageEvent } from '@billing/proto/billing/usage/v1/resources_pb';
 import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { timestampMs } from '@bufbuild/protobuf/wkt';
 
 /** Most events in one batch. */
 export const MAX_BATCH_SIZE = 1_000;
@@ -13,6 +13,31 @@ export const MAX_FUTURE_MS = 5 * 60 * 1000;
 export const RETENTION_MS = 400 * 24 * 3600 * 1000;
 /** Largest encoded properties. */
 export const MAX_PROPERTIES_BYTES = 64 * 1024;
+
+/** An event as a producer sent it, decoded and not yet validated. */
+export interface SentEvent {
+  /** The producer's id. */
+  id: string;
+  /** The customer's external id. */
+  customerExternalId: string;
+  /** The event type. */
+  type: string;
+  /** event_time in milliseconds since the epoch; undefined when it was not sent. */
+  timeMs: number | undefined;
+  /** Its properties ({} when none were sent). */
+  properties: JsonObject;
+}
+
+/** The SentEvent of a decoded UsageEvent message. */
+export function sentEvent(event: UsageEvent): SentEvent {
+  return {
+    id: event.id,
+    customerExternalId: event.customerExternalId,
+    type: event.type,
+    timeMs: event.eventTime ? timestampMs(event.eventTime) : undefined,
+    properties: event.properties ?? {},
+  };
+}
 
 /** An event as meters read it. */
 export interface MeteredEvent {
@@ -119,16 +144,8 @@ export function isoTime(time: Date): string {
   return `${prefix}${TWO_DIGITS[hours]}:${TWO_DIGITS[minutes]}:${TWO_DIGITS[seconds]}.${THREE_DIGITS[rest - seconds * 1_000]}Z`;
 }
 
-/**
- * Validates one event at `now`; `properties` is the event's properties as JSON, `index` numbers it (results are
- * keyed by it).
- */
-export function validateEvent(
-  event: UsageEvent,
-  properties: JsonObject,
-  index: number,
-  now: Date,
-): ValidEvent | Rejection {
+/** Validates one event at `now`; `index` numbers it (results are keyed by it). */
+export function validateEvent(event: SentEvent, index: number, now: Date): ValidEvent | Rejection {
   const reject = (reason: RejectReason, field: string, message: string): Rejection => ({
     index,
     id: event.id,
@@ -153,8 +170,8 @@ export function validateEvent(
       'type must be 1-128 characters, without NUL or unpaired surrogates',
     );
   }
-  if (!event.eventTime) return reject(RejectReason.MISSING_TIME, 'event_time', 'event_time is required');
-  const time = timestampDate(event.eventTime);
+  if (event.timeMs === undefined) return reject(RejectReason.MISSING_TIME, 'event_time', 'event_time is required');
+  const time = new Date(event.timeMs);
   if (Number.isNaN(time.getTime()))
     return reject(RejectReason.MISSING_TIME, 'event_time', 'event_time is not a valid time');
   if (time.getTime() > now.getTime() + MAX_FUTURE_MS) {
@@ -163,6 +180,7 @@ export function validateEvent(
   if (time.getTime() < now.getTime() - RETENTION_MS) {
     return reject(RejectReason.TIME_BEYOND_RETENTION, 'event_time', 'event_time is older than the 400-day retention');
   }
+  const properties = event.properties;
   const encoded = canonical(properties);
   if (unstorableJson(encoded)) {
     return reject(

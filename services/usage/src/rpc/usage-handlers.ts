@@ -1,5 +1,6 @@
 // The UsageService handlers: convert the request, call the use case, convert the result.
 
+import { routeByCodec } from '@billing/kit/codec-route';
 import type { Em } from '@billing/kit/db';
 import { InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
 import { mutate } from '@billing/kit/mutation';
@@ -8,18 +9,26 @@ import type { ServiceContext } from '@billing/kit/runtime';
 import { isTimeZone } from '@billing/kit/time-zone';
 import { Decimal } from '@billing/money';
 import type { Period } from '@billing/proto/billing/type/v1/types_pb';
-import { type IngestResult, IngestStatus } from '@billing/proto/billing/usage/v1/resources_pb';
-import { UsageService, Window } from '@billing/proto/billing/usage/v1/usage_service_pb';
-import type { JsonObject } from '@bufbuild/protobuf';
+import { type IngestResult, IngestStatus, type UsageEvent } from '@billing/proto/billing/usage/v1/resources_pb';
+import {
+  IngestEventStreamResponseSchema,
+  type IngestEventsRequest,
+  IngestEventsRequestSchema,
+  IngestEventsResponseSchema,
+  UsageService,
+  Window,
+} from '@billing/proto/billing/usage/v1/usage_service_pb';
+import { create, type JsonObject } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import type { ServiceImpl } from '@connectrpc/connect';
+import type { ConnectRouter, ServiceImpl } from '@connectrpc/connect';
 import { findMeter, lateEventCount, listEvents } from '../adapter/usage-store.ts';
-import { MAX_BATCH_SIZE } from '../domain/usage-event.ts';
+import { MAX_BATCH_SIZE, type SentEvent, sentEvent } from '../domain/usage-event.ts';
 import { usageWindows } from '../domain/windows.ts';
 import { aggregateUsage } from '../service/aggregate-usage.ts';
 import { correctEvent } from '../service/correct-event.ts';
 import { countResults, ingestEvents, ingestInTransaction } from '../service/ingest-events.ts';
-import { ingestQueue } from '../service/ingest-queue.ts';
+import { type IngestQueue, ingestQueue } from '../service/ingest-queue.ts';
+import { binaryIngestEventStream, binaryIngestEvents, decodeSentEvents, parseUsageEvent } from './binary-ingestion.ts';
 
 /** How ingestion requests are written: up to 2 transactions at once, up to 8 waiting requests in each. */
 const INGEST_GROUPING = { concurrency: 2, maxGroupRequests: 8 };
@@ -63,35 +72,40 @@ function checkBatchSize(size: number, field: string): void {
   }
 }
 
-/** Builds the UsageService implementation (the RPCs of later steps answer UNIMPLEMENTED until they land). */
-export function usageHandlers(context: ServiceContext): Partial<ServiceImpl<typeof UsageService>> {
-  const queue = ingestQueue(
-    (batches) => ingestInTransaction(context.db, batches, context.clock.now()),
-    INGEST_GROUPING,
-  );
+/**
+ * The two ingestion RPCs over events of any decoding (T: UsageEvent messages, or the bytes of each, see
+ * binary-ingestion.ts), `decode` turning a request's events into SentEvents (`offset` numbers the first).
+ */
+function ingestionHandlers<T>(
+  context: ServiceContext,
+  queue: IngestQueue,
+  decode: (events: readonly T[], offset: number) => SentEvent[],
+) {
   return {
     // request_id is optional here: every event's id already makes ingestion idempotent. With one, the request
-    // is written alone, with its answer kept for retries.
-    ingestEvents: async (req) => {
+    // is written alone, with its answer kept for retries (the request as protobuf-es decodes it is what a retry
+    // must repeat).
+    async ingestEvents(req: { requestId: string; events: readonly T[] }, once: () => IngestEventsRequest) {
       checkBatchSize(req.events.length, 'events');
       if (req.requestId) {
-        return mutate(context, UsageService.method.ingestEvents, req, async ({ em, now }) => {
-          const [results = []] = await ingestEvents(em, [{ events: req.events, offset: 0 }], now);
+        const request = once();
+        return mutate(context, UsageService.method.ingestEvents, request, async ({ em, now }) => {
+          const [results = []] = await ingestEvents(em, [{ events: request.events.map(sentEvent), offset: 0 }], now);
           return { results, ...countResults(results) };
         });
       }
-      const results = await queue.ingest({ events: req.events, offset: 0 });
-      return { results, ...countResults(results) };
+      const results = await queue.ingest({ events: decode(req.events, 0), offset: 0 });
+      return create(IngestEventsResponseSchema, { results, ...countResults(results) });
     },
 
-    async ingestEventStream(requests) {
+    async ingestEventStream(requests: AsyncIterable<{ events: readonly T[] }>) {
       const totals = { acceptedCount: 0n, duplicateCount: 0n, duplicateMismatchCount: 0n, rejectedCount: 0n };
       const problems: IngestResult[] = [];
       let offset = 0;
       let truncated = false;
       for await (const batch of requests) {
         checkBatchSize(batch.events.length, `batch at event ${offset}: events`);
-        const results = await queue.ingest({ events: batch.events, offset });
+        const results = await queue.ingest({ events: decode(batch.events, offset), offset });
         offset += batch.events.length;
         const counts = countResults(results);
         totals.acceptedCount += BigInt(counts.acceptedCount);
@@ -104,9 +118,50 @@ export function usageHandlers(context: ServiceContext): Partial<ServiceImpl<type
           else truncated = true;
         }
       }
-      return { ...totals, problems, problemsTruncated: truncated };
+      return create(IngestEventStreamResponseSchema, { ...totals, problems, problemsTruncated: truncated });
     },
+  };
+}
 
+/**
+ * Serves UsageService on `router`. Ingestion requests in protobuf binary have their events decoded by
+ * binary-ingestion.ts; JSON ones are decoded by protobuf-es, like every other request.
+ */
+export function routeUsageService(router: ConnectRouter, context: ServiceContext): void {
+  const queue = ingestQueue(
+    (batches) => ingestInTransaction(context.db, batches, context.clock.now()),
+    INGEST_GROUPING,
+  );
+  const messages = ingestionHandlers<UsageEvent>(context, queue, (events) => events.map(sentEvent));
+  const binary = ingestionHandlers<Uint8Array>(context, queue, decodeSentEvents);
+  router.service(UsageService, usageHandlers(context));
+  routeByCodec(
+    router,
+    { method: UsageService.method.ingestEvents, impl: (req) => messages.ingestEvents(req, () => req) },
+    {
+      method: binaryIngestEvents,
+      impl: (req) =>
+        binary.ingestEvents(req, () =>
+          create(IngestEventsRequestSchema, {
+            requestId: req.requestId,
+            events: req.events.map((bytes, i) => parseUsageEvent(bytes, i)),
+          }),
+        ),
+    },
+  );
+  routeByCodec(
+    router,
+    { method: UsageService.method.ingestEventStream, impl: (requests) => messages.ingestEventStream(requests) },
+    { method: binaryIngestEventStream, impl: (requests) => binary.ingestEventStream(requests) },
+  );
+}
+
+/**
+ * The UsageService RPCs but ingestion (routeUsageService serves those); the RPCs of later steps answer
+ * UNIMPLEMENTED until they land.
+ */
+function usageHandlers(context: ServiceContext): Partial<ServiceImpl<typeof UsageService>> {
+  return {
     async listEvents(req) {
       if (!req.customerExternalId) {
         throw new InvalidArgumentError('customer_external_id is required', [

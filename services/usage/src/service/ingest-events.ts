@@ -8,7 +8,6 @@ import {
   IngestResultSchema,
   IngestStatus,
   RejectReason,
-  type UsageEvent,
 } from '@billing/proto/billing/usage/v1/resources_pb';
 import {
   applyRollups,
@@ -20,12 +19,18 @@ import {
 } from '../adapter/usage-store.ts';
 import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
 import { readEvents, rollupDeltas } from '../domain/rollup.ts';
-import { isRejection, type MeteredEvent, type ValidEvent, validateEvent } from '../domain/usage-event.ts';
+import {
+  isRejection,
+  type MeteredEvent,
+  type SentEvent,
+  type ValidEvent,
+  validateEvent,
+} from '../domain/usage-event.ts';
 
 /** One request's events, and the stream position of its first one (0 for a unary request). */
 export interface IngestBatch {
   /** The events, as sent. */
-  events: readonly UsageEvent[];
+  events: readonly SentEvent[];
   /** What numbers its first event in results and field paths. */
   offset: number;
 }
@@ -66,7 +71,7 @@ export async function ingestEvents(
   batches.forEach((batch, b) => {
     firstPosition.push(batchAt.length);
     for (const event of batch.events) {
-      const checked = validateEvent(event, event.properties ?? {}, batchAt.length, now);
+      const checked = validateEvent(event, batchAt.length, now);
       batchAt.push(b);
       if (isRejection(checked)) report(checked.index, IngestStatus.REJECTED, checked);
       else valid.push(checked);

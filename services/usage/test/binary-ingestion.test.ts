@@ -1,0 +1,129 @@
+// Unit tests of the binary ingestion decoder: every event decodes as protobuf-es decodes it, the shapes encoders
+// produce take the fast path, and the rest (unusual or malformed) is left to protobuf-es or refused per event.
+import { UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
+import { create, fromBinary, fromJson, type JsonObject, toBinary } from '@bufbuild/protobuf';
+import { StructSchema } from '@bufbuild/protobuf/wkt';
+import { expect, test } from '@jest/globals';
+import fc from 'fast-check';
+import { sentEvent } from '../src/domain/usage-event.ts';
+import { decodeSentEvents, readUsualEvent } from '../src/rpc/binary-ingestion.ts';
+
+const now = Date.UTC(2026, 2, 10, 12);
+const text = fc.string({ unit: 'binary', maxLength: 20 });
+const properties = fc.dictionary(
+  text,
+  fc.oneof(fc.jsonValue({ maxDepth: 8 }), fc.double(), fc.constantFrom(-0, 2 ** 53, -1e300)),
+  { maxKeys: 8 },
+);
+// Times as producers send them (seconds from 1970 to 3000, any nanos) or not at all.
+const usualTime = fc.option(
+  fc.record({
+    seconds: fc.bigInt({ min: 0n, max: 32_503_680_000n }),
+    nanos: fc.integer({ min: 0, max: 999_999_999 }),
+  }),
+  { nil: undefined },
+);
+// Any time the wire can carry: negative, past 2^53 ms, nanos out of range.
+const anyTime = fc.option(
+  fc.record({
+    seconds: fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+    nanos: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+  }),
+  { nil: undefined },
+);
+const usageEvent = (time: typeof usualTime) =>
+  fc
+    .record({
+      id: text,
+      customerExternalId: text,
+      type: text,
+      eventTime: time,
+      properties: fc.option(properties, { nil: undefined }),
+    })
+    .map(({ eventTime, properties, ...init }) =>
+      toBinary(
+        UsageEventSchema,
+        create(UsageEventSchema, {
+          ...init,
+          ...(eventTime ? { eventTime } : {}),
+          ...(properties ? { properties: properties as JsonObject } : {}),
+        }),
+      ),
+    );
+
+const protobufEs = (bytes: Uint8Array) => sentEvent(fromBinary(UsageEventSchema, bytes));
+const concat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((part) => [...part]));
+const struct = (json: JsonObject) => toBinary(StructSchema, fromJson(StructSchema, json));
+/** An event of only properties (field 5), from Struct bytes of less than 128 bytes. */
+const propertiesField = (structBytes: Uint8Array) => concat(Uint8Array.of(0x2a, structBytes.length), structBytes);
+
+test('every event decodes as protobuf-es decodes it', () => {
+  fc.assert(
+    fc.property(fc.array(usageEvent(anyTime), { minLength: 1, maxLength: 5 }), (events) => {
+      expect(decodeSentEvents(events)).toEqual(events.map(protobufEs));
+    }),
+  );
+});
+
+test('events as encoders write them take the fast path', () => {
+  fc.assert(
+    fc.property(usageEvent(usualTime), (bytes) => {
+      expect(readUsualEvent(bytes)).toEqual(protobufEs(bytes));
+    }),
+  );
+  const sent = create(UsageEventSchema, {
+    id: 'e-1',
+    customerExternalId: 'acme',
+    type: 'build.finished',
+    eventTime: { seconds: BigInt(now / 1000), nanos: 250_000_000 },
+    properties: { minutes: 3, os: 'linux', tags: ['a', null, true], nested: { x: 1.5 } },
+  });
+  expect(readUsualEvent(toBinary(UsageEventSchema, sent))).toEqual({
+    id: 'e-1',
+    customerExternalId: 'acme',
+    type: 'build.finished',
+    timeMs: now + 250,
+    properties: { minutes: 3, os: 'linux', tags: ['a', null, true], nested: { x: 1.5 } },
+  });
+});
+
+test('unusual encodings leave the fast path and decode as protobuf-es decodes them', () => {
+  const base = toBinary(
+    UsageEventSchema,
+    create(UsageEventSchema, { id: 'e-1', customerExternalId: 'acme', type: 'build.finished', properties: { a: 1 } }),
+  );
+  const unusual: [string, Uint8Array, JsonObject][] = [
+    // Field 9 (varint 1): unknown, skipped.
+    ['an unknown field', concat(base, Uint8Array.of(0x48, 0x01)), { a: 1 }],
+    // Properties twice: the two Structs merge.
+    ['properties sent twice', concat(base, propertiesField(struct({ b: 2 }))), { a: 1, b: 2 }],
+    // One Struct holding a key twice: the last value wins.
+    ['a key twice', propertiesField(concat(struct({ k: 1 }), struct({ k: 2 }))), { k: 2 }],
+    // A Value without a kind (entry: key "k", empty value) reads as null.
+    ['an empty value', propertiesField(Uint8Array.of(0x0a, 0x05, 0x0a, 0x01, 0x6b, 0x12, 0x00)), { k: null }],
+    [
+      'the key __proto__',
+      propertiesField(struct(JSON.parse('{"__proto__": 1}') as JsonObject)),
+      JSON.parse('{"__proto__": 1}'),
+    ],
+  ];
+  for (const [name, bytes, want] of unusual) {
+    expect([name, readUsualEvent(bytes)]).toEqual([name, undefined]);
+    const [decoded] = decodeSentEvents([bytes]);
+    expect([name, decoded]).toEqual([name, protobufEs(bytes)]);
+    expect([name, decoded?.properties]).toEqual([name, want]);
+  }
+});
+
+test('an event that is not protobuf is INVALID_ARGUMENT, naming it', () => {
+  const good = toBinary(UsageEventSchema, create(UsageEventSchema, { id: 'e-1' }));
+  // A string of 5 bytes with 2 sent; an id that is not UTF-8.
+  for (const bad of [Uint8Array.of(0x0a, 0x05, 0x61, 0x62), Uint8Array.of(0x0a, 0x02, 0xc3, 0x28)]) {
+    expect(() => decodeSentEvents([good, bad], 7)).toThrow(
+      expect.objectContaining({
+        code: 3,
+        violations: [expect.objectContaining({ field: 'events[8]' })],
+      }),
+    );
+  }
+});
