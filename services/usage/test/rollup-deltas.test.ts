@@ -5,6 +5,7 @@ import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1
 import { create, type JsonValue } from '@bufbuild/protobuf';
 import { expect, test } from '@jest/globals';
 import fc from 'fast-check';
+import { amountText } from '../src/domain/meter.ts';
 import { readEvents, rollupDeltas } from '../src/domain/rollup.ts';
 import type { MeteredEvent } from '../src/domain/usage-event.ts';
 
@@ -26,7 +27,7 @@ function bucketValue(aggregation: MeterAggregation, values: readonly JsonValue[]
   expect(unreadable.size).toBe(0);
   const deltas = rollupDeltas(readings);
   expect(deltas).toHaveLength(1);
-  return deltas[0]?.value.toFixed() ?? '';
+  return deltas[0] ? amountText(deltas[0].value) : '';
 }
 
 // Whole numbers near the edges of the exact range, small ones, fractions, and numbers sent as text.

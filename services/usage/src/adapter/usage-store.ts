@@ -9,6 +9,7 @@ import {
   MeterSchema,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
+import { amountText } from '../domain/meter.ts';
 import { mergeIncrements, type PeriodIncrement, type PeriodState } from '../domain/period-value.ts';
 import type { BillingPeriod, KnownPeriod } from '../domain/periods.ts';
 import { hourOf, MAX_LATE_IDS, type RollupDelta } from '../domain/rollup.ts';
@@ -307,7 +308,7 @@ function rollupLogEntry(d: RollupDelta): string {
   const late = d.lateEventIds.length > 0 ? `,${JSON.stringify(d.lateEventIds)}` : '';
   return `[${JSON.stringify(d.meterKey)},${JSON.stringify(d.group)},${d.bucket.getTime() / MINUTE},"${
     AGGREGATION_NAME[d.aggregation] ?? 'sum'
-  }","${d.value.toFixed()}",${d.eventCount},${latest},${period}${late}]`;
+  }","${amountText(d.value)}",${d.eventCount},${latest},${period}${late}]`;
 }
 
 /**

@@ -11,6 +11,9 @@ import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
  */
 export type Amount = number | Decimal;
 
+/** An amount as decimal text (a safe integer never takes an exponent). */
+export const amountText = (amount: Amount): string => (typeof amount === 'number' ? String(amount) : amount.toFixed());
+
 /** A meter's reading of one event: its group and its value (a decimal, or any string for unique counts). */
 export interface MeterReading {
   /** The group-by dimension values, in the meter's group_by order, JSON-encoded (`[]` without group_by). */

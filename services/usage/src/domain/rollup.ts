@@ -26,7 +26,7 @@ export interface RollupDelta {
   /** The late events among them (at most MAX_LATE_IDS). */
   lateEventIds: string[];
   /** Sum (count, sum), maximum (max) or last value (latest) of the batch's events in the bucket. */
-  value: Decimal;
+  value: Amount;
   /** Events added. */
   eventCount: number;
   /** For latest: the time and id of the event whose value it is. */
@@ -105,12 +105,9 @@ function greater(a: Amount, b: Amount): boolean {
   return typeof a === 'number' && typeof b === 'number' ? a > b : asDecimal(a).greaterThan(asDecimal(b));
 }
 
-/** A delta being accumulated: its value as an Amount until the end. */
-type Accumulating = Omit<RollupDelta, 'value'> & { amount: Amount };
-
 /** The rollup deltas of `readings`, per UTC minute and group (and billing period, when split). */
 export function rollupDeltas(readings: readonly EventReading[], split?: PeriodSplit): RollupDelta[] {
-  const buckets = new Map<string, Accumulating>();
+  const buckets = new Map<string, RollupDelta>();
   for (const { event, meter, reading } of readings) {
     const period = split?.periodOf(event);
     const minute = Math.floor(event.time.getTime() / MINUTE) * MINUTE;
@@ -124,7 +121,7 @@ export function rollupDeltas(readings: readonly EventReading[], split?: PeriodSp
         group: reading.group,
         bucket: new Date(minute),
         period,
-        amount: meter.aggregation === MeterAggregation.MAX ? reading.value : 0,
+        value: meter.aggregation === MeterAggregation.MAX ? reading.value : 0,
         eventCount: 0,
         distinct: new Set(),
         lateEventIds: [],
@@ -135,13 +132,13 @@ export function rollupDeltas(readings: readonly EventReading[], split?: PeriodSp
     bucket.eventCount++;
     switch (meter.aggregation) {
       case MeterAggregation.MAX:
-        if (greater(reading.value, bucket.amount)) bucket.amount = reading.value;
+        if (greater(reading.value, bucket.value)) bucket.value = reading.value;
         break;
       case MeterAggregation.LATEST: {
         const candidate = { time: event.time, id: event.id };
         if (laterThan(candidate, bucket.latest)) {
           bucket.latest = candidate;
-          bucket.amount = reading.value;
+          bucket.value = reading.value;
         }
         break;
       }
@@ -149,8 +146,8 @@ export function rollupDeltas(readings: readonly EventReading[], split?: PeriodSp
         if (reading.distinct !== undefined) bucket.distinct.add(reading.distinct);
         break;
       default:
-        bucket.amount = add(bucket.amount, reading.value);
+        bucket.value = add(bucket.value, reading.value);
     }
   }
-  return Array.from(buckets.values(), ({ amount, ...delta }) => ({ ...delta, value: asDecimal(amount) }));
+  return [...buckets.values()];
 }
