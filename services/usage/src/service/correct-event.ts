@@ -28,7 +28,7 @@ import {
   requestRecompute,
   voidEvent,
 } from '../adapter/usage-store.ts';
-import { usageEventAmended, usageEventVoided } from '../domain/events.ts';
+import { usageEventAggregate, usageEventAmended, usageEventVoided } from '../domain/events.ts';
 import { meterSelects, readEvent } from '../domain/meter.ts';
 import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
 import { hourOf, readEvents, rollupDeltas } from '../domain/rollup.ts';
@@ -189,7 +189,11 @@ export async function correctEvent(
   const updated = await findEventForUpdate(scope.em, customer, eventId);
   if (!updated) throw new Error('the corrected event cannot be read back');
   const event = toStored(customer, updated);
-  const context = { aggregateId: `${customer}/${eventId}`, occurredTime: scope.now, requestId: scope.requestId };
+  const context = {
+    aggregateId: usageEventAggregate(customer, eventId),
+    occurredTime: scope.now,
+    requestId: scope.requestId,
+  };
   if (correction.kind === 'void') await recordEvent(scope.em, usageEventVoided, { event, deltas, reason }, context);
   else
     await recordEvent(

@@ -25,7 +25,7 @@ import {
   savePublishedValues,
   takePendingRows,
 } from '../adapter/usage-store.ts';
-import { meterLateUsageRecorded, meterUsageDelta } from '../domain/events.ts';
+import { meterLateUsageRecorded, meterUsageAggregate, meterUsageDelta } from '../domain/events.ts';
 import { applyIncrement, type PeriodState } from '../domain/period-value.ts';
 import { MAX_LATE_IDS } from '../domain/rollup.ts';
 import { aggregateUsage } from './aggregate-usage.ts';
@@ -162,7 +162,7 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
     await savePublishedValues(em, [...current.values()]);
     const records: EventRecord[] = [];
     for (const out of outgoing.values()) {
-      const context = { aggregateId: `${out.customer}/${out.meterKey}`, occurredTime: now };
+      const context = { aggregateId: meterUsageAggregate(out.customer, out.meterKey), occurredTime: now };
       if (out.open.length > 0) {
         records.push(
           eventRecord(
