@@ -1,7 +1,8 @@
 // Unit tests of the binary ingestion decoder: every event decodes as protobuf-es decodes it, the shapes encoders
 // produce take the fast path, and the rest (unusual or malformed) is left to protobuf-es or refused per event.
 import { UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
-import { create, fromBinary, fromJson, type JsonObject, toBinary } from '@bufbuild/protobuf';
+import { IngestEventsRequestSchema } from '@billing/proto/billing/usage/v1/usage_service_pb';
+import { create, fromBinary, fromJson, type JsonObject, type JsonValue, toBinary } from '@bufbuild/protobuf';
 import { StructSchema } from '@bufbuild/protobuf/wkt';
 import { expect, test } from '@jest/globals';
 import fc from 'fast-check';
@@ -54,6 +55,13 @@ const usageEvent = (time: typeof usualTime) =>
 const protobufEs = (bytes: Uint8Array) => sentEvent(fromBinary(UsageEventSchema, bytes));
 const concat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((part) => [...part]));
 const struct = (json: JsonObject) => toBinary(StructSchema, fromJson(StructSchema, json));
+/** A length as a protobuf varint. */
+function varint(n: number): Uint8Array {
+  const bytes: number[] = [];
+  for (; n > 0x7f; n = Math.floor(n / 128)) bytes.push((n % 128) | 0x80);
+  bytes.push(n);
+  return Uint8Array.from(bytes);
+}
 /** An event of only properties (field 5), from Struct bytes of less than 128 bytes. */
 const propertiesField = (structBytes: Uint8Array) => concat(Uint8Array.of(0x2a, structBytes.length), structBytes);
 
@@ -125,5 +133,40 @@ test('an event that is not protobuf is INVALID_ARGUMENT, naming it', () => {
         violations: [expect.objectContaining({ field: 'events[8]' })],
       }),
     );
+  }
+});
+
+test('deep properties are decoded, or refused, exactly as when protobuf-es decoded whole requests', () => {
+  // Lists only, or structs with a list every third level; around a number or an empty struct (one message
+  // deeper: protobuf-es counts messages).
+  const nested = (levels: number, listsOnly: boolean, leaf: JsonValue): JsonValue => {
+    let value = leaf;
+    for (let i = 0; i < levels; i++) value = listsOnly || i % 3 === 0 ? [value] : { k: value };
+    return value;
+  };
+  const shapes = Array.from({ length: 480 }, (_, i) => [(i >> 2) + 1, i % 2 === 0, i % 4 < 2 ? 1 : {}] as const);
+  for (const [levels, listsOnly, leaf] of shapes) {
+    const bytes = toBinary(
+      UsageEventSchema,
+      create(UsageEventSchema, { id: `deep-${levels}`, properties: { v: nested(levels, listsOnly, leaf) } }),
+    );
+    const request = toBinary(IngestEventsRequestSchema, create(IngestEventsRequestSchema, { events: [] }));
+    const whole = concat(request, Uint8Array.of(0x12), varint(bytes.length), bytes);
+    let wanted: unknown;
+    try {
+      wanted = fromBinary(IngestEventsRequestSchema, whole).events.map(sentEvent);
+    } catch {
+      wanted = 'refused';
+    }
+    let got: unknown;
+    try {
+      got = decodeSentEvents([bytes]);
+    } catch (err) {
+      expect(err).toEqual(expect.objectContaining({ code: 3 }));
+      got = 'refused';
+    }
+    expect([levels, got]).toEqual([levels, wanted]);
+    // The fast path reads at most 32 levels; deeper ones are protobuf-es's.
+    if (levels > 40) expect([levels, readUsualEvent(bytes)]).toEqual([levels, undefined]);
   }
 });

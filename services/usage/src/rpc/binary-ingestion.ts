@@ -5,9 +5,11 @@
 // SentEvent. Anything else (unknown or repeated fields, empty values, negative or huge times, non-ASCII text
 // that is not UTF-8, very deep properties) goes to protobuf-es, so every event decodes as it always did.
 import { InvalidArgumentError } from '@billing/kit/errors';
-import { type UsageEvent, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
+import type { UsageEvent } from '@billing/proto/billing/usage/v1/resources_pb';
 import {
   type IngestEventStreamResponseSchema,
+  type IngestEventsRequest,
+  IngestEventsRequestSchema,
   type IngestEventsResponseSchema,
   UsageService,
 } from '@billing/proto/billing/usage/v1/usage_service_pb';
@@ -21,8 +23,10 @@ import {
   type JsonObject,
   type JsonValue,
   type Message,
+  toBinary,
 } from '@bufbuild/protobuf';
 import type { GenMessage } from '@bufbuild/protobuf/codegenv2';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import {
   FieldDescriptorProto_Label,
   FieldDescriptorProto_Type,
@@ -178,6 +182,7 @@ class EventReader {
 
   /** google.protobuf.Value as JSON, with exactly one kind set. */
   value(stop: number, depth: number): JsonValue {
+    if (depth > MAX_DEPTH) throw UNUSUAL;
     let value: JsonValue;
     switch (this.buf[this.pos++]) {
       case 0x08: // null_value
@@ -269,15 +274,34 @@ export function readUsualEvent(bytes: Uint8Array, whole = Buffer.from(bytes.buff
   }
 }
 
-/** An event's bytes decoded by protobuf-es; INVALID_ARGUMENT, naming `events[index]`, when they are no UsageEvent. */
+/**
+ * An event's bytes decoded by protobuf-es, as a request's event (its nesting limit counts from the request, as
+ * when protobuf-es decoded whole requests); INVALID_ARGUMENT, naming `events[index]`, when they are no UsageEvent.
+ */
 export function parseUsageEvent(bytes: Uint8Array, index: number): UsageEvent {
   try {
-    return fromBinary(UsageEventSchema, bytes);
+    const request = new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(bytes).finish();
+    const [event] = fromBinary(IngestEventsRequestSchema, request).events;
+    if (event) return event;
+    throw new Error('no event');
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new InvalidArgumentError(`events[${index}] is not a valid UsageEvent`, [
       { field: `events[${index}]`, description: `not a valid UsageEvent: ${reason}` },
     ]);
+  }
+}
+
+/**
+ * The request as protobuf-es decodes it whole (unknown fields kept: a request_id's fingerprint is its bytes
+ * re-encoded); INVALID_ARGUMENT, naming the first event that is no UsageEvent, when it cannot.
+ */
+export function parseIngestEventsRequest(request: BinaryIngestEventsRequest): IngestEventsRequest {
+  try {
+    return fromBinary(IngestEventsRequestSchema, toBinary(BinaryIngestEventsRequestSchema, request));
+  } catch (err) {
+    request.events.forEach(parseUsageEvent);
+    throw err;
   }
 }
 

@@ -13,7 +13,6 @@ import { type IngestResult, IngestStatus, type UsageEvent } from '@billing/proto
 import {
   IngestEventStreamResponseSchema,
   type IngestEventsRequest,
-  IngestEventsRequestSchema,
   IngestEventsResponseSchema,
   UsageService,
   Window,
@@ -28,7 +27,12 @@ import { aggregateUsage } from '../service/aggregate-usage.ts';
 import { correctEvent } from '../service/correct-event.ts';
 import { countResults, ingestEvents, ingestInTransaction } from '../service/ingest-events.ts';
 import { type IngestQueue, ingestQueue } from '../service/ingest-queue.ts';
-import { binaryIngestEventStream, binaryIngestEvents, decodeSentEvents, parseUsageEvent } from './binary-ingestion.ts';
+import {
+  binaryIngestEventStream,
+  binaryIngestEvents,
+  decodeSentEvents,
+  parseIngestEventsRequest,
+} from './binary-ingestion.ts';
 
 /** How ingestion requests are written: up to 2 transactions at once, up to 8 waiting requests in each. */
 const INGEST_GROUPING = { concurrency: 2, maxGroupRequests: 8 };
@@ -140,13 +144,7 @@ export function routeUsageService(router: ConnectRouter, context: ServiceContext
     { method: UsageService.method.ingestEvents, impl: (req) => messages.ingestEvents(req, () => req) },
     {
       method: binaryIngestEvents,
-      impl: (req) =>
-        binary.ingestEvents(req, () =>
-          create(IngestEventsRequestSchema, {
-            requestId: req.requestId,
-            events: req.events.map((bytes, i) => parseUsageEvent(bytes, i)),
-          }),
-        ),
+      impl: (req) => binary.ingestEvents(req, () => parseIngestEventsRequest(req)),
     },
   );
   routeByCodec(
