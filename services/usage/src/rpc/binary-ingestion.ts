@@ -35,13 +35,13 @@ import {
 import { type SentEvent, sentEvent } from '../domain/usage-event.ts';
 
 /** billing.usage.v1.IngestEventsRequest as binary ingestion reads it. */
-export type BinaryIngestEventsRequest = Message<'billing.usage.v1.IngestEventsRequest'> & {
+type BinaryIngestEventsRequest = Message<'billing.usage.v1.IngestEventsRequest'> & {
   requestId: string;
   events: Uint8Array[];
 };
 
 /** billing.usage.v1.IngestEventStreamRequest as binary ingestion reads it. */
-export type BinaryIngestEventStreamRequest = Message<'billing.usage.v1.IngestEventStreamRequest'> & {
+type BinaryIngestEventStreamRequest = Message<'billing.usage.v1.IngestEventStreamRequest'> & {
   events: Uint8Array[];
 };
 
@@ -78,11 +78,9 @@ function messageOf<T extends Message>(typeName: string): GenMessage<T> {
 }
 
 /** The binary form of IngestEventsRequest. */
-export const BinaryIngestEventsRequestSchema = messageOf<BinaryIngestEventsRequest>(
-  'billing.usage.v1.IngestEventsRequest',
-);
+const BinaryIngestEventsRequestSchema = messageOf<BinaryIngestEventsRequest>('billing.usage.v1.IngestEventsRequest');
 /** The binary form of IngestEventStreamRequest. */
-export const BinaryIngestEventStreamRequestSchema = messageOf<BinaryIngestEventStreamRequest>(
+const BinaryIngestEventStreamRequestSchema = messageOf<BinaryIngestEventStreamRequest>(
   'billing.usage.v1.IngestEventStreamRequest',
 );
 
@@ -278,7 +276,7 @@ export function readUsualEvent(bytes: Uint8Array, whole = Buffer.from(bytes.buff
  * An event's bytes decoded by protobuf-es, as a request's event (its nesting limit counts from the request, as
  * when protobuf-es decoded whole requests); INVALID_ARGUMENT, naming `events[index]`, when they are no UsageEvent.
  */
-export function parseUsageEvent(bytes: Uint8Array, index: number): UsageEvent {
+function parseUsageEvent(bytes: Uint8Array, index: number): UsageEvent {
   try {
     const request = new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(bytes).finish();
     const [event] = fromBinary(IngestEventsRequestSchema, request).events;
