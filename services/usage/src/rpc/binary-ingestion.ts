@@ -35,24 +35,24 @@ import {
 import { type SentEvent, sentEvent } from '../domain/usage-event.ts';
 
 /** billing.usage.v1.IngestEventsRequest as binary ingestion reads it. */
-type BinaryIngestEventsRequest = Message<'billing.usage.v1.IngestEventsRequest'> & {
+type BinaryIngestEventsRequest = Message<'billing.usage.v1.binary.IngestEventsRequest'> & {
   requestId: string;
   events: Uint8Array[];
 };
 
 /** billing.usage.v1.IngestEventStreamRequest as binary ingestion reads it. */
-type BinaryIngestEventStreamRequest = Message<'billing.usage.v1.IngestEventStreamRequest'> & {
+type BinaryIngestEventStreamRequest = Message<'billing.usage.v1.binary.IngestEventStreamRequest'> & {
   events: Uint8Array[];
 };
 
 const { OPTIONAL, REPEATED } = FieldDescriptorProto_Label;
 const { STRING, BYTES } = FieldDescriptorProto_Type;
-// The two requests with the same names and field numbers, `events` read as bytes: the wire format of a message
-// field and of a bytes field is the same.
+// The two requests with the same field numbers, `events` read as bytes: the wire format of a message field and of
+// a bytes field is the same. Their own package keeps them from passing for the contract's messages.
 const registry = createFileRegistry(
   create(FileDescriptorProtoSchema, {
     name: 'billing/usage/v1/binary_ingestion.proto',
-    package: 'billing.usage.v1',
+    package: 'billing.usage.v1.binary',
     syntax: 'proto3',
     messageType: [
       {
@@ -78,10 +78,12 @@ function messageOf<T extends Message>(typeName: string): GenMessage<T> {
 }
 
 /** The binary form of IngestEventsRequest. */
-const BinaryIngestEventsRequestSchema = messageOf<BinaryIngestEventsRequest>('billing.usage.v1.IngestEventsRequest');
+const BinaryIngestEventsRequestSchema = messageOf<BinaryIngestEventsRequest>(
+  'billing.usage.v1.binary.IngestEventsRequest',
+);
 /** The binary form of IngestEventStreamRequest. */
 const BinaryIngestEventStreamRequestSchema = messageOf<BinaryIngestEventStreamRequest>(
-  'billing.usage.v1.IngestEventStreamRequest',
+  'billing.usage.v1.binary.IngestEventStreamRequest',
 );
 
 /** Thrown inside the fast decoder when an event is not of the usual shape: protobuf-es decodes it instead. */
