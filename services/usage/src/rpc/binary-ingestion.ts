@@ -165,7 +165,6 @@ class EventReader {
 
   /** google.protobuf.Struct as JSON, its entries in the usual shape: key then value, each once. */
   struct(stop: number, depth: number): JsonObject {
-    if (depth > MAX_DEPTH) throw UNUSUAL;
     const object: JsonObject = {};
     while (this.pos < stop) {
       if (this.buf[this.pos++] !== 0x0a) throw UNUSUAL;
@@ -180,7 +179,7 @@ class EventReader {
     return object;
   }
 
-  /** google.protobuf.Value as JSON, with exactly one kind set. */
+  /** google.protobuf.Value as JSON, with exactly one kind set; `depth` values deep (MAX_DEPTH at most). */
   value(stop: number, depth: number): JsonValue {
     if (depth > MAX_DEPTH) throw UNUSUAL;
     let value: JsonValue;

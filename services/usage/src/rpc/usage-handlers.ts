@@ -87,12 +87,12 @@ function ingestionHandlers<T>(
 ) {
   return {
     // request_id is optional here: every event's id already makes ingestion idempotent. With one, the request
-    // is written alone, with its answer kept for retries (the request as protobuf-es decodes it is what a retry
-    // must repeat).
-    async ingestEvents(req: { requestId: string; events: readonly T[] }, once: () => IngestEventsRequest) {
+    // is written alone, with its answer kept for retries (the request as protobuf-es decodes it, `asMessage`, is
+    // what a retry must repeat).
+    async ingestEvents(req: { requestId: string; events: readonly T[] }, asMessage: () => IngestEventsRequest) {
       checkBatchSize(req.events.length, 'events');
       if (req.requestId) {
-        const request = once();
+        const request = asMessage();
         return mutate(context, UsageService.method.ingestEvents, request, async ({ em, now }) => {
           const [results = []] = await ingestEvents(em, [{ events: request.events.map(sentEvent), offset: 0 }], now);
           return { results, ...countResults(results) };
