@@ -32,14 +32,16 @@ const anyTime = fc.option(
   }),
   { nil: undefined },
 );
-const usageEvent = (time: typeof usualTime) =>
+// Properties as producers send them: no key "__proto__" at any depth (the fast path leaves those to protobuf-es).
+const usualProperties = properties.filter((json) => !JSON.stringify(json).includes('"__proto__"'));
+const usageEvent = (time: typeof usualTime, props: typeof properties) =>
   fc
     .record({
       id: text,
       customerExternalId: text,
       type: text,
       eventTime: time,
-      properties: fc.option(properties, { nil: undefined }),
+      properties: fc.option(props, { nil: undefined }),
     })
     .map(({ eventTime, properties, ...init }) =>
       toBinary(
@@ -67,7 +69,7 @@ const propertiesField = (structBytes: Uint8Array) => concat(Uint8Array.of(0x2a, 
 
 test('every event decodes as protobuf-es decodes it', () => {
   fc.assert(
-    fc.property(fc.array(usageEvent(anyTime), { minLength: 1, maxLength: 5 }), (events) => {
+    fc.property(fc.array(usageEvent(anyTime, properties), { minLength: 1, maxLength: 5 }), (events) => {
       expect(decodeSentEvents(events)).toEqual(events.map(protobufEs));
     }),
   );
@@ -75,7 +77,7 @@ test('every event decodes as protobuf-es decodes it', () => {
 
 test('events as encoders write them take the fast path', () => {
   fc.assert(
-    fc.property(usageEvent(usualTime), (bytes) => {
+    fc.property(usageEvent(usualTime, usualProperties), (bytes) => {
       expect(readUsualEvent(bytes)).toEqual(protobufEs(bytes));
     }),
   );
