@@ -90,7 +90,10 @@ export async function connectNatsBus(options: NatsBusOptions): Promise<EventBus>
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
         ack_wait: ackWaitMs * 1_000_000,
-        max_ack_pending: 1_000,
+        // One message in flight per durable, whichever replica holds it: with several replicas, messages are
+        // still handled one at a time in stream order, and a message asked to be redelivered comes before any
+        // after it (as on the in-process bus).
+        max_ack_pending: 1,
         // nats-server 2.9 (Debian's) knows one filter subject per consumer: with several, the consumer
         // reads the whole stream and skips the rest here.
         filter_subject:
@@ -103,7 +106,7 @@ export async function connectNatsBus(options: NatsBusOptions): Promise<EventBus>
         await jsm.consumers.add(stream, config);
       }
       const consumer = await js.consumers.get(stream, opts.durable);
-      const messages = await consumer.consume({ max_messages: 256 });
+      const messages = await consumer.consume({ max_messages: 16 });
       const loop = (async () => {
         for await (const m of messages) {
           const subject = prefix ? m.subject.slice(prefix.length) : m.subject;

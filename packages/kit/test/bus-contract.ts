@@ -99,6 +99,24 @@ export function describeBusContract(
       expect(seen.map((d) => d.deliveryCount)).toEqual([1, 2, 3]);
     });
 
+    test('a message whose handler threw is redelivered before any message after it', async () => {
+      const sent = [1, 2, 3].map((seq) => message('alpha', 'changed', 'agg-6', seq));
+      for (const m of sent) await bus.publish(m);
+      let failures = 0;
+      const seen = await collect(
+        'test-redeliver-order',
+        ['billing.alpha.>'],
+        (d) => d.message.envelope.aggregateSeq === 1 && failures++ < 1,
+      );
+      await eventually(() => seen.length === 4, 'four deliveries');
+      expect(seen.map((d) => [d.message.envelope.aggregateSeq, d.deliveryCount])).toEqual([
+        [1, 1],
+        [1, 2],
+        [2, 1],
+        [3, 1],
+      ]);
+    });
+
     test('delivers only the subjects a consumer filters on', async () => {
       await bus.publish(message('alpha', 'created', 'agg-4', 1));
       await bus.publish(message('alpha', 'deleted', 'agg-4', 2));
