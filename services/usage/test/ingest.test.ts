@@ -560,6 +560,19 @@ describe('corrections', () => {
       })
       .catch((e: unknown) => ConnectError.from(e));
     expect(bad).toMatchObject({ code: Code.InvalidArgument });
+    // Properties PostgreSQL cannot store, or a value out of range, are the caller's error too.
+    for (const [n, properties] of [
+      { minutes: 1, os: 'li\u0000nux' },
+      { minutes: '1e-20000', os: 'linux' },
+    ].entries()) {
+      const refused = await client
+        .amendEvent({ requestId: `amend-bad-${n}`, customerExternalId: c, eventId: 'a1', properties, reason: 'oops' })
+        .then(() => new ConnectError('amended'), ConnectError.from);
+      expect([
+        refused.code,
+        refused.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field)),
+      ]).toEqual([Code.InvalidArgument, ['properties']]);
+    }
     expect(await value(c, 'build_minutes', at(41), at(42))).toEqual({ value: '12.5', events: 1 });
     const missing = await client
       .voidEvent({ requestId: 'void-3', customerExternalId: c, eventId: 'nope', reason: '' })

@@ -9,7 +9,7 @@ import {
   MeterSchema,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
-import { amountText } from '../domain/meter.ts';
+import { amountText, MAX_VALUE_DECIMALS, MAX_VALUE_MAGNITUDE } from '../domain/meter.ts';
 import { mergeIncrements, type PeriodIncrement, type PeriodState } from '../domain/period-value.ts';
 import type { BillingPeriod, KnownPeriod } from '../domain/periods.ts';
 import { hourOf, MAX_LATE_IDS, type RollupDelta } from '../domain/rollup.ts';
@@ -652,7 +652,8 @@ function meterSelection(meter: Meter): { where: string[]; params: unknown[] } {
       where.push('(properties->>? is null or properties->>? not in (select jsonb_array_elements_text(?::jsonb)))');
       params.push(filter.property, filter.property, values);
     } else {
-      where.push('jsonb_exists(properties, ?)');
+      // A property set to null does not exist, as for meterSelects.
+      where.push('properties->>? is not null');
       params.push(filter.property);
     }
   }
@@ -673,12 +674,13 @@ export interface EdgeAggregate {
   distinct: string[];
 }
 
-// A property's value when it is a number (as ingestion reads it), else null.
+// The numeric value of an event's property exactly as ingestion reads it (readEvent): a JSON number, or a string
+// holding one between spaces, below 1e30 in magnitude with at most 20 decimals; else null.
 // (No question marks in the pattern: the driver would read them as parameters.)
-// The numeric value of an event's property as ingestion reads it: a JSON number, or a string holding one.
-const NUMERIC = `case jsonb_typeof(properties->?) when 'number' then (properties->>?)::numeric
-  when 'string' then case when btrim(properties->>?) ~ '^-{0,1}(0|[1-9][0-9]*)([.][0-9]+){0,1}([eE][-+]{0,1}[0-9]+){0,1}$'
-                          then btrim(properties->>?)::numeric end end`;
+const NUMERIC = `(select n from (select case jsonb_typeof(properties->?) when 'number' then (properties->>?)::numeric
+  when 'string' then case when btrim(properties->>?) ~ '^-{0,1}(0|[1-9][0-9]*)([.][0-9]+){0,1}([eE][-+]{0,1}[0-9]{1,4}){0,1}$'
+                          then btrim(properties->>?)::numeric end end as n) as reading
+  where abs(n) < ${MAX_VALUE_MAGNITUDE.toFixed()} and min_scale(n) <= ${MAX_VALUE_DECIMALS})`;
 
 /**
  * A meter's aggregate per group of a customer's raw events in [from, to), in SQL (the partial hours at a

@@ -24,11 +24,40 @@ export interface MeterReading {
   distinct?: string;
 }
 
-function asText(value: JsonValue | undefined): string | undefined {
+/** A JSON number as PostgreSQL writes it (jsonb keeps numbers as `numeric`, never in exponent form). */
+function numberText(value: number): string {
+  const text = String(value);
+  return text.includes('e') ? new Decimal(text).toFixed() : text;
+}
+
+/** Object keys in jsonb's order: shorter (in UTF-8 bytes) first, then byte-wise. */
+function jsonbKeyOrder(a: string, b: string): number {
+  const ab = Buffer.from(a);
+  const bb = Buffer.from(b);
+  return ab.length - bb.length || Buffer.compare(ab, bb);
+}
+
+/** A JSON value as PostgreSQL writes jsonb: keys in jsonb's order, ", " and ": " between items. */
+function jsonbText(value: JsonValue): string {
+  if (value === null || typeof value === 'boolean') return String(value);
+  if (typeof value === 'number') return numberText(value);
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(jsonbText).join(', ')}]`;
+  const entries = Object.keys(value)
+    .sort(jsonbKeyOrder)
+    .map((key) => `${JSON.stringify(key)}: ${jsonbText(value[key] as JsonValue)}`);
+  return `{${entries.join(', ')}}`;
+}
+
+/**
+ * A property's value as text, exactly as PostgreSQL's `properties->>'key'` reads it from the stored event (so
+ * the rollups, built here, and the raw events, read in SQL, agree on groups, filters and distinct values).
+ * Null and missing are undefined.
+ */
+export function asText(value: JsonValue | undefined): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string') return value;
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  return JSON.stringify(value);
+  return jsonbText(value);
 }
 
 /**
@@ -52,7 +81,12 @@ export function meterSelects(meter: Meter, type: string, properties: JsonObject)
   });
 }
 
-const NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?$/;
+const NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d{1,4})?$/;
+/** Usage values are below 10^30 in magnitude, with at most 20 decimals: sums stay exact (200 digits). */
+export const MAX_VALUE_MAGNITUDE = new Decimal('1e30');
+export const MAX_VALUE_DECIMALS = 20;
+/** The spaces read around a number held in a string: spaces only, as PostgreSQL's btrim. */
+const SPACES = /^ +| +$/g;
 
 /**
  * The meter's reading of a selected event, or an error message when the event cannot be read (its value
@@ -72,7 +106,11 @@ export function readEvent(meter: Meter, properties: JsonObject): MeterReading | 
   }
   // Negative zero reads as zero, as its text does.
   if (Number.isSafeInteger(raw)) return { group, value: raw === 0 ? 0 : (raw as number) };
-  const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : undefined;
+  const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.replace(SPACES, '') : undefined;
   if (text === undefined || !NUMBER.test(text)) return `property "${meter.valueProperty}" is not a number`;
-  return { group, value: new Decimal(text) };
+  const value = new Decimal(text);
+  if (value.abs().greaterThanOrEqualTo(MAX_VALUE_MAGNITUDE) || value.decimalPlaces() > MAX_VALUE_DECIMALS) {
+    return `property "${meter.valueProperty}" is out of range (below 1e30 in magnitude, at most ${MAX_VALUE_DECIMALS} decimals)`;
+  }
+  return { group, value };
 }

@@ -144,6 +144,21 @@ export function isoTime(time: Date): string {
   return `${prefix}${TWO_DIGITS[hours]}:${TWO_DIGITS[minutes]}:${TWO_DIGITS[seconds]}.${THREE_DIGITS[rest - seconds * 1_000]}Z`;
 }
 
+/** Properties as canonical JSON (what is stored), or why they cannot be stored (ingestion and amendments). */
+export function encodeProperties(properties: JsonObject): string | { reason: RejectReason; message: string } {
+  const encoded = canonical(properties);
+  if (unstorableJson(encoded)) {
+    return {
+      reason: RejectReason.INVALID_VALUE,
+      message: 'properties must not hold NUL characters or unpaired surrogates',
+    };
+  }
+  if (Buffer.byteLength(encoded) > MAX_PROPERTIES_BYTES) {
+    return { reason: RejectReason.PROPERTIES_TOO_LARGE, message: 'properties exceed 64 KiB' };
+  }
+  return encoded;
+}
+
 /** Validates one event at `now`; `index` numbers it (results are keyed by it). */
 export function validateEvent(event: SentEvent, index: number, now: Date): ValidEvent | Rejection {
   const reject = (reason: RejectReason, field: string, message: string): Rejection => ({
@@ -181,17 +196,8 @@ export function validateEvent(event: SentEvent, index: number, now: Date): Valid
     return reject(RejectReason.TIME_BEYOND_RETENTION, 'event_time', 'event_time is older than the 400-day retention');
   }
   const properties = event.properties;
-  const encoded = canonical(properties);
-  if (unstorableJson(encoded)) {
-    return reject(
-      RejectReason.INVALID_VALUE,
-      'properties',
-      'properties must not hold NUL characters or unpaired surrogates',
-    );
-  }
-  if (Buffer.byteLength(encoded) > MAX_PROPERTIES_BYTES) {
-    return reject(RejectReason.PROPERTIES_TOO_LARGE, 'properties', 'properties exceed 64 KiB');
-  }
+  const encoded = encodeProperties(properties);
+  if (typeof encoded !== 'string') return reject(encoded.reason, 'properties', encoded.message);
   const timeIso = isoTime(time);
   const fingerprint = hash('sha256', `${event.type}\n${timeIso}\n${encoded}`, 'base64url');
   return {

@@ -32,7 +32,7 @@ import { usageEventAggregate, usageEventAmended, usageEventVoided } from '../dom
 import { meterSelects, readEvent } from '../domain/meter.ts';
 import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
 import { hourOf, readEvents, rollupDeltas } from '../domain/rollup.ts';
-import { MAX_FUTURE_MS, MAX_PROPERTIES_BYTES, type MeteredEvent, RETENTION_MS } from '../domain/usage-event.ts';
+import { encodeProperties, MAX_FUTURE_MS, type MeteredEvent, RETENTION_MS } from '../domain/usage-event.ts';
 import { aggregateUsage } from './aggregate-usage.ts';
 
 /** What to do to the event. */
@@ -121,21 +121,20 @@ export async function correctEvent(
         { field: 'event_time', description: 'at most 5 minutes ahead and within the 400-day retention' },
       ]);
     }
-    if (Buffer.byteLength(JSON.stringify(properties)) > MAX_PROPERTIES_BYTES) {
-      throw new InvalidArgumentError('properties are too large', [
-        { field: 'properties', description: 'at most 64 KiB' },
-      ]);
+    const encoded = encodeProperties(properties);
+    if (typeof encoded !== 'string') {
+      throw new InvalidArgumentError(encoded.message, [{ field: 'properties', description: encoded.message }]);
     }
   }
   const meters = await metersForTypes(scope.em, [found.type]);
   for (const meter of meters) {
-    if (
-      correction.kind === 'amend' &&
-      meterSelects(meter, found.type, properties) &&
-      typeof readEvent(meter, properties) === 'string'
-    ) {
+    const reading =
+      correction.kind === 'amend' && meterSelects(meter, found.type, properties)
+        ? readEvent(meter, properties)
+        : undefined;
+    if (typeof reading === 'string') {
       throw new InvalidArgumentError('a meter cannot read the amended event', [
-        { field: 'properties', description: `meter ${meter.key} needs a value in "${meter.valueProperty}"` },
+        { field: 'properties', description: `meter ${meter.key}: ${reading}` },
       ]);
     }
   }
