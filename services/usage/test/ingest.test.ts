@@ -646,7 +646,16 @@ describe('usage deltas through corrections', () => {
     await client.voidEvent({ requestId: 'mix-void', customerExternalId: c, eventId: 'x2', reason: 'glitch' });
     await until(() => last('peak_storage') === '30');
     expect(last('peak_storage')).toBe('30');
-    await client.ingestEvents({ events: [event('x4', c, 'storage.sampled', at(8.3), { gb: 20 })] });
+    // An event older than the latest, right after the void's recompute: the latest stays x3's.
+    const events = (meter: string) =>
+      seen
+        .filter((s) => s.meterKey === meter)
+        .flatMap((s) => s.deltas)
+        .reduce((sum, d) => sum + d.eventCountDelta, 0n);
+    await client.ingestEvents({ events: [event('x4', c, 'storage.sampled', at(8.05), { gb: 5 })] });
+    await until(() => events('last_storage') === 3n);
+    expect([events('last_storage'), last('last_storage')]).toEqual([3n, '30']);
+    await client.ingestEvents({ events: [event('x5', c, 'storage.sampled', at(8.3), { gb: 20 })] });
     await until(() => last('last_storage') === '20');
     await new Promise((r) => setTimeout(r, 400));
     await subscription.stop();

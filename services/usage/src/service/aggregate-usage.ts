@@ -37,6 +37,8 @@ export interface UsageValue {
   value: Decimal;
   /** Events counted. */
   eventCount: number;
+  /** For latest meters: the event whose value it is (none without events). */
+  latest?: { time: Date; id: string };
 }
 
 /** Accumulates one aggregation. */
@@ -180,6 +182,9 @@ export async function aggregateUsage(em: Em, query: UsageQuery): Promise<UsageVa
         group: Object.fromEntries(query.groupBy.map((d, i) => [d, groupValues[i] ?? ''])),
         value: acc.result(meter.aggregation),
         eventCount: acc.eventCount,
+        ...(meter.aggregation === MeterAggregation.LATEST && acc.latest
+          ? { latest: { time: acc.latest.time, id: acc.latest.id } }
+          : {}),
       });
     }
   });

@@ -118,7 +118,8 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
           groupBy: [],
           filters: [],
         });
-        next = { value: total?.value ?? new Decimal(0), eventCount: total?.eventCount ?? 0 };
+        // The latest event is kept too: an increment after the recompute must compare with it.
+        next = { value: total?.value ?? new Decimal(0), eventCount: total?.eventCount ?? 0, latest: total?.latest };
       } else {
         next = applyIncrement(previous, p.increment);
       }
