@@ -1,6 +1,8 @@
 // Idempotent consumers: each event's effect and its id are committed in one transaction, so a redelivered
 // event is skipped, forever. A handler that keeps failing is retried in place (keeping the order of the
-// stream) and then parked in the consumer's database, where an operator can list and replay it.
+// stream) and then parked in the consumer's database, where an operator can list and replay it; so is a
+// message whose deliveries keep ending without an acknowledgement, and one of a type or schema the handler of
+// its subject was not written for.
 import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
 import type { Delivery, EventBus, Subscription } from './bus.ts';
@@ -40,8 +42,14 @@ export interface ConsumerSpec {
   stream: string;
   /** One handler per event type. */
   handlers: readonly EventHandler[];
-  /** Attempts before a failing message is parked. */
+  /** Attempts before a failing message is parked (default 5). */
   maxAttempts?: number;
+  /**
+   * Deliveries of a message that run its handler (default 10). When they all ended without an acknowledgement
+   * (the process stopped, or the handler outlasted the bus's acknowledgement wait), the next delivery parks the
+   * message without running the handler.
+   */
+  maxDeliveries?: number;
 }
 
 /** Options of a running consumer. */
@@ -90,14 +98,55 @@ async function applyOnce(em: Em, name: string, handler: EventHandler, message: B
 /** Starts a durable, idempotent consumer; returns its subscription. */
 export async function startConsumer(options: ConsumerOptions): Promise<Subscription> {
   const maxAttempts = options.maxAttempts ?? 5;
+  const maxDeliveries = options.maxDeliveries ?? 10;
   const retryDelayMs = options.retryDelayMs ?? 200;
   const bySubject = new Map(options.handlers.map((h) => [h.event.subject, h]));
   const log = options.logger.child({ consumer: options.name });
+
+  /** Waits before trying again, telling the bus the delivery is still being worked on. */
+  const pause = async (delivery: Delivery, delayMs: number) => {
+    delivery.working();
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    return Math.min(delayMs * 2, 10_000);
+  };
+
+  // Parking is what lets the consumer move on without losing the message, so it is retried in place until the
+  // database takes it; were it to throw, the bus would redeliver the message, with one more delivery counted.
+  const parkInPlace = async (delivery: Delivery, reason: unknown, attempts: number) => {
+    const { message } = delivery;
+    let delay = retryDelayMs;
+    for (;;) {
+      try {
+        await park(options.db, options.name, message, reason, attempts);
+        log.error({ err: reason, eventId: message.envelope.eventId, subject: message.subject }, 'event parked');
+        return;
+      } catch (err) {
+        log.warn({ err, eventId: message.envelope.eventId }, 'could not park the event; retrying');
+        delay = await pause(delivery, delay);
+      }
+    }
+  };
 
   const process = async (delivery: Delivery) => {
     const { message } = delivery;
     const handler = bySubject.get(message.subject);
     if (!handler) return;
+    // Another version on the same subject would decode with the wrong schema and apply silently.
+    const mismatch = contractMismatch(handler, message);
+    if (mismatch) {
+      await parkInPlace(delivery, new Error(mismatch), 0);
+      return;
+    }
+    // Deliveries that never ended (a crash, an OOM kill, a handler past the acknowledgement wait) would end the
+    // same way again, and the stream would wait behind the message forever.
+    if (delivery.deliveryCount > maxDeliveries) {
+      const unacknowledged = delivery.deliveryCount - 1;
+      const why =
+        `delivered ${unacknowledged} times without being acknowledged: ` +
+        'the process stopped or the handler outlasted the acknowledgement wait';
+      await parkInPlace(delivery, new Error(why), unacknowledged);
+      return;
+    }
     let attempts = 0;
     let delay = retryDelayMs;
     for (;;) {
@@ -108,14 +157,11 @@ export async function startConsumer(options: ConsumerOptions): Promise<Subscript
         // An unreachable database is no fault of the message: wait for it without spending attempts.
         if (!isDatabaseUnavailable(err) && !isUnavailableError(err)) attempts++;
         if (attempts >= maxAttempts) {
-          await park(options.db, options.name, message, err, attempts);
-          log.error({ err, eventId: message.envelope.eventId, subject: message.subject }, 'event parked');
+          await parkInPlace(delivery, err, attempts);
           return;
         }
         log.warn({ err, eventId: message.envelope.eventId, attempts }, 'event handler failed; retrying');
-        delivery.working();
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay = Math.min(delay * 2, 10_000);
+        delay = await pause(delivery, delay);
       }
     }
   };
@@ -126,6 +172,15 @@ export async function startConsumer(options: ConsumerOptions): Promise<Subscript
     subjects: options.handlers.map((h) => h.event.subject),
     handle: process,
   });
+}
+
+/** Why `handler` may not decode `message` (another event type or payload schema), or undefined when it may. */
+function contractMismatch(handler: EventHandler, message: BusMessage): string | undefined {
+  const { eventType, schema } = message.envelope;
+  const expected = handler.event;
+  if (eventType === expected.type && schema === expected.schema.typeName) return undefined;
+  const taken = `${expected.type} (${expected.schema.typeName})`;
+  return `${message.subject} carries ${eventType} (${schema}), but its handler takes ${taken}`;
 }
 
 function isUnavailableError(err: unknown): boolean {
@@ -204,7 +259,8 @@ export async function listParkedEvents(
 /**
  * Runs a parked message through its handler again in the transaction `em` (after the operator fixed the
  * cause). Returns true when it was applied (or had been applied meanwhile), false when nothing of that id is
- * parked; throws the handler's error otherwise (the caller's rollback keeps it parked).
+ * parked; throws the handler's error otherwise (the caller's rollback keeps it parked), and throws without
+ * running the handler when the message is of another type or schema than the handler of its subject takes.
  */
 export async function replayParkedEvent(em: Em, consumer: ConsumerSpec, eventId: string): Promise<boolean> {
   const rows = await em.execute<{ subject: string; headers: Record<string, string> | string; payload: Uint8Array }[]>(
@@ -221,6 +277,8 @@ export async function replayParkedEvent(em: Em, consumer: ConsumerSpec, eventId:
   };
   const handler = consumer.handlers.find((h) => h.event.subject === row.subject);
   if (!handler) throw new Error(`no handler for ${row.subject} in consumer ${consumer.name}`);
+  const mismatch = contractMismatch(handler, message);
+  if (mismatch) throw new Error(mismatch);
   await applyOnce(em, consumer.name, handler, message);
   await em.execute('update parked_event set replayed_at = now() where consumer = ? and event_id = ?', [
     consumer.name,

@@ -9,13 +9,15 @@ import {
   testSubjectPrefix,
   waitFor,
 } from '@billing/test/harness';
-import { StringValueSchema } from '@bufbuild/protobuf/wkt';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { BytesValueSchema, StringValueSchema } from '@bufbuild/protobuf/wkt';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import type { EventBus, Subscription } from '../src/bus.ts';
 import { listParkedEvents, on, replayParkedEvent, startConsumer } from '../src/consumer.ts';
 import { type Database, type Em, openDatabase } from '../src/db.ts';
-import { defineEvent } from '../src/events.ts';
+import { type BusMessage, defineEvent } from '../src/events.ts';
+import { newUlid } from '../src/ids.ts';
 import { createMemoryBus } from '../src/memory-bus.ts';
 import { connectNatsBus } from '../src/nats-bus.ts';
 import { createOutboxRelay, eventRecord, pruneOutbox, recordEvent, recordEvents } from '../src/outbox.ts';
@@ -380,5 +382,140 @@ describe('outbox and consumers', () => {
     expect(
       await db.transaction((em) => replayParkedEvent(em, { name: 'alpha-park', stream: 'alpha', handlers }, eventId)),
     ).toBe(false);
+  });
+
+  /** A note that was never recorded here, for the buses below. */
+  const unrecordedNote = (value: string): BusMessage => ({
+    subject: noted.subject,
+    envelope: {
+      eventId: newUlid(),
+      eventType: noted.type,
+      schema: noted.schema.typeName,
+      aggregateId: 'agg-d',
+      aggregateSeq: 1,
+      occurredTime: new Date('2026-01-15T00:00:00Z'),
+      producer: 'alpha',
+    },
+    payload: toBinary(StringValueSchema, create(StringValueSchema, { value })),
+  });
+
+  /** A bus that hands `message` to the consumer once, as its `deliveryCount`th delivery, before consume returns. */
+  const deliveringOnce = (message: BusMessage, deliveryCount: number): EventBus => ({
+    survivesRestart: true,
+    ensureStream: async () => {},
+    publish: async () => ({ duplicate: false }),
+    consume: async (options) => {
+      await options.handle({ message, deliveryCount, working: () => {} });
+      return { stop: async () => {} };
+    },
+    close: async () => {},
+  });
+
+  test('a message whose deliveries all ended unacknowledged is parked without running its handler', async () => {
+    const ran: string[] = [];
+    const startWith = (message: BusMessage, deliveryCount: number) =>
+      startConsumer({
+        name: 'alpha-deliveries',
+        stream: 'alpha',
+        handlers: [on(noted, async (_em, e) => void ran.push(e.payload.value))],
+        db,
+        bus: deliveringOnce(message, deliveryCount),
+        logger: testLogger,
+      });
+    // The tenth delivery still runs the handler; after ten that never ended, the eleventh parks.
+    await startWith(unrecordedNote('tenth'), 10);
+    const crasher = unrecordedNote('crasher');
+    await startWith(crasher, 11);
+    expect(ran).toEqual(['tenth']);
+    expect(await listParkedEvents(db, { consumer: 'alpha-deliveries' })).toMatchObject([
+      {
+        eventId: crasher.envelope.eventId,
+        subject: noted.subject,
+        attempts: 10,
+        error:
+          'delivered 10 times without being acknowledged: ' +
+          'the process stopped or the handler outlasted the acknowledgement wait',
+      },
+    ]);
+  });
+
+  test('a message that cannot be parked yet holds its consumer until the database takes it', async () => {
+    const held = unrecordedNote('held');
+    // Parking fails (here: its table is away) until the table is back.
+    await stamp('alter table parked_event rename to parked_event_away');
+    let away = true;
+    try {
+      let outcome: string | undefined;
+      startConsumer({
+        name: 'alpha-unparkable',
+        stream: 'alpha',
+        handlers: [on(noted, async () => {})],
+        db,
+        bus: deliveringOnce(held, 11),
+        logger: testLogger,
+        retryDelayMs: 10,
+      }).then(
+        () => {
+          outcome = 'parked';
+        },
+        (err: Error) => {
+          outcome = err.message;
+        },
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(outcome).toBeUndefined();
+      await stamp('alter table parked_event_away rename to parked_event');
+      away = false;
+      await eventually(() => outcome !== undefined, 'the park');
+      expect(outcome).toBe('parked');
+    } finally {
+      if (away) await stamp('alter table parked_event_away rename to parked_event');
+    }
+    expect(await listParkedEvents(db, { consumer: 'alpha-unparkable' })).toMatchObject([
+      { eventId: held.envelope.eventId, attempts: 10 },
+    ]);
+  });
+
+  test('a message of another type or schema than its handler takes is parked at once, and not replayed', async () => {
+    await record('agg-v', 'v2');
+    await record('agg-v', 'bytes');
+    await record('agg-v', 'v1');
+    // A producer already on the next version, then a payload of another message, on the handled subject.
+    const relabelling: EventBus = {
+      ...bus,
+      publish(message) {
+        const { envelope } = message;
+        if (envelope.aggregateId !== 'agg-v' || envelope.aggregateSeq === 3) return bus.publish(message);
+        const relabelled =
+          envelope.aggregateSeq === 1
+            ? { ...envelope, eventType: 'note.added.v2' }
+            : { ...envelope, schema: BytesValueSchema.typeName };
+        return bus.publish({ ...message, envelope: relabelled });
+      },
+    };
+    const relay = createOutboxRelay({ db, bus: relabelling, logger: testLogger, pollIntervalMs: 20 });
+    relay.start();
+    stops.push(() => relay.stop());
+    const seen: string[] = [];
+    const handlers = await consume('alpha-versions', seen);
+    await eventually(() => seen.some((s) => s.startsWith('agg-v')), 'the event after the relabelled ones');
+    expect(seen.filter((s) => s.startsWith('agg-v'))).toEqual(['agg-v:3:v1']);
+    const parked = await listParkedEvents(db, { consumer: 'alpha-versions' });
+    const errors = [
+      'billing.alpha.note.added carries note.added.v2 (google.protobuf.StringValue), ' +
+        'but its handler takes note.added.v1 (google.protobuf.StringValue)',
+      'billing.alpha.note.added carries note.added.v1 (google.protobuf.BytesValue), ' +
+        'but its handler takes note.added.v1 (google.protobuf.StringValue)',
+    ];
+    expect(parked.map(({ error, attempts }) => ({ error, attempts }))).toEqual(
+      errors.map((error) => ({ error, attempts: 0 })),
+    );
+    for (const [i, { eventId }] of parked.entries()) {
+      await expect(
+        db.transaction((em) => replayParkedEvent(em, { name: 'alpha-versions', stream: 'alpha', handlers }, eventId)),
+      ).rejects.toThrow(errors[i]);
+    }
+    expect(await listParkedEvents(db, { consumer: 'alpha-versions' })).toHaveLength(2);
+    expect(seen.filter((s) => s.startsWith('agg-v'))).toEqual(['agg-v:3:v1']);
   });
 });
