@@ -116,3 +116,49 @@ test('0008 moves appended rollup deltas to the rollup log, and folding them coun
     },
   ]);
 });
+
+test('0009 keys published values by subscription: earlier rows take the newest subscription whose period starts there', async () => {
+  const before = USAGE_MIGRATIONS.findIndex((m) => m.name === '0009_published_value_per_subscription');
+  const database = await createTestDatabase('usage_migrations_0009');
+  const open = (count: number) =>
+    openDatabase({
+      service: 'usage',
+      url: database.url,
+      entities: [],
+      migrations: USAGE_MIGRATIONS.slice(0, count),
+      logger: testLogger,
+    });
+  const old = await open(before);
+  try {
+    await old.migrate();
+    await old.transaction(async (em) => {
+      await em.execute(
+        `insert into billing_period (subscription_id, period_start, period_end, customer_external_id) values
+           ('sub-a', '2026-03-01T00:00:00Z', '2026-04-01T00:00:00Z', 'acme'),
+           ('sub-b', '2026-03-01T00:00:00Z', '2026-04-01T00:00:00Z', 'acme')`,
+      );
+      await em.execute(
+        `insert into usage_published_value (customer_external_id, meter_key, period_start, value, event_count) values
+           ('acme', 'm', '2026-03-01T00:00:00Z', 5, 1), ('acme', 'm', '2026-02-01T00:00:00Z', 2, 1)`,
+      );
+    });
+  } finally {
+    await old.close();
+  }
+  const upgraded = await open(USAGE_MIGRATIONS.length);
+  try {
+    await upgraded.migrate();
+    const rows = await upgraded.transaction((em) =>
+      em.execute<{ value: string; subscription_id: string }[]>(
+        'select value::text as value, subscription_id from usage_published_value order by period_start',
+      ),
+    );
+    expect(rows).toEqual([
+      { value: '2', subscription_id: '' },
+      { value: '5', subscription_id: 'sub-b' },
+    ]);
+  } finally {
+    await upgraded.close();
+    await database.drop();
+  }
+});

@@ -450,25 +450,27 @@ export async function foldRollupLog(em: Em, limit: number, range: LogRange): Pro
      late as (
        select customer_external_id, meter_key, ${fromMilliseconds('(period->>0)')} as period_start,
               ${fromMilliseconds('(period->>1)')} as period_end, period->>2 as subscription_id,
+              coalesce((period->>3)::boolean, false) as period_closed,
               to_jsonb((array_agg(id))[1:${MAX_LATE_IDS}]) as late_event_ids
          from taken, jsonb_array_elements_text(taken.late_event_ids) as id
         where jsonb_typeof(taken.period) = 'array' and taken.late_event_ids is not null
-        group by customer_external_id, meter_key, 3, 4, 5
+        group by customer_external_id, meter_key, 3, 4, 5, 6
      ),
+     -- What was added while the period was open and what came after it closed (late) stay apart: the first is
+     -- published as meter.delta, the second as late usage.
      by_period as (
-       select customer_external_id, meter_key, period_start, period_end, subscription_id, aggregation,
+       select customer_external_id, meter_key, period_start, period_end, subscription_id, period_closed, aggregation,
          ${MERGED_AGGREGATES},
-         bool_or(period_closed) as period_closed,
          max(ingested_at) as ingested_at
        from by_bucket where period_start is not null
-       group by customer_external_id, meter_key, period_start, period_end, subscription_id, aggregation
+       group by customer_external_id, meter_key, period_start, period_end, subscription_id, period_closed, aggregation
      ),
      increments as (
        select customer_external_id, meter_key, period_start, period_end, event_count, ingested_at as last_ingest_at,
               aggregation, value::text as value, latest_time, latest_event_id, aggregation = 'unique_count' as recompute,
               subscription_id, period_closed, coalesce(late.late_event_ids, '[]') as late_event_ids, false as correction
          from by_period left join late
-           using (customer_external_id, meter_key, period_start, period_end, subscription_id)
+           using (customer_external_id, meter_key, period_start, period_end, subscription_id, period_closed)
      )
      -- One row at least, carrying the count of log rows even when they add to no period.
      select increments.*, (select count(*) from log) as log_rows, (select max(id) from log) as last_id
@@ -964,6 +966,14 @@ export async function lockCustomersShared(em: Em, customers: readonly string[]):
  */
 export async function lockForCorrection(em: Em, customer: string): Promise<void> {
   await em.execute(`select pg_advisory_xact_lock(hashtext('${PUBLISHER_LOCK}'))`);
+  await lockCustomerExclusive(em, customer);
+}
+
+/**
+ * Waits for the batches of `customer` in progress and keeps new ones out until the transaction ends (so what
+ * it changes about the customer, a correction or a billing period, comes wholly before or after each batch).
+ */
+export async function lockCustomerExclusive(em: Em, customer: string): Promise<void> {
   await em.execute('select pg_advisory_xact_lock(hashtext(?), hashtext(?) & ?)', [
     CUSTOMER_LOCKS,
     customer,
@@ -1046,6 +1056,8 @@ export class PendingPeriods {
         r.customer_external_id,
         r.meter_key,
         new Date(r.period_start).toISOString(),
+        r.subscription_id,
+        r.period_closed,
         r.correction,
       ]);
       const increment: PeriodIncrement = {
@@ -1060,7 +1072,6 @@ export class PendingPeriods {
       if (seen) {
         seen.increment = mergeIncrements(seen.increment, increment);
         if (last > seen.lastIngest) seen.lastIngest = last;
-        seen.period.closed ||= r.period_closed;
         seen.lateEventIds.push(...r.late_event_ids.slice(0, MAX_LATE_IDS - seen.lateEventIds.length));
       } else {
         merged.set(key, {
@@ -1081,9 +1092,13 @@ export class PendingPeriods {
     }
   }
 
-  /** The merged periods: per period, what ingestion added before what a correction recomputes. */
+  /**
+   * The merged periods: per period, what ingestion added while it was open, then what came late, then what a
+   * correction recomputes.
+   */
   list(): PendingPeriod[] {
-    return [...this.merged.values()].sort((a, b) => Number(a.correction) - Number(b.correction));
+    const rank = (p: PendingPeriod) => (p.correction ? 2 : p.period.closed ? 1 : 0);
+    return [...this.merged.values()].sort((a, b) => rank(a) - rank(b));
   }
 }
 
@@ -1095,10 +1110,13 @@ export interface PublishedKey {
   meterKey: string;
   /** The period's start. */
   periodStart: Date;
+  /** The period's subscription ('' for a calendar month): periods of several may start together. */
+  subscriptionId: string;
 }
 
-const publishedKeyOf = (customer: string, meterKey: string, periodStart: Date) =>
-  JSON.stringify([customer, meterKey, periodStart.getTime()]);
+/** A published key as a map key. */
+export const publishedKeyOf = (key: PublishedKey) =>
+  JSON.stringify([key.customer, key.meterKey, key.periodStart.getTime(), key.subscriptionId]);
 
 /**
  * The last published states of `keys`, by publishedKeyOf. Only a publisher pass writes them, one pass at a time
@@ -1115,17 +1133,25 @@ export async function publishedValues(em: Em, keys: readonly PublishedKey[]): Pr
     event_count: string;
     latest_time: Date | null;
     latest_event_id: string | null;
+    subscription_id: string;
   }>(
     em,
-    `select p.customer_external_id, p.meter_key, p.period_start, p.value::text as value, p.event_count,
-            p.latest_time, p.latest_event_id
+    `select p.customer_external_id, p.meter_key, p.period_start, p.subscription_id, p.value::text as value,
+            p.event_count, p.latest_time, p.latest_event_id
        from usage_published_value p
        join jsonb_array_elements($1::jsonb) k
-         on p.customer_external_id = k->>0 and p.meter_key = k->>1 and p.period_start = (k->>2)::timestamptz`,
-    [JSON.stringify(keys.map((k) => [k.customer, k.meterKey, k.periodStart.toISOString()]))],
+         on p.customer_external_id = k->>0 and p.meter_key = k->>1 and p.period_start = (k->>2)::timestamptz
+        and p.subscription_id = k->>3`,
+    [JSON.stringify(keys.map((k) => [k.customer, k.meterKey, k.periodStart.toISOString(), k.subscriptionId]))],
   );
   for (const r of rows) {
-    out.set(publishedKeyOf(r.customer_external_id, r.meter_key, new Date(r.period_start)), {
+    const key = {
+      customer: r.customer_external_id,
+      meterKey: r.meter_key,
+      periodStart: new Date(r.period_start),
+      subscriptionId: r.subscription_id,
+    };
+    out.set(publishedKeyOf(key), {
       value: new Decimal(r.value),
       eventCount: Number(r.event_count),
       latest: r.latest_time ? { time: new Date(r.latest_time), id: r.latest_event_id ?? '' } : undefined,
@@ -1136,7 +1162,7 @@ export async function publishedValues(em: Em, keys: readonly PublishedKey[]): Pr
 
 /** The published state of `key` among `states`, or the state of a period never published. */
 export function publishedState(states: ReadonlyMap<string, PeriodState>, key: PublishedKey): PeriodState {
-  return states.get(publishedKeyOf(key.customer, key.meterKey, key.periodStart)) ?? { value: undefined, eventCount: 0 };
+  return states.get(publishedKeyOf(key)) ?? { value: undefined, eventCount: 0 };
 }
 
 /** Stores the published states of (customer, meter, period)s, in one statement. */
@@ -1148,10 +1174,11 @@ export async function savePublishedValues(
   await queryBound(
     em,
     `insert into usage_published_value (customer_external_id, meter_key, period_start, value, event_count,
-       latest_time, latest_event_id)
-     select x->>0, x->>1, (x->>2)::timestamptz, (x->>3)::numeric, (x->>4)::bigint, (x->>5)::timestamptz, x->>6
+       latest_time, latest_event_id, subscription_id)
+     select x->>0, x->>1, (x->>2)::timestamptz, (x->>3)::numeric, (x->>4)::bigint, (x->>5)::timestamptz, x->>6,
+            x->>7
        from jsonb_array_elements($1::jsonb) x
-     on conflict (customer_external_id, meter_key, period_start) do update set value = excluded.value,
+     on conflict (customer_external_id, meter_key, period_start, subscription_id) do update set value = excluded.value,
        event_count = excluded.event_count, latest_time = excluded.latest_time,
        latest_event_id = excluded.latest_event_id`,
     [
@@ -1164,6 +1191,7 @@ export async function savePublishedValues(
           state.eventCount,
           state.latest?.time.toISOString() ?? null,
           state.latest?.id ?? null,
+          key.subscriptionId,
         ]),
       ),
     ],

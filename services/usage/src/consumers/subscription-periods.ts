@@ -12,11 +12,14 @@ import {
   subscriptionRenewed,
 } from '@billing/subscription/domain/events';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { metersWithUsage, requestRecompute, savePeriod } from '../adapter/usage-store.ts';
+import { lockCustomerExclusive, metersWithUsage, requestRecompute, savePeriod } from '../adapter/usage-store.ts';
 
 /** Records the period; returns it when it was new. */
 async function savePeriodOf(em: Em, s: Subscription | undefined, period: Period | undefined, closed: boolean) {
   if (!s || !period?.startTime || !period.endTime) return undefined;
+  // Batches of the customer read its periods before they store events: each sees this change wholly or not at
+  // all, and one that committed before it is seen by the recompute below.
+  await lockCustomerExclusive(em, s.customerExternalId);
   const saved = {
     subscriptionId: s.id,
     customer: s.customerExternalId,

@@ -35,8 +35,15 @@ export class BillingCalendar {
 
   constructor(periods: readonly KnownPeriod[]) {
     for (const p of periods) this.byCustomer.set(p.customer, [...(this.byCustomer.get(p.customer) ?? []), p]);
-    // The latest start first: when two subscriptions' periods overlap, the newer one counts.
-    for (const list of this.byCustomer.values()) list.sort((a, b) => b.start.getTime() - a.start.getTime());
+    // The latest start first: when two subscriptions' periods overlap, the newer one counts (of two starting
+    // together, the greater id: ids grow with creation).
+    for (const list of this.byCustomer.values()) {
+      list.sort(
+        (a, b) =>
+          b.start.getTime() - a.start.getTime() ||
+          (a.subscriptionId < b.subscriptionId ? 1 : a.subscriptionId > b.subscriptionId ? -1 : 0),
+      );
+    }
   }
 
   /** The billing period `time` falls in for `customer`. */

@@ -227,4 +227,20 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
       'drop table usage_rollup_delta',
     ],
   },
+  {
+    name: '0009_published_value_per_subscription',
+    statements: [
+      // A calendar month and a subscription period (or two subscriptions' periods) may start at the same instant:
+      // each keeps its own published value. Rows published before name no subscription: those of a start some
+      // subscription period has are taken to be the newest such subscription's (the one that counts).
+      "alter table usage_published_value add column subscription_id text not null default ''",
+      `update usage_published_value p set subscription_id = b.subscription_id
+         from (select distinct on (customer_external_id, period_start) customer_external_id, period_start,
+                      subscription_id
+                 from billing_period order by customer_external_id, period_start, subscription_id desc) b
+        where b.customer_external_id = p.customer_external_id and b.period_start = p.period_start`,
+      'alter table usage_published_value drop constraint usage_published_value_pkey',
+      'alter table usage_published_value add primary key (customer_external_id, meter_key, period_start, subscription_id)',
+    ],
+  },
 ];

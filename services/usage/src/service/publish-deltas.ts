@@ -20,6 +20,8 @@ import {
   type PendingPeriod,
   PendingPeriods,
   PUBLISHER_LOCK,
+  type PublishedKey,
+  publishedKeyOf,
   publishedState,
   publishedValues,
   savePublishedValues,
@@ -96,14 +98,18 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
       em,
       pending.map((p) => p.meterKey),
     );
-    const keyOf = (p: PendingPeriod) => ({ customer: p.customer, meterKey: p.meterKey, periodStart: p.period.start });
+    const keyOf = (p: PendingPeriod): PublishedKey => ({
+      customer: p.customer,
+      meterKey: p.meterKey,
+      periodStart: p.period.start,
+      subscriptionId: p.period.subscriptionId,
+    });
     const published = await publishedValues(em, pending.map(keyOf));
     // The state of each period as this pass moves it (a period may come twice: increments, then a correction's
     // recompute), saved once at the end.
-    const current = new Map<string, { key: ReturnType<typeof keyOf>; state: PeriodState }>();
+    const current = new Map<string, { key: PublishedKey; state: PeriodState }>();
     const stateOf = (p: PendingPeriod) =>
-      current.get(JSON.stringify([p.customer, p.meterKey, p.period.start.getTime()]))?.state ??
-      publishedState(published, keyOf(p));
+      current.get(publishedKeyOf(keyOf(p)))?.state ?? publishedState(published, keyOf(p));
     const outgoing = new Map<string, Outgoing>();
     for (const p of pending) {
       const meter = meters.get(p.meterKey);
@@ -123,7 +129,7 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
       } else {
         next = applyIncrement(previous, p.increment);
       }
-      current.set(JSON.stringify([p.customer, p.meterKey, p.period.start.getTime()]), { key: keyOf(p), state: next });
+      current.set(publishedKeyOf(keyOf(p)), { key: keyOf(p), state: next });
       const before = previous.value ?? new Decimal(0);
       const after = next.value ?? new Decimal(0);
       if (before.equals(after) && previous.eventCount === next.eventCount) continue;

@@ -1,0 +1,99 @@
+// What a publisher pass announces per billing period, driven pass by pass (no background publisher): usage added
+// while a period was open and usage that came after it closed, folded in one pass, go to meter.delta and to late
+// usage respectively; a calendar month and a subscription period starting at the same instant keep apart.
+import type { Database } from '@billing/kit/db';
+import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { type UsageDelta, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
+import { recordedEvents } from '@billing/test/harness';
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { requestRecompute, saveMeter, savePeriod } from '../src/adapter/usage-store.ts';
+import { meterLateUsageRecorded, meterUsageDelta } from '../src/domain/events.ts';
+import { sentEvent } from '../src/domain/usage-event.ts';
+import { ingestEvents } from '../src/service/ingest-events.ts';
+import { publishDeltas } from '../src/service/publish-deltas.ts';
+import { migratedUsageDatabase } from './usage-database.ts';
+
+let db: Database;
+let drop: () => Promise<void>;
+const now = new Date('2026-03-10T12:00:00Z');
+const meter = create(MeterSchema, {
+  key: 'minutes',
+  name: 'Minutes',
+  eventType: 'build.finished',
+  aggregation: MeterAggregation.SUM,
+  valueProperty: 'minutes',
+});
+
+beforeAll(async () => {
+  ({ db, drop } = await migratedUsageDatabase('usage_publish_periods'));
+  await db.transaction((em) => saveMeter(em, meter, now));
+});
+
+afterAll(() => drop());
+
+async function ingest(customer: string, id: string, time: string, minutes: number) {
+  const event = create(UsageEventSchema, {
+    id,
+    customerExternalId: customer,
+    type: 'build.finished',
+    eventTime: timestampFromDate(new Date(time)),
+    properties: { minutes },
+  });
+  const [results] = await db.transaction((em) => ingestEvents(em, [{ events: [sentEvent(event)], offset: 0 }], now));
+  return results?.[0];
+}
+
+/** The deltas of a customer's messages among `events`: [subscription, delta, value, closed]. */
+const deltasOf = (customer: string, events: { payload: { customerExternalId: string; deltas: UsageDelta[] } }[]) =>
+  events
+    .filter((e) => e.payload.customerExternalId === customer)
+    .flatMap((e) => e.payload.deltas.map((d) => [d.subscriptionId, d.delta, d.value, d.periodClosed]));
+const onTime = async (customer: string) => deltasOf(customer, await recordedEvents(db, meterUsageDelta));
+const late = async (customer: string) => deltasOf(customer, await recordedEvents(db, meterLateUsageRecorded));
+
+test('usage added while a period was open and late usage folded in one pass are announced apart', async () => {
+  const period = {
+    subscriptionId: 'sub-late',
+    customer: 'acme',
+    start: new Date('2026-02-10T00:00:00Z'),
+    end: new Date('2026-03-10T00:00:00Z'),
+  };
+  await db.transaction((em) => savePeriod(em, { ...period, closed: false }));
+  expect(await ingest('acme', 'on-time', '2026-03-09T23:59:00Z', 50)).toMatchObject({ late: false });
+  await db.transaction((em) => savePeriod(em, { ...period, closed: true }));
+  expect(await ingest('acme', 'late', '2026-03-09T23:59:30Z', 1)).toMatchObject({ late: true });
+  await publishDeltas(db, now);
+  expect(await onTime('acme')).toEqual([['sub-late', '50', '50', false]]);
+  expect(await late('acme')).toEqual([['sub-late', '1', '51', true]]);
+  const [message] = await recordedEvents(db, meterLateUsageRecorded);
+  expect(message?.payload.eventIds).toEqual(['late']);
+});
+
+test('a calendar month and a subscription period starting at the same instant keep their own published values', async () => {
+  // Usage before the subscription is known falls in the calendar month [Mar 1, Apr 1).
+  await ingest('calendar', 'before', '2026-03-05T10:00:00Z', 7);
+  await publishDeltas(db, now);
+  expect(await onTime('calendar')).toEqual([['', '7', '7', false]]);
+  // Then a subscription anchored on the 1st is learned, and its period recomputed (as usage-periods asks).
+  const period = {
+    subscriptionId: 'sub-cal',
+    customer: 'calendar',
+    start: new Date('2026-03-01T00:00:00Z'),
+    end: new Date('2026-04-01T00:00:00Z'),
+    closed: false,
+  };
+  await db.transaction(async (em) => {
+    await savePeriod(em, period);
+    await requestRecompute(em, 'calendar', [{ meterKey: 'minutes', aggregation: MeterAggregation.SUM, period }], now);
+  });
+  await publishDeltas(db, now);
+  await ingest('calendar', 'after', '2026-03-06T10:00:00Z', 3);
+  await publishDeltas(db, now);
+  expect(await onTime('calendar')).toEqual([
+    ['', '7', '7', false],
+    ['sub-cal', '7', '7', false],
+    ['sub-cal', '3', '10', false],
+  ]);
+});
