@@ -1,14 +1,19 @@
 // What a publisher pass announces per billing period, driven pass by pass (no background publisher): usage added
 // while a period was open and usage that came after it closed, folded in one pass, go to meter.delta and to late
-// usage respectively; a calendar month and a subscription period starting at the same instant keep apart.
+// usage respectively; a calendar month and a subscription period starting at the same instant keep apart; and
+// the periods consumer changes a customer's periods wholly before or after each of its batches.
 import type { Database } from '@billing/kit/db';
 import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { SubscriptionActivatedSchema } from '@billing/proto/billing/subscription/events/v1/events_pb';
+import { SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { type UsageDelta, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
-import { recordedEvents } from '@billing/test/harness';
+import { subscriptionActivated } from '@billing/subscription/domain/events';
+import { recordedEvents, waitFor } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { requestRecompute, saveMeter, savePeriod } from '../src/adapter/usage-store.ts';
+import { lockCustomersShared, requestRecompute, saveMeter, savePeriod } from '../src/adapter/usage-store.ts';
+import { subscriptionPeriodsConsumer } from '../src/consumers/subscription-periods.ts';
 import { meterLateUsageRecorded, meterUsageDelta } from '../src/domain/events.ts';
 import { sentEvent } from '../src/domain/usage-event.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
@@ -96,4 +101,65 @@ test('a calendar month and a subscription period starting at the same instant ke
     ['sub-cal', '7', '7', false],
     ['sub-cal', '3', '10', false],
   ]);
+});
+
+test('the periods consumer waits for the batches of the customer in progress, so none misses the new period', async () => {
+  let release = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  // A batch of customer "racer" that has read its periods (holding its customer's lock) and not committed yet.
+  let locked = false;
+  const batch = db.transaction(async (em) => {
+    await lockCustomersShared(em, ['racer']);
+    locked = true;
+    await held;
+  });
+  await waitFor(async () => locked, Boolean);
+  const activated = subscriptionPeriodsConsumer.handlers.find((h) => h.event.type === subscriptionActivated.type);
+  if (!activated) throw new Error('usage-periods handles subscription.activated');
+  const payload = create(SubscriptionActivatedSchema, {
+    subscription: {
+      id: 'sub-racer',
+      customerExternalId: 'racer',
+      state: SubscriptionState.ACTIVE,
+      currentPeriod: {
+        startTime: timestampFromDate(new Date('2026-03-01T00:00:00Z')),
+        endTime: timestampFromDate(new Date('2026-04-01T00:00:00Z')),
+      },
+    },
+  });
+  let saved = false;
+  const consumer = db
+    .transaction((em) =>
+      activated.handle(em, {
+        payload,
+        envelope: {
+          eventId: 'e-racer',
+          eventType: subscriptionActivated.type,
+          schema: SubscriptionActivatedSchema.typeName,
+          aggregateId: 'sub-racer',
+          aggregateSeq: 2,
+          occurredTime: now,
+          producer: 'subscription',
+        },
+      }),
+    )
+    .then(() => {
+      saved = true;
+    });
+  try {
+    await waitFor(
+      () =>
+        db
+          .fork()
+          .execute<{ n: string }[]>("select count(*) as n from pg_locks where locktype = 'advisory' and not granted"),
+      (rows) => rows[0]?.n === '1',
+    );
+    expect(saved).toBe(false);
+  } finally {
+    release();
+  }
+  await Promise.all([batch, consumer]);
+  expect(saved).toBe(true);
 });
