@@ -16,6 +16,7 @@ import { lockCustomersShared, requestRecompute, saveMeter, savePeriod } from '..
 import { subscriptionPeriodsConsumer } from '../src/consumers/subscription-periods.ts';
 import { meterLateUsageRecorded, meterUsageDelta } from '../src/domain/events.ts';
 import { sentEvent } from '../src/domain/usage-event.ts';
+import { correctEvent } from '../src/service/correct-event.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 import { publishDeltas } from '../src/service/publish-deltas.ts';
 import { migratedUsageDatabase } from './usage-database.ts';
@@ -162,4 +163,31 @@ test('the periods consumer waits for the batches of the customer in progress, so
   }
   await Promise.all([batch, consumer]);
   expect(saved).toBe(true);
+});
+
+test("a correction recomputes only what its period owns: the subscription period's usage is not the month's", async () => {
+  // The subscription starts on Mar 10: usage before it falls in the calendar month, usage after it in its period.
+  await db.transaction((em) =>
+    savePeriod(em, {
+      subscriptionId: 'sub-over',
+      customer: 'overlap',
+      start: new Date('2026-03-10T00:00:00Z'),
+      end: new Date('2026-04-10T00:00:00Z'),
+      closed: false,
+    }),
+  );
+  await ingest('overlap', 'trial-1', '2026-03-05T00:00:00Z', 5);
+  await ingest('overlap', 'trial-2', '2026-03-06T00:00:00Z', 1);
+  expect(await ingest('overlap', 'paid-1', '2026-03-10T06:00:00Z', 100)).toMatchObject({ late: false });
+  await publishDeltas(db, now);
+  const corrected = await db.transaction((em) =>
+    correctEvent({ em, now, requestId: 'void-trial-2' }, 'overlap', 'trial-2', { kind: 'void' }, 'test usage'),
+  );
+  expect(corrected.deltas.map((d) => [d.subscriptionId, d.delta, d.value])).toEqual([['', '-1', '5']]);
+  await publishDeltas(db, now);
+  expect(await onTime('overlap')).toEqual([
+    ['', '6', '6', false],
+    ['sub-over', '100', '100', false],
+    ['', '-1', '5', false],
+  ]);
 });

@@ -28,6 +28,17 @@ function calendarMonthOf(time: Date): BillingPeriod {
   return { start, end, subscriptionId: '', closed: false };
 }
 
+/**
+ * Which of two subscription periods comes first where they overlap: the newer (the later start; of two starting
+ * together, the greater subscription id, ids growing with creation).
+ */
+function precedence(a: BillingPeriod, b: BillingPeriod): number {
+  return (
+    b.start.getTime() - a.start.getTime() ||
+    (a.subscriptionId < b.subscriptionId ? 1 : a.subscriptionId > b.subscriptionId ? -1 : 0)
+  );
+}
+
 /** Finds the billing period of a customer's event time among known subscription periods. */
 export class BillingCalendar {
   private readonly byCustomer = new Map<string, KnownPeriod[]>();
@@ -35,15 +46,29 @@ export class BillingCalendar {
 
   constructor(periods: readonly KnownPeriod[]) {
     for (const p of periods) this.byCustomer.set(p.customer, [...(this.byCustomer.get(p.customer) ?? []), p]);
-    // The latest start first: when two subscriptions' periods overlap, the newer one counts (of two starting
-    // together, the greater id: ids grow with creation).
-    for (const list of this.byCustomer.values()) {
-      list.sort(
-        (a, b) =>
-          b.start.getTime() - a.start.getTime() ||
-          (a.subscriptionId < b.subscriptionId ? 1 : a.subscriptionId > b.subscriptionId ? -1 : 0),
+    for (const list of this.byCustomer.values()) list.sort(precedence);
+  }
+
+  /**
+   * The parts of `period`'s range whose events fall in it, in order: a period that takes precedence over it (a
+   * subscription's over a calendar month, a newer subscription's over an older one) takes what it overlaps.
+   */
+  ownedRanges(customer: string, period: BillingPeriod): [Date, Date][] {
+    const list = this.byCustomer.get(customer) ?? [];
+    const over = period.subscriptionId === '' ? list : list.filter((p) => precedence(p, period) < 0);
+    let owned: [number, number][] = [[period.start.getTime(), period.end.getTime()]];
+    for (const p of over) {
+      const [from, to] = [p.start.getTime(), p.end.getTime()];
+      owned = owned.flatMap(([start, end]): [number, number][] =>
+        to <= start || end <= from
+          ? [[start, end]]
+          : [
+              ...(start < from ? [[start, from] as [number, number]] : []),
+              ...(to < end ? [[to, end] as [number, number]] : []),
+            ],
       );
     }
+    return owned.sort((a, b) => a[0] - b[0]).map(([start, end]) => [new Date(start), new Date(end)]);
   }
 
   /** The billing period `time` falls in for `customer`. */

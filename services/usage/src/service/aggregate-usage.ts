@@ -5,7 +5,15 @@
 import type { Em } from '@billing/kit/db';
 import { Decimal } from '@billing/money';
 import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
-import { distinctValues, edgeAggregates, minuteRollupsSince, minuteRows, rollupRows } from '../adapter/usage-store.ts';
+import {
+  distinctValues,
+  edgeAggregates,
+  knownPeriods,
+  minuteRollupsSince,
+  minuteRows,
+  rollupRows,
+} from '../adapter/usage-store.ts';
+import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
@@ -19,8 +27,10 @@ export interface UsageQuery {
   meter: Meter;
   /** The customer's external id. */
   customer: string;
-  /** Consecutive, non-overlapping windows, in order. */
+  /** Non-overlapping windows, in order. */
   windows: readonly Window[];
+  /** When set, the windows are the parts of one range with gaps: one value per group for all (window 0). */
+  oneValue?: boolean;
   /** Dimensions to group by (a subset of the meter's group_by); empty for one value per window. */
   groupBy: readonly string[];
   /** Accepted values per dimension (dimensions of the meter's group_by). */
@@ -90,7 +100,7 @@ export async function aggregateUsage(em: Em, query: UsageQuery): Promise<UsageVa
   };
   const accumulators = new Map<string, Accumulator>();
   const accumulator = (window: number, group: string) => {
-    const key = `${window}|${group}`;
+    const key = `${query.oneValue ? 0 : window}|${group}`;
     let acc = accumulators.get(key);
     if (!acc) {
       acc = new Accumulator();
@@ -169,7 +179,7 @@ export async function aggregateUsage(em: Em, query: UsageQuery): Promise<UsageVa
     }
   }
   const values: UsageValue[] = [];
-  windows.forEach((_, window) => {
+  (query.oneValue ? windows.slice(0, 1) : windows).forEach((_, window) => {
     const groups = [...accumulators.entries()]
       .filter(([key]) => key.startsWith(`${window}|`))
       .map(([key, acc]) => [key.slice(String(window).length + 1), acc] as const)
@@ -189,4 +199,15 @@ export async function aggregateUsage(em: Em, query: UsageQuery): Promise<UsageVa
     }
   });
   return values;
+}
+
+/**
+ * A meter's value for a customer's billing period: the usage of the parts of its range it owns (where a period
+ * taking precedence overlaps it, the usage is that period's), by the periods known now.
+ */
+export async function periodTotal(em: Em, meter: Meter, customer: string, period: BillingPeriod): Promise<UsageValue> {
+  const calendar = new BillingCalendar(await knownPeriods(em, [customer], period.start));
+  const windows = calendar.ownedRanges(customer, period);
+  const [total] = await aggregateUsage(em, { meter, customer, windows, groupBy: [], filters: [], oneValue: true });
+  return total ?? { window: 0, group: {}, value: new Decimal(0), eventCount: 0 };
 }

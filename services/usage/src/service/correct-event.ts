@@ -33,7 +33,7 @@ import { meterSelects, readEvent } from '../domain/meter.ts';
 import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
 import { hourOf, readEvents, rollupDeltas } from '../domain/rollup.ts';
 import { encodeProperties, MAX_FUTURE_MS, type MeteredEvent, RETENTION_MS } from '../domain/usage-event.ts';
-import { aggregateUsage } from './aggregate-usage.ts';
+import { periodTotal } from './aggregate-usage.ts';
 
 /** What to do to the event. */
 export type Correction = { kind: 'void' } | { kind: 'amend'; time?: Date; properties?: JsonObject };
@@ -73,6 +73,10 @@ async function rebuildHour(scope: MutationScope, meter: Meter, customer: string,
   await applyRollups(scope.em, rollupDeltas(readEvents(events, [meter]).readings), scope.now);
 }
 
+/** A meter's value in a period, as a map key (a calendar month and a subscription period may start together). */
+const valueKey = (meter: Meter, period: BillingPeriod) =>
+  JSON.stringify([meter.key, period.start.getTime(), period.subscriptionId]);
+
 async function periodValues(
   scope: MutationScope,
   meters: readonly Meter[],
@@ -82,12 +86,8 @@ async function periodValues(
   const values = new Map<string, { value: string; count: number }>();
   for (const meter of meters) {
     for (const period of periods) {
-      const windows = [[period.start, period.end] as const];
-      const [total] = await aggregateUsage(scope.em, { meter, customer, windows, groupBy: [], filters: [] });
-      values.set(`${meter.key}|${period.start.toISOString()}`, {
-        value: total?.value.toFixed() ?? '0',
-        count: total?.eventCount ?? 0,
-      });
+      const total = await periodTotal(scope.em, meter, customer, period);
+      values.set(valueKey(meter, period), { value: total.value.toFixed(), count: total.eventCount });
     }
   }
   return values;
@@ -141,7 +141,8 @@ export async function correctEvent(
   const earliest = new Date(Math.min(found.time.getTime(), time.getTime()));
   const calendar = new BillingCalendar(await knownPeriods(scope.em, [customer], earliest));
   const periods = [calendar.periodOf(customer, found.time), calendar.periodOf(customer, time)].filter(
-    (p, i, all) => all.findIndex((q) => q.start.getTime() === p.start.getTime()) === i,
+    (p, i, all) =>
+      all.findIndex((q) => q.start.getTime() === p.start.getTime() && q.subscriptionId === p.subscriptionId) === i,
   );
   await compactRollups(scope.em);
   const before = await periodValues(scope, meters, customer, periods);
@@ -159,7 +160,7 @@ export async function correctEvent(
   const deltas: UsageDelta[] = [];
   for (const meter of meters) {
     for (const period of periods) {
-      const key = `${meter.key}|${period.start.toISOString()}`;
+      const key = valueKey(meter, period);
       const was = before.get(key);
       const now = after.get(key);
       if (!was || !now || (was.value === now.value && was.count === now.count)) continue;

@@ -30,7 +30,7 @@ import {
 import { meterLateUsageRecorded, meterUsageAggregate, meterUsageDelta } from '../domain/events.ts';
 import { applyIncrement, type PeriodState } from '../domain/period-value.ts';
 import { MAX_LATE_IDS } from '../domain/rollup.ts';
-import { aggregateUsage } from './aggregate-usage.ts';
+import { periodTotal } from './aggregate-usage.ts';
 
 /** Most (customer, meter, period)s a pass publishes (it may go over by a statement's worth). */
 const PASS_SIZE = 5_000;
@@ -117,15 +117,9 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
       const previous = stateOf(p);
       let next: PeriodState;
       if (p.increment.recompute) {
-        const [total] = await aggregateUsage(em, {
-          meter,
-          customer: p.customer,
-          windows: [[p.period.start, p.period.end]],
-          groupBy: [],
-          filters: [],
-        });
+        const total = await periodTotal(em, meter, p.customer, p.period);
         // The latest event is kept too: an increment after the recompute must compare with it.
-        next = { value: total?.value ?? new Decimal(0), eventCount: total?.eventCount ?? 0, latest: total?.latest };
+        next = { value: total.value, eventCount: total.eventCount, latest: total.latest };
       } else {
         next = applyIncrement(previous, p.increment);
       }
