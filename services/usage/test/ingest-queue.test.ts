@@ -126,5 +126,11 @@ describe('the ingestion queue', () => {
   test('a writer answering fewer results than events fails the request instead of answering it empty', async () => {
     const queue = ingestQueue(async (batches) => batches.map(() => []), { concurrency: 1, maxGroupRequests: 10 });
     await expect(queue.ingest(request('a', 2))).rejects.toThrow('ingestion answered 0 results for 2 events');
+    // A result missing inside the answer (a hole in an answer of the right length) fails it too.
+    const holed = ingestQueue(async (batches) => batches.map(() => new Array(2)), {
+      concurrency: 1,
+      maxGroupRequests: 10,
+    });
+    await expect(holed.ingest(request('b', 2))).rejects.toThrow('ingestion answered 0 results for 2 events');
   });
 });

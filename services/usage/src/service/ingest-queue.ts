@@ -38,9 +38,10 @@ export function ingestQueue(writeBatches: WriteBatches, options: IngestQueueOpti
   async function write(group: readonly Waiting[]): Promise<void> {
     const results = await writeBatches(group.map((w) => w.batch));
     for (const [i, w] of group.entries()) {
-      const answer = results[i];
-      if (answer?.length === w.batch.events.length && answer.every(Boolean)) w.resolve(answer);
-      else w.reject(new Error(`ingestion answered ${answer?.length ?? 0} results for ${w.batch.events.length} events`));
+      // Every event answered: results are filled in by position, so holes are counted too.
+      const answered = (results[i] ?? []).filter(Boolean);
+      if (answered.length === w.batch.events.length) w.resolve(answered);
+      else w.reject(new Error(`ingestion answered ${answered.length} results for ${w.batch.events.length} events`));
     }
   }
 
