@@ -51,7 +51,7 @@ export function adminHandlers(
           applied = await replayParkedEvent(em, spec, req.eventId);
         } catch (err) {
           const why = err instanceof Error ? err.message : String(err);
-          throw new FailedPreconditionError('REPLAY_FAILED', `the handler failed again: ${why}`);
+          throw new FailedPreconditionError('REPLAY_FAILED', `the replay failed, the event stays parked: ${why}`);
         }
         if (!applied)
           throw new NotFoundError('PARKED_EVENT_NOT_FOUND', `no parked event ${req.eventId} of ${req.consumer}`);
