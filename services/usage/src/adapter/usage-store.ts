@@ -46,13 +46,17 @@ export async function findMeters(em: Em, keys: readonly string[]): Promise<Map<s
   );
 }
 
-/** Inserts or replaces a meter of the projection. */
-export async function saveMeter(em: Em, meter: Meter, now: Date): Promise<void> {
+/**
+ * Inserts or replaces a meter of the projection. `catalogSeq`, the catalog event's number in the meter's
+ * sequence, keeps an older event (a parked one replayed late) from undoing a newer one.
+ */
+export async function saveMeter(em: Em, meter: Meter, now: Date, catalogSeq?: number): Promise<void> {
   await em.execute(
-    `insert into meter (key, event_type, body, archived, updated_at) values (?, ?, ?::jsonb, ?, ?)
+    `insert into meter (key, event_type, body, archived, updated_at, catalog_seq) values (?, ?, ?::jsonb, ?, ?, ?)
      on conflict (key) do update set event_type = excluded.event_type, body = excluded.body,
-       archived = excluded.archived, updated_at = excluded.updated_at`,
-    [meter.key, meter.eventType, JSON.stringify(toJson(MeterSchema, meter)), meter.archived, now],
+       archived = excluded.archived, updated_at = excluded.updated_at, catalog_seq = excluded.catalog_seq
+     where meter.catalog_seq is null or excluded.catalog_seq is null or meter.catalog_seq < excluded.catalog_seq`,
+    [meter.key, meter.eventType, JSON.stringify(toJson(MeterSchema, meter)), meter.archived, now, catalogSeq ?? null],
   );
 }
 

@@ -12,10 +12,12 @@ export const catalogMetersConsumer: ConsumerSpec = {
   stream: 'catalog',
   handlers: [
     on(meterCreated, async (em, { payload, envelope }) => {
-      if (payload.meter) await saveMeter(em, payload.meter, envelope.occurredTime);
+      if (payload.meter) await saveMeter(em, payload.meter, envelope.occurredTime, envelope.aggregateSeq);
     }),
     on(meterArchived, async (em, { payload, envelope }) => {
-      if (payload.meter) await saveMeter(em, { ...payload.meter, archived: true }, envelope.occurredTime);
+      if (payload.meter) {
+        await saveMeter(em, { ...payload.meter, archived: true }, envelope.occurredTime, envelope.aggregateSeq);
+      }
     }),
   ],
 };

@@ -243,4 +243,12 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
       'alter table usage_published_value add primary key (customer_external_id, meter_key, period_start, subscription_id)',
     ],
   },
+  {
+    name: '0010_meter_catalog_seq',
+    statements: [
+      // The catalog event a meter's row was last saved from (its number in the meter's sequence): an older one,
+      // replayed late, changes nothing.
+      'alter table meter add column catalog_seq bigint',
+    ],
+  },
 ];

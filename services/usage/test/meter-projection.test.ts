@@ -1,0 +1,54 @@
+// The usage service's copy of the catalog's meters (consumer `usage-meters`): each catalog event is applied in
+// its meter's order, and an older one replayed late (a parked message) does not undo a newer one.
+import { meterArchived, meterCreated } from '@billing/catalog/domain/events';
+import type { Database } from '@billing/kit/db';
+import type { EventType } from '@billing/kit/events';
+import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { findMeters } from '../src/adapter/usage-store.ts';
+import { catalogMetersConsumer } from '../src/consumers/catalog-meters.ts';
+import { migratedUsageDatabase } from './usage-database.ts';
+
+let db: Database;
+let drop: () => Promise<void>;
+
+beforeAll(async () => {
+  ({ db, drop } = await migratedUsageDatabase('usage_meter_projection'));
+});
+
+afterAll(() => drop());
+
+/** Applies the catalog event `event`, number `seq` of meter `key`, through the consumer's handler. */
+async function apply<S extends DescMessage>(event: EventType<S>, payload: MessageShape<S>, seq: number) {
+  const handler = catalogMetersConsumer.handlers.find((h) => h.event.type === event.type);
+  if (!handler) throw new Error(`usage-meters handles ${event.type}`);
+  await db.transaction((em) =>
+    handler.handle(em, {
+      payload,
+      envelope: {
+        eventId: `meter-e-${seq}`,
+        eventType: event.type,
+        schema: event.schema.typeName,
+        aggregateId: 'gb',
+        aggregateSeq: seq,
+        occurredTime: new Date('2026-03-10T12:00:00Z'),
+        producer: 'catalog',
+      },
+    }),
+  );
+}
+
+test('a meter archived stays archived when its creation is applied after', async () => {
+  const meter = create(MeterSchema, {
+    key: 'gb',
+    name: 'GB',
+    eventType: 'storage.sampled',
+    aggregation: MeterAggregation.MAX,
+    valueProperty: 'gb',
+  });
+  await apply(meterArchived, create(meterArchived.schema, { meter }), 2);
+  await apply(meterCreated, create(meterCreated.schema, { meter }), 1);
+  const saved = await db.transaction((em) => findMeters(em, ['gb']));
+  expect(saved.get('gb')?.archived).toBe(true);
+});
