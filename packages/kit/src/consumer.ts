@@ -139,7 +139,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<Subscript
     }
     // Deliveries that never ended (a crash, an OOM kill, a handler past the acknowledgement wait) would end the
     // same way again, and the stream would wait behind the message forever.
-    if (delivery.deliveryCount > maxDeliveries) {
+    if (delivery.deliveryCount > maxDeliveries && !(await alreadyApplied(options.db, options.name, message))) {
       const unacknowledged = delivery.deliveryCount - 1;
       const why =
         `delivered ${unacknowledged} times without being acknowledged: ` +
@@ -172,6 +172,21 @@ export async function startConsumer(options: ConsumerOptions): Promise<Subscript
     subjects: options.handlers.map((h) => h.event.subject),
     handle: process,
   });
+}
+
+/**
+ * Whether the consumer applied `message` already (a handler that committed after its acknowledgement wait was
+ * redelivered meanwhile): such a delivery is acknowledged, never parked. An unreachable database answers no.
+ */
+async function alreadyApplied(db: Database, consumer: string, message: BusMessage): Promise<boolean> {
+  const rows = await db
+    .fork()
+    .execute<{ applied: boolean }[]>(
+      'select true as applied from processed_event where consumer = ? and event_id = ?',
+      [consumer, message.envelope.eventId],
+    )
+    .catch(() => []);
+  return rows.length > 0;
 }
 
 /** Why `handler` may not decode `message` (another event type or payload schema), or undefined when it may. */

@@ -411,7 +411,7 @@ describe('outbox and consumers', () => {
     close: async () => {},
   });
 
-  test('a message whose deliveries all ended unacknowledged is parked without running its handler', async () => {
+  test('a message whose deliveries all ended unacknowledged is parked without running its handler, unless applied', async () => {
     const ran: string[] = [];
     const startWith = (message: BusMessage, deliveryCount: number) =>
       startConsumer({
@@ -423,9 +423,12 @@ describe('outbox and consumers', () => {
         logger: testLogger,
       });
     // The tenth delivery still runs the handler; after ten that never ended, the eleventh parks.
-    await startWith(unrecordedNote('tenth'), 10);
+    const tenth = unrecordedNote('tenth');
+    await startWith(tenth, 10);
     const crasher = unrecordedNote('crasher');
     await startWith(crasher, 11);
+    // A message applied already (its handler committed after the acknowledgement wait) is skipped, not parked.
+    await startWith(tenth, 11);
     expect(ran).toEqual(['tenth']);
     expect(await listParkedEvents(db, { consumer: 'alpha-deliveries' })).toMatchObject([
       {

@@ -36,7 +36,7 @@ const value = fc.oneof(
   fc.integer({ min: Number.MAX_SAFE_INTEGER - 1_000, max: Number.MAX_SAFE_INTEGER }),
   fc.integer({ min: -Number.MAX_SAFE_INTEGER, max: -Number.MAX_SAFE_INTEGER + 1_000 }),
   fc.integer({ min: -1_000, max: 1_000 }),
-  // Doubles a meter reads: at most 20 decimals (finer ones are refused, see meter-reading.test.ts).
+  // Doubles of at most 20 decimals (finer ones are read rounded, see meter-reading.test.ts).
   fc
     .double({ noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 })
     .filter((d) => new Decimal(d).decimalPlaces() <= 20),

@@ -9,7 +9,7 @@ import {
   MeterSchema,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
-import { amountText, MAX_VALUE_DECIMALS, MAX_VALUE_MAGNITUDE } from '../domain/meter.ts';
+import { amountText, MAX_VALUE_MAGNITUDE, VALUE_DECIMALS } from '../domain/meter.ts';
 import { mergeIncrements, type PeriodIncrement, type PeriodState } from '../domain/period-value.ts';
 import type { BillingPeriod, KnownPeriod } from '../domain/periods.ts';
 import { hourOf, MAX_LATE_IDS, type RollupDelta } from '../domain/rollup.ts';
@@ -200,6 +200,16 @@ export async function savePeriod(em: Em, period: KnownPeriod & { subscriptionId:
     [period.subscriptionId, period.start, period.end, period.customer, period.closed],
   );
   return rows[0]?.inserted === true;
+}
+
+/** Whether `period` is recorded already as announced (same end, closed if announced closed): saving it changes nothing. */
+export async function periodRecorded(em: Em, period: KnownPeriod & { subscriptionId: string }): Promise<boolean> {
+  const rows = await em.execute<{ recorded: boolean }[]>(
+    `select true as recorded from billing_period
+      where subscription_id = ? and period_start = ? and period_end = ? and (closed or not ?)`,
+    [period.subscriptionId, period.start, period.end, period.closed],
+  );
+  return rows.length > 0;
 }
 
 /** The meters with usage of `customer` in the hours (folded) or minutes (not folded yet) overlapping [from, to). */
@@ -681,12 +691,12 @@ export interface EdgeAggregate {
 }
 
 // The numeric value of an event's property exactly as ingestion reads it (readEvent): a JSON number, or a string
-// holding one between spaces, below 1e30 in magnitude with at most 20 decimals; else null.
+// holding one between spaces, to 20 decimals, below 1e30 in magnitude; else null.
 // (No question marks in the pattern: the driver would read them as parameters.)
-const NUMERIC = `(select n from (select case jsonb_typeof(properties->?) when 'number' then (properties->>?)::numeric
+export const NUMERIC_READING = `(select n from (select round(case jsonb_typeof(properties->?) when 'number' then (properties->>?)::numeric
   when 'string' then case when btrim(properties->>?) ~ '^-{0,1}(0|[1-9][0-9]*)([.][0-9]+){0,1}([eE][-+]{0,1}[0-9]{1,4}){0,1}$'
-                          then btrim(properties->>?)::numeric end end as n) as reading
-  where abs(n) < ${MAX_VALUE_MAGNITUDE.toFixed()} and min_scale(n) <= ${MAX_VALUE_DECIMALS})`;
+                          then btrim(properties->>?)::numeric end end, ${VALUE_DECIMALS}) as n) as reading
+  where abs(n) < ${MAX_VALUE_MAGNITUDE.toFixed()})`;
 
 /**
  * A meter's aggregate per group of a customer's raw events in [from, to), in SQL (the partial hours at a
@@ -706,7 +716,7 @@ export async function edgeAggregates(
   const count = meter.aggregation === MeterAggregation.COUNT;
   const latest = meter.aggregation === MeterAggregation.LATEST;
   // The value of each event: 1 for counts, the property's text for unique counts, its number otherwise.
-  const valueSql = count ? '1::numeric' : unique ? 'properties->>?' : NUMERIC;
+  const valueSql = count ? '1::numeric' : unique ? 'properties->>?' : NUMERIC_READING;
   const valueParams = count ? [] : unique ? [meter.valueProperty] : Array(4).fill(meter.valueProperty);
   const rows = await em.execute<
     {
@@ -1056,12 +1066,15 @@ export class PendingPeriods {
   add(rows: readonly PendingRow[]): void {
     const merged = this.merged;
     for (const r of rows) {
+      // What a period got while open and what came late stay apart, except for recomputes (unique counts): a
+      // recompute reads the whole period, late events included, so its change is one, late once the period closed.
+      const whole = r.recompute && !r.correction;
       const key = JSON.stringify([
         r.customer_external_id,
         r.meter_key,
         new Date(r.period_start).toISOString(),
         r.subscription_id,
-        r.period_closed,
+        whole || r.period_closed,
         r.correction,
       ]);
       const increment: PeriodIncrement = {
@@ -1076,6 +1089,7 @@ export class PendingPeriods {
       if (seen) {
         seen.increment = mergeIncrements(seen.increment, increment);
         if (last > seen.lastIngest) seen.lastIngest = last;
+        seen.period.closed ||= r.period_closed;
         seen.lateEventIds.push(...r.late_event_ids.slice(0, MAX_LATE_IDS - seen.lateEventIds.length));
       } else {
         merged.set(key, {

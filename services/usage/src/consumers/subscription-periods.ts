@@ -12,14 +12,17 @@ import {
   subscriptionRenewed,
 } from '@billing/subscription/domain/events';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { lockCustomerExclusive, metersWithUsage, requestRecompute, savePeriod } from '../adapter/usage-store.ts';
+import {
+  lockCustomerExclusive,
+  metersWithUsage,
+  periodRecorded,
+  requestRecompute,
+  savePeriod,
+} from '../adapter/usage-store.ts';
 
 /** Records the period; returns it when it was new. */
 async function savePeriodOf(em: Em, s: Subscription | undefined, period: Period | undefined, closed: boolean) {
   if (!s || !period?.startTime || !period.endTime) return undefined;
-  // Batches of the customer read its periods before they store events: each sees this change wholly or not at
-  // all, and one that committed before it is seen by the recompute below.
-  await lockCustomerExclusive(em, s.customerExternalId);
   const saved = {
     subscriptionId: s.id,
     customer: s.customerExternalId,
@@ -27,6 +30,13 @@ async function savePeriodOf(em: Em, s: Subscription | undefined, period: Period 
     end: timestampDate(period.endTime),
     closed,
   };
+  // Most announcements repeat what is recorded (created then activated, redeliveries): they change nothing and
+  // need not wait for the customer's batches.
+  if (await periodRecorded(em, saved)) return undefined;
+  // Batches of the customer read its periods before they store events: each sees this change wholly or not at
+  // all, and one that committed before it is seen by the recompute below. (The lock is a bucket of customers:
+  // while it waits for the batches in progress, new ones of the bucket wait behind it.)
+  await lockCustomerExclusive(em, s.customerExternalId);
   return (await savePeriod(em, saved)) ? saved : undefined;
 }
 

@@ -51,12 +51,17 @@ export class BillingCalendar {
 
   /**
    * The parts of `period`'s range whose events fall in it, in order: a period that takes precedence over it (a
-   * subscription's over a calendar month, a newer subscription's over an older one) takes what it overlaps.
+   * subscription's over a calendar month, a newer subscription's over an older one) takes what it overlaps. The
+   * calendar must know the customer's periods that end after `period` starts.
    */
   ownedRanges(customer: string, period: BillingPeriod): [Date, Date][] {
     const list = this.byCustomer.get(customer) ?? [];
     const over = period.subscriptionId === '' ? list : list.filter((p) => precedence(p, period) < 0);
-    let owned: [number, number][] = [[period.start.getTime(), period.end.getTime()]];
+    // The period as known now (its end may have moved since `period` was read: an early end).
+    const known =
+      list.find((p) => p.subscriptionId === period.subscriptionId && p.start.getTime() === period.start.getTime()) ??
+      period;
+    let owned: [number, number][] = [[known.start.getTime(), known.end.getTime()]];
     for (const p of over) {
       const [from, to] = [p.start.getTime(), p.end.getTime()];
       owned = owned.flatMap(([start, end]): [number, number][] =>

@@ -232,7 +232,9 @@ export const USAGE_MIGRATIONS: readonly SqlMigration[] = [
     statements: [
       // A calendar month and a subscription period (or two subscriptions' periods) may start at the same instant:
       // each keeps its own published value. Rows published before name no subscription: those of a start some
-      // subscription period has are taken to be the newest such subscription's (the one that counts).
+      // subscription period has are taken to be the newest such subscription's (the one that counts). Replicas of
+      // the previous version still running name the old key in their upserts: their publisher passes fail and
+      // roll back (nothing is lost: the next pass of a new replica publishes it) until they are replaced.
       "alter table usage_published_value add column subscription_id text not null default ''",
       `update usage_published_value p set subscription_id = b.subscription_id
          from (select distinct on (customer_external_id, period_start) customer_external_id, period_start,

@@ -5,15 +5,8 @@
 import type { Em } from '@billing/kit/db';
 import { Decimal } from '@billing/money';
 import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
-import {
-  distinctValues,
-  edgeAggregates,
-  knownPeriods,
-  minuteRollupsSince,
-  minuteRows,
-  rollupRows,
-} from '../adapter/usage-store.ts';
-import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
+import { distinctValues, edgeAggregates, minuteRollupsSince, minuteRows, rollupRows } from '../adapter/usage-store.ts';
+import type { BillingCalendar, BillingPeriod } from '../domain/periods.ts';
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
@@ -203,10 +196,16 @@ export async function aggregateUsage(em: Em, query: UsageQuery): Promise<UsageVa
 
 /**
  * A meter's value for a customer's billing period: the usage of the parts of its range it owns (where a period
- * taking precedence overlaps it, the usage is that period's), by the periods known now.
+ * taking precedence overlaps it, the usage is that period's), by `calendar` (knowing the customer's periods that
+ * end after this one starts).
  */
-export async function periodTotal(em: Em, meter: Meter, customer: string, period: BillingPeriod): Promise<UsageValue> {
-  const calendar = new BillingCalendar(await knownPeriods(em, [customer], period.start));
+export async function periodTotal(
+  em: Em,
+  meter: Meter,
+  customer: string,
+  period: BillingPeriod,
+  calendar: BillingCalendar,
+): Promise<UsageValue> {
   const windows = calendar.ownedRanges(customer, period);
   const [total] = await aggregateUsage(em, { meter, customer, windows, groupBy: [], filters: [], oneValue: true });
   return total ?? { window: 0, group: {}, value: new Decimal(0), eventCount: 0 };

@@ -82,11 +82,12 @@ async function periodValues(
   meters: readonly Meter[],
   customer: string,
   periods: readonly BillingPeriod[],
+  calendar: BillingCalendar,
 ) {
   const values = new Map<string, { value: string; count: number }>();
   for (const meter of meters) {
     for (const period of periods) {
-      const total = await periodTotal(scope.em, meter, customer, period);
+      const total = await periodTotal(scope.em, meter, customer, period, calendar);
       values.set(valueKey(meter, period), { value: total.value.toFixed(), count: total.eventCount });
     }
   }
@@ -144,8 +145,12 @@ export async function correctEvent(
     (p, i, all) =>
       all.findIndex((q) => q.start.getTime() === p.start.getTime() && q.subscriptionId === p.subscriptionId) === i,
   );
+  // What each period owns depends on the periods overlapping it, which may end before the event's time.
+  const ownership = new BillingCalendar(
+    await knownPeriods(scope.em, [customer], new Date(Math.min(...periods.map((p) => p.start.getTime())))),
+  );
   await compactRollups(scope.em);
-  const before = await periodValues(scope, meters, customer, periods);
+  const before = await periodValues(scope, meters, customer, periods, ownership);
   if (correction.kind === 'void') await voidEvent(scope.em, customer, found, scope.now);
   else {
     const late = calendar.periodOf(customer, time).closed;
@@ -155,7 +160,7 @@ export async function correctEvent(
     (h, i, all) => all.findIndex((x) => x.getTime() === h.getTime()) === i,
   );
   for (const meter of meters) for (const hour of hours) await rebuildHour(scope, meter, customer, hour);
-  const after = await periodValues(scope, meters, customer, periods);
+  const after = await periodValues(scope, meters, customer, periods, ownership);
 
   const deltas: UsageDelta[] = [];
   for (const meter of meters) {

@@ -38,10 +38,11 @@ export function ingestQueue(writeBatches: WriteBatches, options: IngestQueueOpti
   async function write(group: readonly Waiting[]): Promise<void> {
     const results = await writeBatches(group.map((w) => w.batch));
     for (const [i, w] of group.entries()) {
-      // Every event answered: results are filled in by position, so holes are counted too.
-      const answered = (results[i] ?? []).filter(Boolean);
-      if (answered.length === w.batch.events.length) w.resolve(answered);
-      else w.reject(new Error(`ingestion answered ${answered.length} results for ${w.batch.events.length} events`));
+      // One result per event, at its position (results are filled in by position: a hole is a missing one).
+      const answer = results[i] ?? [];
+      const answered = Array.from(answer).filter(Boolean).length;
+      if (answer.length === w.batch.events.length && answered === answer.length) w.resolve(answer);
+      else w.reject(new Error(`ingestion answered ${answered} results for ${w.batch.events.length} events`));
     }
   }
 

@@ -16,6 +16,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
   findMeters,
   foldRollupLog,
+  knownPeriods,
   type LogRange,
   type PendingPeriod,
   PendingPeriods,
@@ -29,6 +30,7 @@ import {
 } from '../adapter/usage-store.ts';
 import { meterLateUsageRecorded, meterUsageAggregate, meterUsageDelta } from '../domain/events.ts';
 import { applyIncrement, type PeriodState } from '../domain/period-value.ts';
+import { BillingCalendar } from '../domain/periods.ts';
 import { MAX_LATE_IDS } from '../domain/rollup.ts';
 import { periodTotal } from './aggregate-usage.ts';
 
@@ -49,10 +51,15 @@ interface Outgoing {
   lastIngest: Date;
 }
 
-/** Adds a delta to a message's list, merged with an earlier one of the same period (applied in order). */
+/**
+ * Adds a delta to a message's list, merged with an earlier one of the same period (applied in order); a calendar
+ * month and a subscription period starting together are two periods.
+ */
 function mergeInto(deltas: UsageDelta[], delta: UsageDelta): void {
   const start = delta.period?.startTime?.seconds;
-  const earlier = deltas.find((d) => d.period?.startTime?.seconds === start);
+  const earlier = deltas.find(
+    (d) => d.period?.startTime?.seconds === start && d.subscriptionId === delta.subscriptionId,
+  );
   if (!earlier) {
     deltas.push(delta);
     return;
@@ -105,6 +112,17 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
       subscriptionId: p.period.subscriptionId,
     });
     const published = await publishedValues(em, pending.map(keyOf));
+    // The periods of the customers whose periods are recomputed, from the earliest such period on.
+    const recomputed = pending.filter((p) => p.increment.recompute);
+    const calendar = new BillingCalendar(
+      recomputed.length === 0
+        ? []
+        : await knownPeriods(
+            em,
+            recomputed.map((p) => p.customer),
+            new Date(Math.min(...recomputed.map((p) => p.period.start.getTime()))),
+          ),
+    );
     // The state of each period as this pass moves it (a period may come twice: increments, then a correction's
     // recompute), saved once at the end.
     const current = new Map<string, { key: PublishedKey; state: PeriodState }>();
@@ -117,7 +135,7 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
       const previous = stateOf(p);
       let next: PeriodState;
       if (p.increment.recompute) {
-        const total = await periodTotal(em, meter, p.customer, p.period);
+        const total = await periodTotal(em, meter, p.customer, p.period, calendar);
         // The latest event is kept too: an increment after the recompute must compare with it.
         next = { value: total.value, eventCount: total.eventCount, latest: total.latest };
       } else {
