@@ -51,3 +51,9 @@ test('an event time is in the ranges a period owns exactly when the calendar put
     }),
   );
 });
+
+test('a period is owned as known now: one that ended early owns only up to its new end', () => {
+  const ended: KnownPeriod = { customer: 'c', subscriptionId: 'sub-e', start: day(0), end: day(10), closed: true };
+  const asAnnounced: BillingPeriod = { subscriptionId: 'sub-e', start: day(0), end: day(31), closed: false };
+  expect(new BillingCalendar([ended]).ownedRanges('c', asAnnounced)).toEqual([[day(0), day(10)]]);
+});
