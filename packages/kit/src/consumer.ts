@@ -9,6 +9,7 @@ import type { Delivery, EventBus, Subscription } from './bus.ts';
 import { type Database, type Em, isDatabaseUnavailable } from './db.ts';
 import type { BusMessage, EventEnvelope, EventType } from './events.ts';
 import { envelopeFromHeaders, envelopeToHeaders } from './events.ts';
+import { withTraceparent } from './trace.ts';
 
 /** What a handler receives: the decoded payload and the envelope (time comes from `envelope.occurredTime`). */
 export interface ConsumedEvent<Schema extends DescMessage> {
@@ -151,7 +152,10 @@ export async function startConsumer(options: ConsumerOptions): Promise<Subscript
     let delay = retryDelayMs;
     for (;;) {
       try {
-        await options.db.transaction((em) => applyOnce(em, options.name, handler, message));
+        // Events the handler records carry the trace context of the event it applies.
+        await withTraceparent(message.envelope.traceparent, () =>
+          options.db.transaction((em) => applyOnce(em, options.name, handler, message)),
+        );
         return;
       } catch (err) {
         // An unreachable database is no fault of the message: wait for it without spending attempts.

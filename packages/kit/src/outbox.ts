@@ -10,6 +10,7 @@ import { type Database, type Em, queryBound } from './db.ts';
 import type { BusMessage, EventEnvelope, EventType } from './events.ts';
 import { newUlid } from './ids.ts';
 import { startPeriodic } from './periodic.ts';
+import { currentTraceparent } from './trace.ts';
 
 /** What the caller says about an event besides its payload. */
 export interface EventContext {
@@ -87,7 +88,7 @@ export async function recordEvents(
       at: r.context.occurredTime.toISOString(),
       producer: r.event.producer,
       rid: r.context.requestId ?? null,
-      tp: r.context.traceparent ?? null,
+      tp: r.context.traceparent ?? currentTraceparent() ?? null,
       payload: Buffer.from(toBinary(r.event.schema, create(r.event.schema, r.payload))).toString('base64'),
     };
   });
@@ -134,7 +135,7 @@ export async function recordEvents(
       producer: r.event.producer,
     };
     if (r.context.requestId) envelope.requestId = r.context.requestId;
-    if (r.context.traceparent) envelope.traceparent = r.context.traceparent;
+    if (row.tp) envelope.traceparent = row.tp;
     return envelope;
   });
 }

@@ -15,6 +15,7 @@ import { type Database, openDatabase, type SqlMigration } from './db.ts';
 import { errorInterceptor } from './errors.ts';
 import { createOutboxRelay, type OutboxRelay } from './outbox.ts';
 import { startServer } from './server.ts';
+import { traceInterceptor } from './trace.ts';
 
 /** What a service's wiring receives to build its handlers and consumers. */
 export interface ServiceContext {
@@ -131,7 +132,11 @@ export async function runService(definition: ServiceDefinition, options: Runtime
       port: options.port,
       services: [...definition.services, AdminService],
       logger,
-      interceptors: [errorInterceptor(`billing.${definition.name}`, logger), ...(options.interceptors ?? [])],
+      interceptors: [
+        errorInterceptor(`billing.${definition.name}`, logger),
+        traceInterceptor,
+        ...(options.interceptors ?? []),
+      ],
       routes(router) {
         definition.routes(router, ctx);
         router.service(AdminService, adminHandlers(ctx, specs));

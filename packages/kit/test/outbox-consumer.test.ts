@@ -21,6 +21,7 @@ import { newUlid } from '../src/ids.ts';
 import { createMemoryBus } from '../src/memory-bus.ts';
 import { connectNatsBus } from '../src/nats-bus.ts';
 import { createOutboxRelay, eventRecord, pruneOutbox, recordEvent, recordEvents } from '../src/outbox.ts';
+import { withTraceparent } from '../src/trace.ts';
 import { eventually } from './bus-contract.ts';
 
 const noted = defineEvent('billing.alpha.note.added', StringValueSchema);
@@ -409,6 +410,38 @@ describe('outbox and consumers', () => {
       return { stop: async () => {} };
     },
     close: async () => {},
+  });
+
+  test('events recorded while applying an event carry its trace context; invalid ones are dropped', async () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const traced = { ...unrecordedNote('traced'), envelope: { ...unrecordedNote('traced').envelope, traceparent } };
+    await startConsumer({
+      name: 'alpha-traced',
+      stream: 'alpha',
+      handlers: [
+        on(noted, (em, e) =>
+          recordEvent(
+            em,
+            noted,
+            { value: `after ${e.payload.value}` },
+            { aggregateId: 'trace-fwd', occurredTime: e.envelope.occurredTime },
+          ).then(() => {}),
+        ),
+      ],
+      db,
+      bus: deliveringOnce(traced, 1),
+      logger: testLogger,
+    });
+    await withTraceparent('00-not-a-trace', () => record('trace-bad', 'x'));
+    const rows = await db
+      .fork()
+      .execute<{ aggregate_id: string; traceparent: string | null }[]>(
+        "select aggregate_id, traceparent from outbox_event where aggregate_id like 'trace-%' order by 1",
+      );
+    expect(rows).toEqual([
+      { aggregate_id: 'trace-bad', traceparent: null },
+      { aggregate_id: 'trace-fwd', traceparent },
+    ]);
   });
 
   test('a message whose deliveries all ended unacknowledged is parked without running its handler, unless applied', async () => {

@@ -125,6 +125,24 @@ describe('plans', () => {
 });
 
 describe('meters', () => {
+  test('the events of a call carry its traceparent header (W3C trace context)', async () => {
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    await client.createMeter(
+      { requestId: rid(), meter: { ...buildMinutesMeter, key: 'traced_minutes' } },
+      { headers: { traceparent } },
+    );
+    await client.createMeter({ requestId: rid(), meter: { ...buildMinutesMeter, key: 'untraced_minutes' } });
+    const rows = await service.context.db
+      .fork()
+      .execute<{ aggregate_id: string; traceparent: string | null }[]>(
+        "select aggregate_id, traceparent from outbox_event where aggregate_id like '%traced_minutes' order by 1",
+      );
+    expect(rows.map((r) => [r.aggregate_id.replace(/^.*:/, ''), r.traceparent])).toEqual([
+      ['traced_minutes', traceparent],
+      ['untraced_minutes', null],
+    ]);
+  });
+
   test('an archived meter can no longer be used by a new feature', async () => {
     await client.createMeter({ requestId: rid(), meter: { ...buildMinutesMeter, key: 'old_minutes' } });
     const { meter } = await client.archiveMeter({ requestId: rid(), key: 'old_minutes' });
