@@ -109,6 +109,31 @@ test("a unique count's change folded with late usage goes out whole as late usag
   expect(messages.find((m) => m.payload.customerExternalId === 'seats')?.payload.eventIds).toEqual(['late-u']);
 });
 
+test('late usage of a closed period is still announced when a correction of the period comes in the same pass', async () => {
+  // A unique count (meter "users", created above): ana on time and published, then the period closes, bo comes
+  // late, and ana is voided before the next pass.
+  const period = {
+    subscriptionId: 'sub-users-2',
+    customer: 'seats-2',
+    start: new Date('2026-02-10T00:00:00Z'),
+    end: new Date('2026-03-10T00:00:00Z'),
+  };
+  await db.transaction((em) => savePeriod(em, { ...period, closed: false }));
+  await ingest('seats-2', 'ana-2', '2026-03-09T23:00:00Z', { user: 'ana' });
+  await publishDeltas(db, now);
+  expect(await onTime('seats-2')).toEqual([['sub-users-2', '1', '1', false]]);
+  await db.transaction((em) => savePeriod(em, { ...period, closed: true }));
+  expect(await ingest('seats-2', 'bo-2', '2026-03-09T23:30:00Z', { user: 'bo' })).toMatchObject({ late: true });
+  const voided = await db.transaction((em) =>
+    correctEvent({ em, now, requestId: 'void-ana-2' }, 'seats-2', 'ana-2', { kind: 'void' }, 'duplicate seat'),
+  );
+  // The correction announces its change from the value with bo (2) to the value without ana (1).
+  expect(voided.deltas.map((d) => [d.delta, d.value, d.periodClosed])).toEqual([['-1', '1', true]]);
+  await publishDeltas(db, now);
+  // Billed: 1 at the close, -1 by the correction, +1 late for bo: 1, bo alone.
+  expect(await late('seats-2')).toEqual([['sub-users-2', '1', '1', true]]);
+});
+
 test('a calendar month and a subscription period starting at the same instant keep their own published values', async () => {
   // Usage before the subscription is known falls in the calendar month [Mar 1, Apr 1).
   await ingest('calendar', 'before', '2026-03-05T10:00:00Z', 7);

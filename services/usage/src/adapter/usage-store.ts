@@ -9,7 +9,7 @@ import {
   MeterSchema,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { fromJson, type JsonValue, toJson } from '@bufbuild/protobuf';
-import { amountText, MAX_VALUE_MAGNITUDE, VALUE_DECIMALS } from '../domain/meter.ts';
+import { amountText, MAX_NUMBER_LENGTH, MAX_VALUE_MAGNITUDE, VALUE_DECIMALS } from '../domain/meter.ts';
 import { mergeIncrements, type PeriodIncrement, type PeriodState } from '../domain/period-value.ts';
 import type { BillingPeriod, KnownPeriod } from '../domain/periods.ts';
 import { hourOf, MAX_LATE_IDS, type RollupDelta } from '../domain/rollup.ts';
@@ -691,10 +691,10 @@ export interface EdgeAggregate {
 }
 
 // The numeric value of an event's property exactly as ingestion reads it (readEvent): a JSON number, or a string
-// holding one between spaces, to 20 decimals, below 1e30 in magnitude; else null.
+// holding one between spaces (at most 100 characters), to 20 decimals, below 1e30 in magnitude; else null.
 // (No question marks in the pattern: the driver would read them as parameters.)
 export const NUMERIC_READING = `(select n from (select round(case jsonb_typeof(properties->?) when 'number' then (properties->>?)::numeric
-  when 'string' then case when btrim(properties->>?) ~ '^-{0,1}(0|[1-9][0-9]*)([.][0-9]+){0,1}([eE][-+]{0,1}[0-9]{1,4}){0,1}$'
+  when 'string' then case when length(btrim(properties->>?)) <= ${MAX_NUMBER_LENGTH} and btrim(properties->>?) ~ '^-{0,1}(0|[1-9][0-9]*)([.][0-9]+){0,1}([eE][-+]{0,1}[0-9]{1,4}){0,1}$'
                           then btrim(properties->>?)::numeric end end, ${VALUE_DECIMALS}) as n) as reading
   where abs(n) < ${MAX_VALUE_MAGNITUDE.toFixed()})`;
 
@@ -717,7 +717,7 @@ export async function edgeAggregates(
   const latest = meter.aggregation === MeterAggregation.LATEST;
   // The value of each event: 1 for counts, the property's text for unique counts, its number otherwise.
   const valueSql = count ? '1::numeric' : unique ? 'properties->>?' : NUMERIC_READING;
-  const valueParams = count ? [] : unique ? [meter.valueProperty] : Array(4).fill(meter.valueProperty);
+  const valueParams = count ? [] : unique ? [meter.valueProperty] : Array(5).fill(meter.valueProperty);
   const rows = await em.execute<
     {
       dims: (string | null)[];
@@ -1181,6 +1181,47 @@ export async function publishedValues(em: Em, keys: readonly PublishedKey[]): Pr
 /** The published state of `key` among `states`, or the state of a period never published. */
 export function publishedState(states: ReadonlyMap<string, PeriodState>, key: PublishedKey): PeriodState {
   return states.get(publishedKeyOf(key)) ?? { value: undefined, eventCount: 0 };
+}
+
+/** A change of a published value (a correction's). */
+export interface PublishedMove {
+  /** The (customer, meter, period). */
+  key: PublishedKey;
+  /** The change of its value. */
+  delta: Decimal;
+  /** The change of its event count. */
+  eventCountDelta: number;
+}
+
+/**
+ * Moves the published values of (customer, meter, period)s by what a correction announced itself (for closed
+ * periods, whose changes the publisher does not announce again): the publisher then announces only the rest.
+ * The caller holds PUBLISHER_LOCK.
+ */
+export async function movePublishedValues(em: Em, moves: readonly PublishedMove[]): Promise<void> {
+  if (moves.length === 0) return;
+  await queryBound(
+    em,
+    `insert into usage_published_value (customer_external_id, meter_key, period_start, subscription_id, value,
+       event_count)
+     select x->>0, x->>1, (x->>2)::timestamptz, x->>3, (x->>4)::numeric, (x->>5)::bigint
+       from jsonb_array_elements($1::jsonb) x
+     on conflict (customer_external_id, meter_key, period_start, subscription_id) do update
+       set value = usage_published_value.value + excluded.value,
+           event_count = usage_published_value.event_count + excluded.event_count`,
+    [
+      JSON.stringify(
+        moves.map(({ key, delta, eventCountDelta }) => [
+          key.customer,
+          key.meterKey,
+          key.periodStart.toISOString(),
+          key.subscriptionId,
+          delta.toFixed(),
+          eventCountDelta,
+        ]),
+      ),
+    ],
+  );
 }
 
 /** Stores the published states of (customer, meter, period)s, in one statement. */

@@ -88,6 +88,11 @@ const NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d{1,4})?$/;
  */
 export const MAX_VALUE_MAGNITUDE = new Decimal('1e30');
 export const VALUE_DECIMALS = 20;
+/**
+ * Longest number held in a string: with an exponent of at most 4 digits, PostgreSQL's `numeric` can read any
+ * (at most 16,383 decimals); `"1." + 17,000 zeros` could not be read at all.
+ */
+export const MAX_NUMBER_LENGTH = 100;
 
 /** `text` without the spaces around it (spaces only, as PostgreSQL's btrim), in linear time. */
 function trimSpaces(text: string): string {
@@ -117,7 +122,9 @@ export function readEvent(meter: Meter, properties: JsonObject): MeterReading | 
   // Negative zero reads as zero, as its text does.
   if (Number.isSafeInteger(raw)) return { group, value: raw === 0 ? 0 : (raw as number) };
   const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? trimSpaces(raw) : undefined;
-  if (text === undefined || !NUMBER.test(text)) return `property "${meter.valueProperty}" is not a number`;
+  if (text === undefined || text.length > MAX_NUMBER_LENGTH || !NUMBER.test(text)) {
+    return `property "${meter.valueProperty}" is not a number (at most ${MAX_NUMBER_LENGTH} characters)`;
+  }
   const value = new Decimal(text).toDecimalPlaces(VALUE_DECIMALS, Decimal.ROUND_HALF_UP);
   if (value.abs().greaterThanOrEqualTo(MAX_VALUE_MAGNITUDE)) {
     return `property "${meter.valueProperty}" is out of range (below 1e30 in magnitude)`;

@@ -24,6 +24,8 @@ import {
   knownPeriods,
   lockForCorrection,
   metersForTypes,
+  movePublishedValues,
+  type PublishedMove,
   rawEvents,
   requestRecompute,
   voidEvent,
@@ -163,12 +165,20 @@ export async function correctEvent(
   const after = await periodValues(scope, meters, customer, periods, ownership);
 
   const deltas: UsageDelta[] = [];
+  const closedMoves: PublishedMove[] = [];
   for (const meter of meters) {
     for (const period of periods) {
       const key = valueKey(meter, period);
       const was = before.get(key);
       const now = after.get(key);
       if (!was || !now || (was.value === now.value && was.count === now.count)) continue;
+      if (period.closed) {
+        closedMoves.push({
+          key: { customer, meterKey: meter.key, periodStart: period.start, subscriptionId: period.subscriptionId },
+          delta: new Decimal(now.value).minus(was.value),
+          eventCountDelta: now.count - was.count,
+        });
+      }
       deltas.push(
         create(UsageDeltaSchema, {
           meterKey: meter.key,
@@ -182,6 +192,9 @@ export async function correctEvent(
       );
     }
   }
+  // A closed period's change is announced here, never again by the publisher: its published value moves by it,
+  // so what else reaches the period (late usage folded alongside) is still announced, and only that.
+  await movePublishedValues(scope.em, closedMoves);
   // Published values cannot move forward past a correction: the publisher recomputes these periods.
   await requestRecompute(
     scope.em,
