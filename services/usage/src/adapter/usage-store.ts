@@ -225,14 +225,14 @@ export async function metersWithUsage(em: Em, customer: string, from: Date, to: 
   return rows.map((r) => fromJson(MeterSchema, r.body));
 }
 
-/** The known subscription periods of `customers` that end after `from`. */
+/** The known subscription periods of `customers` that end at or after `from` (one ended at its start included). */
 export async function knownPeriods(em: Em, customers: readonly string[], from: Date): Promise<KnownPeriod[]> {
   if (customers.length === 0) return [];
   const rows = await em.execute<
     { subscription_id: string; period_start: Date; period_end: Date; customer_external_id: string; closed: boolean }[]
   >(
     `select subscription_id, period_start, period_end, customer_external_id, closed from billing_period
-      where customer_external_id in (select jsonb_array_elements_text(?::jsonb)) and period_end > ?`,
+      where customer_external_id in (select jsonb_array_elements_text(?::jsonb)) and period_end >= ?`,
     [JSON.stringify([...new Set(customers)]), from],
   );
   return rows.map((r) => ({
