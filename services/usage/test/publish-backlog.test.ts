@@ -1,7 +1,7 @@
 // A publisher pass meeting a backlog: more rollup log rows than one fold statement takes, more (customer,
 // period)s than a pass publishes, and a recompute waiting. A pass stops after the statement that takes it past its
-// size, and takes recomputes only once it has folded every log row it sees: a recompute reads the log, so a row
-// folded by a later pass would be counted twice.
+// size, and takes recomputes only once it has folded every log row it sees (a recompute reads the log, so a row
+// folded by a later pass would be counted twice): with recomputes waiting, it goes on to do so.
 import type { Database } from '@billing/kit/db';
 import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
@@ -23,7 +23,7 @@ beforeAll(async () => {
 
 afterAll(() => drop());
 
-test('a pass over a backlog is bounded, and recomputes wait until the log it sees is folded: each event counts once', async () => {
+test('a pass over a backlog is bounded; with recomputes waiting it first folds all the log it sees: each event counts once', async () => {
   const now = new Date('2026-03-10T12:00:00Z');
   const meter = create(MeterSchema, {
     key: 'minutes',
@@ -62,7 +62,10 @@ test('a pass over a backlog is bounded, and recomputes wait until the log it see
     );
     expect(results?.every((r) => r.status === IngestStatus.ACCEPTED)).toBe(true);
   }
-  // The period of "watched" is recomputed in the same pass, as after a correction or a newly learned period.
+  // With nothing else waiting, the first pass stops after one fold statement: 32 log rows of 160 customers.
+  expect(await publishDeltas(db, now)).toBe(5_120);
+  // Then the period of "watched" (transaction 40, not folded yet) is to be recomputed, as after a correction or a
+  // newly learned period: the next pass folds all the log it sees before it, and publishes "watched" once.
   const march = { start: new Date('2026-03-01T00:00:00Z'), end: new Date('2026-04-01T00:00:00Z') };
   await db.transaction((em) =>
     requestRecompute(
@@ -78,8 +81,11 @@ test('a pass over a backlog is bounded, and recomputes wait until the log it see
       now,
     ),
   );
-  // The first pass stops after one fold statement: 32 log rows of 160 customers.
-  expect(await publishDeltas(db, now)).toBe(5_120);
+  expect(await publishDeltas(db, now)).toBe(5_121);
+  const waiting = await db.transaction((em) =>
+    em.execute<{ n: string }[]>('select count(*) as n from usage_pending_delta'),
+  );
+  expect(waiting).toEqual([{ n: '0' }]);
   while ((await publishDeltas(db, now)) > 0);
   const published = await db.transaction((em) =>
     em.execute<{ customer_external_id: string; value: string; event_count: string }[]>(

@@ -1035,6 +1035,12 @@ export interface PendingRow {
   correction: boolean;
 }
 
+/** Whether pending rows (corrections' rows and recomputes) wait for a pass. */
+export async function pendingRowsWaiting(em: Em): Promise<boolean> {
+  const rows = await em.execute<{ waiting: boolean }[]>('select exists (select from usage_pending_delta) as waiting');
+  return rows[0]?.waiting === true;
+}
+
 /** Takes (deletes and returns) the pending rows of the periods of the first `limit` rows. */
 export async function takePendingRows(em: Em, limit: number): Promise<PendingRow[]> {
   return em.execute<PendingRow[]>(

@@ -22,6 +22,7 @@ import {
   PendingPeriods,
   PUBLISHER_LOCK,
   type PublishedKey,
+  pendingRowsWaiting,
   publishedKeyOf,
   publishedState,
   publishedValues,
@@ -36,6 +37,8 @@ import { periodTotal } from './aggregate-usage.ts';
 
 /** Most (customer, meter, period)s a pass publishes (it may go over by a statement's worth). */
 const PASS_SIZE = 5_000;
+/** The same, when recomputes wait for a pass that folds the whole log it sees. */
+const RECOMPUTE_PASS_SIZE = 50_000;
 /**
  * Most rollup log rows folded per statement (each holds a transaction's entries: up to one per event and meter
  * of 8 batches).
@@ -86,10 +89,13 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
     // holds PASS_SIZE periods. A recompute reads the rollups and the log, so recomputes (the pending rows) are
     // taken only by a pass that folded every log row it sees: a row left for a later pass would be counted by
     // the recompute and then again as an increment.
+    // Under sustained load a pass of PASS_SIZE may never fold all it sees: when recomputes wait, it goes on (up to
+    // RECOMPUTE_PASS_SIZE), so they are not put off for as long as the load lasts.
+    const size = (await pendingRowsWaiting(em)) ? RECOMPUTE_PASS_SIZE : PASS_SIZE;
     const merged = new PendingPeriods();
     const range: LogRange = { after: '0' };
     let drained = false;
-    while (merged.size < PASS_SIZE) {
+    while (merged.size < size) {
       const folded = await foldRollupLog(em, COMPACTION_BATCH, range);
       merged.add(folded.increments);
       if (folded.logRows < COMPACTION_BATCH || folded.lastId === undefined) {
