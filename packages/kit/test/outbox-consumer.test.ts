@@ -433,6 +433,10 @@ describe('outbox and consumers', () => {
       logger: testLogger,
     });
     await withTraceparent('00-not-a-trace', () => record('trace-bad', 'x'));
+    // Version ff is invalid (W3C), and an invalid one inside a valid context leaves no context.
+    await withTraceparent(traceparent, () =>
+      withTraceparent(traceparent.replace(/^00/, 'ff'), () => record('trace-ff', 'x')),
+    );
     const rows = await db
       .fork()
       .execute<{ aggregate_id: string; traceparent: string | null }[]>(
@@ -440,6 +444,7 @@ describe('outbox and consumers', () => {
       );
     expect(rows).toEqual([
       { aggregate_id: 'trace-bad', traceparent: null },
+      { aggregate_id: 'trace-ff', traceparent: null },
       { aggregate_id: 'trace-fwd', traceparent },
     ]);
   });

@@ -39,11 +39,13 @@ beforeAll(async () => {
 
 afterAll(() => drop());
 
-async function ingest(customer: string, id: string, time: string, minutes: number | { user: string }) {
+/** Ingests an event: build minutes (a number), a seat used ({ user }) or storage sampled ({ gb }). */
+async function ingest(customer: string, id: string, time: string, minutes: number | { user: string } | { gb: number }) {
+  const type = typeof minutes === 'number' ? 'build.finished' : 'user' in minutes ? 'seat.used' : 'storage.sampled';
   const event = create(UsageEventSchema, {
     id,
     customerExternalId: customer,
-    type: typeof minutes === 'number' ? 'build.finished' : 'seat.used',
+    type,
     eventTime: timestampFromDate(new Date(time)),
     properties: typeof minutes === 'number' ? { minutes } : minutes,
   });
@@ -132,6 +134,48 @@ test('late usage of a closed period is still announced when a correction of the 
   await publishDeltas(db, now);
   // Billed: 1 at the close, -1 by the correction, +1 late for bo: 1, bo alone.
   expect(await late('seats-2')).toEqual([['sub-users-2', '1', '1', true]]);
+});
+
+test('a max meter corrected in a closed period while late usage waits is billed its true maximum', async () => {
+  await db.transaction((em) =>
+    saveMeter(
+      em,
+      create(MeterSchema, {
+        key: 'peak',
+        name: 'Peak',
+        eventType: 'storage.sampled',
+        aggregation: MeterAggregation.MAX,
+        valueProperty: 'gb',
+      }),
+      now,
+    ),
+  );
+  const period = {
+    subscriptionId: 'sub-peak',
+    customer: 'peak-co',
+    start: new Date('2026-02-10T00:00:00Z'),
+    end: new Date('2026-03-10T00:00:00Z'),
+  };
+  await db.transaction((em) => savePeriod(em, { ...period, closed: false }));
+  await ingest('peak-co', 'p-10', '2026-03-09T22:00:00Z', { gb: 10 });
+  await publishDeltas(db, now);
+  await db.transaction((em) => savePeriod(em, { ...period, closed: true }));
+  await ingest('peak-co', 'p-20', '2026-03-09T23:00:00Z', { gb: 20 });
+  const voided = await db.transaction((em) =>
+    correctEvent({ em, now, requestId: 'void-p-20' }, 'peak-co', 'p-20', { kind: 'void' }, 'sensor glitch'),
+  );
+  await publishDeltas(db, now);
+  const billed = [
+    ...(await onTime('peak-co')),
+    ...voided.deltas.map((d) => [d.subscriptionId, d.delta, d.value, d.periodClosed]),
+    ...(await late('peak-co')),
+  ];
+  // 10 on time, then the void's change from 20 to 10 and the late 20's change from 10: 10 in all.
+  expect(billed).toEqual([
+    ['sub-peak', '10', '10', false],
+    ['sub-peak', '-10', '10', true],
+    ['sub-peak', '10', '20', true],
+  ]);
 });
 
 test('a calendar month and a subscription period starting at the same instant keep their own published values', async () => {

@@ -5,7 +5,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@b
 import type { MutationScope } from '@billing/kit/mutation';
 import { recordEvent } from '@billing/kit/outbox';
 import { Decimal } from '@billing/money';
-import type { Meter } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import {
   type StoredEvent,
   StoredEventSchema,
@@ -172,7 +172,7 @@ export async function correctEvent(
       const was = before.get(key);
       const now = after.get(key);
       if (!was || !now || (was.value === now.value && was.count === now.count)) continue;
-      if (period.closed) {
+      if (period.closed && meter.aggregation === MeterAggregation.UNIQUE_COUNT) {
         closedMoves.push({
           key: { customer, meterKey: meter.key, periodStart: period.start, subscriptionId: period.subscriptionId },
           delta: new Decimal(now.value).minus(was.value),
@@ -192,8 +192,10 @@ export async function correctEvent(
       );
     }
   }
-  // A closed period's change is announced here, never again by the publisher: its published value moves by it,
-  // so what else reaches the period (late usage folded alongside) is still announced, and only that.
+  // A closed period's change is announced here, never again by the publisher. A unique count's late usage folded
+  // alongside is part of the recompute that would find no change: its published value moves by the correction,
+  // so that late usage is still announced, and only that. (Sums and counts add up either way; for max and latest,
+  // published value plus change is no state the meter had, so they keep the publisher's recompute.)
   await movePublishedValues(scope.em, closedMoves);
   // Published values cannot move forward past a correction: the publisher recomputes these periods.
   await requestRecompute(

@@ -3,7 +3,9 @@
 // this means fewer transactions, statements and commits, and each rollup bucket written once for all of them;
 // an idle service adds no wait. A group that fails is retried request by request in its slot, so one request's
 // failure is never another's; when the database is unavailable, every request of the group fails at once.
+
 import { UnavailableError } from '@billing/kit/errors';
+import { withTraceparent } from '@billing/kit/trace';
 import type { IngestResult } from '@billing/proto/billing/usage/v1/resources_pb';
 import type { IngestBatch } from './ingest-events.ts';
 
@@ -63,7 +65,8 @@ export function ingestQueue(writeBatches: WriteBatches, options: IngestQueueOpti
     while (writing < options.concurrency && waiting.length > 0) {
       const group = waiting.splice(0, options.maxGroupRequests);
       writing++;
-      void run(group).finally(() => {
+      // A group is several requests' work: it runs in none of their trace contexts.
+      void withTraceparent(undefined, () => run(group)).finally(() => {
         writing--;
         next();
       });
