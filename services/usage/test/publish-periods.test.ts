@@ -136,7 +136,7 @@ test('late usage of a closed period is still announced when a correction of the 
   expect(await late('seats-2')).toEqual([['sub-users-2', '1', '1', true]]);
 });
 
-test('a max meter corrected in a closed period while late usage waits is billed its true maximum', async () => {
+test('a max meter corrected in a closed period while late usage waits, and late again after, is billed its true maximum', async () => {
   await db.transaction((em) =>
     saveMeter(
       em,
@@ -165,16 +165,21 @@ test('a max meter corrected in a closed period while late usage waits is billed 
     correctEvent({ em, now, requestId: 'void-p-20' }, 'peak-co', 'p-20', { kind: 'void' }, 'sensor glitch'),
   );
   await publishDeltas(db, now);
+  // Then 15 comes late: the true maximum is 15.
+  await ingest('peak-co', 'p-15', '2026-03-09T23:30:00Z', { gb: 15 });
+  await publishDeltas(db, now);
   const billed = [
     ...(await onTime('peak-co')),
     ...voided.deltas.map((d) => [d.subscriptionId, d.delta, d.value, d.periodClosed]),
     ...(await late('peak-co')),
   ];
-  // 10 on time, then the void's change from 20 to 10 and the late 20's change from 10: 10 in all.
+  // 10 on time; the void's change from 20 (with the late 20) to 10; the late usage beyond what the void said: the
+  // period's value 10 against the 0 billed so far, then 15 against 10. 15 in all.
   expect(billed).toEqual([
     ['sub-peak', '10', '10', false],
     ['sub-peak', '-10', '10', true],
-    ['sub-peak', '10', '20', true],
+    ['sub-peak', '10', '10', true],
+    ['sub-peak', '5', '15', true],
   ]);
 });
 

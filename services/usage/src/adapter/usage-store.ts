@@ -923,11 +923,14 @@ export async function clearRollupHour(em: Em, meterKey: string, customer: string
 
 const AGGREGATION_OF_NAME = Object.fromEntries(Object.entries(AGGREGATION_NAME).map(([k, v]) => [v, Number(k)]));
 
-/** Asks the delta publisher to recompute a customer's meters over periods a correction changed. */
+/**
+ * Asks the delta publisher to recompute a customer's meters over periods. A closed period's change is not
+ * announced, unless `announce` (its published value already holds what was announced of it).
+ */
 export async function requestRecompute(
   em: Em,
   customer: string,
-  changes: readonly { meterKey: string; aggregation: MeterAggregation; period: BillingPeriod }[],
+  changes: readonly { meterKey: string; aggregation: MeterAggregation; period: BillingPeriod; announce?: boolean }[],
   now: Date,
 ): Promise<void> {
   if (changes.length === 0) return;
@@ -935,8 +938,9 @@ export async function requestRecompute(
     em,
     `insert into usage_pending_delta (customer_external_id, meter_key, period_start, period_end, event_count,
        last_ingest_at, aggregation, value, recompute, subscription_id, period_closed, correction)
-     select $1, m, s, e, 0, $2, a, 0, true, sub, pc, true
-       from jsonb_to_recordset($3::jsonb) as x(m text, s timestamptz, e timestamptz, a text, sub text, pc boolean)`,
+     select $1, m, s, e, 0, $2, a, 0, true, sub, pc, not an
+       from jsonb_to_recordset($3::jsonb) as x(m text, s timestamptz, e timestamptz, a text, sub text, pc boolean,
+         an boolean)`,
     [
       customer,
       now,
@@ -948,6 +952,7 @@ export async function requestRecompute(
           a: AGGREGATION_NAME[c.aggregation] ?? 'sum',
           sub: c.period.subscriptionId,
           pc: c.period.closed,
+          an: c.announce === true,
         })),
       ),
     ],
@@ -1200,21 +1205,25 @@ export interface PublishedMove {
 }
 
 /**
- * Moves the published values of (customer, meter, period)s by what a correction announced itself (for closed
- * periods, whose changes the publisher does not announce again): the publisher then announces only the rest.
- * The caller holds PUBLISHER_LOCK.
+ * Moves the published values of closed periods by what a correction announced itself, where one was published;
+ * returns the keys (publishedKeyOf) moved. Their recomputes then announce, as late usage, only what the
+ * correction did not: late usage folded alongside it. The caller holds PUBLISHER_LOCK.
  */
-export async function movePublishedValues(em: Em, moves: readonly PublishedMove[]): Promise<void> {
-  if (moves.length === 0) return;
-  await queryBound(
+export async function movePublishedValues(em: Em, moves: readonly PublishedMove[]): Promise<Set<string>> {
+  if (moves.length === 0) return new Set();
+  const moved = await queryBound<{
+    customer_external_id: string;
+    meter_key: string;
+    period_start: Date;
+    subscription_id: string;
+  }>(
     em,
-    `insert into usage_published_value (customer_external_id, meter_key, period_start, subscription_id, value,
-       event_count)
-     select x->>0, x->>1, (x->>2)::timestamptz, x->>3, (x->>4)::numeric, (x->>5)::bigint
+    `update usage_published_value p
+        set value = p.value + (x->>4)::numeric, event_count = p.event_count + (x->>5)::bigint
        from jsonb_array_elements($1::jsonb) x
-     on conflict (customer_external_id, meter_key, period_start, subscription_id) do update
-       set value = usage_published_value.value + excluded.value,
-           event_count = usage_published_value.event_count + excluded.event_count`,
+      where p.customer_external_id = x->>0 and p.meter_key = x->>1 and p.period_start = (x->>2)::timestamptz
+        and p.subscription_id = x->>3
+     returning p.customer_external_id, p.meter_key, p.period_start, p.subscription_id`,
     [
       JSON.stringify(
         moves.map(({ key, delta, eventCountDelta }) => [
@@ -1227,6 +1236,16 @@ export async function movePublishedValues(em: Em, moves: readonly PublishedMove[
         ]),
       ),
     ],
+  );
+  return new Set(
+    moved.map((r) =>
+      publishedKeyOf({
+        customer: r.customer_external_id,
+        meterKey: r.meter_key,
+        periodStart: new Date(r.period_start),
+        subscriptionId: r.subscription_id,
+      }),
+    ),
   );
 }
 

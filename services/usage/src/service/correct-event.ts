@@ -5,7 +5,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@b
 import type { MutationScope } from '@billing/kit/mutation';
 import { recordEvent } from '@billing/kit/outbox';
 import { Decimal } from '@billing/money';
-import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
+import type { Meter } from '@billing/proto/billing/catalog/v1/resources_pb';
 import {
   type StoredEvent,
   StoredEventSchema,
@@ -26,6 +26,7 @@ import {
   metersForTypes,
   movePublishedValues,
   type PublishedMove,
+  publishedKeyOf,
   rawEvents,
   requestRecompute,
   voidEvent,
@@ -172,7 +173,7 @@ export async function correctEvent(
       const was = before.get(key);
       const now = after.get(key);
       if (!was || !now || (was.value === now.value && was.count === now.count)) continue;
-      if (period.closed && meter.aggregation === MeterAggregation.UNIQUE_COUNT) {
+      if (period.closed) {
         closedMoves.push({
           key: { customer, meterKey: meter.key, periodStart: period.start, subscriptionId: period.subscriptionId },
           delta: new Decimal(now.value).minus(was.value),
@@ -192,17 +193,29 @@ export async function correctEvent(
       );
     }
   }
-  // A closed period's change is announced here, never again by the publisher. A unique count's late usage folded
-  // alongside is part of the recompute that would find no change: its published value moves by the correction,
-  // so that late usage is still announced, and only that. (Sums and counts add up either way; for max and latest,
-  // published value plus change is no state the meter had, so they keep the publisher's recompute.)
-  await movePublishedValues(scope.em, closedMoves);
+  // A closed period's change is announced here. Where a value was published, it moves by that change, so it
+  // holds what was billed; the recompute then announces, as late usage, only the rest: late usage folded
+  // alongside (a unique count's recompute holds it; a max or latest needs the true value, not one moved by a
+  // change). Where none was, the recompute announces nothing, as the correction said it all.
+  const moved = await movePublishedValues(scope.em, closedMoves);
   // Published values cannot move forward past a correction: the publisher recomputes these periods.
   await requestRecompute(
     scope.em,
     customer,
     meters.flatMap((meter) =>
-      periods.map((period) => ({ meterKey: meter.key, aggregation: meter.aggregation, period })),
+      periods.map((period) => ({
+        meterKey: meter.key,
+        aggregation: meter.aggregation,
+        period,
+        announce: moved.has(
+          publishedKeyOf({
+            customer,
+            meterKey: meter.key,
+            periodStart: period.start,
+            subscriptionId: period.subscriptionId,
+          }),
+        ),
+      })),
     ),
     scope.now,
   );
