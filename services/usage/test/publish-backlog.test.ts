@@ -3,16 +3,16 @@
 // size, and takes recomputes only once it has folded every log row it sees (a recompute reads the log, so a row
 // folded by a later pass would be counted twice): with recomputes waiting, it goes on to do so.
 import type { Database } from '@billing/kit/db';
-import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { requestRecompute, saveMeter } from '../src/adapter/usage-store.ts';
+import { requestRecompute } from '../src/adapter/usage-store.ts';
 import { sentEvent } from '../src/domain/usage-event.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 import { publishDeltas } from '../src/service/publish-deltas.ts';
-import { migratedUsageDatabase } from './usage-database.ts';
+import { migratedUsageDatabase, saveTestMeter } from './usage-database.ts';
 
 let db: Database;
 let drop: () => Promise<void>;
@@ -25,14 +25,11 @@ afterAll(() => drop());
 
 test('a pass over a backlog is bounded; with recomputes waiting it first folds all the log it sees: each event counts once', async () => {
   const now = new Date('2026-03-10T12:00:00Z');
-  const meter = create(MeterSchema, {
-    key: 'minutes',
-    name: 'Minutes',
-    eventType: 'build.finished',
-    aggregation: MeterAggregation.SUM,
-    valueProperty: 'minutes',
-  });
-  await db.transaction((em) => saveMeter(em, meter, now));
+  await saveTestMeter(
+    db,
+    { key: 'minutes', eventType: 'build.finished', aggregation: MeterAggregation.SUM, valueProperty: 'minutes' },
+    now,
+  );
   // 64 transactions of 160 customers each (one event of 2 minutes per customer): 64 log rows, twice what one
   // fold statement takes, and 10,240 (customer, period) increments, twice what a pass publishes. Customer
   // "watched" adds 5 minutes in transaction 40, which the first pass does not fold.

@@ -3,7 +3,7 @@
 // usage respectively; a calendar month and a subscription period starting at the same instant keep apart; and
 // the periods consumer changes a customer's periods wholly before or after each of its batches.
 import type { Database } from '@billing/kit/db';
-import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { SubscriptionActivatedSchema } from '@billing/proto/billing/subscription/events/v1/events_pb';
 import { SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { type UsageDelta, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
@@ -12,29 +12,26 @@ import { recordedEvents, waitFor } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { lockCustomersShared, requestRecompute, saveMeter, savePeriod } from '../src/adapter/usage-store.ts';
+import { lockCustomersShared, requestRecompute, savePeriod } from '../src/adapter/usage-store.ts';
 import { subscriptionPeriodsConsumer } from '../src/consumers/subscription-periods.ts';
 import { meterLateUsageRecorded, meterUsageDelta } from '../src/domain/events.ts';
 import { sentEvent } from '../src/domain/usage-event.ts';
 import { correctEvent } from '../src/service/correct-event.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 import { publishDeltas } from '../src/service/publish-deltas.ts';
-import { migratedUsageDatabase } from './usage-database.ts';
+import { migratedUsageDatabase, saveTestMeter } from './usage-database.ts';
 
 let db: Database;
 let drop: () => Promise<void>;
 const now = new Date('2026-03-10T12:00:00Z');
-const meter = create(MeterSchema, {
-  key: 'minutes',
-  name: 'Minutes',
-  eventType: 'build.finished',
-  aggregation: MeterAggregation.SUM,
-  valueProperty: 'minutes',
-});
 
 beforeAll(async () => {
   ({ db, drop } = await migratedUsageDatabase('usage_publish_periods'));
-  await db.transaction((em) => saveMeter(em, meter, now));
+  await saveTestMeter(
+    db,
+    { key: 'minutes', eventType: 'build.finished', aggregation: MeterAggregation.SUM, valueProperty: 'minutes' },
+    now,
+  );
 });
 
 afterAll(() => drop());
@@ -80,18 +77,10 @@ test('usage added while a period was open and late usage folded in one pass are 
 });
 
 test("a unique count's change folded with late usage goes out whole as late usage, with the late ids", async () => {
-  await db.transaction((em) =>
-    saveMeter(
-      em,
-      create(MeterSchema, {
-        key: 'users',
-        name: 'Users',
-        eventType: 'seat.used',
-        aggregation: MeterAggregation.UNIQUE_COUNT,
-        valueProperty: 'user',
-      }),
-      now,
-    ),
+  await saveTestMeter(
+    db,
+    { key: 'users', eventType: 'seat.used', aggregation: MeterAggregation.UNIQUE_COUNT, valueProperty: 'user' },
+    now,
   );
   const period = {
     subscriptionId: 'sub-users',
@@ -137,18 +126,10 @@ test('late usage of a closed period is still announced when a correction of the 
 });
 
 test('a max meter corrected in a closed period while late usage waits, and late again after, is billed its true maximum', async () => {
-  await db.transaction((em) =>
-    saveMeter(
-      em,
-      create(MeterSchema, {
-        key: 'peak',
-        name: 'Peak',
-        eventType: 'storage.sampled',
-        aggregation: MeterAggregation.MAX,
-        valueProperty: 'gb',
-      }),
-      now,
-    ),
+  await saveTestMeter(
+    db,
+    { key: 'peak', eventType: 'storage.sampled', aggregation: MeterAggregation.MAX, valueProperty: 'gb' },
+    now,
   );
   const period = {
     subscriptionId: 'sub-peak',

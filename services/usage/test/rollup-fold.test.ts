@@ -2,15 +2,15 @@
 // between two batches of late usage yields one increment per announced period, each with its own late events,
 // so the period counts each event once.
 import type { Database } from '@billing/kit/db';
-import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { foldRollupLog, saveMeter, savePeriod } from '../src/adapter/usage-store.ts';
+import { foldRollupLog, savePeriod } from '../src/adapter/usage-store.ts';
 import { sentEvent } from '../src/domain/usage-event.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
-import { migratedUsageDatabase } from './usage-database.ts';
+import { migratedUsageDatabase, saveTestMeter } from './usage-database.ts';
 
 let db: Database;
 let drop: () => Promise<void>;
@@ -24,18 +24,10 @@ afterAll(() => drop());
 test('late usage of a closed period whose end changed between batches counts once, with each batch its late ids', async () => {
   const now = new Date('2026-03-10T12:00:00Z');
   const start = new Date('2026-02-01T00:00:00Z');
-  await db.transaction((em) =>
-    saveMeter(
-      em,
-      create(MeterSchema, {
-        key: 'minutes',
-        name: 'Minutes',
-        eventType: 'build.finished',
-        aggregation: MeterAggregation.SUM,
-        valueProperty: 'minutes',
-      }),
-      now,
-    ),
+  await saveTestMeter(
+    db,
+    { key: 'minutes', eventType: 'build.finished', aggregation: MeterAggregation.SUM, valueProperty: 'minutes' },
+    now,
   );
   const ingestLate = async (id: string, minutes: number, end: Date) => {
     await db.transaction((em) =>

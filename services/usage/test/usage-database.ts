@@ -1,6 +1,9 @@
 // A fresh usage database at the latest schema, for tests that call the store and services directly.
 import { type Database, openDatabase } from '@billing/kit/db';
+import { type MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { createTestDatabase, testLogger } from '@billing/test/harness';
+import { create } from '@bufbuild/protobuf';
+import { saveMeter } from '../src/adapter/usage-store.ts';
 import { USAGE_MIGRATIONS } from '../src/migrations/index.ts';
 
 /** A migrated usage database named after `name`, and how to close and drop it. */
@@ -21,4 +24,13 @@ export async function migratedUsageDatabase(name: string): Promise<{ db: Databas
       await database.drop();
     },
   };
+}
+
+/** Saves a meter in `db` as the catalog's events would (its name is its key). */
+export async function saveTestMeter(
+  db: Database,
+  meter: { key: string; eventType: string; aggregation: MeterAggregation; valueProperty: string },
+  now: Date,
+): Promise<void> {
+  await db.transaction((em) => saveMeter(em, create(MeterSchema, { ...meter, name: meter.key }), now));
 }

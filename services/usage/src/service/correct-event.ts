@@ -25,6 +25,7 @@ import {
   lockForCorrection,
   metersForTypes,
   movePublishedValues,
+  type PublishedKey,
   type PublishedMove,
   publishedKeyOf,
   rawEvents,
@@ -76,9 +77,13 @@ async function rebuildHour(scope: MutationScope, meter: Meter, customer: string,
   await applyRollups(scope.em, rollupDeltas(readEvents(events, [meter]).readings), scope.now);
 }
 
-/** A meter's value in a period, as a map key (a calendar month and a subscription period may start together). */
-const valueKey = (meter: Meter, period: BillingPeriod) =>
-  JSON.stringify([meter.key, period.start.getTime(), period.subscriptionId]);
+/** A customer's meter in a period (a calendar month and a subscription period may start together). */
+const periodKey = (customer: string, meter: Meter, period: BillingPeriod): PublishedKey => ({
+  customer,
+  meterKey: meter.key,
+  periodStart: period.start,
+  subscriptionId: period.subscriptionId,
+});
 
 async function periodValues(
   scope: MutationScope,
@@ -91,7 +96,10 @@ async function periodValues(
   for (const meter of meters) {
     for (const period of periods) {
       const total = await periodTotal(scope.em, meter, customer, period, calendar);
-      values.set(valueKey(meter, period), { value: total.value.toFixed(), count: total.eventCount });
+      values.set(publishedKeyOf(periodKey(customer, meter, period)), {
+        value: total.value.toFixed(),
+        count: total.eventCount,
+      });
     }
   }
   return values;
@@ -169,13 +177,13 @@ export async function correctEvent(
   const closedMoves: PublishedMove[] = [];
   for (const meter of meters) {
     for (const period of periods) {
-      const key = valueKey(meter, period);
+      const key = publishedKeyOf(periodKey(customer, meter, period));
       const was = before.get(key);
       const now = after.get(key);
       if (!was || !now || (was.value === now.value && was.count === now.count)) continue;
       if (period.closed) {
         closedMoves.push({
-          key: { customer, meterKey: meter.key, periodStart: period.start, subscriptionId: period.subscriptionId },
+          key: periodKey(customer, meter, period),
           delta: new Decimal(now.value).minus(was.value),
           eventCountDelta: now.count - was.count,
         });
@@ -207,14 +215,7 @@ export async function correctEvent(
         meterKey: meter.key,
         aggregation: meter.aggregation,
         period,
-        announce: moved.has(
-          publishedKeyOf({
-            customer,
-            meterKey: meter.key,
-            periodStart: period.start,
-            subscriptionId: period.subscriptionId,
-          }),
-        ),
+        announce: moved.has(publishedKeyOf(periodKey(customer, meter, period))),
       })),
     ),
     scope.now,
