@@ -8,8 +8,10 @@ import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/proto
 import { pino } from 'pino';
 import { createTestDatabase, type TestDatabase } from './postgres.ts';
 
+export * from './catalog-fixtures.ts';
 export * from './nats.ts';
 export * from './postgres.ts';
+export * from './rpc-errors.ts';
 
 /** A logger for tests: silent unless TEST_LOG_LEVEL is set. */
 export const testLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });

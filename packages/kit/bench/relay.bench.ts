@@ -3,6 +3,8 @@
 // a time, each awaiting its acknowledgement (the baseline: how the relay published before; it does no database
 // work, which favours it), same NATS, same run. Every run of 1,000 rows holds 1,000 aggregates, the best case for
 // the relay; rows of one aggregate close together publish as smaller runs.
+
+import { defineEvent } from '@billing/proto/events/define';
 import {
   createTestDatabase,
   deleteTestStreams,
@@ -12,7 +14,6 @@ import {
 } from '@billing/test/harness';
 import { StringValueSchema } from '@bufbuild/protobuf/wkt';
 import { openDatabase } from '../src/db.ts';
-import { defineEvent } from '../src/events.ts';
 import { connectNatsBus } from '../src/nats-bus.ts';
 import { createOutboxRelay, eventRecord, recordEvents } from '../src/outbox.ts';
 

@@ -3,11 +3,13 @@
 // stream) and then parked in the consumer's database, where an operator can list and replay it; so is a
 // message whose deliveries keep ending without an acknowledgement, and one of a type or schema the handler of
 // its subject was not written for.
+
+import type { EventType } from '@billing/proto/events/define';
 import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
 import type { Delivery, EventBus, Subscription } from './bus.ts';
 import { type Database, type Em, isDatabaseUnavailable } from './db.ts';
-import type { BusMessage, EventEnvelope, EventType } from './events.ts';
+import type { BusMessage, EventEnvelope } from './events.ts';
 import { envelopeFromHeaders, envelopeToHeaders } from './events.ts';
 import { withTraceparent } from './trace.ts';
 

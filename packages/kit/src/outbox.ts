@@ -3,11 +3,13 @@
 // and stamps them. The database stays the source of truth: rows are
 // kept after publication, so an operator can publish them again from any point in time (within the service's
 // retention, for a service that sets one).
+
+import type { EventType } from '@billing/proto/events/define';
 import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
 import type { EventBus, Subscription } from './bus.ts';
 import { type Database, type Em, queryBound } from './db.ts';
-import type { BusMessage, EventEnvelope, EventType } from './events.ts';
+import type { BusMessage, EventEnvelope } from './events.ts';
 import { newUlid } from './ids.ts';
 import { startPeriodic } from './periodic.ts';
 import { currentTraceparent } from './trace.ts';

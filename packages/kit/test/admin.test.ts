@@ -1,6 +1,7 @@
 // The operator API every service serves: parked messages listed and replayed over gRPC, events republished.
 
 import { AdminService } from '@billing/proto/billing/admin/v1/admin_service_pb';
+import { defineEvent } from '@billing/proto/events/define';
 import { startTestService, type TestService } from '@billing/test/harness';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { StringValueSchema, timestampFromDate } from '@bufbuild/protobuf/wkt';
@@ -8,7 +9,6 @@ import { type Client, Code, ConnectError, createClient } from '@connectrpc/conne
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { on } from '../src/consumer.ts';
-import { defineEvent } from '../src/events.ts';
 import { newUlid } from '../src/ids.ts';
 import { createMemoryBus } from '../src/memory-bus.ts';
 import { recordEvent } from '../src/outbox.ts';

@@ -1,5 +1,6 @@
 // The outbox and idempotent consumers against real PostgreSQL and NATS JetStream.
 
+import { defineEvent } from '@billing/proto/events/define';
 import {
   createTestDatabase,
   deleteTestStreams,
@@ -16,7 +17,7 @@ import pg from 'pg';
 import type { EventBus, Subscription } from '../src/bus.ts';
 import { listParkedEvents, on, replayParkedEvent, startConsumer } from '../src/consumer.ts';
 import { type Database, type Em, openDatabase } from '../src/db.ts';
-import { type BusMessage, defineEvent } from '../src/events.ts';
+import type { BusMessage } from '../src/events.ts';
 import { newUlid } from '../src/ids.ts';
 import { createMemoryBus } from '../src/memory-bus.ts';
 import { connectNatsBus } from '../src/nats-bus.ts';

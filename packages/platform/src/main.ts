@@ -10,9 +10,12 @@ import { createLogger } from '@billing/kit/log';
 import { type RunningService, runService, type ServiceDefinition } from '@billing/kit/runtime';
 import { commonSettings, createBus, loadConfigOrExit, serviceSettings, stopOnSignals } from '@billing/kit/service-main';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
-import { subscriptionService } from '@billing/subscription';
-import { catalogClient } from '@billing/subscription/adapter/catalog-client';
-import { checkSubscriptionSettings, subscriptionSettings } from '@billing/subscription/settings';
+import {
+  catalogClient,
+  checkSubscriptionSettings,
+  subscriptionService,
+  subscriptionSettings,
+} from '@billing/subscription';
 import { usageService } from '@billing/usage';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';

@@ -10,13 +10,12 @@ import { openDatabase } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { runService } from '@billing/kit/runtime';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
-import { testLogger } from '@billing/test/harness';
+import { planPublished } from '@billing/proto/events/catalog';
+import { buildMinutes, buildMinutesMeter, privateRepos, teamSpec, testLogger } from '@billing/test/harness';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, expect, test } from '@jest/globals';
 import { catalogService } from '../src/definition.ts';
-import { planPublished } from '../src/domain/events.ts';
-import { buildMinutes, buildMinutesMeter, privateRepos, teamSpec } from './fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'catalog-embedded-'));
 

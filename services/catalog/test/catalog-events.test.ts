@@ -6,21 +6,24 @@ import { on, startConsumer } from '@billing/kit/consumer';
 import { type Database, openDatabase } from '@billing/kit/db';
 import { connectNatsBus } from '@billing/kit/nats-bus';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import { planPublished } from '@billing/proto/events/catalog';
 import {
+  buildMinutes,
+  buildMinutesMeter,
   createTestDatabase,
   type PrivateNats,
   privateNats,
+  privateRepos,
   startTestService,
   type TestDatabase,
   type TestService,
+  teamSpec,
   testLogger,
 } from '@billing/test/harness';
 import { type Client, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { catalogService } from '../src/definition.ts';
-import { planPublished } from '../src/domain/events.ts';
-import { buildMinutes, buildMinutesMeter, privateRepos, teamSpec } from './fixtures.ts';
 
 let nats: PrivateNats;
 let bus: EventBus;

@@ -3,13 +3,19 @@
 
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
-import { startTestService, type TestService } from '@billing/test/harness';
-import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
+import {
+  buildMinutes,
+  buildMinutesMeter,
+  outcome,
+  privateRepos,
+  startTestService,
+  type TestService,
+} from '@billing/test/harness';
+import { type Client, Code, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { catalogService } from '../src/definition.ts';
-import { buildMinutes, buildMinutesMeter, privateRepos } from './fixtures.ts';
 
 const bus = createMemoryBus();
 let service: TestService;
@@ -30,15 +36,6 @@ afterAll(async () => {
 });
 
 const CLEAN_REFUSALS = new Set([Code.InvalidArgument, Code.AlreadyExists, Code.FailedPrecondition, Code.NotFound]);
-
-async function outcome(call: Promise<unknown>): Promise<'ok' | Code> {
-  try {
-    await call;
-    return 'ok';
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-}
 
 const text = fc.oneof(
   fc.string({ maxLength: 20 }),

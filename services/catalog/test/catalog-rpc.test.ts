@@ -3,32 +3,28 @@
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { CatalogChangeKind, CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { PlanStatus, VersionStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
-import { BadRequestSchema, ErrorInfoSchema } from '@billing/proto/google/rpc/error_details_pb';
-import { startTestService, type TestService } from '@billing/test/harness';
-import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
+import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
+import {
+  buildMinutes,
+  buildMinutesMeter,
+  privateRepos,
+  reason,
+  rpcError,
+  startTestService,
+  type TestService,
+  teamSpec,
+  violations,
+} from '@billing/test/harness';
+import { type Client, Code, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { catalogService } from '../src/definition.ts';
-import { buildMinutes, buildMinutesMeter, privateRepos, teamSpec } from './fixtures.ts';
 
 let service: TestService;
 let client: Client<typeof CatalogService>;
 const bus = createMemoryBus();
 let n = 0;
 const rid = () => `req-${Date.now()}-${n++}`;
-
-async function rpcError(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error('the call succeeded');
-}
-
-const reason = (err: ConnectError) => err.findDetails(ErrorInfoSchema)[0]?.reason;
-const violations = (err: ConnectError) =>
-  err.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field));
 
 beforeAll(async () => {
   service = await startTestService(catalogService, { bus });

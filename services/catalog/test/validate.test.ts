@@ -12,11 +12,11 @@ import {
   PlanEntitlementSchema,
   PriceModel,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { buildMinutes, buildMinutesMeter, privateRepos, teamSpec } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
 import { describe, expect, test } from '@jest/globals';
 import type { CatalogLookup } from '../src/domain/types.ts';
 import { validateAddOn, validateFeature, validateMeter, validatePlanSpec } from '../src/domain/validate.ts';
-import { buildMinutes, buildMinutesMeter, privateRepos, teamSpec } from './fixtures.ts';
 
 const lookup: CatalogLookup = {
   feature: (key) => [privateRepos, buildMinutes].find((f) => f.key === key),

@@ -11,6 +11,10 @@ import { customerHandlers } from './rpc/customer-handlers.ts';
 import { subscriptionHandlers } from './rpc/subscription-handlers.ts';
 import { runBillingClock } from './service/billing-clock.ts';
 
+// What composing the service needs besides its definition: its settings and the client of the catalog it calls.
+export { catalogClient } from './adapter/catalog-client.ts';
+export { checkSubscriptionSettings, subscriptionSettings } from './settings.ts';
+
 /** How the subscription service is set up. */
 export interface SubscriptionOptions {
   /** The catalog it validates plans against. */

@@ -12,8 +12,8 @@ import {
   subscriptionRenewed,
   testClockAdvanced,
   testClockDeleted,
-} from '@billing/subscription/domain/events';
-import { startTestService, testLogger } from '@billing/test/harness';
+} from '@billing/proto/events/subscription';
+import { reason, rpcError, startTestService, testLogger } from '@billing/test/harness';
 import { Code, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -29,8 +29,6 @@ import {
   type Platform,
   planSpec,
   published,
-  reason,
-  rpcError,
   startPlatform,
   ts,
 } from './fixtures.ts';

@@ -1,10 +1,11 @@
 // CustomerService over real gRPC against a real server on PostgreSQL: settings, lookups, paging and trees.
 
 import { BillTo, PaymentTerms } from '@billing/proto/billing/subscription/v1/resources_pb';
-import { customerCreated, customerTreeChanged, customerUpdated } from '@billing/subscription/domain/events';
+import { customerCreated, customerTreeChanged, customerUpdated } from '@billing/proto/events/subscription';
+import { reason, rpcError, violations } from '@billing/test/harness';
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { type Platform, planSpec, published, reason, rpcError, startPlatform, violations } from './fixtures.ts';
+import { type Platform, planSpec, published, startPlatform } from './fixtures.ts';
 
 let p: Platform;
 let seq = 0;

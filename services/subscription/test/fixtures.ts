@@ -15,11 +15,10 @@ import {
 import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
-import { BadRequestSchema, ErrorInfoSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { recordedEvents, startTestService, type TestService } from '@billing/test/harness';
 import { create, type DescMessage } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { type Client, ConnectError, createClient } from '@connectrpc/connect';
+import { type Client, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { catalogClient } from '../src/adapter/catalog-client.ts';
 import { subscriptionService } from '../src/definition.ts';
@@ -145,22 +144,6 @@ export async function startPlatform(
     },
   };
 }
-
-/** The error a call fails with. */
-export async function rpcError(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error('the call succeeded');
-}
-
-/** The ErrorInfo reason of an error. */
-export const reason = (err: ConnectError) => err.findDetails(ErrorInfoSchema)[0]?.reason;
-/** The fields an INVALID_ARGUMENT error names. */
-export const violations = (err: ConnectError) =>
-  err.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field));
 
 /** A timestamp. */
 export const ts = (iso: string) => timestampFromDate(new Date(iso));

@@ -1,18 +1,19 @@
 // S10 from the subscription's side, over real NATS JetStream: invoicing's payment outcomes make a subscription
 // past due, active again, or ended; a redelivered outcome changes nothing twice.
-import { invoiceMarkedUncollectible, paymentFailed, paymentSucceeded } from '@billing/invoicing/domain/events';
+
 import type { EventBus } from '@billing/kit/bus';
-import type { EventType } from '@billing/kit/events';
 import { newUlid } from '@billing/kit/ids';
 import { connectNatsBus } from '@billing/kit/nats-bus';
 import { InvoiceStatus } from '@billing/proto/billing/invoicing/v1/resources_pb';
 import { EndReason, SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
+import type { EventType } from '@billing/proto/events/define';
+import { invoiceMarkedUncollectible, paymentFailed, paymentSucceeded } from '@billing/proto/events/invoicing';
 import {
   subscriptionActivated,
   subscriptionEnded,
   subscriptionPastDue,
   subscriptionPeriodClosed,
-} from '@billing/subscription/domain/events';
+} from '@billing/proto/events/subscription';
 import { deleteTestStreams, TEST_NATS_URL, testLogger, testSubjectPrefix, waitFor } from '@billing/test/harness';
 import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';

@@ -1,7 +1,9 @@
 // Malformed and hostile input never yields INTERNAL and never changes state: random customers, quantities,
 // anchors, trial lengths, overrides, enum numbers and times are sent to the subscription service, and every
 // answer is OK or a clean refusal that left the subscription as it was.
-import { Code, ConnectError } from '@connectrpc/connect';
+
+import { outcome } from '@billing/test/harness';
+import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { type Platform, planSpec, startPlatform, ts } from './fixtures.ts';
@@ -11,15 +13,6 @@ let subscriptionId = '';
 let customerId = '';
 
 const CLEAN_REFUSALS = new Set([Code.InvalidArgument, Code.AlreadyExists, Code.FailedPrecondition, Code.NotFound]);
-
-async function outcome(call: Promise<unknown>): Promise<'ok' | Code> {
-  try {
-    await call;
-    return 'ok';
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-}
 
 beforeAll(async () => {
   p = await startPlatform({ team: planSpec({ name: 'Team', seat: '15.00' }) });

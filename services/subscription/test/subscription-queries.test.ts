@@ -14,21 +14,11 @@ import {
   subscriptionActivated,
   subscriptionPlanChanged,
   subscriptionScheduledChangeCanceled,
-} from '@billing/subscription/domain/events';
+} from '@billing/proto/events/subscription';
+import { reason, rpcError, violations } from '@billing/test/harness';
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import {
-  customerOnClock,
-  iso,
-  type Platform,
-  planSpec,
-  published,
-  reason,
-  rpcError,
-  startPlatform,
-  ts,
-  violations,
-} from './fixtures.ts';
+import { customerOnClock, iso, type Platform, planSpec, published, startPlatform, ts } from './fixtures.ts';
 
 let p: Platform;
 let seq = 0;

@@ -20,21 +20,12 @@ import {
   subscriptionQuantityChanged,
   subscriptionRenewed,
   subscriptionTrialEnding,
-} from '@billing/subscription/domain/events';
+} from '@billing/proto/events/subscription';
+import { reason, rpcError, violations } from '@billing/test/harness';
 import type { timestampDate } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import {
-  customerOnClock,
-  iso,
-  type Platform,
-  planSpec,
-  published,
-  reason,
-  rpcError,
-  startPlatform,
-  violations,
-} from './fixtures.ts';
+import { customerOnClock, iso, type Platform, planSpec, published, startPlatform } from './fixtures.ts';
 
 let p: Platform;
 

@@ -2,7 +2,7 @@
 // different customers, meters or events never share one either (each aggregate numbers its own sequence).
 import { expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { meterUsageAggregate, usageEventAggregate } from '../src/domain/events.ts';
+import { meterUsageAggregate, usageEventAggregate } from '../src/domain/aggregates.ts';
 
 const customer = fc.string({ unit: 'binary', minLength: 1, maxLength: 8 });
 const meterKey = fc.stringMatching(/^[a-z][a-z0-9_]{0,5}$/);

@@ -9,8 +9,8 @@ import { CustomerService } from '@billing/proto/billing/subscription/v1/customer
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
-import { subscriptionService } from '@billing/subscription';
-import { catalogClient } from '@billing/subscription/adapter/catalog-client';
+import { meterLateUsageRecorded, meterUsageDelta } from '@billing/proto/events/usage';
+import { catalogClient, subscriptionService } from '@billing/subscription';
 import { recordedEvents, startTestService, type TestService, waitFor } from '@billing/test/harness';
 import type { DescMessage } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
@@ -18,7 +18,6 @@ import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { usageService } from '../src/definition.ts';
-import { meterLateUsageRecorded, meterUsageDelta } from '../src/domain/events.ts';
 
 const bus = createMemoryBus();
 let catalog: TestService;

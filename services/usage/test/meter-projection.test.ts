@@ -1,9 +1,10 @@
 // The usage service's copy of the catalog's meters (consumer `usage-meters`): each catalog event is applied in
 // its meter's order, and an older one replayed late (a parked message) does not undo a newer one.
-import { meterArchived, meterCreated } from '@billing/catalog/domain/events';
+
 import type { Database } from '@billing/kit/db';
-import type { EventType } from '@billing/kit/events';
 import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { meterArchived, meterCreated } from '@billing/proto/events/catalog';
+import type { EventType } from '@billing/proto/events/define';
 import { create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { findMeters } from '../src/adapter/usage-store.ts';

@@ -7,14 +7,14 @@ import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb
 import { SubscriptionActivatedSchema } from '@billing/proto/billing/subscription/events/v1/events_pb';
 import { SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { type UsageDelta, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
-import { subscriptionActivated } from '@billing/subscription/domain/events';
+import { subscriptionActivated } from '@billing/proto/events/subscription';
+import { meterLateUsageRecorded, meterUsageDelta } from '@billing/proto/events/usage';
 import { recordedEvents, waitFor } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { lockCustomersShared, requestRecompute, savePeriod } from '../src/adapter/usage-store.ts';
 import { subscriptionPeriodsConsumer } from '../src/consumers/subscription-periods.ts';
-import { meterLateUsageRecorded, meterUsageDelta } from '../src/domain/events.ts';
 import { sentEvent } from '../src/domain/usage-event.ts';
 import { correctEvent } from '../src/service/correct-event.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';

@@ -1,7 +1,7 @@
 import { NotFoundError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
+import { addOnArchived } from '@billing/proto/events/catalog';
 import { addOns } from '../adapter/repository.ts';
-import { addOnArchived } from '../domain/events.ts';
 import type { AddOn } from '../domain/types.ts';
 import { eventContext, type WriteContext } from './context.ts';
 

@@ -1,7 +1,7 @@
 import { NotFoundError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
+import { featureArchived } from '@billing/proto/events/catalog';
 import { features } from '../adapter/repository.ts';
-import { featureArchived } from '../domain/events.ts';
 import type { Feature } from '../domain/types.ts';
 import { eventContext, type WriteContext } from './context.ts';
 

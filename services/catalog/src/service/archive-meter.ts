@@ -1,7 +1,7 @@
 import { NotFoundError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
+import { meterArchived } from '@billing/proto/events/catalog';
 import { archiveMeterRow, findMeter } from '../adapter/repository.ts';
-import { meterArchived } from '../domain/events.ts';
 import type { Meter } from '../domain/types.ts';
 import { eventContext, type WriteContext } from './context.ts';
 

@@ -1,8 +1,8 @@
 import { NotFoundError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
 import { PlanStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { planArchived } from '@billing/proto/events/catalog';
 import { archivePublishedVersions, findPlan, savePlan } from '../adapter/repository.ts';
-import { planArchived } from '../domain/events.ts';
 import type { Plan } from '../domain/types.ts';
 import { eventContext, type WriteContext } from './context.ts';
 

@@ -1,7 +1,7 @@
 import { AlreadyExistsError, InvalidArgumentError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
+import { featureUpdated } from '@billing/proto/events/catalog';
 import { features, loadLookup } from '../adapter/repository.ts';
-import { featureUpdated } from '../domain/events.ts';
 import type { Feature } from '../domain/types.ts';
 import { validateFeature } from '../domain/validate.ts';
 import { eventContext, type WriteContext } from './context.ts';

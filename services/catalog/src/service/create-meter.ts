@@ -1,7 +1,7 @@
 import { AlreadyExistsError, InvalidArgumentError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
+import { meterCreated } from '@billing/proto/events/catalog';
 import { findMeter, insertMeter } from '../adapter/repository.ts';
-import { meterCreated } from '../domain/events.ts';
 import type { Meter } from '../domain/types.ts';
 import { validateMeter } from '../domain/validate.ts';
 import { eventContext, type WriteContext } from './context.ts';

@@ -1,8 +1,8 @@
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
 import { PlanStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { planPublished } from '@billing/proto/events/catalog';
 import { findPlan, findPlanVersion, loadLookup, savePlan, setVersionStatus } from '../adapter/repository.ts';
-import { planPublished } from '../domain/events.ts';
 import type { PlanVersion } from '../domain/types.ts';
 import { validatePlanSpec } from '../domain/validate.ts';
 import { eventContext, type WriteContext } from './context.ts';

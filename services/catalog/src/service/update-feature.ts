@@ -1,7 +1,7 @@
 import { FailedPreconditionError, NotFoundError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
+import { featureUpdated } from '@billing/proto/events/catalog';
 import { features } from '../adapter/repository.ts';
-import { featureUpdated } from '../domain/events.ts';
 import type { Feature } from '../domain/types.ts';
 import { eventContext, type WriteContext } from './context.ts';
 

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
+import { addOnUpdated } from '@billing/proto/events/catalog';
 import { addOns, loadLookup } from '../adapter/repository.ts';
-import { addOnUpdated } from '../domain/events.ts';
 import type { AddOn } from '../domain/types.ts';
 import { validateAddOn } from '../domain/validate.ts';
 import { eventContext, type WriteContext } from './context.ts';

@@ -2,15 +2,15 @@
 // entitled until the grace end), a payment that settles the invoice makes them active again, and an invoice
 // given up on ends them. Each handler runs in the consumer's transaction, with the event's time.
 
-import { invoiceMarkedUncollectible, paymentFailed, paymentSucceeded } from '@billing/invoicing/domain/events';
 import { type ConsumerSpec, on } from '@billing/kit/consumer';
 import type { Em } from '@billing/kit/db';
 import { recordEvent } from '@billing/kit/outbox';
 import { InvoiceStatus } from '@billing/proto/billing/invoicing/v1/resources_pb';
 import { EndReason, SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
+import { invoiceMarkedUncollectible, paymentFailed, paymentSucceeded } from '@billing/proto/events/invoicing';
+import { subscriptionActivated, subscriptionPastDue } from '@billing/proto/events/subscription';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import * as store from '../adapter/store.ts';
-import { subscriptionActivated, subscriptionPastDue } from '../domain/events.ts';
 import type { SubscriptionRecord } from '../domain/subscription.ts';
 import { endNow } from '../service/billing-clock.ts';
 import type { WriteContext } from '../service/context.ts';

@@ -15,10 +15,6 @@ import {
   ProrationReason,
   SubscriptionState,
 } from '@billing/proto/billing/subscription/v1/resources_pb';
-import { create } from '@bufbuild/protobuf';
-import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import * as store from '../adapter/store.ts';
-import { type BillingSchedule, periodAt, stubFullPeriod } from '../domain/billing-calendar.ts';
 import {
   subscriptionActivated,
   subscriptionEnded,
@@ -26,7 +22,11 @@ import {
   subscriptionPlanChanged,
   subscriptionRenewed,
   subscriptionTrialEnding,
-} from '../domain/events.ts';
+} from '@billing/proto/events/subscription';
+import { create } from '@bufbuild/protobuf';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import * as store from '../adapter/store.ts';
+import { type BillingSchedule, periodAt, stubFullPeriod } from '../domain/billing-calendar.ts';
 import type { TimeRange } from '../domain/proration.ts';
 import { prorateChange } from '../domain/proration.ts';
 import { calendarInterval, nextDue, type SubscriptionRecord, termsOf } from '../domain/subscription.ts';

@@ -10,11 +10,11 @@ import {
   CustomerSchema,
   PaymentTerms,
 } from '@billing/proto/billing/subscription/v1/resources_pb';
+import { customerCreated, customerTreeChanged, customerUpdated } from '@billing/proto/events/subscription';
 import { clone, create, equals } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import * as store from '../adapter/store.ts';
 import { MAX_DEPTH, treePlace, validateCustomerUpdate, validateNewCustomer } from '../domain/customer.ts';
-import { customerCreated, customerTreeChanged, customerUpdated } from '../domain/events.ts';
 import { eventContext, type WriteContext } from './context.ts';
 
 /** The customer with this id, or NOT_FOUND CUSTOMER_NOT_FOUND. */

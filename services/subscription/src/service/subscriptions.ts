@@ -25,10 +25,6 @@ import type {
   PreviewChangeRequest,
 } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import { ChangeTiming } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
-import { create } from '@bufbuild/protobuf';
-import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import * as store from '../adapter/store.ts';
-import { checkMetadata } from '../domain/customer.ts';
 import {
   subscriptionCanceled,
   subscriptionCancelScheduled,
@@ -38,7 +34,11 @@ import {
   subscriptionQuantityChanged,
   subscriptionResumed,
   subscriptionScheduledChangeCanceled,
-} from '../domain/events.ts';
+} from '@billing/proto/events/subscription';
+import { create } from '@bufbuild/protobuf';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import * as store from '../adapter/store.ts';
+import { checkMetadata } from '../domain/customer.ts';
 import {
   assertState,
   assertTransition,

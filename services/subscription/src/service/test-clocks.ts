@@ -4,9 +4,9 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@b
 import { newUlid } from '@billing/kit/ids';
 import { recordEvent } from '@billing/kit/outbox';
 import type { TestClock } from '@billing/proto/billing/subscription/v1/resources_pb';
+import { testClockAdvanced, testClockDeleted } from '@billing/proto/events/subscription';
 import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import * as store from '../adapter/store.ts';
-import { testClockAdvanced, testClockDeleted } from '../domain/events.ts';
 import { nextDue } from '../domain/subscription.ts';
 import { advance } from './billing-clock.ts';
 import type { WriteContext } from './context.ts';

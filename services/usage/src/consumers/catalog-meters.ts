@@ -1,9 +1,9 @@
 // The usage service's copy of the catalog's meters, kept from catalog events (the catalog's stream keeps its
 // history, so a new usage database catches up from the first event).
 
-import { meterArchived, meterCreated } from '@billing/catalog/domain/events';
 import type { ConsumerSpec } from '@billing/kit/consumer';
 import { on } from '@billing/kit/consumer';
+import { meterArchived, meterCreated } from '@billing/proto/events/catalog';
 import { saveMeter } from '../adapter/usage-store.ts';
 
 /** The consumer `usage-meters` of the catalog's meter events. */

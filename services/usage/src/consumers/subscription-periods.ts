@@ -10,7 +10,7 @@ import {
   subscriptionCreated,
   subscriptionPeriodClosed,
   subscriptionRenewed,
-} from '@billing/subscription/domain/events';
+} from '@billing/proto/events/subscription';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import {
   lockCustomerExclusive,

@@ -12,6 +12,7 @@ import {
   type UsageDelta,
   UsageDeltaSchema,
 } from '@billing/proto/billing/usage/v1/resources_pb';
+import { usageEventAmended, usageEventVoided } from '@billing/proto/events/usage';
 import { create, type JsonObject } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
@@ -32,7 +33,7 @@ import {
   requestRecompute,
   voidEvent,
 } from '../adapter/usage-store.ts';
-import { usageEventAggregate, usageEventAmended, usageEventVoided } from '../domain/events.ts';
+import { usageEventAggregate } from '../domain/aggregates.ts';
 import { meterSelects, readEvent } from '../domain/meter.ts';
 import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
 import { hourOf, readEvents, rollupDeltas } from '../domain/rollup.ts';

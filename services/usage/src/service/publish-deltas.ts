@@ -11,6 +11,7 @@ import type { Database } from '@billing/kit/db';
 import { type EventRecord, eventRecord, recordEvents } from '@billing/kit/outbox';
 import { Decimal } from '@billing/money';
 import { type UsageDelta, UsageDeltaSchema } from '@billing/proto/billing/usage/v1/resources_pb';
+import { meterLateUsageRecorded, meterUsageDelta } from '@billing/proto/events/usage';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
@@ -29,7 +30,7 @@ import {
   savePublishedValues,
   takePendingRows,
 } from '../adapter/usage-store.ts';
-import { meterLateUsageRecorded, meterUsageAggregate, meterUsageDelta } from '../domain/events.ts';
+import { meterUsageAggregate } from '../domain/aggregates.ts';
 import { applyIncrement, type PeriodState } from '../domain/period-value.ts';
 import { BillingCalendar } from '../domain/periods.ts';
 import { MAX_LATE_IDS } from '../domain/rollup.ts';

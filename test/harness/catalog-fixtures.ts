@@ -1,4 +1,5 @@
-// Catalog objects the tests build on: PRODUCT.md's `team` plan (S1) and its meter and features.
+// Catalog objects tests of every service build on: the `team` plan of the acceptance scenario S1 (docs/product.md)
+// and its build minutes meter and features.
 
 import {
   BillingTiming,
@@ -7,12 +8,12 @@ import {
   LimitEnforcement,
   MeterAggregation,
   MeterSchema,
+  type PlanVersionSpec,
   PlanVersionSpecSchema,
   PriceModel,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
 import { create } from '@bufbuild/protobuf';
-import type { PlanVersionSpec } from '../src/domain/types.ts';
 
 /** The build minutes meter. */
 export const buildMinutesMeter = create(MeterSchema, {

@@ -1,6 +1,7 @@
 // The events the subscription service publishes (subjects per docs/events.md).
-import { defineEvent } from '@billing/kit/events';
-import * as E from '@billing/proto/billing/subscription/events/v1/events_pb';
+
+import * as E from '../../gen/billing/subscription/events/v1/events_pb.js';
+import { defineEvent } from './define.ts';
 
 /** A customer was created. */
 export const customerCreated = defineEvent('billing.subscription.customer.created', E.CustomerCreatedSchema);

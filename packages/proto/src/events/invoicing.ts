@@ -1,7 +1,7 @@
-// The events the invoicing service publishes (subjects per docs/events.md). Defined here, with their producer,
-// before the service itself exists, so that consumers name them in one place.
-import { defineEvent } from '@billing/kit/events';
-import * as E from '@billing/proto/billing/invoicing/events/v1/events_pb';
+// The events the invoicing service publishes (subjects per docs/events.md).
+
+import * as E from '../../gen/billing/invoicing/events/v1/events_pb.js';
+import { defineEvent } from './define.ts';
 
 /** A payment succeeded. */
 export const paymentSucceeded = defineEvent('billing.invoicing.payment.succeeded', E.PaymentSucceededSchema);

@@ -1,5 +1,5 @@
 // The events the catalog publishes (subjects per docs/events.md).
-import { defineEvent } from '@billing/kit/events';
+
 import {
   AddOnArchivedSchema,
   AddOnUpdatedSchema,
@@ -9,7 +9,8 @@ import {
   MeterCreatedSchema,
   PlanArchivedSchema,
   PlanPublishedSchema,
-} from '@billing/proto/billing/catalog/events/v1/events_pb';
+} from '../../gen/billing/catalog/events/v1/events_pb.js';
+import { defineEvent } from './define.ts';
 
 /** A feature was created or changed. */
 export const featureUpdated = defineEvent('billing.catalog.feature.updated', FeatureUpdatedSchema);
