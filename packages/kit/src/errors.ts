@@ -1,6 +1,8 @@
 // The domain error taxonomy, mapped to Connect codes once, at the edge. Each error has a stable UPPER_SNAKE
-// reason (google.rpc.ErrorInfo) and a public message; bad input also lists the offending fields
-// (google.rpc.BadRequest). Anything else becomes INTERNAL without leaking its message.
+// reason (google.rpc.ErrorInfo), a public message for the caller and, apart from it, an internal detail that
+// only the logs see; bad input also lists the offending fields (google.rpc.BadRequest), the first of them in
+// the message text too. Anything else becomes INTERNAL without leaking its message. Each service declares its
+// reasons and error constructors in its `domain/errors.ts`.
 
 import { BadRequestSchema, ErrorInfoSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
@@ -14,18 +16,38 @@ export interface FieldViolation {
   description: string;
 }
 
-/** The base of every domain error. */
+/** What a domain error may carry besides its reason and public message. */
+export interface DomainErrorOptions extends ErrorOptions {
+  /** Internal detail for the logs (ids, states, amounts), never sent to the caller. */
+  detail?: string;
+}
+
+/** The base of every domain error. `message` is public: the caller sees it. */
 export abstract class DomainError extends Error {
   /** The Connect code it maps to. */
   abstract readonly code: Code;
   /** Stable machine-readable reason. */
   readonly reason: string;
+  /** Internal detail, logged and never sent. */
+  readonly detail: string | undefined;
 
-  constructor(reason: string, message: string, options?: ErrorOptions) {
+  constructor(reason: string, message: string, options?: DomainErrorOptions) {
     super(message, options);
     this.reason = reason;
+    this.detail = options?.detail;
     this.name = new.target.name;
   }
+}
+
+const QUOTED_PREFIX = 40;
+
+/**
+ * A caller's value as public messages and logs quote it: JSON-quoted, and cut to its first 40 characters
+ * (marked with an ellipsis), so a megabyte key never comes back in an answer or fills a log line.
+ */
+export function quote(value: string): string {
+  if (value.length <= QUOTED_PREFIX) return JSON.stringify(value);
+  return `${JSON.stringify(value.slice(0, QUOTED_PREFIX)).slice(0, -1)}…"`;
 }
 
 /** The object asked for does not exist. */
@@ -57,7 +79,7 @@ export class UnauthenticatedError extends DomainError {
 export class UnavailableError extends DomainError {
   readonly code = Code.Unavailable;
 
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: DomainErrorOptions) {
     super('UNAVAILABLE', message, options);
   }
 }
@@ -74,6 +96,15 @@ export class InvalidArgumentError extends DomainError {
   }
 }
 
+/** The text a caller reads: the public message, and for bad input its first field violation. */
+function publicText(err: DomainError): string {
+  if (!(err instanceof InvalidArgumentError)) return err.message;
+  const first = err.violations[0];
+  if (!first) return err.message;
+  const more = err.violations.length > 1 ? ` (and ${err.violations.length - 1} more)` : '';
+  return `${err.message}: ${first.field}: ${first.description}${more}`;
+}
+
 /** Converts any error into the ConnectError a caller sees, with ErrorInfo (and BadRequest) details. */
 export function toConnectError(err: unknown, domain: string): ConnectError {
   if (err instanceof DomainError) {
@@ -83,7 +114,7 @@ export function toConnectError(err: unknown, domain: string): ConnectError {
     if (err instanceof InvalidArgumentError) {
       details.push({ desc: BadRequestSchema, value: { fieldViolations: err.violations.map((v) => ({ ...v })) } });
     }
-    return new ConnectError(err.message, err.code, undefined, details, err);
+    return new ConnectError(publicText(err), err.code, undefined, details, err);
   }
   if (err instanceof ConnectError) return err;
   return new ConnectError('internal error', Code.Internal, undefined, [
@@ -112,7 +143,11 @@ export function errorInterceptor(domain: string, logger: Logger): Interceptor {
       const mapped = toConnectError(err, domain);
       const ms = Math.round(performance.now() - started);
       if (mapped.code === Code.Internal) log.error({ err, ms }, 'rpc failed unexpectedly');
-      else log.info({ code: Code[mapped.code], reason: mapped.message, ms }, 'rpc refused');
+      else {
+        const domainError = err instanceof DomainError ? err : undefined;
+        const refusal = { reason: domainError?.reason, message: mapped.rawMessage, detail: domainError?.detail };
+        log.info({ code: Code[mapped.code], ...refusal, ms }, 'rpc refused');
+      }
       throw mapped;
     }
   };

@@ -16,7 +16,13 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { errorInterceptor, InvalidArgumentError, NotFoundError } from '../src/errors.ts';
+import {
+  errorInterceptor,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  quote,
+} from '../src/errors.ts';
 import { type ServerHandle, startServer } from '../src/server.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -35,7 +41,12 @@ beforeAll(async () => {
         getFeature(req) {
           if (req.key === 'secret') throw new Error('password=hunter2 at db:5432');
           if (req.key === '')
-            throw new InvalidArgumentError('key is required', [{ field: 'key', description: 'required' }]);
+            throw new InvalidArgumentError('the request is not valid', [
+              { field: 'key', description: 'required' },
+              { field: 'name', description: 'required' },
+            ]);
+          if (req.key === 'held')
+            throw new FailedPreconditionError('FEATURE_HELD', 'the feature is held', { detail: 'held by plan p-41' });
           if (req.key === 'long') return { feature: { key: 'long', name: 'x'.repeat(10_000) } };
           if (req.key !== 'sso') throw new NotFoundError('FEATURE_NOT_FOUND', `no feature "${req.key}"`);
           return { feature: { key: 'sso', name: 'SSO' } };
@@ -109,7 +120,24 @@ describe('errors', () => {
       .getFeature({ key: '' })
       .catch((e: unknown) => ConnectError.from(e))) as ConnectError;
     expect(invalid.code).toBe(Code.InvalidArgument);
-    expect(invalid.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field)).toEqual(['key']);
+    expect(invalid.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field)).toEqual(['key', 'name']);
+  });
+
+  test('a caller without the error details still reads the first offending field in the message', async () => {
+    const invalid = await client()
+      .getFeature({ key: '' })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(invalid).toMatchObject({ rawMessage: 'the request is not valid: key: required (and 1 more)' });
+  });
+
+  test("an error's internal detail stays out of the answer", async () => {
+    const held = (await client()
+      .getFeature({ key: 'held' })
+      .catch((e: unknown) => ConnectError.from(e))) as ConnectError;
+    expect(held).toMatchObject({ code: Code.FailedPrecondition, rawMessage: 'the feature is held' });
+    expect(
+      JSON.stringify({ message: held.message, details: held.details, metadata: [...held.metadata] }),
+    ).not.toContain('p-41');
   });
 
   test('an unexpected error is INTERNAL and leaks nothing', async () => {
@@ -120,6 +148,13 @@ describe('errors', () => {
     expect(err.rawMessage).toBe('internal error');
     expect(JSON.stringify(err)).not.toContain('hunter2');
   });
+});
+
+test('quote keeps a short value whole and cuts a long one to a marked prefix', () => {
+  expect(quote('team')).toBe('"team"');
+  expect(quote('a"b')).toBe('"a\\"b"');
+  expect(quote('x'.repeat(40))).toBe(`"${'x'.repeat(40)}"`);
+  expect(quote('y'.repeat(1_000_000))).toBe(`"${'y'.repeat(40)}…"`);
 });
 
 describe('health and reflection', () => {
