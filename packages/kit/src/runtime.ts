@@ -14,7 +14,7 @@ import { type ConsumerSpec, startConsumer } from './consumer.ts';
 import { type Database, openDatabase, type SqlMigration } from './db.ts';
 import { errorInterceptor } from './errors.ts';
 import { createOutboxRelay, type OutboxRelay } from './outbox.ts';
-import { startServer } from './server.ts';
+import { bindListener, type Listener, startServerOn } from './server.ts';
 import { traceInterceptor } from './trace.ts';
 
 /** What a service's wiring receives to build its handlers and consumers. */
@@ -62,6 +62,8 @@ export interface RuntimeOptions {
   host: string;
   /** Port (0 for any free one). */
   port: number;
+  /** The port, bound ahead at `host`:`port` (`pnpm start` binds every service's before any opens its database). */
+  listener?: Listener;
   /** PostgreSQL URL; empty for PGlite. */
   databaseUrl?: string;
   /** PGlite folder when no URL (`memory://` for none). */
@@ -91,6 +93,8 @@ export interface RunningService {
 /** Starts a service: database, migrations, stream, relay, consumers, server. */
 export async function runService(definition: ServiceDefinition, options: RuntimeOptions): Promise<RunningService> {
   const logger = options.logger;
+  // The port is bound first: when it is in use, the start fails (PortInUseError) before anything was opened.
+  const listener = options.listener ?? (await bindListener(options.host, options.port));
   const db = await openDatabase({
     service: definition.name,
     url: options.databaseUrl,
@@ -98,6 +102,9 @@ export async function runService(definition: ServiceDefinition, options: Runtime
     entities: definition.entities,
     migrations: definition.migrations,
     logger,
+  }).catch(async (err: unknown) => {
+    await listener.close();
+    throw err;
   });
   // A start that fails half-way closes what it opened, so the process (or test) can exit.
   const started: Subscription[] = [];
@@ -106,9 +113,10 @@ export async function runService(definition: ServiceDefinition, options: Runtime
     await Promise.allSettled(started.map((s) => s.stop()));
     await relay?.stop();
     await db.close();
+    await listener.close();
   };
   let context: ServiceContext;
-  let server: Awaited<ReturnType<typeof startServer>>;
+  let server: ReturnType<typeof startServerOn>;
   try {
     const applied = await db.migrate();
     if (applied.length > 0) logger.info({ migrations: applied }, 'migrations applied');
@@ -127,9 +135,7 @@ export async function runService(definition: ServiceDefinition, options: Runtime
     const specs = definition.consumers?.(ctx) ?? [];
     for (const spec of specs) started.push(await startConsumer({ ...spec, db, bus: options.bus, logger }));
     started.push(...((await definition.start?.(ctx)) ?? []));
-    server = await startServer({
-      host: options.host,
-      port: options.port,
+    server = startServerOn(listener, {
       services: [...definition.services, AdminService],
       logger,
       interceptors: [

@@ -14,12 +14,8 @@ import type { Logger } from 'pino';
 import { createHealth, type HealthState, ServingStatus } from './health.ts';
 import { reflectionServices } from './reflection.ts';
 
-/** Options of a server. */
-export interface ServerOptions {
-  /** Interface to listen on. */
-  host: string;
-  /** Port; 0 picks a free one. */
-  port: number;
+/** What a server serves, and how. */
+export interface ServeOptions {
   /** Registers the service's handlers. */
   routes: (router: ConnectRouter) => void;
   /** The protobuf services served, for reflection and health. */
@@ -35,6 +31,88 @@ export interface ServerOptions {
    * before the connection is closed (slow-client attacks); default 10 s.
    */
   headersTimeoutMs?: number;
+}
+
+/** Options of a server that binds its own port. */
+export interface ServerOptions extends ServeOptions {
+  /** Interface to listen on. */
+  host: string;
+  /** Port; 0 picks a free one. */
+  port: number;
+}
+
+/** A port that is bound but not yet served: connections that arrive meanwhile wait for the server. */
+export interface Listener {
+  /** The interface it is bound on. */
+  readonly host: string;
+  /** The bound port. */
+  readonly port: number;
+  /** Hands every connection to `handle`, first those that arrived before; call once. */
+  accept(handle: (socket: net.Socket) => void): void;
+  /** Stops listening and drops the connections not handed over; resolves once the port is free. */
+  close(): Promise<void>;
+}
+
+/** The port asked for is bound by another process. */
+export class PortInUseError extends Error {
+  override name = 'PortInUseError';
+  /** The interface asked for. */
+  readonly host: string;
+  /** The port asked for. */
+  readonly port: number;
+
+  constructor(host: string, port: number, cause: unknown) {
+    super(`${host}:${port}: the port is already in use`, { cause });
+    this.host = host;
+    this.port = port;
+  }
+}
+
+/**
+ * Binds a port. A service binds it before it opens anything, so a port in use stops it at once (with
+ * PortInUseError) rather than after its database and bus were opened.
+ */
+export async function bindListener(host: string, port: number): Promise<Listener> {
+  // Until a server takes over, a connection waits; one that resets or closes meanwhile is only forgotten.
+  // Each waiting socket maps to what detaches those listeners when the server takes it.
+  const waiting = new Map<net.Socket, () => void>();
+  let handle = (socket: net.Socket) => {
+    const drop = () => {
+      waiting.delete(socket);
+      socket.destroy();
+    };
+    socket.on('error', drop);
+    socket.on('close', drop);
+    waiting.set(socket, () => {
+      socket.off('error', drop);
+      socket.off('close', drop);
+    });
+  };
+  const tcp = net.createServer((socket) => handle(socket));
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new PortInUseError(host, port, err) : err),
+    );
+    tcp.listen(port, host, () => resolve());
+  });
+  const address = tcp.address();
+  return {
+    host,
+    port: typeof address === 'object' && address ? address.port : port,
+    accept(take) {
+      handle = take;
+      for (const [socket, detach] of waiting) {
+        detach();
+        take(socket);
+      }
+      waiting.clear();
+    },
+    close() {
+      for (const socket of waiting.keys()) socket.destroy();
+      waiting.clear();
+      return new Promise<void>((resolve) => tcp.close(() => resolve()));
+    },
+  };
 }
 
 /** A running server. */
@@ -54,6 +132,11 @@ const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0');
 
 /** Starts a server; resolves once it listens. */
 export async function startServer(options: ServerOptions): Promise<ServerHandle> {
+  return startServerOn(await bindListener(options.host, options.port), options);
+}
+
+/** Starts a server on a bound port; the connections that waited for it are served first. */
+export function startServerOn(listener: Listener, options: ServeOptions): ServerHandle {
   const health = createHealth();
   const handler = connectNodeAdapter({
     interceptors: options.interceptors,
@@ -113,7 +196,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     session.once('close', () => sessions.delete(session));
   });
 
-  const tcp = net.createServer((socket) => {
+  listener.accept((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     // A client that connects and resets before sending anything (a port scan, a TCP probe) must not crash
@@ -148,15 +231,10 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
     socket.on('data', sniff);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject);
-    tcp.listen(options.port, options.host, () => resolve());
-  });
-  const address = tcp.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
+  const port = listener.port;
   health.state.setStatus('', ServingStatus.SERVING);
   for (const service of options.services) health.state.setStatus(service.typeName, ServingStatus.SERVING);
-  options.logger.info({ port, host: options.host }, 'listening');
+  options.logger.info({ port, host: listener.host }, 'listening');
 
   let stopping: Promise<void> | undefined;
   return {
@@ -167,7 +245,7 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
         draining = true;
         health.state.setStatus('', ServingStatus.NOT_SERVING);
         for (const service of options.services) health.state.setStatus(service.typeName, ServingStatus.NOT_SERVING);
-        const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
+        const closed = listener.close();
         // GOAWAY on every HTTP/2 session: streams already open finish, new ones go elsewhere.
         for (const session of sessions) session.close();
         // Closes idle HTTP/1.1 connections and stops the timeout checks (h1 itself was never listening).

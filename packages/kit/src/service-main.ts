@@ -1,5 +1,6 @@
-// What every service's main.ts does: read its settings, build its logger and bus, run it, and stop it
-// gracefully on SIGTERM or SIGINT. A bad setting stops the process with one line naming it.
+// What every service's main.ts does: read its settings, bind its port, build its logger and bus, run it, and
+// stop it gracefully on SIGTERM or SIGINT. A bad setting, or a port in use, stops the process with one line
+// naming the setting, each with its own exit code.
 import type { Logger } from 'pino';
 import type { EventBus } from './bus.ts';
 import { systemClock } from './clock.ts';
@@ -9,6 +10,12 @@ import { createLogger } from './log.ts';
 import { createMemoryBus } from './memory-bus.ts';
 import { connectNatsBus } from './nats-bus.ts';
 import { runService, type ServiceDefinition } from './runtime.ts';
+import { bindListener, type Listener, PortInUseError } from './server.ts';
+
+// Exit codes of a process that cannot start (from sysexits.h), so scripts and supervisors can tell them apart.
+const EXIT_USAGE = 64;
+const EXIT_PORT_IN_USE = 69;
+const EXIT_CONFIG = 78;
 
 /** The settings every service has, named after it (CATALOG_PORT, CATALOG_DATABASE_URL...). */
 export function serviceSettings(name: string, defaultPort: number) {
@@ -88,7 +95,27 @@ export function loadConfigOrExit<S extends Parameters<typeof loadConfig>[0]>(spe
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`configuration error: ${err.message}`);
-      process.exit(78);
+      process.exit(EXIT_CONFIG);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Binds a service's port before anything is opened, or exits with the one line naming the port and its
+ * setting (`CATALOG_PORT=7101: the port is already in use`).
+ */
+export async function bindServicePortOrExit(
+  definition: ServiceDefinition,
+  address: { host: string; port: number },
+): Promise<Listener> {
+  try {
+    return await bindListener(address.host, address.port);
+  } catch (err) {
+    if (err instanceof PortInUseError) {
+      const setting = serviceSettings(definition.name, definition.defaultPort).port.env;
+      console.error(`${setting}=${address.port}: the port is already in use`);
+      process.exit(EXIT_PORT_IN_USE);
     }
     throw err;
   }
@@ -136,12 +163,14 @@ export async function runServiceMain(definition: ServiceDefinition, argv = proce
   }
   if (argv.length > 0) {
     console.error(`unknown command ${argv.join(' ')}; usage: main.ts [migrate]`);
-    process.exit(64);
+    process.exit(EXIT_USAGE);
   }
+  const listener = await bindServicePortOrExit(definition, config);
   const bus = await createBus(config, definition.name, logger);
   const running = await runService(definition, {
     host: config.host,
     port: config.port,
+    listener,
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     bus,

@@ -5,10 +5,18 @@ import { fileURLToPath } from 'node:url';
 import { catalogService } from '@billing/catalog';
 import { catalogApply } from '@billing/cli/catalog-apply';
 import { systemClock } from '@billing/kit/clock';
-import { parsers, setting } from '@billing/kit/config';
+import { type ConfigOf, parsers, setting } from '@billing/kit/config';
 import { createLogger } from '@billing/kit/log';
 import { type RunningService, runService, type ServiceDefinition } from '@billing/kit/runtime';
-import { commonSettings, createBus, loadConfigOrExit, serviceSettings, stopOnSignals } from '@billing/kit/service-main';
+import type { Listener } from '@billing/kit/server';
+import {
+  bindServicePortOrExit,
+  commonSettings,
+  createBus,
+  loadConfigOrExit,
+  serviceSettings,
+  stopOnSignals,
+} from '@billing/kit/service-main';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import {
   catalogClient,
@@ -35,10 +43,16 @@ const config = loadConfigOrExit(platformSettings);
 const subscriptionConfig = loadConfigOrExit(subscriptionSettings);
 checkSubscriptionSettings(subscriptionConfig);
 const logger = createLogger({ service: 'platform', level: config.logLevel });
-const bus = await createBus(config, 'platform', logger);
 const running: { definition: ServiceDefinition; service: RunningService }[] = [];
-const portOf = (name: string) => running.find((r) => r.definition.name === name)?.service.port;
-// Every service that exists so far, in start order; each may depend on those started before it.
+// Every service's port is bound before anything is opened: a port in use stops the start with one line naming
+// its setting, with no database or bus opened.
+const bound: {
+  definition: ServiceDefinition;
+  settings: ConfigOf<ReturnType<typeof serviceSettings>>;
+  listener: Listener;
+}[] = [];
+const portOf = (name: string) => bound.find((b) => b.definition.name === name)?.listener.port;
+// Every service that exists so far, in start order; each may call those before it, whose ports are bound by then.
 const services: (() => ServiceDefinition)[] = [
   () => catalogService,
   () =>
@@ -52,9 +66,14 @@ const services: (() => ServiceDefinition)[] = [
 for (const build of services) {
   const definition = build();
   const settings = loadConfigOrExit(serviceSettings(definition.name, definition.defaultPort));
+  bound.push({ definition, settings, listener: await bindServicePortOrExit(definition, settings) });
+}
+const bus = await createBus(config, 'platform', logger);
+for (const { definition, settings, listener } of bound) {
   const service = await runService(definition, {
     host: settings.host,
     port: settings.port,
+    listener,
     databaseUrl: settings.databaseUrl,
     dataDir: settings.dataDir,
     bus,
