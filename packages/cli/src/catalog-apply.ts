@@ -9,8 +9,9 @@ import {
   CatalogFormat,
   type CatalogService,
 } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
-import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
-import { type Client, Code, ConnectError } from '@connectrpc/connect';
+import type { Client } from '@connectrpc/connect';
+import { LineCounter, parseDocument } from 'yaml';
+import { CliFailure, EXIT, shown, unreadableFile } from './failure.ts';
 
 /** Parsed arguments of `catalog apply`. */
 export interface CatalogApplyArgs {
@@ -42,9 +43,31 @@ export function describeChange(change: CatalogChange): string {
   return `${VERBS[change.kind]} ${change.key}${change.version ? ` v${change.version}` : ''}`;
 }
 
-/** Runs the command; returns the lines to print. Throws ConnectError on a refused document. */
+/**
+ * Refuses a YAML document that does not parse, with the place and the line it is at: the service reads
+ * the document again and reports what it means, but the file and its lines are only known here.
+ */
+function checkYamlSyntax(file: string, document: string): void {
+  const lineCounter = new LineCounter();
+  const [error] = parseDocument(document, { lineCounter, prettyErrors: false }).errors;
+  if (!error) return;
+  const { line, col } = lineCounter.linePos(error.pos[0]);
+  // The error may stand at the end of what is wrong (an unclosed bracket is found on the next line, or at
+  // the end of the file): the excerpt is the nearest line with text, at or before the error.
+  const lines = document.split('\n');
+  let near = line;
+  while (near > 1 && !lines[near - 1]?.trim()) near--;
+  throw new CliFailure(
+    EXIT.invalid,
+    `${file}:${line}:${col}: not valid YAML: ${error.message} (near line ${near}: ${shown(lines[near - 1] ?? '')})`,
+  );
+}
+
+/** Runs the command; returns the lines to print. Throws CliFailure, or ConnectError on a refused document. */
 export async function catalogApply(client: Client<typeof CatalogService>, args: CatalogApplyArgs): Promise<string[]> {
-  const document = await readFile(args.file, 'utf8');
+  const document = await readFile(args.file, 'utf8').catch((err: unknown) => {
+    throw unreadableFile(args.file, err);
+  });
   const ext = extname(args.file).toLowerCase();
   const format =
     ext === '.json'
@@ -52,6 +75,7 @@ export async function catalogApply(client: Client<typeof CatalogService>, args: 
       : ext === '.yaml' || ext === '.yml'
         ? CatalogFormat.YAML
         : CatalogFormat.UNSPECIFIED;
+  if (format === CatalogFormat.YAML) checkYamlSyntax(args.file, document);
   // One request id per invocation: the transport's retries reuse it, a new invocation is a new apply.
   const response = await client.applyCatalog({
     requestId: `cli-${randomUUID()}`,
@@ -63,16 +87,4 @@ export async function catalogApply(client: Client<typeof CatalogService>, args: 
   if (response.changes.length === 0) return ['the catalog already matches the document: nothing to do'];
   const header = args.dryRun ? 'dry run: these changes would be made:' : 'applied:';
   return [header, ...response.changes.map((c) => `  ${describeChange(c)}`)];
-}
-
-/** Human-readable lines for a refused call, with every offending field. */
-export function describeError(err: unknown): string[] {
-  const error = ConnectError.from(err);
-  // The gRPC name of the code (invalid_argument), which operators search for.
-  const code = (Code[error.code] ?? 'unknown').replace(/[A-Z]/g, (c, i: number) => `${i ? '_' : ''}${c.toLowerCase()}`);
-  const lines = [`error: ${error.rawMessage} (${code})`];
-  for (const detail of error.findDetails(BadRequestSchema)) {
-    for (const v of detail.fieldViolations) lines.push(`  ${v.field}: ${v.description}`);
-  }
-  return lines;
 }

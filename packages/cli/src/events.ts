@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { AdminService } from '@billing/proto/billing/admin/v1/admin_service_pb';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { Client } from '@connectrpc/connect';
+import { CliFailure, EXIT, shown } from './failure.ts';
 
 /** `billing events parked [--consumer C]`: every parked message, one line each. */
 export async function listParked(client: Client<typeof AdminService>, consumer: string): Promise<string[]> {
@@ -28,8 +29,12 @@ export async function replayParked(client: Client<typeof AdminService>, consumer
 /** `billing events republish --since TIME`: publishes again what the service recorded since TIME. */
 export async function republish(client: Client<typeof AdminService>, since: string): Promise<string[]> {
   const time = new Date(since);
-  if (Number.isNaN(time.getTime()))
-    throw new Error(`--since: not a time: "${since}" (use ISO 8601, e.g. 2026-11-25T10:00:00Z)`);
+  if (Number.isNaN(time.getTime())) {
+    throw new CliFailure(
+      EXIT.invalid,
+      `--since: not a time: ${shown(since)} (use ISO 8601, e.g. 2026-11-25T10:00:00Z)`,
+    );
+  }
   const { count } = await client.republishEvents({
     requestId: `cli-${randomUUID()}`,
     sinceTime: timestampFromDate(time),

@@ -1,53 +1,144 @@
 #!/usr/bin/env node
-// The `billing` command line for operators.
+// The `billing` command line for operators. Every failure is one line on stderr with an exit code of its
+// kind (failure.ts); a wrong command line says what is wrong and the usage of the command meant.
 import { parseArgs } from 'node:util';
 import { AdminService } from '@billing/proto/billing/admin/v1/admin_service_pb';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
-import { type Client, createClient } from '@connectrpc/connect';
+import { createClient, type Transport } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { catalogApply, describeError } from './catalog-apply.ts';
+import { catalogApply } from './catalog-apply.ts';
 import { listParked, replayParked, republish } from './events.ts';
+import { asFailure, CliFailure, EXIT, serviceUrl } from './failure.ts';
+
+/** What one invocation of a command was given, its required arguments and options checked. */
+interface Invocation {
+  /** The positional arguments, as many as the command names. */
+  args: string[];
+  /** A string option's value ('' when not given). */
+  text(option: string): string;
+  /** Whether a boolean option was given. */
+  flag(option: string): boolean;
+}
+
+/** A command: its usage, its arguments, its options (and which are required), and what it does. */
+interface Command {
+  /** Its usage line, printed with every mistake in its command line. */
+  usage: string;
+  /** The names of its positional arguments, all required. */
+  args: readonly string[];
+  /** Its options, by name, and whether each takes a value. */
+  options: Readonly<Record<string, 'string' | 'boolean'>>;
+  /** The options it cannot run without. */
+  required?: readonly string[];
+  /** The URL of the service the command calls, checked. */
+  serviceUrl(invocation: Invocation): string;
+  /** Runs it through a transport to that service; returns the lines to print. */
+  run(invocation: Invocation, transport: Transport): Promise<string[]>;
+}
+
+const catalogUrl = () => serviceUrl('BILLING_CATALOG_URL', process.env.BILLING_CATALOG_URL || 'http://127.0.0.1:7101');
+const serviceOption = (invocation: Invocation) => serviceUrl('--service', invocation.text('service'));
+
+const COMMANDS: Readonly<Record<string, Command>> = {
+  'catalog apply': {
+    usage: 'billing catalog apply FILE [--dry-run] [--archive-missing]',
+    args: ['FILE'],
+    options: { 'dry-run': 'boolean', 'archive-missing': 'boolean' },
+    serviceUrl: catalogUrl,
+    run: ({ args: [file = ''], flag }, transport) =>
+      catalogApply(createClient(CatalogService, transport), {
+        file,
+        dryRun: flag('dry-run'),
+        archiveMissing: flag('archive-missing'),
+      }),
+  },
+  'events parked': {
+    usage: 'billing events parked [--consumer NAME] --service URL',
+    args: [],
+    options: { consumer: 'string', service: 'string' },
+    required: ['service'],
+    serviceUrl: serviceOption,
+    run: (invocation, transport) => listParked(createClient(AdminService, transport), invocation.text('consumer')),
+  },
+  'events replay': {
+    usage: 'billing events replay CONSUMER EVENT_ID --service URL',
+    args: ['CONSUMER', 'EVENT_ID'],
+    options: { service: 'string' },
+    required: ['service'],
+    serviceUrl: serviceOption,
+    run: ({ args: [consumer = '', eventId = ''] }, transport) =>
+      replayParked(createClient(AdminService, transport), consumer, eventId),
+  },
+  'events republish': {
+    usage: 'billing events republish --since TIME --service URL',
+    args: [],
+    options: { since: 'string', service: 'string' },
+    required: ['since', 'service'],
+    serviceUrl: serviceOption,
+    run: (invocation, transport) => republish(createClient(AdminService, transport), invocation.text('since')),
+  },
+};
+
+// Every option of every command, so that parseArgs knows which take a value.
+const OPTIONS = Object.fromEntries(
+  Object.values(COMMANDS).flatMap((command) =>
+    Object.entries(command.options).map(([option, type]) => [option, { type }] as const),
+  ),
+);
 
 const USAGE = `usage:
-  billing catalog apply FILE [--dry-run] [--archive-missing]
-  billing events parked [--consumer NAME] --service URL
-  billing events replay CONSUMER EVENT_ID --service URL
-  billing events republish --since TIME --service URL
+${Object.values(COMMANDS)
+  .map((command) => `  ${command.usage}`)
+  .join('\n')}
 
 environment:
-  BILLING_CATALOG_URL   the catalog service (default http://127.0.0.1:7101)`;
+  BILLING_CATALOG_URL   the catalog service (default http://127.0.0.1:7101)
 
-const client = <S extends typeof CatalogService | typeof AdminService>(service: S, baseUrl: string): Client<S> =>
-  createClient(service, createGrpcTransport({ baseUrl }));
+exit codes:
+  ${EXIT.invalid}   the input is not valid (the service answered invalid_argument, or a value or document is malformed)
+  ${EXIT.usage}   the command line is wrong (unknown command or option, missing argument or option)
+  ${EXIT.file}   the file cannot be read
+  ${EXIT.unreachable}   the service cannot be reached (its URL is not valid, or it refused, timed out or was unavailable)
+  ${EXIT.refused}   the service refused the call for another reason (not_found, failed_precondition...)
+  ${EXIT.internal}  a fault of the CLI itself`;
 
-async function run(argv: string[]): Promise<string[] | undefined> {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      'dry-run': { type: 'boolean', default: false },
-      'archive-missing': { type: 'boolean', default: false },
-      consumer: { type: 'string', default: '' },
-      service: { type: 'string' },
-      since: { type: 'string' },
+/** Checks the command line against the command it names; returns the command and its invocation. */
+function parse(argv: string[]): { command: Command; invocation: Invocation } {
+  // Not strict: unknown and misused options are reported here, in one line each, with the command's usage.
+  const { positionals, values } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: false });
+  const [group = '', name = '', ...args] = positionals;
+  const command = COMMANDS[`${group} ${name}`];
+  if (!command) {
+    const given = positionals.length > 0 ? `unknown command ${JSON.stringify(positionals.join(' '))}` : 'no command';
+    throw new CliFailure(
+      EXIT.usage,
+      `${given}; the commands are ${Object.keys(COMMANDS).join(', ')} (usage: billing --help)`,
+    );
+  }
+  const wrong = (reason: string) => new CliFailure(EXIT.usage, `${group} ${name}: ${reason} (usage: ${command.usage})`);
+  for (const [option, value] of Object.entries(values)) {
+    const kind = command.options[option];
+    if (!kind) throw wrong(`unknown option --${option}`);
+    if (kind === 'string' && typeof value !== 'string') throw wrong(`--${option} needs a value`);
+    if (kind === 'boolean' && value !== true) throw wrong(`--${option} takes no value`);
+  }
+  for (const option of command.required ?? []) {
+    if (!values[option]) throw wrong(`--${option} is required`);
+  }
+  if (args.length < command.args.length) throw wrong(`${command.args[args.length]} is missing`);
+  if (args.length > command.args.length)
+    throw wrong(`unexpected argument ${JSON.stringify(args[command.args.length])}`);
+  return {
+    command,
+    invocation: {
+      args,
+      text: (option) => {
+        const value = values[option];
+        return typeof value === 'string' ? value : '';
+      },
+      flag: (option) => values[option] === true,
     },
-  });
-  const [group, command, ...rest] = positionals;
-  if (group === 'catalog' && command === 'apply' && rest.length === 1 && rest[0]) {
-    const catalog = client(CatalogService, process.env.BILLING_CATALOG_URL ?? 'http://127.0.0.1:7101');
-    return catalogApply(catalog, {
-      file: rest[0],
-      dryRun: values['dry-run'],
-      archiveMissing: values['archive-missing'],
-    });
-  }
-  if (group === 'events' && values.service) {
-    const admin = client(AdminService, values.service);
-    if (command === 'parked' && rest.length === 0) return listParked(admin, values.consumer);
-    if (command === 'replay' && rest.length === 2 && rest[0] && rest[1]) return replayParked(admin, rest[0], rest[1]);
-    if (command === 'republish' && rest.length === 0 && values.since) return republish(admin, values.since);
-  }
-  return undefined;
+  };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -55,19 +146,18 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  let lines: string[] | undefined;
+  let baseUrl = '';
   try {
-    lines = await run(argv);
+    const { command, invocation } = parse(argv);
+    baseUrl = command.serviceUrl(invocation);
+    for (const line of await command.run(invocation, createGrpcTransport({ baseUrl }))) console.log(line);
+    return 0;
   } catch (err) {
-    for (const line of describeError(err)) console.error(line);
-    return 1;
+    const failure = asFailure(err, baseUrl);
+    console.error(`error: ${failure.message}`);
+    for (const line of failure.details) console.error(line);
+    return failure.exitCode;
   }
-  if (!lines) {
-    console.error(USAGE);
-    return 2;
-  }
-  for (const line of lines) console.log(line);
-  return 0;
 }
 
 process.exitCode = await main(process.argv.slice(2));

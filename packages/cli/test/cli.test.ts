@@ -1,18 +1,22 @@
-// `billing catalog apply` against a real catalog service, as an operator runs it.
-import { execFile } from 'node:child_process';
+// The `billing` command line against a real catalog service, as an operator runs it: what it does, and how
+// it fails (one line, and an exit code of the failure's kind).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { catalogService } from '@billing/catalog';
 import { createMemoryBus } from '@billing/kit/memory-bus';
-import { startTestService, type TestService } from '@billing/test/harness';
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import {
+  type ProcessOutcome,
+  runNodeScript,
+  sparePort,
+  startTestService,
+  type TestService,
+} from '@billing/test/harness';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const EXAMPLE = fileURLToPath(new URL('../../../examples/catalog.yaml', import.meta.url));
-const run = promisify(execFile);
 const bus = createMemoryBus();
 const dir = mkdtempSync(join(tmpdir(), 'cli-'));
 let service: TestService;
@@ -27,15 +31,19 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function billing(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env, NODE_OPTIONS: '', BILLING_CATALOG_URL: service.baseUrl };
-  try {
-    const { stdout, stderr } = await run(process.execPath, [MAIN, ...args], { env });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+/** Runs `billing ARGS` against the test's catalog service. */
+function billing(...args: string[]): Promise<ProcessOutcome> {
+  return runNodeScript(MAIN, args, { BILLING_CATALOG_URL: service.baseUrl });
+}
+
+/** The lines a run wrote to stderr. */
+const errorLines = (outcome: ProcessOutcome) => outcome.stderr.trim().split('\n');
+
+/** Writes a file of the test's own and returns its path. */
+function written(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
 }
 
 test('a dry run lists the changes, applying makes them, and a second apply has nothing to do', async () => {
@@ -69,10 +77,14 @@ test('an invalid document exits 1 and names every offending field', async () => 
   expect(result.stderr).toContain('invalid_argument');
 });
 
-test('a wrong command prints the usage and exits 2', async () => {
+test('an unknown command exits 2 with one line listing the commands and where the usage is', async () => {
   const result = await billing('catalog', 'publish');
   expect(result.code).toBe(2);
   expect(result.stderr).toContain('usage:');
+  expect(errorLines(result)).toEqual([
+    'error: unknown command "catalog publish"; the commands are catalog apply, events parked, events replay, ' +
+      'events republish (usage: billing --help)',
+  ]);
 });
 
 test('`events parked` and `events republish` speak to any service through its AdminService', async () => {
@@ -90,4 +102,123 @@ test('`events parked` and `events republish` speak to any service through its Ad
   const bad = await billing('events', 'republish', '--since', 'yesterday', '--service', service.baseUrl);
   expect(bad.code).toBe(1);
   expect(bad.stderr).toContain('--since: not a time');
+});
+
+test('`--help` lists every command and the exit codes', async () => {
+  const help = await billing('--help');
+  expect(help.code).toBe(0);
+  expect(help.stdout).toContain('  billing events replay CONSUMER EVENT_ID --service URL');
+  for (const code of ['1', '2', '3', '4', '5', '70']) expect(help.stdout).toMatch(new RegExp(`^  ${code} +\\S`, 'm'));
+});
+
+describe('every failure is one line with an exit code of its kind', () => {
+  // Failures found before any call: [outcome, arguments, environment, exit code, the one line].
+  test.each<[string, string[], Record<string, string>, number, string]>([
+    [
+      'a missing file exits 3 naming it',
+      ['catalog', 'apply', join(dir, 'missing.yaml')],
+      {},
+      3,
+      `error: cannot read ${join(dir, 'missing.yaml')}: no such file`,
+    ],
+    [
+      'a directory given as the file exits 3 naming it',
+      ['catalog', 'apply', dir],
+      {},
+      3,
+      `error: cannot read ${dir}: it is a directory`,
+    ],
+    [
+      'a catalog URL that is not one exits 4 naming its setting',
+      ['catalog', 'apply', EXAMPLE],
+      { BILLING_CATALOG_URL: 'catalog:7101' },
+      4,
+      'error: BILLING_CATALOG_URL: not an http or https URL: "catalog:7101"',
+    ],
+    [
+      'a --service that is not a URL exits 4 naming the option',
+      ['events', 'parked', '--service', 'catalog'],
+      {},
+      4,
+      'error: --service: not an http or https URL: "catalog"',
+    ],
+    [
+      'a missing option exits 2 saying which, with the usage of the command',
+      ['events', 'parked'],
+      {},
+      2,
+      'error: events parked: --service is required (usage: billing events parked [--consumer NAME] --service URL)',
+    ],
+    [
+      'an option without its value exits 2 saying which',
+      ['events', 'republish', '--service', 'http://127.0.0.1:7101', '--since'],
+      {},
+      2,
+      'error: events republish: --since needs a value (usage: billing events republish --since TIME --service URL)',
+    ],
+    [
+      'a missing argument exits 2 naming it',
+      ['catalog', 'apply'],
+      {},
+      2,
+      'error: catalog apply: FILE is missing (usage: billing catalog apply FILE [--dry-run] [--archive-missing])',
+    ],
+    [
+      'an option the command does not have exits 2 naming it',
+      ['catalog', 'apply', EXAMPLE, '--since', 'yesterday'],
+      {},
+      2,
+      'error: catalog apply: unknown option --since (usage: billing catalog apply FILE [--dry-run] [--archive-missing])',
+    ],
+  ])('%s', async (_outcome, args, env, code, line) => {
+    const result = await runNodeScript(MAIN, args, env);
+    expect(result.code).toBe(code);
+    expect(errorLines(result)).toEqual([line]);
+  });
+
+  test('a YAML syntax error exits 1 with its place, its reason and the line it is near, before any call', async () => {
+    const broken = written('broken.yaml', 'plans:\n  - key: pro\n    name: [Pro\n');
+    // Nothing listens on the catalog URL: the document is refused before the service is called.
+    const result = await runNodeScript(MAIN, ['catalog', 'apply', broken], {
+      BILLING_CATALOG_URL: `http://127.0.0.1:${await sparePort()}`,
+    });
+    expect(result.code).toBe(1);
+    expect(errorLines(result)).toEqual([
+      `error: ${broken}:4:1: not valid YAML: Flow sequence in block collection must be sufficiently indented ` +
+        'and end with a ] (near line 3: "    name: [Pro")',
+    ]);
+  });
+
+  test('an unknown key at the top of the document is named by its path', async () => {
+    const result = await billing('catalog', 'apply', written('unknown-key.yaml', 'plan: {}\n'));
+    expect(result.code).toBe(1);
+    expect(errorLines(result)).toEqual([
+      'error: the catalog document is not valid: document.plan: unknown key (invalid_argument)',
+    ]);
+  });
+
+  test('a document with several offending fields names the first in the line and each other below it', async () => {
+    const result = await billing('catalog', 'apply', written('two-faults.yaml', 'plan: {}\nmeter: {}\n'));
+    expect(result.code).toBe(1);
+    expect(errorLines(result)).toEqual([
+      'error: the catalog document is not valid: document.plan: unknown key (and 1 more) (invalid_argument)',
+      '  document.meter: unknown key',
+    ]);
+  });
+
+  test('a service that cannot be reached exits 4 naming its URL', async () => {
+    const url = `http://127.0.0.1:${await sparePort()}`;
+    const result = await billing('events', 'parked', '--service', url);
+    expect(result.code).toBe(4);
+    expect(errorLines(result)).toHaveLength(1);
+    expect(errorLines(result)[0]).toMatch(
+      new RegExp(`^error: cannot reach ${url}: .*ECONNREFUSED.* \\(unavailable\\)$`),
+    );
+  });
+
+  test('a call the service refuses for another reason exits 5 with its code', async () => {
+    const result = await billing('events', 'replay', 'nobody', 'evt-1', '--service', service.baseUrl);
+    expect(result.code).toBe(5);
+    expect(errorLines(result)).toEqual(['error: this service has no consumer "nobody" (not_found)']);
+  });
 });

@@ -77,7 +77,7 @@ class Reader {
     }
     this.#object = value;
     for (const key of Object.keys(value)) {
-      if (!allowed.includes(key)) out.push({ field: `${path}.${key}`, description: 'unknown key' });
+      if (!allowed.includes(key)) out.push({ field: this.#at(key), description: 'unknown key' });
     }
   }
 
