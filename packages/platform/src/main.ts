@@ -27,6 +27,7 @@ import {
 import { usageService } from '@billing/usage';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
+import { startBanner } from './banner.ts';
 
 const platformSettings = {
   ...commonSettings,
@@ -95,25 +96,6 @@ if (catalog && config.demoCatalog) {
   logger.info({ document: config.demoCatalog, result: lines.join('; ') }, 'demo catalog applied');
 }
 
-const table = running.map(
-  ({ definition, service }) => `  ${definition.name.padEnd(13)} http://127.0.0.1:${service.port}`,
-);
-const port = catalog?.port ?? 7101;
-const subscriptionPort = portOf('subscription') ?? 7102;
 process.stdout.write(
-  [
-    '',
-    'The billing platform is running:',
-    ...table,
-    '',
-    'Try it (reflection, no schema files needed):',
-    `  pnpm exec buf curl --protocol grpc --http2-prior-knowledge --list-services http://127.0.0.1:${port}`,
-    `  pnpm exec buf curl --protocol grpc --http2-prior-knowledge -d '{"planKey":"team"}' http://127.0.0.1:${port}/billing.catalog.v1.CatalogService/GetPlanVersion`,
-    `  curl -s -H 'content-type: application/json' -d '{}' http://127.0.0.1:${port}/billing.catalog.v1.CatalogService/ListPlans`,
-    `  pnpm billing catalog apply examples/catalog.yaml --dry-run`,
-    `  curl -s -H 'content-type: application/json' -d '{"customer":{"externalId":"acme","name":"Acme","billing":{"currencyCode":"USD"}},"requestId":"r1"}' http://127.0.0.1:${subscriptionPort}/billing.subscription.v1.CustomerService/CreateCustomer`,
-    '',
-    'Stop with Ctrl-C.',
-    '',
-  ].join('\n'),
+  startBanner(running.map(({ definition, service }) => ({ name: definition.name, port: service.port }))),
 );
