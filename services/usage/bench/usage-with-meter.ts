@@ -4,7 +4,7 @@ import type { EventBus } from '@billing/kit/bus';
 import { MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { startTestService, type TestService } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
-import { saveMeter } from '../src/adapter/usage-store.ts';
+import { saveMeter } from '../src/adapter/meter-repository.ts';
 import { usageService } from '../src/definition.ts';
 
 /** Starts the usage service with the sum meter `key`, grouped by `groupBy`. */

@@ -25,7 +25,7 @@ import { type Client, Code, ConnectError, createClient } from '@connectrpc/conne
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { usageService } from '../src/definition.ts';
-import { sentEvent } from '../src/domain/usage-event.ts';
+import { fromProtoUsageEvent } from '../src/rpc/convert.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 
 const bus = createMemoryBus();
@@ -212,7 +212,7 @@ describe('a batch', () => {
   test('batches written in one transaction are answered each in its own numbering, as if one after the other', async () => {
     const batch = (offset: number, events: Parameters<typeof event>[]) => ({
       offset,
-      events: events.map((args) => sentEvent(create(UsageEventSchema, event(...args)))),
+      events: events.map((args) => fromProtoUsageEvent(create(UsageEventSchema, event(...args)))),
     });
     const a1: Parameters<typeof event> = ['multi-1', 'multi', 'build.finished', at(9), { minutes: 4, os: 'linux' }];
     const [first, second] = await usage.context.db.transaction((em) =>

@@ -3,7 +3,7 @@
 import { type Database, openDatabase } from '@billing/kit/db';
 import { createTestDatabase, type TestDatabase, testLogger } from '@billing/test/harness';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { compactRollups } from '../src/adapter/usage-store.ts';
+import { compactRollups } from '../src/adapter/rollup-log-repository.ts';
 import { USAGE_MIGRATIONS } from '../src/migrations/index.ts';
 
 let database: TestDatabase;

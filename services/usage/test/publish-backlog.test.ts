@@ -8,8 +8,8 @@ import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { requestRecompute } from '../src/adapter/usage-store.ts';
-import { sentEvent } from '../src/domain/usage-event.ts';
+import { requestRecompute } from '../src/adapter/pending-delta-repository.ts';
+import { fromProtoUsageEvent } from '../src/rpc/convert.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 import { publishDeltas } from '../src/service/publish-deltas.ts';
 import { migratedUsageDatabase, saveTestMeter } from './usage-database.ts';
@@ -55,7 +55,7 @@ test('a pass over a backlog is bounded; with recomputes waiting it first folds a
       );
     }
     const [results] = await db.transaction((em) =>
-      ingestEvents(em, [{ events: events.map(sentEvent), offset: 0 }], now),
+      ingestEvents(em, [{ events: events.map(fromProtoUsageEvent), offset: 0 }], now),
     );
     expect(results?.every((r) => r.status === IngestStatus.ACCEPTED)).toBe(true);
   }

@@ -7,8 +7,9 @@ import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { foldRollupLog, savePeriod } from '../src/adapter/usage-store.ts';
-import { sentEvent } from '../src/domain/usage-event.ts';
+import { savePeriod } from '../src/adapter/billing-period-repository.ts';
+import { foldRollupLog } from '../src/adapter/rollup-log-repository.ts';
+import { fromProtoUsageEvent } from '../src/rpc/convert.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 import { migratedUsageDatabase, saveTestMeter } from './usage-database.ts';
 
@@ -40,7 +41,9 @@ test('late usage of a closed period whose end changed between batches counts onc
       eventTime: timestampFromDate(new Date('2026-02-15T10:00:00Z')),
       properties: { minutes },
     });
-    const [results] = await db.transaction((em) => ingestEvents(em, [{ events: [sentEvent(event)], offset: 0 }], now));
+    const [results] = await db.transaction((em) =>
+      ingestEvents(em, [{ events: [fromProtoUsageEvent(event)], offset: 0 }], now),
+    );
     expect(results?.map((r) => [r.status, r.late])).toEqual([[IngestStatus.ACCEPTED, true]]);
   };
   await ingestLate('late-a', 5, new Date('2026-03-01T00:00:00Z'));
@@ -51,10 +54,10 @@ test('late usage of a closed period whose end changed between batches counts onc
   expect(
     increments
       .map((i) => ({
-        end: new Date(i.period_end).toISOString(),
-        value: i.value,
-        events: Number(i.event_count),
-        late: i.late_event_ids,
+        end: i.period.end.toISOString(),
+        value: i.increment.value.toFixed(),
+        events: i.increment.eventCount,
+        late: i.lateEventIds,
       }))
       .sort((a, b) => a.end.localeCompare(b.end)),
   ).toEqual([

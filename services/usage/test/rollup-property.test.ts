@@ -15,7 +15,7 @@ import { type Client, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { compactRollups } from '../src/adapter/usage-store.ts';
+import { compactRollups } from '../src/adapter/rollup-log-repository.ts';
 import { usageService } from '../src/definition.ts';
 
 const bus = createMemoryBus();

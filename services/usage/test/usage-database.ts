@@ -3,7 +3,8 @@ import { type Database, openDatabase } from '@billing/kit/db';
 import { type MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { createTestDatabase, testLogger } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
-import { saveMeter } from '../src/adapter/usage-store.ts';
+import { USAGE_ENTITIES } from '../src/adapter/entities.ts';
+import { saveMeter } from '../src/adapter/meter-repository.ts';
 import { USAGE_MIGRATIONS } from '../src/migrations/index.ts';
 
 /** A migrated usage database named after `name`, and how to close and drop it. */
@@ -12,7 +13,7 @@ export async function migratedUsageDatabase(name: string): Promise<{ db: Databas
   const db = await openDatabase({
     service: 'usage',
     url: database.url,
-    entities: [],
+    entities: USAGE_ENTITIES,
     migrations: USAGE_MIGRATIONS,
     logger: testLogger,
   });

@@ -73,3 +73,34 @@ export function applyIncrement(state: PeriodState, increment: PeriodIncrement): 
       return { value: (state.value ?? new Decimal(0)).plus(increment.value), eventCount };
   }
 }
+
+/** A (customer, meter, period) whose value is published. */
+export interface PublishedKey {
+  /** The customer's external id. */
+  customer: string;
+  /** The meter. */
+  meterKey: string;
+  /** The period's start. */
+  periodStart: Date;
+  /** The period's subscription ('' for a calendar month): periods of several may start together. */
+  subscriptionId: string;
+}
+
+/** A published key as a map key. */
+export const publishedKeyOf = (key: PublishedKey): string =>
+  JSON.stringify([key.customer, key.meterKey, key.periodStart.getTime(), key.subscriptionId]);
+
+/** The published state of `key` among `states` (by publishedKeyOf), or the state of a period never published. */
+export function publishedState(states: ReadonlyMap<string, PeriodState>, key: PublishedKey): PeriodState {
+  return states.get(publishedKeyOf(key)) ?? { value: undefined, eventCount: 0 };
+}
+
+/** A change of a published value (a correction's). */
+export interface PublishedMove {
+  /** The (customer, meter, period). */
+  key: PublishedKey;
+  /** The change of its value. */
+  delta: Decimal;
+  /** The change of its event count. */
+  eventCountDelta: number;
+}

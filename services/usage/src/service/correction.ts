@@ -1,80 +1,56 @@
-// Correcting stored usage (S11): voiding an event, or amending its time or properties. The hourly buckets it
-// touched are rebuilt from raw events (max, latest and unique counts cannot be un-added), and the change of
-// every affected meter and period is answered and published, in the same transaction.
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
+// Correcting stored usage (S11), what AmendEvent and VoidEvent share: the hourly buckets the event touched are
+// rebuilt from raw events (max, latest and unique counts cannot be un-added), and the change of every affected
+// meter and period is answered and published, in the same transaction.
 import type { MutationScope } from '@billing/kit/mutation';
 import { recordEvent } from '@billing/kit/outbox';
-import { Decimal } from '@billing/money';
 import type { Meter } from '@billing/proto/billing/catalog/v1/resources_pb';
-import {
-  type StoredEvent,
-  StoredEventSchema,
-  type UsageDelta,
-  UsageDeltaSchema,
-} from '@billing/proto/billing/usage/v1/resources_pb';
+import type { StoredEvent, UsageDelta } from '@billing/proto/billing/usage/v1/resources_pb';
 import { usageEventAmended, usageEventVoided } from '@billing/proto/events/usage';
-import { create, type JsonObject } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { JsonObject } from '@bufbuild/protobuf';
+import { knownPeriods } from '../adapter/billing-period-repository.ts';
+import { lockForCorrection } from '../adapter/locks.ts';
+import { metersForTypes } from '../adapter/meter-repository.ts';
+import { requestRecompute } from '../adapter/pending-delta-repository.ts';
+import { movePublishedValues } from '../adapter/published-value-repository.ts';
+import { applyRollups, clearRollupHour, compactRollups } from '../adapter/rollup-log-repository.ts';
 import {
-  amendEvent,
-  applyRollups,
-  clearRollupHour,
-  compactRollups,
-  type FoundEvent,
   findEventForUpdate,
-  knownPeriods,
-  lockForCorrection,
-  metersForTypes,
-  movePublishedValues,
-  type PublishedKey,
-  type PublishedMove,
-  publishedKeyOf,
   rawEvents,
-  requestRecompute,
-  voidEvent,
-} from '../adapter/usage-store.ts';
+  saveEventAmendment,
+  saveEventVoided,
+} from '../adapter/usage-event-repository.ts';
 import { usageEventAggregate } from '../domain/aggregates.ts';
+import { eventNotFound, eventVoided, invalidRequest } from '../domain/errors.ts';
+import { storedEventMessage, usageDeltaMessage } from '../domain/messages.ts';
 import { meterSelects, readEvent } from '../domain/meter.ts';
-import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
+import { type PublishedKey, type PublishedMove, publishedKeyOf } from '../domain/period-value.ts';
+import { BillingCalendar, type BillingPeriod, isLate } from '../domain/periods.ts';
 import { hourOf, readEvents, rollupDeltas } from '../domain/rollup.ts';
-import { encodeProperties, MAX_FUTURE_MS, type MeteredEvent, RETENTION_MS } from '../domain/usage-event.ts';
+import { type CorrectableEvent, eventTimeRefusal, type MeteredEvent } from '../domain/usage-event.ts';
+import type { CorrectionTarget } from '../domain/validate.ts';
 import { periodTotal } from './aggregate-usage.ts';
 
-/** What to do to the event. */
-export type Correction = { kind: 'void' } | { kind: 'amend'; time?: Date; properties?: JsonObject };
+/** What to do to the event: void it, or give it a new time or new properties (undefined keeps them). */
+export type Correction =
+  | { kind: 'void' }
+  | { kind: 'amend'; time: Date | undefined; properties: JsonObject | undefined };
+
+/** What a correction answers: the event as it now is, and the change of every affected meter and period. */
+export interface CorrectionResult {
+  /** The event as it now is. */
+  event: StoredEvent;
+  /** The changes, one per affected meter and billing period. */
+  deltas: UsageDelta[];
+}
 
 const HOUR = 3_600_000;
-
-function toStored(customer: string, e: FoundEvent): StoredEvent {
-  return create(StoredEventSchema, {
-    event: {
-      id: e.id,
-      customerExternalId: customer,
-      type: e.type,
-      eventTime: timestampFromDate(e.time),
-      properties: e.properties as JsonObject,
-    },
-    ingestTime: timestampFromDate(e.ingestedAt),
-    late: e.late,
-    voided: e.voided,
-    amendmentCount: e.amendmentCount,
-    updateTime: e.updatedAt ? timestampFromDate(e.updatedAt) : undefined,
-  });
-}
 
 // Rebuilds a meter's bucket of one customer and hour from the raw events still counting.
 async function rebuildHour(scope: MutationScope, meter: Meter, customer: string, hour: Date): Promise<void> {
   await clearRollupHour(scope.em, meter.key, customer, hour);
   const events: MeteredEvent[] = (
     await rawEvents(scope.em, customer, meter.eventType, hour, new Date(hour.getTime() + HOUR))
-  ).map((e, index) => ({
-    index,
-    id: e.id,
-    customer,
-    type: meter.eventType,
-    time: e.time,
-    properties: e.properties as JsonObject,
-  }));
+  ).map((e, index) => ({ index, id: e.id, customer, type: meter.eventType, time: e.time, properties: e.properties }));
   await applyRollups(scope.em, rollupDeltas(readEvents(events, [meter]).readings), scope.now);
 }
 
@@ -86,6 +62,7 @@ const periodKey = (customer: string, meter: Meter, period: BillingPeriod): Publi
   subscriptionId: period.subscriptionId,
 });
 
+/** The values of `meters` over `periods` for `customer`, by publishedKeyOf. */
 async function periodValues(
   scope: MutationScope,
   meters: readonly Meter[],
@@ -93,64 +70,58 @@ async function periodValues(
   periods: readonly BillingPeriod[],
   calendar: BillingCalendar,
 ) {
-  const values = new Map<string, { value: string; count: number }>();
+  const values = new Map<string, Awaited<ReturnType<typeof periodTotal>>>();
   for (const meter of meters) {
     for (const period of periods) {
-      const total = await periodTotal(scope.em, meter, customer, period, calendar);
-      values.set(publishedKeyOf(periodKey(customer, meter, period)), {
-        value: total.value.toFixed(),
-        count: total.eventCount,
-      });
+      values.set(
+        publishedKeyOf(periodKey(customer, meter, period)),
+        await periodTotal(scope.em, meter, customer, period, calendar),
+      );
     }
   }
   return values;
 }
 
+/**
+ * Refuses an amendment the service could not count: a time out of range (the event's own if it keeps it), or
+ * properties a meter selecting the event cannot read.
+ */
+function checkAmendment(
+  meters: readonly Meter[],
+  event: CorrectableEvent,
+  time: Date,
+  properties: JsonObject,
+  now: Date,
+) {
+  const refusal = eventTimeRefusal(time, now);
+  if (refusal) throw invalidRequest([{ field: 'event_time', description: refusal.message }]);
+  for (const meter of meters) {
+    if (!meterSelects(meter, event.type, properties)) continue;
+    const reading = readEvent(meter, properties);
+    if (typeof reading === 'string') {
+      throw invalidRequest([{ field: 'properties', description: `meter ${meter.key}: ${reading}` }]);
+    }
+  }
+}
+
 /** Voids or amends one stored event; returns it as it now is and the resulting changes. */
 export async function correctEvent(
   scope: MutationScope,
-  customer: string,
-  eventId: string,
+  target: CorrectionTarget,
   correction: Correction,
-  reason: string,
-): Promise<{ event: StoredEvent; deltas: UsageDelta[] }> {
-  if (reason.length > 500)
-    throw new InvalidArgumentError('reason is too long', [{ field: 'reason', description: 'at most 500 characters' }]);
+): Promise<CorrectionResult> {
+  const { customer, eventId } = target;
   // No publisher pass and no batch of this customer runs alongside: the rollup log (holding what the customer's
   // batches added) is folded, with its period increments and late ids, before the corrected hours are rebuilt
   // from raw events.
   await lockForCorrection(scope.em, customer);
   const found = await findEventForUpdate(scope.em, customer, eventId);
-  if (!found) throw new NotFoundError('EVENT_NOT_FOUND', `no event "${eventId}" of customer "${customer}"`);
-  if (found.voided) throw new FailedPreconditionError('EVENT_VOIDED', `event "${eventId}" is voided`);
+  if (!found) throw eventNotFound(customer, eventId);
+  if (found.voided) throw eventVoided(eventId);
   const time = correction.kind === 'amend' ? (correction.time ?? found.time) : found.time;
-  const properties =
-    correction.kind === 'amend'
-      ? (correction.properties ?? (found.properties as JsonObject))
-      : (found.properties as JsonObject);
-  if (correction.kind === 'amend') {
-    if (time.getTime() > scope.now.getTime() + MAX_FUTURE_MS || time.getTime() < scope.now.getTime() - RETENTION_MS) {
-      throw new InvalidArgumentError('event_time is out of range', [
-        { field: 'event_time', description: 'at most 5 minutes ahead and within the 400-day retention' },
-      ]);
-    }
-    const encoded = encodeProperties(properties);
-    if (typeof encoded !== 'string') {
-      throw new InvalidArgumentError(encoded.message, [{ field: 'properties', description: encoded.message }]);
-    }
-  }
+  const properties = correction.kind === 'amend' ? (correction.properties ?? found.properties) : found.properties;
   const meters = await metersForTypes(scope.em, [found.type]);
-  for (const meter of meters) {
-    const reading =
-      correction.kind === 'amend' && meterSelects(meter, found.type, properties)
-        ? readEvent(meter, properties)
-        : undefined;
-    if (typeof reading === 'string') {
-      throw new InvalidArgumentError('a meter cannot read the amended event', [
-        { field: 'properties', description: `meter ${meter.key}: ${reading}` },
-      ]);
-    }
-  }
+  if (correction.kind === 'amend') checkAmendment(meters, found, time, properties, scope.now);
   const earliest = new Date(Math.min(found.time.getTime(), time.getTime()));
   const calendar = new BillingCalendar(await knownPeriods(scope.em, [customer], earliest));
   const periods = [calendar.periodOf(customer, found.time), calendar.periodOf(customer, time)].filter(
@@ -163,10 +134,10 @@ export async function correctEvent(
   );
   await compactRollups(scope.em);
   const before = await periodValues(scope, meters, customer, periods, ownership);
-  if (correction.kind === 'void') await voidEvent(scope.em, customer, found, scope.now);
+  if (correction.kind === 'void') await saveEventVoided(scope.em, found, scope.now);
   else {
-    const late = calendar.periodOf(customer, time).closed;
-    await amendEvent(scope.em, customer, found, { time, properties, late }, scope.now);
+    const late = isLate(calendar.periodOf(customer, time));
+    await saveEventAmendment(scope.em, found, { time, properties, late }, scope.now);
   }
   const hours = [hourOf(found.time), hourOf(time)].filter(
     (h, i, all) => all.findIndex((x) => x.getTime() === h.getTime()) === i,
@@ -181,25 +152,16 @@ export async function correctEvent(
       const key = publishedKeyOf(periodKey(customer, meter, period));
       const was = before.get(key);
       const now = after.get(key);
-      if (!was || !now || (was.value === now.value && was.count === now.count)) continue;
-      if (period.closed) {
+      if (!was || !now || (was.value.equals(now.value) && was.eventCount === now.eventCount)) continue;
+      const change = { before: was.value, after: now.value, eventCountDelta: now.eventCount - was.eventCount };
+      if (isLate(period)) {
         closedMoves.push({
           key: periodKey(customer, meter, period),
-          delta: new Decimal(now.value).minus(was.value),
-          eventCountDelta: now.count - was.count,
+          delta: now.value.minus(was.value),
+          eventCountDelta: change.eventCountDelta,
         });
       }
-      deltas.push(
-        create(UsageDeltaSchema, {
-          meterKey: meter.key,
-          period: { startTime: timestampFromDate(period.start), endTime: timestampFromDate(period.end) },
-          subscriptionId: period.subscriptionId,
-          periodClosed: period.closed,
-          delta: new Decimal(now.value).minus(was.value).toFixed(),
-          value: now.value,
-          eventCountDelta: BigInt(now.count - was.count),
-        }),
-      );
+      deltas.push(usageDeltaMessage(meter.key, period, change));
     }
   }
   // A closed period's change is announced here. Where a value was published, it moves by that change, so it
@@ -223,19 +185,17 @@ export async function correctEvent(
   );
   const updated = await findEventForUpdate(scope.em, customer, eventId);
   if (!updated) throw new Error('the corrected event cannot be read back');
-  const event = toStored(customer, updated);
+  const event = storedEventMessage(updated);
   const context = {
     aggregateId: usageEventAggregate(customer, eventId),
     occurredTime: scope.now,
     requestId: scope.requestId,
   };
+  const { reason } = target;
   if (correction.kind === 'void') await recordEvent(scope.em, usageEventVoided, { event, deltas, reason }, context);
-  else
-    await recordEvent(
-      scope.em,
-      usageEventAmended,
-      { previousEvent: toStored(customer, found), event, deltas, reason },
-      context,
-    );
+  else {
+    const previousEvent = storedEventMessage(found);
+    await recordEvent(scope.em, usageEventAmended, { previousEvent, event, deltas, reason }, context);
+  }
   return { event, deltas };
 }
