@@ -2,6 +2,7 @@
 // services on one bus: events of an open period go out as meter deltas of that subscription period; once the
 // period closes, an event falling in it is flagged late and published as late usage with its id.
 import { catalogService } from '@billing/catalog';
+import { queryBound } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { BillingTiming, MeterAggregation, PriceModel } from '@billing/proto/billing/catalog/v1/resources_pb';
@@ -89,11 +90,11 @@ const usageEvents = <S extends DescMessage>(event: { type: string; schema: S }) 
   recordedEvents(usage.context.db, event).then((events) => events.map((e) => e.payload));
 
 async function periods() {
-  return usage.context.db
-    .fork()
-    .execute<{ period_start: Date; closed: boolean }[]>(
-      "select period_start, closed from billing_period where customer_external_id = 'late-co' order by period_start",
-    );
+  return queryBound<{ period_start: Date; closed: boolean }>(
+    usage.context.db.fork(),
+    "select period_start, closed from billing_period where customer_external_id = 'late-co' order by period_start",
+    [],
+  );
 }
 
 const iso = (t: Parameters<typeof timestampDate>[0] | undefined) => (t ? timestampDate(t).toISOString() : undefined);
@@ -195,12 +196,11 @@ test('usage is counted in subscription periods, and an event for a closed period
     (events) => events.length === 3,
   );
   expect((await usageEvents(meterLateUsageRecorded)).length).toBe(1);
-  const published = await usage.context.db
-    .fork()
-    .execute<{ value: string }[]>(
-      "select value::text as value from usage_published_value where customer_external_id = 'late-co' and period_start = ?",
-      [new Date('2026-01-15T10:00:00Z')],
-    );
+  const published = await queryBound<{ value: string }>(
+    usage.context.db.fork(),
+    "select value::text as value from usage_published_value where customer_external_id = 'late-co' and period_start = $1",
+    [new Date('2026-01-15T10:00:00Z')],
+  );
   expect(published.map((r) => Number(r.value))).toEqual([7]);
 
   // Amending the late event into the open period makes it an ordinary event.

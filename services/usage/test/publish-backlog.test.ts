@@ -2,7 +2,7 @@
 // period)s than a pass publishes, and a recompute waiting. A pass stops after the statement that takes it past its
 // size, and takes recomputes only once it has folded every log row it sees (a recompute reads the log, so a row
 // folded by a later pass would be counted twice): with recomputes waiting, it goes on to do so.
-import type { Database } from '@billing/kit/db';
+import { type Database, queryBound } from '@billing/kit/db';
 import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
 import { create } from '@bufbuild/protobuf';
@@ -80,14 +80,16 @@ test('a pass over a backlog is bounded; with recomputes waiting it first folds a
   );
   expect(await publishDeltas(db, now)).toBe(5_121);
   const waiting = await db.transaction((em) =>
-    em.execute<{ n: string }[]>('select count(*) as n from usage_pending_delta'),
+    queryBound<{ n: string }>(em, 'select count(*) as n from usage_pending_delta', []),
   );
   expect(waiting).toEqual([{ n: '0' }]);
   while ((await publishDeltas(db, now)) > 0);
   const published = await db.transaction((em) =>
-    em.execute<{ customer_external_id: string; value: string; event_count: string }[]>(
+    queryBound<{ customer_external_id: string; value: string; event_count: string }>(
+      em,
       `select customer_external_id, value::text as value, event_count from usage_published_value
         where customer_external_id in ('watched', 'c-0-0', 'c-63-159') order by customer_external_id`,
+      [],
     ),
   );
   expect(published).toEqual([
@@ -96,9 +98,11 @@ test('a pass over a backlog is bounded; with recomputes waiting it first folds a
     { customer_external_id: 'watched', value: '5', event_count: '1' },
   ]);
   const totals = await db.transaction((em) =>
-    em.execute<{ customers: string; minutes: string; log: string }[]>(
+    queryBound<{ customers: string; minutes: string; log: string }>(
+      em,
       `select count(*) as customers, sum(value)::text as minutes,
               (select count(*) from usage_rollup_log) as log from usage_published_value`,
+      [],
     ),
   );
   // 10,240 customers of 2 minutes and "watched" with 5; nothing left in the log.

@@ -2,7 +2,7 @@
 // while a period was open and usage that came after it closed, folded in one pass, go to meter.delta and to late
 // usage respectively; a calendar month and a subscription period starting at the same instant keep apart; and
 // the periods consumer changes a customer's periods wholly before or after each of its batches.
-import type { Database } from '@billing/kit/db';
+import { type Database, queryBound } from '@billing/kit/db';
 import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { SubscriptionActivatedSchema } from '@billing/proto/billing/subscription/events/v1/events_pb';
 import { SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
@@ -245,11 +245,11 @@ test('the periods consumer waits for the batches of the customer in progress, so
   try {
     await waitFor(
       () =>
-        db
-          .fork()
-          .execute<{ n: string }[]>(
-            "select count(*) as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())",
-          ),
+        queryBound<{ n: string }>(
+          db.fork(),
+          "select count(*) as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())",
+          [],
+        ),
       (rows) => rows[0]?.n === '1',
     );
     expect(saved).toBe(false);

@@ -3,6 +3,7 @@
 // after the rollup log is folded.
 
 import { catalogService } from '@billing/catalog';
+import { queryBound } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { Decimal } from '@billing/money';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
@@ -159,8 +160,8 @@ test('edges before minute rollups existed (events stored before the upgrade) are
   // Fold everything, then make these minutes look as if they predate minute rollups.
   while ((await usage.context.db.transaction((em) => compactRollups(em, 1_000))) > 0);
   await usage.context.db.transaction(async (em) => {
-    await em.execute("delete from usage_rollup_minute where customer_external_id = 'before-minutes'");
-    await em.execute('update usage_minute_rollups set since = ?', [at(60)]);
+    await queryBound(em, "delete from usage_rollup_minute where customer_external_id = 'before-minutes'", []);
+    await queryBound(em, 'update usage_minute_rollups set since = $1', [at(60)]);
   });
   try {
     const res = await client.getPeriodUsage({
@@ -170,6 +171,8 @@ test('edges before minute rollups existed (events stored before the upgrade) are
     });
     expect([res.value, res.eventCount]).toEqual(['5', 2n]);
   } finally {
-    await usage.context.db.transaction((em) => em.execute("update usage_minute_rollups set since = '-infinity'"));
+    await usage.context.db.transaction((em) =>
+      queryBound(em, "update usage_minute_rollups set since = '-infinity'", []),
+    );
   }
 });
