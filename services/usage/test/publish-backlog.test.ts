@@ -3,8 +3,8 @@
 // size, and takes recomputes only once it has folded every log row it sees (a recompute reads the log, so a row
 // folded by a later pass would be counted twice): with recomputes waiting, it goes on to do so.
 import { type Database, queryBound } from '@billing/kit/db';
-import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
+import { buildMinutesMeter } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
@@ -25,11 +25,7 @@ afterAll(() => drop());
 
 test('a pass over a backlog is bounded; with recomputes waiting it first folds all the log it sees: each event counts once', async () => {
   const now = new Date('2026-03-10T12:00:00Z');
-  await saveTestMeter(
-    db,
-    { key: 'minutes', eventType: 'build.finished', aggregation: MeterAggregation.SUM, valueProperty: 'minutes' },
-    now,
-  );
+  await saveTestMeter(db, buildMinutesMeter, now);
   // 64 transactions of 160 customers each (one event of 2 minutes per customer): 64 log rows, twice what one
   // fold statement takes, and 10,240 (customer, period) increments, twice what a pass publishes. Customer
   // "watched" adds 5 minutes in transaction 40, which the first pass does not fold.
@@ -70,8 +66,8 @@ test('a pass over a backlog is bounded; with recomputes waiting it first folds a
       'watched',
       [
         {
-          meterKey: 'minutes',
-          aggregation: MeterAggregation.SUM,
+          meterKey: buildMinutesMeter.key,
+          aggregation: buildMinutesMeter.aggregation,
           period: { ...march, subscriptionId: '', closed: false },
         },
       ],

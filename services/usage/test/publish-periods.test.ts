@@ -9,7 +9,7 @@ import { SubscriptionState } from '@billing/proto/billing/subscription/v1/resour
 import { type UsageDelta, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
 import { subscriptionActivated } from '@billing/proto/events/subscription';
 import { meterLateUsageRecorded, meterUsageDelta } from '@billing/proto/events/usage';
-import { recordedEvents, waitFor } from '@billing/test/harness';
+import { buildMinutesMeter, recordedEvents, waitFor } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
@@ -29,11 +29,7 @@ const now = new Date('2026-03-10T12:00:00Z');
 
 beforeAll(async () => {
   ({ db, drop } = await migratedUsageDatabase('usage_publish_periods'));
-  await saveTestMeter(
-    db,
-    { key: 'minutes', eventType: 'build.finished', aggregation: MeterAggregation.SUM, valueProperty: 'minutes' },
-    now,
-  );
+  await saveTestMeter(db, buildMinutesMeter, now);
 });
 
 afterAll(() => drop());
@@ -185,7 +181,12 @@ test('a calendar month and a subscription period starting at the same instant ke
   };
   await db.transaction(async (em) => {
     await savePeriod(em, period);
-    await requestRecompute(em, 'calendar', [{ meterKey: 'minutes', aggregation: MeterAggregation.SUM, period }], now);
+    await requestRecompute(
+      em,
+      'calendar',
+      [{ meterKey: buildMinutesMeter.key, aggregation: buildMinutesMeter.aggregation, period }],
+      now,
+    );
   });
   await publishDeltas(db, now);
   expect(await onTime('calendar')).toEqual([

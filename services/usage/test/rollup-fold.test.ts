@@ -2,8 +2,8 @@
 // between two batches of late usage yields one increment per announced period, each with its own late events,
 // so the period counts each event once.
 import type { Database } from '@billing/kit/db';
-import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
+import { buildMinutesMeter } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
@@ -25,11 +25,7 @@ afterAll(() => drop());
 test('late usage of a closed period whose end changed between batches counts once, with each batch its late ids', async () => {
   const now = new Date('2026-03-10T12:00:00Z');
   const start = new Date('2026-02-01T00:00:00Z');
-  await saveTestMeter(
-    db,
-    { key: 'minutes', eventType: 'build.finished', aggregation: MeterAggregation.SUM, valueProperty: 'minutes' },
-    now,
-  );
+  await saveTestMeter(db, buildMinutesMeter, now);
   const ingestLate = async (id: string, minutes: number, end: Date) => {
     await db.transaction((em) =>
       savePeriod(em, { subscriptionId: 'sub-1', customer: 'acme', start, end, closed: true }),

@@ -9,7 +9,7 @@ import { Decimal } from '@billing/money';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
-import { startTestService, type TestService } from '@billing/test/harness';
+import { startTestService, type TestService, waitFor } from '@billing/test/harness';
 import type { JsonValue } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Client, createClient } from '@connectrpc/connect';
@@ -41,20 +41,12 @@ beforeAll(async () => {
   for (const m of METERS) {
     await catalogClient.createMeter({ requestId: m.key, meter: { ...m, name: m.key, eventType: 'prop.event' } });
   }
-  for (let i = 0; i < 200; i++) {
-    const ready = await client
-      .getPeriodUsage({
-        customerExternalId: 'x',
-        meterKey: 'p_unique',
-        period: { startTime: timestampFromDate(new Date(base)), endTime: timestampFromDate(new Date(base + HOUR)) },
-      })
-      .then(
-        () => true,
-        () => false,
-      );
-    if (ready) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  // The meters reach usage through the catalog's events.
+  const period = { startTime: timestampFromDate(new Date(base)), endTime: timestampFromDate(new Date(base + HOUR)) };
+  await waitFor(
+    () => client.getPeriodUsage({ customerExternalId: 'x', meterKey: 'p_unique', period }).then(Boolean, () => false),
+    Boolean,
+  );
 });
 
 afterAll(async () => {

@@ -1,8 +1,8 @@
 // A fresh usage database at the latest schema, for tests that call the store and services directly.
 import { type Database, openDatabase } from '@billing/kit/db';
-import { type MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { createTestDatabase, testLogger } from '@billing/test/harness';
-import { create } from '@bufbuild/protobuf';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { USAGE_ENTITIES } from '../src/adapter/entities.ts';
 import { saveMeter } from '../src/adapter/meter-repository.ts';
 import { USAGE_MIGRATIONS } from '../src/migrations/index.ts';
@@ -27,11 +27,13 @@ export async function migratedUsageDatabase(name: string): Promise<{ db: Databas
   };
 }
 
-/** Saves a meter in `db` as the catalog's events would (its name is its key). */
+/** Saves a meter in `db` as the catalog's events would (named by its key when it has no name). */
 export async function saveTestMeter(
   db: Database,
-  meter: { key: string; eventType: string; aggregation: MeterAggregation; valueProperty: string },
+  meter: MessageInitShape<typeof MeterSchema>,
   now: Date,
 ): Promise<void> {
-  await db.transaction((em) => saveMeter(em, create(MeterSchema, { ...meter, name: meter.key }), now));
+  await db.transaction((em) =>
+    saveMeter(em, create(MeterSchema, { ...meter, name: meter.name || meter.key || '' }), now),
+  );
 }
