@@ -31,7 +31,7 @@ import {
   waitFor,
 } from '@billing/test/harness';
 import { create, fromBinary, type JsonObject } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { type Timestamp, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -731,48 +731,25 @@ describe('amending an event', () => {
     expect(await value(c, 'build_minutes', at(41), at(42))).toEqual({ value: '12.5', events: 1 });
   });
 
-  test('properties a meter cannot read are INVALID_ARGUMENT and change nothing', async () => {
-    const bad = await rpcError(
-      client.amendEvent({
-        requestId: 'amend-2',
-        customerExternalId: c,
-        eventId: 'a1',
-        properties: { os: 'linux' },
-        reason: 'oops',
-      }),
-    );
-    expect([bad.code, violations(bad)]).toEqual([Code.InvalidArgument, ['properties']]);
-    expect(await value(c, 'build_minutes', at(41), at(42))).toEqual({ value: '12.5', events: 1 });
-  });
+  /** The error of an amendment of a1 with `change`. */
+  const refusedAmendment = (requestId: string, change: { properties?: JsonObject; eventTime?: Timestamp }) =>
+    rpcError(client.amendEvent({ requestId, customerExternalId: c, eventId: 'a1', reason: 'oops', ...change }));
 
-  // Properties PostgreSQL cannot store, or a value out of range, are the caller's error too.
+  // Properties a meter cannot read, PostgreSQL cannot store, or with a value out of range are the caller's error.
   test.each([
+    ['no value the meter can read', { os: 'linux' }],
     ['a NUL character', { minutes: 1, os: 'li\u0000nux' }],
     ['a value out of range', { minutes: '1e-20000', os: 'linux' }],
   ])('properties with %s are INVALID_ARGUMENT on properties and change nothing', async (_, properties) => {
-    const refused = await rpcError(
-      client.amendEvent({
-        requestId: `amend-bad-${JSON.stringify(properties)}`,
-        customerExternalId: c,
-        eventId: 'a1',
-        properties,
-        reason: 'oops',
-      }),
-    );
+    const refused = await refusedAmendment(`amend-bad-${JSON.stringify(properties)}`, { properties });
     expect([refused.code, violations(refused)]).toEqual([Code.InvalidArgument, ['properties']]);
     expect(await value(c, 'build_minutes', at(41), at(42))).toEqual({ value: '12.5', events: 1 });
   });
 
   test('a time more than 5 minutes ahead is INVALID_ARGUMENT on event_time and changes nothing', async () => {
-    const refused = await rpcError(
-      client.amendEvent({
-        requestId: 'amend-future',
-        customerExternalId: c,
-        eventId: 'a1',
-        eventTime: timestampFromDate(new Date(Date.now() + HOUR)),
-        reason: 'oops',
-      }),
-    );
+    const refused = await refusedAmendment('amend-future', {
+      eventTime: timestampFromDate(new Date(Date.now() + HOUR)),
+    });
     expect([refused.code, violations(refused)]).toEqual([Code.InvalidArgument, ['event_time']]);
     expect(await value(c, 'build_minutes', at(41), at(42))).toEqual({ value: '12.5', events: 1 });
   });

@@ -7,7 +7,7 @@ import { createMemoryBus } from '@billing/kit/memory-bus';
 import { Decimal } from '@billing/money';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
-import type { Subscription, TestClock } from '@billing/proto/billing/subscription/v1/resources_pb';
+import type { Customer, Subscription, TestClock } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
 import { meterLateUsageRecorded, meterUsageDelta } from '@billing/proto/events/usage';
@@ -79,6 +79,20 @@ async function periods() {
   );
 }
 
+/** A customer billed in USD on a test clock of its own, frozen at `frozenTime`. */
+async function customerOnTestClock(externalId: string, name: string, frozenTime: string) {
+  const clock = (
+    await subscriptions.createTestClock({ requestId: rid(), name: externalId, frozenTime: ts(frozenTime) })
+  ).testClock;
+  const customer = (
+    await customers.createCustomer({
+      requestId: rid(),
+      customer: { externalId, name, testClockId: clock?.id, billing: { currencyCode: 'USD' } },
+    })
+  ).customer;
+  return { clock, customer };
+}
+
 const iso = (t: Parameters<typeof timestampDate>[0] | undefined) => (t ? timestampDate(t).toISOString() : undefined);
 
 describe('usage in a subscription period, and late usage once it closed', () => {
@@ -92,15 +106,8 @@ describe('usage in a subscription period, and late usage once it closed', () => 
     });
 
   beforeAll(async () => {
-    clock = (
-      await subscriptions.createTestClock({ requestId: rid(), name: 'late', frozenTime: ts('2026-01-15T10:00:00Z') })
-    ).testClock;
-    const customer = (
-      await customers.createCustomer({
-        requestId: rid(),
-        customer: { externalId: 'late-co', name: 'Late Co', testClockId: clock?.id, billing: { currencyCode: 'USD' } },
-      })
-    ).customer;
+    let customer: Customer | undefined;
+    ({ clock, customer } = await customerOnTestClock('late-co', 'Late Co', '2026-01-15T10:00:00Z'));
     sub = (
       await subscriptions.createSubscription({ requestId: rid(), customerId: customer?.id ?? '', planKey: 'team' })
     ).subscription;
@@ -211,15 +218,7 @@ describe('usage in a subscription period, and late usage once it closed', () => 
 });
 
 test('usage ingested before its subscription period is known is published for that period once it is', async () => {
-  const clock = (
-    await subscriptions.createTestClock({ requestId: rid(), name: 'early', frozenTime: ts('2026-03-01T10:00:00Z') })
-  ).testClock;
-  const customer = (
-    await customers.createCustomer({
-      requestId: rid(),
-      customer: { externalId: 'early-co', name: 'Early Co', testClockId: clock?.id, billing: { currencyCode: 'USD' } },
-    })
-  ).customer;
+  const { customer } = await customerOnTestClock('early-co', 'Early Co', '2026-03-01T10:00:00Z');
   const deltasOf = async () =>
     (await usageEvents(meterUsageDelta)).filter((d) => d.customerExternalId === 'early-co').flatMap((d) => d.deltas);
   // The event arrives before usage knows any period of early-co (as when the period events lag): it counts in
