@@ -13,7 +13,7 @@ import type { CorrectableEvent, StoredUsageEvent, ValidEvent } from '../domain/u
 import { fromDbCorrectableEvent, fromDbEventPoint, fromDbUsageEvent, type UsageEventRow } from './mapping.ts';
 
 /** The parameters of a statement being built: `bind` appends a value and returns its placeholder. */
-class Parameters {
+class BoundParameters {
   readonly values: unknown[] = [];
 
   /** The placeholder of `value`, bound as the next parameter. */
@@ -166,7 +166,7 @@ export async function ensureMonthlyPartitions(em: Em, from: Date, to: Date): Pro
 }
 
 /** The SQL conditions (on usage_event) of the events a meter selects (its type and property filters), bound to `params`. */
-function meterSelection(meter: Meter, params: Parameters): string[] {
+function meterSelection(meter: Meter, params: BoundParameters): string[] {
   const where = [`event_type = ${params.bind(meter.eventType)}`];
   for (const filter of meter.filters) {
     const property = `${params.bind(filter.property)}::text`;
@@ -201,7 +201,7 @@ export function numericReading(property: string): string {
 
 /** The number of late events a meter counts for a customer in [from, to). */
 export async function lateEventCount(em: Em, meter: Meter, customer: string, from: Date, to: Date): Promise<number> {
-  const params = new Parameters();
+  const params = new BoundParameters();
   const rows = await queryBound<{ n: string }>(
     em,
     `select count(*) as n from usage_event
@@ -238,7 +238,7 @@ export async function edgeAggregates(
   to: Date,
 ): Promise<EdgeAggregate[]> {
   if (from.getTime() >= to.getTime()) return [];
-  const params = new Parameters();
+  const params = new BoundParameters();
   const dims = meter.groupBy.map((dimension) => `properties->>${params.bind(dimension)}::text`);
   const unique = meter.aggregation === MeterAggregation.UNIQUE_COUNT;
   const count = meter.aggregation === MeterAggregation.COUNT;
@@ -331,7 +331,7 @@ export interface EventListing {
 
 /** A page of a customer's raw events, newest event time first (then greatest id), after `listing.after`. */
 export async function listStoredEvents(em: Em, listing: EventListing): Promise<StoredUsageEvent[]> {
-  const params = new Parameters();
+  const params = new BoundParameters();
   const where = [`customer_external_id = ${params.bind(listing.customer)}`];
   if (listing.type) where.push(`event_type = ${params.bind(listing.type)}`);
   if (listing.meter) where.push(...meterSelection(listing.meter, params));

@@ -3,6 +3,7 @@
 // forward: they ask for a recompute.
 import { Decimal } from '@billing/money';
 import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
+import type { BillingPeriod } from './periods.ts';
 
 /** A point in event order: event time, then id. */
 export interface EventPoint {
@@ -84,6 +85,11 @@ export interface PublishedKey {
   periodStart: Date;
   /** The period's subscription ('' for a calendar month): periods of several may start together. */
   subscriptionId: string;
+}
+
+/** The published key of a customer's meter over `period` (a calendar month and a subscription period may start together). */
+export function periodKey(customer: string, meterKey: string, period: BillingPeriod): PublishedKey {
+  return { customer, meterKey, periodStart: period.start, subscriptionId: period.subscriptionId };
 }
 
 /** A published key as a map key. */

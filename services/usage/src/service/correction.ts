@@ -23,12 +23,12 @@ import { usageEventAggregate } from '../domain/aggregates.ts';
 import { eventNotFound, eventVoided, invalidRequest } from '../domain/errors.ts';
 import { storedEventMessage, usageDeltaMessage } from '../domain/messages.ts';
 import { meterSelects, readEvent } from '../domain/meter.ts';
-import { type PublishedKey, type PublishedMove, publishedKeyOf } from '../domain/period-value.ts';
+import { type PublishedMove, periodKey, publishedKeyOf } from '../domain/period-value.ts';
 import { BillingCalendar, type BillingPeriod, isLate } from '../domain/periods.ts';
 import { hourOf, readEvents, rollupDeltas } from '../domain/rollup.ts';
 import { type CorrectableEvent, eventTimeRefusal, type MeteredEvent } from '../domain/usage-event.ts';
 import type { CorrectionTarget } from '../domain/validate.ts';
-import { periodTotal } from './aggregate-usage.ts';
+import { periodTotal, type UsageValue } from './aggregate-usage.ts';
 
 /** What to do to the event: void it, or give it a new time or new properties (undefined keeps them). */
 export type Correction =
@@ -54,14 +54,6 @@ async function rebuildHour(scope: MutationScope, meter: Meter, customer: string,
   await applyRollups(scope.em, rollupDeltas(readEvents(events, [meter]).readings), scope.now);
 }
 
-/** A customer's meter in a period (a calendar month and a subscription period may start together). */
-const periodKey = (customer: string, meter: Meter, period: BillingPeriod): PublishedKey => ({
-  customer,
-  meterKey: meter.key,
-  periodStart: period.start,
-  subscriptionId: period.subscriptionId,
-});
-
 /** The values of `meters` over `periods` for `customer`, by publishedKeyOf. */
 async function periodValues(
   scope: MutationScope,
@@ -70,11 +62,11 @@ async function periodValues(
   periods: readonly BillingPeriod[],
   calendar: BillingCalendar,
 ) {
-  const values = new Map<string, Awaited<ReturnType<typeof periodTotal>>>();
+  const values = new Map<string, UsageValue>();
   for (const meter of meters) {
     for (const period of periods) {
       values.set(
-        publishedKeyOf(periodKey(customer, meter, period)),
+        publishedKeyOf(periodKey(customer, meter.key, period)),
         await periodTotal(scope.em, meter, customer, period, calendar),
       );
     }
@@ -149,14 +141,14 @@ export async function correctEvent(
   const closedMoves: PublishedMove[] = [];
   for (const meter of meters) {
     for (const period of periods) {
-      const key = publishedKeyOf(periodKey(customer, meter, period));
+      const key = publishedKeyOf(periodKey(customer, meter.key, period));
       const was = before.get(key);
       const now = after.get(key);
       if (!was || !now || (was.value.equals(now.value) && was.eventCount === now.eventCount)) continue;
       const change = { before: was.value, after: now.value, eventCountDelta: now.eventCount - was.eventCount };
       if (isLate(period)) {
         closedMoves.push({
-          key: periodKey(customer, meter, period),
+          key: periodKey(customer, meter.key, period),
           delta: now.value.minus(was.value),
           eventCountDelta: change.eventCountDelta,
         });
@@ -178,7 +170,7 @@ export async function correctEvent(
         meterKey: meter.key,
         aggregation: meter.aggregation,
         period,
-        announce: moved.has(publishedKeyOf(periodKey(customer, meter, period))),
+        announce: moved.has(publishedKeyOf(periodKey(customer, meter.key, period))),
       })),
     ),
     scope.now,

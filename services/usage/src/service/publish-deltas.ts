@@ -26,6 +26,7 @@ import {
   applyIncrement,
   type PeriodState,
   type PublishedKey,
+  periodKey,
   publishedKeyOf,
   publishedState,
 } from '../domain/period-value.ts';
@@ -106,12 +107,7 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
       em,
       pending.map((p) => p.meterKey),
     );
-    const keyOf = (p: PendingChange): PublishedKey => ({
-      customer: p.customer,
-      meterKey: p.meterKey,
-      periodStart: p.period.start,
-      subscriptionId: p.period.subscriptionId,
-    });
+    const keyOf = (p: PendingChange): PublishedKey => periodKey(p.customer, p.meterKey, p.period);
     const published = await publishedValues(em, pending.map(keyOf));
     // The periods of the customers whose periods are recomputed, from the earliest such period on.
     const recomputed = pending.filter((p) => p.increment.recompute);
