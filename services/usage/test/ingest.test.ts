@@ -390,6 +390,15 @@ describe('period usage', () => {
     expect(err.rawMessage).toContain(`${field}: required`);
   });
 
+  test.each([
+    ['customer_external_id', { customerExternalId: 'nul\u0000customer', meterKey: 'builds' }],
+    ['meter_key', { customerExternalId: 'x', meterKey: 'bu\u0000ilds' }],
+  ])('text PostgreSQL cannot store in %s is INVALID_ARGUMENT naming the field', async (field, request) => {
+    const period = { startTime: timestampFromDate(at(0)), endTime: timestampFromDate(at(1)) };
+    const err = await rpcError(client.getPeriodUsage({ ...request, period }));
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, [field]]);
+  });
+
   test('a meter key too long to be one is INVALID_ARGUMENT, and the message quotes a short prefix of it', async () => {
     const err = await rpcError(
       client.getPeriodUsage({

@@ -44,16 +44,22 @@ function refuseIfAny(violations: Violations): void {
 }
 
 /** A required customer external id (the rule of ingested events). */
-function checkCustomer(out: Violations, customer: string, field = 'customer_external_id'): void {
+function checkCustomer(out: Violations, customer: string): void {
+  const field = 'customer_external_id';
   if (customer === '') out.push({ field, description: 'required' });
   else if (!isNameText(customer)) out.push({ field, description: NAME_RULE });
 }
 
-/** A required meter key. */
-function checkMeterKey(out: Violations, key: string, field = 'meter_key'): void {
+/** A required meter key: text PostgreSQL can store, no longer than a catalog key. */
+function checkMeterKey(out: Violations, key: string): void {
+  const field = 'meter_key';
   if (key === '') out.push({ field, description: 'required' });
-  else if (key.length > MAX_METER_KEY_LENGTH)
-    out.push({ field, description: `at most ${MAX_METER_KEY_LENGTH} characters` });
+  else if (key.length > MAX_METER_KEY_LENGTH || !isNameText(key)) {
+    out.push({
+      field,
+      description: `must be 1-${MAX_METER_KEY_LENGTH} characters, without NUL or unpaired surrogates`,
+    });
+  }
 }
 
 /** A required event id. */
