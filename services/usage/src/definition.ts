@@ -3,7 +3,8 @@ import type { Subscription } from '@billing/kit/bus';
 import { startPeriodic } from '@billing/kit/periodic';
 import type { ServiceDefinition } from '@billing/kit/runtime';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
-import { ensureMonthlyPartitions } from './adapter/usage-store.ts';
+import { USAGE_ENTITIES } from './adapter/entities.ts';
+import { ensureMonthlyPartitions } from './adapter/usage-event-repository.ts';
 import { catalogMetersConsumer } from './consumers/catalog-meters.ts';
 import { subscriptionPeriodsConsumer } from './consumers/subscription-periods.ts';
 import { RETENTION_MS } from './domain/usage-event.ts';
@@ -19,7 +20,7 @@ const DELTA_INTERVAL_MS = 250;
 export const usageService: ServiceDefinition = {
   name: 'usage',
   defaultPort: 7103,
-  entities: [],
+  entities: USAGE_ENTITIES,
   migrations: USAGE_MIGRATIONS,
   services: [UsageService],
   routes(router, context) {

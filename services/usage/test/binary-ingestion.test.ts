@@ -6,8 +6,8 @@ import { create, fromBinary, fromJson, type JsonObject, type JsonValue, toBinary
 import { StructSchema } from '@bufbuild/protobuf/wkt';
 import { expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { sentEvent } from '../src/domain/usage-event.ts';
 import { decodeSentEvents, readUsualEvent } from '../src/rpc/binary-ingestion.ts';
+import { fromProtoUsageEvent } from '../src/rpc/convert.ts';
 
 const now = Date.UTC(2026, 2, 10, 12);
 const text = fc.string({ unit: 'binary', maxLength: 20 });
@@ -54,7 +54,7 @@ const usageEvent = (time: typeof usualTime, props: typeof properties) =>
       ),
     );
 
-const protobufEs = (bytes: Uint8Array) => sentEvent(fromBinary(UsageEventSchema, bytes));
+const protobufEs = (bytes: Uint8Array) => fromProtoUsageEvent(fromBinary(UsageEventSchema, bytes));
 const concat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((part) => [...part]));
 const struct = (json: JsonObject) => toBinary(StructSchema, fromJson(StructSchema, json));
 /** A length as a protobuf varint. */
@@ -156,7 +156,7 @@ test('deep properties are decoded, or refused, exactly as when protobuf-es decod
     const whole = concat(request, Uint8Array.of(0x12), varint(bytes.length), bytes);
     let wanted: unknown;
     try {
-      wanted = fromBinary(IngestEventsRequestSchema, whole).events.map(sentEvent);
+      wanted = fromBinary(IngestEventsRequestSchema, whole).events.map(fromProtoUsageEvent);
     } catch {
       wanted = 'refused';
     }

@@ -7,9 +7,9 @@ import { catalogService } from '@billing/catalog';
 import type { EventBus } from '@billing/kit/bus';
 import { connectNatsBus } from '@billing/kit/nats-bus';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
-import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
 import {
+  buildMinutesMeter,
   createTestDatabase,
   deleteTestStreams,
   sparePort,
@@ -19,6 +19,7 @@ import {
   type TestService,
   testLogger,
   testSubjectPrefix,
+  waitFor,
 } from '@billing/test/harness';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { createClient } from '@connectrpc/connect';
@@ -57,16 +58,7 @@ beforeAll(async () => {
   });
   catalog = await startTestService(catalogService, { bus });
   const catalogClient = createClient(CatalogService, createGrpcTransport({ baseUrl: catalog.baseUrl }));
-  await catalogClient.createMeter({
-    requestId: 'm',
-    meter: {
-      key: 'build_minutes',
-      name: 'Build minutes',
-      eventType: 'build.finished',
-      aggregation: MeterAggregation.SUM,
-      valueProperty: 'minutes',
-    },
-  });
+  await catalogClient.createMeter({ requestId: 'm', meter: buildMinutesMeter });
   database = await createTestDatabase('usage_crash');
   port = await sparePort();
 });
@@ -86,15 +78,12 @@ test('SIGKILL under load loses no acknowledged event and counts none twice', asy
     endTime: timestampFromDate(new Date(Date.now() + 3_600_000)),
   };
   // Ready once the meter arrived from the catalog's stream.
-  for (let i = 0; ; i++) {
-    const ready = await client.getPeriodUsage({ customerExternalId: 'c', meterKey: 'build_minutes', period }).then(
-      () => true,
-      () => false,
-    );
-    if (ready) break;
-    if (i > 300) throw new Error('usage never became ready');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(
+    () =>
+      client.getPeriodUsage({ customerExternalId: 'c', meterKey: 'build_minutes', period }).then(Boolean, () => false),
+    Boolean,
+    30_000,
+  );
 
   const TOTAL = 4_000;
   const BATCH = 100;
@@ -124,6 +113,7 @@ test('SIGKILL under load loses no acknowledged event and counts none twice', asy
             break;
           } catch {
             failures++;
+            // A producer backs off before it retries, as real ones do while the service restarts.
             await new Promise((r) => setTimeout(r, 100));
           }
         }
@@ -132,11 +122,13 @@ test('SIGKILL under load loses no acknowledged event and counts none twice', asy
     }),
   );
 
-  while (batches < 12) await new Promise((r) => setTimeout(r, 10));
+  await waitFor(
+    async () => batches,
+    (sent) => sent >= 12,
+  );
   const killed = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');
   await killed;
-  await new Promise((r) => setTimeout(r, 300));
   child = startUsage();
   await producer;
   child.kill('SIGTERM');
@@ -144,13 +136,14 @@ test('SIGKILL under load loses no acknowledged event and counts none twice', asy
 
   // Restarted, the service answers from what it stored before and after the crash.
   child = startUsage();
-  let answer: Awaited<ReturnType<typeof client.getPeriodUsage>> | undefined;
-  for (let i = 0; !answer && i < 300; i++) {
-    answer = await client
-      .getPeriodUsage({ customerExternalId: 'crash-customer', meterKey: 'build_minutes', period })
-      .catch(() => undefined);
-    if (!answer) await new Promise((r) => setTimeout(r, 100));
-  }
+  const answer = await waitFor(
+    () =>
+      client
+        .getPeriodUsage({ customerExternalId: 'crash-customer', meterKey: 'build_minutes', period })
+        .catch(() => undefined),
+    (answered) => answered !== undefined,
+    30_000,
+  );
   child.kill('SIGTERM');
   await new Promise((resolve) => child.once('exit', resolve));
 

@@ -10,14 +10,16 @@ import {
 } from '@billing/proto/billing/usage/v1/resources_pb';
 import { create } from '@bufbuild/protobuf';
 import { describe, expect, test } from '@jest/globals';
-import { sentEvent } from '../src/domain/usage-event.ts';
+import { fromProtoUsageEvent } from '../src/rpc/convert.ts';
 import type { IngestBatch } from '../src/service/ingest-events.ts';
 import { ingestQueue, type WriteBatches } from '../src/service/ingest-queue.ts';
 
 /** A request of `size` events whose ids start with `name`. */
 function request(name: string, size = 1): IngestBatch {
   return {
-    events: Array.from({ length: size }, (_, i) => sentEvent(create(UsageEventSchema, { id: `${name}-${i}` }))),
+    events: Array.from({ length: size }, (_, i) =>
+      fromProtoUsageEvent(create(UsageEventSchema, { id: `${name}-${i}` })),
+    ),
     offset: 0,
   };
 }

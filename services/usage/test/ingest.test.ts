@@ -1,7 +1,9 @@
 // Ingestion and period usage against real PostgreSQL, with meters coming from a real catalog over the bus.
 
 import { catalogService } from '@billing/catalog';
+import { queryBound } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
+import { Decimal } from '@billing/money';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { FilterOperator, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import {
@@ -17,15 +19,25 @@ import {
   UsageEventSchema,
 } from '@billing/proto/billing/usage/v1/resources_pb';
 import { UsageService, Window } from '@billing/proto/billing/usage/v1/usage_service_pb';
-import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
-import { startTestService, type TestService } from '@billing/test/harness';
+import { meterUsageDelta, usageEventVoided } from '@billing/proto/events/usage';
+import {
+  buildMinutesMeter,
+  reason,
+  recordedEvents,
+  rpcError,
+  startTestService,
+  type TestService,
+  violations,
+  waitFor,
+} from '@billing/test/harness';
 import { create, fromBinary, type JsonObject } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { type Timestamp, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { usageService } from '../src/definition.ts';
-import { sentEvent } from '../src/domain/usage-event.ts';
+import { meterUsageAggregate, usageEventAggregate } from '../src/domain/aggregates.ts';
+import { fromProtoUsageEvent } from '../src/rpc/convert.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 
 const bus = createMemoryBus();
@@ -57,13 +69,7 @@ beforeAll(async () => {
   client = createClient(UsageService, createGrpcTransport({ baseUrl: usage.baseUrl }));
   const catalogClient = createClient(CatalogService, createGrpcTransport({ baseUrl: catalog.baseUrl }));
   const meters = [
-    {
-      key: 'build_minutes',
-      eventType: 'build.finished',
-      aggregation: MeterAggregation.SUM,
-      valueProperty: 'minutes',
-      groupBy: ['os'],
-    },
+    { ...buildMinutesMeter, groupBy: ['os'] },
     { key: 'builds', eventType: 'build.finished', aggregation: MeterAggregation.COUNT },
     {
       key: 'linux_minutes',
@@ -79,19 +85,46 @@ beforeAll(async () => {
   for (const meter of meters)
     await catalogClient.createMeter({ requestId: `m-${meter.key}`, meter: { ...meter, name: meter.key } });
   // The meters reach usage through the catalog's events.
-  for (let i = 0; i < 200; i++) {
-    const known = await Promise.all(
-      meters.map((m) =>
-        value('nobody', m.key, at(0), at(1)).then(
-          () => true,
-          () => false,
-        ),
-      ),
-    );
-    if (known.every(Boolean)) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(
+    () => Promise.all(meters.map((m) => value('nobody', m.key, at(0), at(1)).then(Boolean, () => false))),
+    (known) => known.every(Boolean),
+  );
 });
+
+/**
+ * The meter deltas of `customer` delivered to a bus consumer `durable`, as they come, and how to wait until it
+ * was delivered every one the service recorded (its outbox) with nothing left for the publisher to fold: then no
+ * more will come without new usage.
+ */
+async function deliveredDeltas(durable: string, customer: string) {
+  const seen: MeterUsageDelta[] = [];
+  const subscription = await bus.consume({
+    stream: 'usage',
+    durable,
+    subjects: ['billing.usage.meter.delta'],
+    handle: async (d) => {
+      const delta = fromBinary(MeterUsageDeltaSchema, d.message.payload);
+      if (delta.customerExternalId === customer) seen.push(delta);
+    },
+  });
+  const outboxOf = async () => {
+    const recorded = await recordedEvents(usage.context.db, meterUsageDelta);
+    const [folding] = await queryBound<{ n: string }>(
+      usage.context.db.fork(),
+      'select (select count(*) from usage_rollup_log) + (select count(*) from usage_pending_delta) as n',
+      [],
+    );
+    return { recorded: recorded.filter((e) => e.payload.customerExternalId === customer).length, folding: folding?.n };
+  };
+  return {
+    seen,
+    /** Waits until every delta recorded for the customer was delivered and nothing waits to be folded. */
+    async settled() {
+      await waitFor(outboxOf, (o) => o.folding === '0' && o.recorded === seen.length);
+    },
+    stop: () => subscription.stop(),
+  };
+}
 
 afterAll(async () => {
   await usage.destroy();
@@ -212,7 +245,7 @@ describe('a batch', () => {
   test('batches written in one transaction are answered each in its own numbering, as if one after the other', async () => {
     const batch = (offset: number, events: Parameters<typeof event>[]) => ({
       offset,
-      events: events.map((args) => sentEvent(create(UsageEventSchema, event(...args)))),
+      events: events.map((args) => fromProtoUsageEvent(create(UsageEventSchema, event(...args)))),
     });
     const a1: Parameters<typeof event> = ['multi-1', 'multi', 'build.finished', at(9), { minutes: 4, os: 'linux' }];
     const [first, second] = await usage.context.db.transaction((em) =>
@@ -279,6 +312,7 @@ describe('a batch', () => {
     );
     const err = await client.ingestEvents({ events: batch }).catch((e: unknown) => ConnectError.from(e));
     expect(err).toMatchObject({ code: Code.InvalidArgument });
+    expect([reason(err as ConnectError), violations(err as ConnectError)]).toEqual(['BATCH_TOO_LARGE', ['events']]);
     expect(await value('big', 'builds', at(0), at(24))).toEqual({ value: '0', events: 0 });
   });
 
@@ -324,11 +358,57 @@ describe('period usage', () => {
     expect(await value(c, 'builds', from, to)).toEqual({ value: '2', events: 2 });
   });
 
-  test('an unknown meter is NOT_FOUND and a reversed period INVALID_ARGUMENT', async () => {
+  test('an unknown meter is NOT_FOUND', async () => {
     const missing = await value('x', 'nope', at(0), at(1)).catch((e: unknown) => ConnectError.from(e));
     expect(missing).toMatchObject({ code: Code.NotFound });
+    expect(reason(missing as ConnectError)).toBe('METER_NOT_FOUND');
+  });
+
+  test('a reversed period is INVALID_ARGUMENT on its end', async () => {
     const reversed = await value('x', 'builds', at(2), at(1)).catch((e: unknown) => ConnectError.from(e));
     expect(reversed).toMatchObject({ code: Code.InvalidArgument });
+    expect(violations(reversed as ConnectError)).toEqual(['period.end_time']);
+  });
+
+  test.each([
+    [
+      'customer_external_id',
+      { meterKey: 'builds', period: { startTime: timestampFromDate(at(0)), endTime: timestampFromDate(at(1)) } },
+    ],
+    [
+      'meter_key',
+      { customerExternalId: 'x', period: { startTime: timestampFromDate(at(0)), endTime: timestampFromDate(at(1)) } },
+    ],
+    ['period', { customerExternalId: 'x', meterKey: 'builds' }],
+    [
+      'period.end_time',
+      { customerExternalId: 'x', meterKey: 'builds', period: { startTime: timestampFromDate(at(0)) } },
+    ],
+  ])('without %s it is INVALID_ARGUMENT naming the field, not a value of 0', async (field, request) => {
+    const err = await rpcError(client.getPeriodUsage(request));
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, [field]]);
+    expect(err.rawMessage).toContain(`${field}: required`);
+  });
+
+  test.each([
+    ['customer_external_id', { customerExternalId: 'nul\u0000customer', meterKey: 'builds' }],
+    ['meter_key', { customerExternalId: 'x', meterKey: 'bu\u0000ilds' }],
+  ])('text PostgreSQL cannot store in %s is INVALID_ARGUMENT naming the field', async (field, request) => {
+    const period = { startTime: timestampFromDate(at(0)), endTime: timestampFromDate(at(1)) };
+    const err = await rpcError(client.getPeriodUsage({ ...request, period }));
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, [field]]);
+  });
+
+  test('a meter key too long to be one is INVALID_ARGUMENT, and the message quotes a short prefix of it', async () => {
+    const err = await rpcError(
+      client.getPeriodUsage({
+        customerExternalId: 'x',
+        meterKey: 'k'.repeat(100_000),
+        period: { startTime: timestampFromDate(at(0)), endTime: timestampFromDate(at(1)) },
+      }),
+    );
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['meter_key']]);
+    expect(err.rawMessage.length).toBeLessThan(200);
   });
 });
 
@@ -355,8 +435,10 @@ describe('a stream', () => {
 });
 
 describe('listing events', () => {
-  test('newest first, paged, by type, by what a meter selects, and by range', async () => {
-    const c = 'lister';
+  const c = 'lister';
+  const ids = (res: Awaited<ReturnType<typeof client.listEvents>>) => res.events.map((e) => e.event?.id);
+
+  beforeAll(async () => {
     await client.ingestEvents({
       events: [
         event('l1', c, 'build.finished', at(1), { minutes: 1, os: 'linux' }),
@@ -366,9 +448,17 @@ describe('listing events', () => {
         event('l5', c, 'user.seen', at(5), { user: 'ana' }),
       ],
     });
-    const ids = (res: Awaited<ReturnType<typeof client.listEvents>>) => res.events.map((e) => e.event?.id);
+  });
+
+  test('newest first', async () => {
     expect(ids(await client.listEvents({ customerExternalId: c }))).toEqual(['l5', 'l4', 'l3', 'l2', 'l1']);
+  });
+
+  test('by type', async () => {
     expect(ids(await client.listEvents({ customerExternalId: c, type: 'user.seen' }))).toEqual(['l5']);
+  });
+
+  test('by what a meter selects, paged', async () => {
     const first = await client.listEvents({ customerExternalId: c, meterKey: 'linux_minutes', pageSize: 2 });
     expect(ids(first)).toEqual(['l4', 'l3']);
     const second = await client.listEvents({
@@ -379,18 +469,52 @@ describe('listing events', () => {
     });
     expect(ids(second)).toEqual(['l1']);
     expect(second.nextPageToken).toBe('');
+    expect(await value(c, 'linux_minutes', at(0), at(24))).toEqual({ value: '8', events: 3 });
+  });
+
+  test('by range, with their properties', async () => {
     const ranged = await client.listEvents({
       customerExternalId: c,
       range: { startTime: timestampFromDate(at(2)), endTime: timestampFromDate(at(4)) },
     });
     expect(ids(ranged)).toEqual(['l3', 'l2']);
     expect(ranged.events[0]?.event?.properties).toEqual({ minutes: 3, os: 'linux' });
-    expect(await value(c, 'linux_minutes', at(0), at(24))).toEqual({ value: '8', events: 3 });
+  });
+
+  test('by range, paged', async () => {
+    const range = { startTime: timestampFromDate(at(1)), endTime: timestampFromDate(at(5)) };
+    const first = await client.listEvents({ customerExternalId: c, range, pageSize: 3 });
+    const second = await client.listEvents({
+      customerExternalId: c,
+      range,
+      pageSize: 3,
+      pageToken: first.nextPageToken,
+    });
+    expect([ids(first), ids(second), second.nextPageToken]).toEqual([['l4', 'l3', 'l2'], ['l1'], '']);
   });
 
   test('a customer is required', async () => {
-    const err = await client.listEvents({}).catch((e: unknown) => ConnectError.from(e));
-    expect(err).toMatchObject({ code: Code.InvalidArgument });
+    const err = await rpcError(client.listEvents({}));
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['customer_external_id']]);
+  });
+
+  test('an unknown meter is NOT_FOUND', async () => {
+    const err = await rpcError(client.listEvents({ customerExternalId: c, meterKey: 'nope' }));
+    expect([err.code, reason(err)]).toEqual([Code.NotFound, 'METER_NOT_FOUND']);
+  });
+
+  test('a page token of other filters, or not made by the list, is INVALID_ARGUMENT on page_token', async () => {
+    const first = await client.listEvents({ customerExternalId: c, pageSize: 2 });
+    const other = await rpcError(
+      client.listEvents({ customerExternalId: c, type: 'x', pageToken: first.nextPageToken }),
+    );
+    const forged = await rpcError(client.listEvents({ customerExternalId: c, pageToken: 'not-a-token' }));
+    expect([other.code, violations(other), forged.code, violations(forged)]).toEqual([
+      Code.InvalidArgument,
+      ['page_token'],
+      Code.InvalidArgument,
+      ['page_token'],
+    ]);
   });
 });
 
@@ -430,7 +554,7 @@ describe('usage queries', () => {
     ]);
   });
 
-  test('grouped by a dimension, filtered on one, and by the hour', async () => {
+  test('grouped by a dimension', async () => {
     const grouped = await client.queryUsage({
       customerExternalId: c,
       meterKey: 'build_minutes',
@@ -441,6 +565,9 @@ describe('usage queries', () => {
       [{ os: 'linux' }, '15'],
       [{ os: 'mac' }, '6'],
     ]);
+  });
+
+  test('filtered on a dimension', async () => {
     const filtered = await client.queryUsage({
       customerExternalId: c,
       meterKey: 'build_minutes',
@@ -448,6 +575,9 @@ describe('usage queries', () => {
       filters: [{ dimension: 'os', values: ['mac'] }],
     });
     expect(rows(filtered)).toEqual([[{}, '6']]);
+  });
+
+  test('by the hour', async () => {
     const hourly = await client.queryUsage({
       customerExternalId: c,
       meterKey: 'build_minutes',
@@ -460,32 +590,60 @@ describe('usage queries', () => {
     ]);
   });
 
-  test('bad zones, unknown dimensions and hourly queries over a month are INVALID_ARGUMENT with the field', async () => {
-    const fields = async (req: Parameters<typeof client.queryUsage>[0]) => {
-      const err = ConnectError.from(await client.queryUsage(req).catch((e: unknown) => e));
-      return err.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field));
-    };
-    expect(
-      await fields({ customerExternalId: c, meterKey: 'build_minutes', range: range(0, 1), timeZone: 'Mars/Base' }),
-    ).toEqual(['time_zone']);
+  const fields = async (req: Parameters<typeof client.queryUsage>[0]) => {
+    const err = await rpcError(client.queryUsage(req));
+    return [err.code, violations(err)];
+  };
+
+  test('an unknown time zone is INVALID_ARGUMENT on time_zone, quoting a short prefix of it', async () => {
+    const zone = `Mars/${'Base'.repeat(10_000)}`;
+    const err = await rpcError(
+      client.queryUsage({ customerExternalId: c, meterKey: 'build_minutes', range: range(0, 1), timeZone: zone }),
+    );
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['time_zone']]);
+    expect(err.rawMessage).toContain('unknown time zone "Mars/BaseBase');
+    expect(err.rawMessage.length).toBeLessThan(200);
+  });
+
+  test('a dimension the meter does not have is INVALID_ARGUMENT on group_by', async () => {
     expect(
       await fields({ customerExternalId: c, meterKey: 'build_minutes', range: range(0, 1), groupBy: ['colour'] }),
-    ).toEqual(['group_by[0]']);
+    ).toEqual([Code.InvalidArgument, ['group_by[0]']]);
+  });
+
+  test('hourly windows over more than 31 days are INVALID_ARGUMENT on range', async () => {
     expect(
       await fields({ customerExternalId: c, meterKey: 'build_minutes', range: range(0, 24 * 40), window: Window.HOUR }),
-    ).toEqual(['range']);
+    ).toEqual([Code.InvalidArgument, ['range']]);
+  });
+
+  test('an unknown window is INVALID_ARGUMENT on window', async () => {
+    expect(
+      await fields({ customerExternalId: c, meterKey: 'build_minutes', range: range(0, 1), window: 99 as Window }),
+    ).toEqual([Code.InvalidArgument, ['window']]);
+  });
+
+  test.each([
+    ['customer_external_id', { meterKey: 'build_minutes', range: range(0, 1) }],
+    ['meter_key', { customerExternalId: c, range: range(0, 1) }],
+    ['range', { customerExternalId: c, meterKey: 'build_minutes' }],
+  ])('without %s it is INVALID_ARGUMENT naming the field', async (field, request) => {
+    expect(await fields(request)).toEqual([Code.InvalidArgument, [field]]);
   });
 });
 
-describe('corrections', () => {
+describe('voiding an event', () => {
   const c = 'corrector';
   const month = (t: Date) =>
     [
       new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), 1)),
       new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth() + 1, 1)),
     ] as const;
+  const voidV2 = () =>
+    client.voidEvent({ requestId: 'void-1', customerExternalId: c, eventId: 'v2', reason: 'sensor glitch' });
+  let voided: Awaited<ReturnType<typeof voidV2>>;
 
-  test('voiding an event removes it from every aggregation and answers the change of its period', async () => {
+  test('removes it from every aggregation and answers the change of its period', async () => {
     await client.ingestEvents({
       events: [
         event('v1', c, 'storage.sampled', at(30.1), { gb: 10 }),
@@ -494,12 +652,7 @@ describe('corrections', () => {
       ],
     });
     expect(await value(c, 'peak_storage', at(30), at(31))).toEqual({ value: '80', events: 3 });
-    const voided = await client.voidEvent({
-      requestId: 'void-1',
-      customerExternalId: c,
-      eventId: 'v2',
-      reason: 'sensor glitch',
-    });
+    voided = await voidV2();
     expect(voided.event?.voided).toBe(true);
     const [start, end] = month(at(30.2));
     const peak = voided.deltas.find((d) => d.meterKey === 'peak_storage');
@@ -509,7 +662,9 @@ describe('corrections', () => {
     expect(peak).toMatchObject({ delta: '-50', value: '30', eventCountDelta: -1n });
     expect(await value(c, 'peak_storage', at(30), at(31))).toEqual({ value: '30', events: 2 });
     expect(await value(c, 'last_storage', at(30), at(31))).toEqual({ value: '30', events: 2 });
-    // The correction is published for invoicing, with the same changes.
+  });
+
+  test('is published for invoicing once, with the same changes and its reason', async () => {
     const published: UsageEventVoided[] = [];
     const subscription = await bus.consume({
       stream: 'usage',
@@ -517,23 +672,56 @@ describe('corrections', () => {
       subjects: ['billing.usage.event.voided'],
       handle: async (d) => void published.push(fromBinary(UsageEventVoidedSchema, d.message.payload)),
     });
-    for (let i = 0; i < 100 && published.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-    await subscription.stop();
+    try {
+      await waitFor(
+        async () => published,
+        (events) => events.length > 0,
+      );
+    } finally {
+      await subscription.stop();
+    }
     expect(published).toHaveLength(1);
     expect(published[0]?.deltas).toEqual(voided.deltas);
     expect(published[0]?.reason).toBe('sensor glitch');
-    // A retry answers the same; voiding again is refused.
-    expect(
-      await client.voidEvent({ requestId: 'void-1', customerExternalId: c, eventId: 'v2', reason: 'sensor glitch' }),
-    ).toEqual(voided);
-    const again = await client
-      .voidEvent({ requestId: 'void-2', customerExternalId: c, eventId: 'v2', reason: 'twice' })
-      .catch((e: unknown) => ConnectError.from(e));
-    expect(again).toMatchObject({ code: Code.FailedPrecondition });
+    expect(await recordedEvents(usage.context.db, usageEventVoided, usageEventAggregate(c, 'v2'))).toHaveLength(1);
   });
 
-  test('amending an event moves its value, also to another hour, and a bad amendment changes nothing', async () => {
+  test('a retry answers the same', async () => {
+    expect(await voidV2()).toEqual(voided);
+  });
+
+  test('voiding it again is FAILED_PRECONDITION, EVENT_VOIDED', async () => {
+    const again = await rpcError(
+      client.voidEvent({ requestId: 'void-2', customerExternalId: c, eventId: 'v2', reason: 'twice' }),
+    );
+    expect([again.code, reason(again)]).toEqual([Code.FailedPrecondition, 'EVENT_VOIDED']);
+    expect(await recordedEvents(usage.context.db, usageEventVoided, usageEventAggregate(c, 'v2'))).toHaveLength(1);
+  });
+
+  test('an unknown event is NOT_FOUND', async () => {
+    const missing = await rpcError(
+      client.voidEvent({ requestId: 'void-3', customerExternalId: c, eventId: 'nope', reason: '' }),
+    );
+    expect([missing.code, reason(missing)]).toEqual([Code.NotFound, 'EVENT_NOT_FOUND']);
+  });
+
+  test.each([
+    ['customer_external_id', { requestId: 'void-4', eventId: 'v1' }],
+    ['event_id', { requestId: 'void-5', customerExternalId: c }],
+  ])('without %s it is INVALID_ARGUMENT naming the field', async (field, request) => {
+    const err = await rpcError(client.voidEvent(request));
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, [field]]);
+  });
+});
+
+describe('amending an event', () => {
+  const c = 'amender';
+
+  beforeAll(async () => {
     await client.ingestEvents({ events: [event('a1', c, 'build.finished', at(40.5), { minutes: 10, os: 'linux' })] });
+  });
+
+  test('moves its value, also to another hour', async () => {
     const amended = await client.amendEvent({
       requestId: 'amend-1',
       customerExternalId: c,
@@ -550,117 +738,113 @@ describe('corrections', () => {
     });
     expect(await value(c, 'build_minutes', at(40), at(41))).toEqual({ value: '0', events: 0 });
     expect(await value(c, 'build_minutes', at(41), at(42))).toEqual({ value: '12.5', events: 1 });
-    const bad = await client
-      .amendEvent({
-        requestId: 'amend-2',
-        customerExternalId: c,
-        eventId: 'a1',
-        properties: { os: 'linux' },
-        reason: 'oops',
-      })
-      .catch((e: unknown) => ConnectError.from(e));
-    expect(bad).toMatchObject({ code: Code.InvalidArgument });
-    // Properties PostgreSQL cannot store, or a value out of range, are the caller's error too.
-    for (const [n, properties] of [
-      { minutes: 1, os: 'li\u0000nux' },
-      { minutes: '1e-20000', os: 'linux' },
-    ].entries()) {
-      const refused = await client
-        .amendEvent({ requestId: `amend-bad-${n}`, customerExternalId: c, eventId: 'a1', properties, reason: 'oops' })
-        .then(() => new ConnectError('amended'), ConnectError.from);
-      expect([
-        refused.code,
-        refused.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field)),
-      ]).toEqual([Code.InvalidArgument, ['properties']]);
-    }
+  });
+
+  /** The error of an amendment of a1 with `change`. */
+  const refusedAmendment = (requestId: string, change: { properties?: JsonObject; eventTime?: Timestamp }) =>
+    rpcError(client.amendEvent({ requestId, customerExternalId: c, eventId: 'a1', reason: 'oops', ...change }));
+
+  // Properties a meter cannot read, PostgreSQL cannot store, or with a value out of range are the caller's error.
+  test.each([
+    ['no value the meter can read', { os: 'linux' }],
+    ['a NUL character', { minutes: 1, os: 'li\u0000nux' }],
+    ['a value out of range', { minutes: '1e-20000', os: 'linux' }],
+  ])('properties with %s are INVALID_ARGUMENT on properties and change nothing', async (_, properties) => {
+    const refused = await refusedAmendment(`amend-bad-${JSON.stringify(properties)}`, { properties });
+    expect([refused.code, violations(refused)]).toEqual([Code.InvalidArgument, ['properties']]);
     expect(await value(c, 'build_minutes', at(41), at(42))).toEqual({ value: '12.5', events: 1 });
-    const missing = await client
-      .voidEvent({ requestId: 'void-3', customerExternalId: c, eventId: 'nope', reason: '' })
-      .catch((e: unknown) => ConnectError.from(e));
-    expect(missing).toMatchObject({ code: Code.NotFound });
+  });
+
+  test('a time more than 5 minutes ahead is INVALID_ARGUMENT on event_time and changes nothing', async () => {
+    const refused = await refusedAmendment('amend-future', {
+      eventTime: timestampFromDate(new Date(Date.now() + HOUR)),
+    });
+    expect([refused.code, violations(refused)]).toEqual([Code.InvalidArgument, ['event_time']]);
+    expect(await value(c, 'build_minutes', at(41), at(42))).toEqual({ value: '12.5', events: 1 });
   });
 });
 
 describe('usage deltas', () => {
   test('ingested usage is published as per-meter deltas whose changes add up to the period value', async () => {
     const c = 'delta-customer';
-    const seen: MeterUsageDelta[] = [];
-    const subscription = await bus.consume({
-      stream: 'usage',
-      durable: 'test-deltas',
-      subjects: ['billing.usage.meter.delta'],
-      handle: async (d) => {
-        const delta = fromBinary(MeterUsageDeltaSchema, d.message.payload);
-        if (delta.customerExternalId === c) seen.push(delta);
-      },
-    });
+    const delivered = await deliveredDeltas('test-deltas', c);
     for (const n of [1, 2, 3]) {
       await client.ingestEvents({ events: [event(`d${n}`, c, 'build.finished', at(7), { minutes: n, os: 'linux' })] });
     }
-    const minutes = () => seen.filter((s) => s.meterKey === 'build_minutes').flatMap((s) => s.deltas);
-    for (let i = 0; i < 100 && minutes().at(-1)?.value !== '6'; i++) await new Promise((r) => setTimeout(r, 50));
-    await subscription.stop();
+    const minutes = () => delivered.seen.filter((s) => s.meterKey === 'build_minutes').flatMap((s) => s.deltas);
+    try {
+      await waitFor(
+        async () => minutes().at(-1)?.value,
+        (last) => last === '6',
+      );
+      await delivered.settled();
+    } finally {
+      await delivered.stop();
+    }
     expect(minutes().at(-1)).toMatchObject({ value: '6' });
-    expect(minutes().reduce((sum, d) => sum + Number(d.delta), 0)).toBe(6);
+    expect(
+      minutes()
+        .reduce((sum, d) => sum.plus(d.delta), new Decimal(0))
+        .toFixed(),
+    ).toBe('6');
     expect(minutes().reduce((sum, d) => sum + d.eventCountDelta, 0n)).toBe(3n);
     // Batched: never more messages than batches.
-    expect(seen.filter((s) => s.meterKey === 'build_minutes').length).toBeLessThanOrEqual(3);
+    expect(delivered.seen.filter((s) => s.meterKey === 'build_minutes').length).toBeLessThanOrEqual(3);
+    // Each message the service recorded was delivered once.
+    const recorded = await recordedEvents(usage.context.db, meterUsageDelta, meterUsageAggregate(c, 'build_minutes'));
+    expect(recorded.map((r) => r.payload)).toEqual(delivered.seen.filter((s) => s.meterKey === 'build_minutes'));
   });
 });
 
 describe('usage deltas through corrections', () => {
   test('max, latest and sum stay exact through increments, a void and more usage', async () => {
     const c = 'delta-mix';
-    const seen: MeterUsageDelta[] = [];
-    const subscription = await bus.consume({
-      stream: 'usage',
-      durable: 'test-deltas-mix',
-      subjects: ['billing.usage.meter.delta'],
-      handle: async (d) => {
-        const delta = fromBinary(MeterUsageDeltaSchema, d.message.payload);
-        if (delta.customerExternalId === c) seen.push(delta);
-      },
-    });
-    const last = (meter: string) =>
-      seen
-        .filter((s) => s.meterKey === meter)
-        .flatMap((s) => s.deltas)
-        .at(-1)?.value;
+    const delivered = await deliveredDeltas('test-deltas-mix', c);
+    const deltasOf = (meter: string) => delivered.seen.filter((s) => s.meterKey === meter).flatMap((s) => s.deltas);
+    const last = (meter: string) => deltasOf(meter).at(-1)?.value;
     const sumOfDeltas = (meter: string) =>
-      seen
-        .filter((s) => s.meterKey === meter)
-        .flatMap((s) => s.deltas)
-        .reduce((sum, d) => sum + Number(d.delta), 0);
-    const until = async (check: () => boolean) => {
-      for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
-    };
-    for (const [id, gb, hour] of [
-      ['x1', 10, 8],
-      ['x2', 50, 8.1],
-      ['x3', 30, 8.2],
-    ] as const) {
-      await client.ingestEvents({ events: [event(id, c, 'storage.sampled', at(hour), { gb })] });
+      deltasOf(meter)
+        .reduce((sum, d) => sum.plus(d.delta), new Decimal(0))
+        .toFixed();
+    const events = (meter: string) => deltasOf(meter).reduce((sum, d) => sum + d.eventCountDelta, 0n);
+    try {
+      for (const [id, gb, hour] of [
+        ['x1', 10, 8],
+        ['x2', 50, 8.1],
+        ['x3', 30, 8.2],
+      ] as const) {
+        await client.ingestEvents({ events: [event(id, c, 'storage.sampled', at(hour), { gb })] });
+      }
+      await waitFor(
+        async () => [last('peak_storage'), last('last_storage')],
+        ([peak, latest]) => peak === '50' && latest === '30',
+      );
+      expect([last('peak_storage'), last('last_storage')]).toEqual(['50', '30']);
+      await client.voidEvent({ requestId: 'mix-void', customerExternalId: c, eventId: 'x2', reason: 'glitch' });
+      await waitFor(
+        async () => last('peak_storage'),
+        (peak) => peak === '30',
+      );
+      expect(last('peak_storage')).toBe('30');
+      // An event older than the latest, right after the void's recompute: the latest stays x3's.
+      await client.ingestEvents({ events: [event('x4', c, 'storage.sampled', at(8.05), { gb: 5 })] });
+      await waitFor(
+        async () => events('last_storage'),
+        (count) => count === 3n,
+      );
+      expect([events('last_storage'), last('last_storage')]).toEqual([3n, '30']);
+      await client.ingestEvents({ events: [event('x5', c, 'storage.sampled', at(8.3), { gb: 20 })] });
+      await waitFor(
+        async () => last('last_storage'),
+        (latest) => latest === '20',
+      );
+      // Every delta the service recorded was delivered, and nothing waits to be folded: no more will come.
+      await delivered.settled();
+    } finally {
+      await delivered.stop();
     }
-    await until(() => last('peak_storage') === '50' && last('last_storage') === '30');
-    expect([last('peak_storage'), last('last_storage')]).toEqual(['50', '30']);
-    await client.voidEvent({ requestId: 'mix-void', customerExternalId: c, eventId: 'x2', reason: 'glitch' });
-    await until(() => last('peak_storage') === '30');
-    expect(last('peak_storage')).toBe('30');
-    // An event older than the latest, right after the void's recompute: the latest stays x3's.
-    const events = (meter: string) =>
-      seen
-        .filter((s) => s.meterKey === meter)
-        .flatMap((s) => s.deltas)
-        .reduce((sum, d) => sum + d.eventCountDelta, 0n);
-    await client.ingestEvents({ events: [event('x4', c, 'storage.sampled', at(8.05), { gb: 5 })] });
-    await until(() => events('last_storage') === 3n);
-    expect([events('last_storage'), last('last_storage')]).toEqual([3n, '30']);
-    await client.ingestEvents({ events: [event('x5', c, 'storage.sampled', at(8.3), { gb: 20 })] });
-    await until(() => last('last_storage') === '20');
-    await new Promise((r) => setTimeout(r, 400));
-    await subscription.stop();
     expect([last('peak_storage'), last('last_storage')]).toEqual(['30', '20']);
     // Every delta is the change from the previous published value: they add up to the final value.
-    expect([sumOfDeltas('peak_storage'), sumOfDeltas('last_storage')]).toEqual([30, 20]);
+    expect([sumOfDeltas('peak_storage'), sumOfDeltas('last_storage')]).toEqual(['30', '20']);
   });
 });

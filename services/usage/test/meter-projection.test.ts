@@ -7,7 +7,7 @@ import { meterArchived, meterCreated } from '@billing/proto/events/catalog';
 import type { EventType } from '@billing/proto/events/define';
 import { create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { findMeters } from '../src/adapter/usage-store.ts';
+import { findMeters } from '../src/adapter/meter-repository.ts';
 import { catalogMetersConsumer } from '../src/consumers/catalog-meters.ts';
 import { migratedUsageDatabase } from './usage-database.ts';
 

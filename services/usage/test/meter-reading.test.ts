@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase, testLogger } from '@billing/test
 import { create, type JsonValue } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { NUMERIC_READING } from '../src/adapter/usage-store.ts';
+import { numericReading } from '../src/adapter/usage-event-repository.ts';
 import { amountText, asText, readEvent } from '../src/domain/meter.ts';
 
 const sum = create(MeterSchema, { key: 'm', eventType: 'e', aggregation: MeterAggregation.SUM, valueProperty: 'v' });
@@ -77,7 +77,7 @@ test('PostgreSQL reads a number exactly as the service does (raw events at perio
       const documents = values.map((v) => JSON.stringify({ v }));
       const rows = await queryBound<{ n: string | null }>(
         db.fork(),
-        `select (${NUMERIC_READING.replaceAll('?', "'v'")})::text as n
+        `select (${numericReading("'v'")})::text as n
            from jsonb_array_elements_text($1::jsonb) with ordinality as t(doc, i), lateral (select doc::jsonb as properties) p
           order by i`,
         [JSON.stringify(documents)],

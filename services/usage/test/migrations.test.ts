@@ -1,9 +1,9 @@
 // Upgrading a usage database: rollup deltas appended before 0008 (one row per bucket) move to the rollup log,
 // and folding them gives the rollups and pending period increments they stood for.
-import { type Database, openDatabase } from '@billing/kit/db';
+import { type Database, openDatabase, queryBound } from '@billing/kit/db';
 import { createTestDatabase, type TestDatabase, testLogger } from '@billing/test/harness';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { compactRollups } from '../src/adapter/usage-store.ts';
+import { compactRollups } from '../src/adapter/rollup-log-repository.ts';
 import { USAGE_MIGRATIONS } from '../src/migrations/index.ts';
 
 let database: TestDatabase;
@@ -36,7 +36,8 @@ test('0008 moves appended rollup deltas to the rollup log, and folding them coun
   const before = USAGE_MIGRATIONS.findIndex((m) => m.name === '0008_rollup_log');
   const old = await migrated(before);
   await old.transaction((em) =>
-    em.execute(
+    queryBound(
+      em,
       `insert into usage_rollup_delta (meter_key, customer_external_id, group_key, minute, aggregation, value,
          event_count, latest_time, latest_event_id, period_start, period_end, subscription_id, period_closed,
          late_event_ids, ingested_at) values
@@ -46,18 +47,23 @@ test('0008 moves appended rollup deltas to the rollup log, and folding them coun
         '2026-02-01T00:00:00Z', '2026-03-01T00:00:00Z', 'sub-1', true, '["late-1"]', '2026-03-04T10:17:00Z'),
        ('m_latest', 'zeta', '["eu"]', '1850-03-04T11:59:00Z', 'latest', 7, 3, '1850-03-04T11:59:30.853Z', 'e-9',
         null, null, null, false, '[]', '2026-03-04T12:00:00Z')`,
+      [],
     ),
   );
   const db = await migrated(USAGE_MIGRATIONS.length);
-  const log = await db.transaction((em) => em.execute<{ n: string }[]>('select count(*) as n from usage_rollup_log'));
+  const log = await db.transaction((em) =>
+    queryBound<{ n: string }>(em, 'select count(*) as n from usage_rollup_log', []),
+  );
   expect(log[0]?.n).toBe('1');
   await db.transaction((em) => compactRollups(em, 10));
   const rollups = await db.transaction((em) =>
-    em.execute<{ meter_key: string; hour: Date }[]>(
+    queryBound<{ meter_key: string; hour: Date }>(
+      em,
       // Microseconds as text: a Date would round them away.
       `select meter_key, customer_external_id, group_key, hour, value::text as value, event_count,
               to_char(latest_time at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') as latest_time, latest_event_id
          from usage_rollup order by meter_key`,
+      [],
     ),
   );
   expect(rollups.map((r) => ({ ...r, hour: new Date(r.hour).toISOString() }))).toEqual([
@@ -83,9 +89,11 @@ test('0008 moves appended rollup deltas to the rollup log, and folding them coun
     },
   ]);
   const pending = await db.transaction((em) =>
-    em.execute<{ period_start: Date; last_ingest_at: Date }[]>(
+    queryBound<{ period_start: Date; last_ingest_at: Date }>(
+      em,
       `select period_start, value::text as value, event_count, subscription_id, period_closed, late_event_ids,
               last_ingest_at from usage_pending_delta order by period_start`,
+      [],
     ),
   );
   // Every moved delta was ingested, as far as the log knows, with the last of them.
@@ -132,14 +140,18 @@ test('0009 keys published values by subscription: earlier rows take the newest s
   try {
     await old.migrate();
     await old.transaction(async (em) => {
-      await em.execute(
+      await queryBound(
+        em,
         `insert into billing_period (subscription_id, period_start, period_end, customer_external_id) values
            ('sub-a', '2026-03-01T00:00:00Z', '2026-04-01T00:00:00Z', 'acme'),
            ('sub-b', '2026-03-01T00:00:00Z', '2026-04-01T00:00:00Z', 'acme')`,
+        [],
       );
-      await em.execute(
+      await queryBound(
+        em,
         `insert into usage_published_value (customer_external_id, meter_key, period_start, value, event_count) values
            ('acme', 'm', '2026-03-01T00:00:00Z', 5, 1), ('acme', 'm', '2026-02-01T00:00:00Z', 2, 1)`,
+        [],
       );
     });
   } finally {
@@ -149,8 +161,10 @@ test('0009 keys published values by subscription: earlier rows take the newest s
   try {
     await upgraded.migrate();
     const rows = await upgraded.transaction((em) =>
-      em.execute<{ value: string; subscription_id: string }[]>(
+      queryBound<{ value: string; subscription_id: string }>(
+        em,
         'select value::text as value, subscription_id from usage_published_value order by period_start',
+        [],
       ),
     );
     expect(rows).toEqual([

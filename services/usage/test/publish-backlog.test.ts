@@ -2,14 +2,14 @@
 // period)s than a pass publishes, and a recompute waiting. A pass stops after the statement that takes it past its
 // size, and takes recomputes only once it has folded every log row it sees (a recompute reads the log, so a row
 // folded by a later pass would be counted twice): with recomputes waiting, it goes on to do so.
-import type { Database } from '@billing/kit/db';
-import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { type Database, queryBound } from '@billing/kit/db';
 import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
+import { buildMinutesMeter } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { requestRecompute } from '../src/adapter/usage-store.ts';
-import { sentEvent } from '../src/domain/usage-event.ts';
+import { requestRecompute } from '../src/adapter/pending-delta-repository.ts';
+import { fromProtoUsageEvent } from '../src/rpc/convert.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 import { publishDeltas } from '../src/service/publish-deltas.ts';
 import { migratedUsageDatabase, saveTestMeter } from './usage-database.ts';
@@ -25,11 +25,7 @@ afterAll(() => drop());
 
 test('a pass over a backlog is bounded; with recomputes waiting it first folds all the log it sees: each event counts once', async () => {
   const now = new Date('2026-03-10T12:00:00Z');
-  await saveTestMeter(
-    db,
-    { key: 'minutes', eventType: 'build.finished', aggregation: MeterAggregation.SUM, valueProperty: 'minutes' },
-    now,
-  );
+  await saveTestMeter(db, buildMinutesMeter, now);
   // 64 transactions of 160 customers each (one event of 2 minutes per customer): 64 log rows, twice what one
   // fold statement takes, and 10,240 (customer, period) increments, twice what a pass publishes. Customer
   // "watched" adds 5 minutes in transaction 40, which the first pass does not fold.
@@ -55,7 +51,7 @@ test('a pass over a backlog is bounded; with recomputes waiting it first folds a
       );
     }
     const [results] = await db.transaction((em) =>
-      ingestEvents(em, [{ events: events.map(sentEvent), offset: 0 }], now),
+      ingestEvents(em, [{ events: events.map(fromProtoUsageEvent), offset: 0 }], now),
     );
     expect(results?.every((r) => r.status === IngestStatus.ACCEPTED)).toBe(true);
   }
@@ -70,8 +66,8 @@ test('a pass over a backlog is bounded; with recomputes waiting it first folds a
       'watched',
       [
         {
-          meterKey: 'minutes',
-          aggregation: MeterAggregation.SUM,
+          meterKey: buildMinutesMeter.key,
+          aggregation: buildMinutesMeter.aggregation,
           period: { ...march, subscriptionId: '', closed: false },
         },
       ],
@@ -80,14 +76,16 @@ test('a pass over a backlog is bounded; with recomputes waiting it first folds a
   );
   expect(await publishDeltas(db, now)).toBe(5_121);
   const waiting = await db.transaction((em) =>
-    em.execute<{ n: string }[]>('select count(*) as n from usage_pending_delta'),
+    queryBound<{ n: string }>(em, 'select count(*) as n from usage_pending_delta', []),
   );
   expect(waiting).toEqual([{ n: '0' }]);
   while ((await publishDeltas(db, now)) > 0);
   const published = await db.transaction((em) =>
-    em.execute<{ customer_external_id: string; value: string; event_count: string }[]>(
+    queryBound<{ customer_external_id: string; value: string; event_count: string }>(
+      em,
       `select customer_external_id, value::text as value, event_count from usage_published_value
         where customer_external_id in ('watched', 'c-0-0', 'c-63-159') order by customer_external_id`,
+      [],
     ),
   );
   expect(published).toEqual([
@@ -96,9 +94,11 @@ test('a pass over a backlog is bounded; with recomputes waiting it first folds a
     { customer_external_id: 'watched', value: '5', event_count: '1' },
   ]);
   const totals = await db.transaction((em) =>
-    em.execute<{ customers: string; minutes: string; log: string }[]>(
+    queryBound<{ customers: string; minutes: string; log: string }>(
+      em,
       `select count(*) as customers, sum(value)::text as minutes,
               (select count(*) from usage_rollup_log) as log from usage_published_value`,
+      [],
     ),
   );
   // 10,240 customers of 2 minutes and "watched" with 5; nothing left in the log.

@@ -2,23 +2,25 @@
 // while a period was open and usage that came after it closed, folded in one pass, go to meter.delta and to late
 // usage respectively; a calendar month and a subscription period starting at the same instant keep apart; and
 // the periods consumer changes a customer's periods wholly before or after each of its batches.
-import type { Database } from '@billing/kit/db';
+import { type Database, queryBound } from '@billing/kit/db';
 import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { SubscriptionActivatedSchema } from '@billing/proto/billing/subscription/events/v1/events_pb';
 import { SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { type UsageDelta, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
 import { subscriptionActivated } from '@billing/proto/events/subscription';
 import { meterLateUsageRecorded, meterUsageDelta } from '@billing/proto/events/usage';
-import { recordedEvents, waitFor } from '@billing/test/harness';
+import { buildMinutesMeter, recordedEvents, waitFor } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { lockCustomersShared, requestRecompute, savePeriod } from '../src/adapter/usage-store.ts';
+import { savePeriod } from '../src/adapter/billing-period-repository.ts';
+import { lockCustomersShared } from '../src/adapter/locks.ts';
+import { requestRecompute } from '../src/adapter/pending-delta-repository.ts';
 import { subscriptionPeriodsConsumer } from '../src/consumers/subscription-periods.ts';
-import { sentEvent } from '../src/domain/usage-event.ts';
-import { correctEvent } from '../src/service/correct-event.ts';
+import { fromProtoUsageEvent } from '../src/rpc/convert.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 import { publishDeltas } from '../src/service/publish-deltas.ts';
+import { voidEvent } from '../src/service/void-event.ts';
 import { migratedUsageDatabase, saveTestMeter } from './usage-database.ts';
 
 let db: Database;
@@ -27,11 +29,7 @@ const now = new Date('2026-03-10T12:00:00Z');
 
 beforeAll(async () => {
   ({ db, drop } = await migratedUsageDatabase('usage_publish_periods'));
-  await saveTestMeter(
-    db,
-    { key: 'minutes', eventType: 'build.finished', aggregation: MeterAggregation.SUM, valueProperty: 'minutes' },
-    now,
-  );
+  await saveTestMeter(db, buildMinutesMeter, now);
 });
 
 afterAll(() => drop());
@@ -46,7 +44,9 @@ async function ingest(customer: string, id: string, time: string, minutes: numbe
     eventTime: timestampFromDate(new Date(time)),
     properties: typeof minutes === 'number' ? { minutes } : minutes,
   });
-  const [results] = await db.transaction((em) => ingestEvents(em, [{ events: [sentEvent(event)], offset: 0 }], now));
+  const [results] = await db.transaction((em) =>
+    ingestEvents(em, [{ events: [fromProtoUsageEvent(event)], offset: 0 }], now),
+  );
   return results?.[0];
 }
 
@@ -116,7 +116,10 @@ test('late usage of a closed period is still announced when a correction of the 
   await db.transaction((em) => savePeriod(em, { ...period, closed: true }));
   expect(await ingest('seats-2', 'bo-2', '2026-03-09T23:30:00Z', { user: 'bo' })).toMatchObject({ late: true });
   const voided = await db.transaction((em) =>
-    correctEvent({ em, now, requestId: 'void-ana-2' }, 'seats-2', 'ana-2', { kind: 'void' }, 'duplicate seat'),
+    voidEvent(
+      { em, now, requestId: 'void-ana-2' },
+      { customer: 'seats-2', eventId: 'ana-2', reason: 'duplicate seat' },
+    ),
   );
   // The correction announces its change from the value with bo (2) to the value without ana (1).
   expect(voided.deltas.map((d) => [d.delta, d.value, d.periodClosed])).toEqual([['-1', '1', true]]);
@@ -143,7 +146,7 @@ test('a max meter corrected in a closed period while late usage waits, and late 
   await db.transaction((em) => savePeriod(em, { ...period, closed: true }));
   await ingest('peak-co', 'p-20', '2026-03-09T23:00:00Z', { gb: 20 });
   const voided = await db.transaction((em) =>
-    correctEvent({ em, now, requestId: 'void-p-20' }, 'peak-co', 'p-20', { kind: 'void' }, 'sensor glitch'),
+    voidEvent({ em, now, requestId: 'void-p-20' }, { customer: 'peak-co', eventId: 'p-20', reason: 'sensor glitch' }),
   );
   await publishDeltas(db, now);
   // Then 15 comes late: the true maximum is 15.
@@ -178,7 +181,12 @@ test('a calendar month and a subscription period starting at the same instant ke
   };
   await db.transaction(async (em) => {
     await savePeriod(em, period);
-    await requestRecompute(em, 'calendar', [{ meterKey: 'minutes', aggregation: MeterAggregation.SUM, period }], now);
+    await requestRecompute(
+      em,
+      'calendar',
+      [{ meterKey: buildMinutesMeter.key, aggregation: buildMinutesMeter.aggregation, period }],
+      now,
+    );
   });
   await publishDeltas(db, now);
   expect(await onTime('calendar')).toEqual([
@@ -238,11 +246,11 @@ test('the periods consumer waits for the batches of the customer in progress, so
   try {
     await waitFor(
       () =>
-        db
-          .fork()
-          .execute<{ n: string }[]>(
-            "select count(*) as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())",
-          ),
+        queryBound<{ n: string }>(
+          db.fork(),
+          "select count(*) as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())",
+          [],
+        ),
       (rows) => rows[0]?.n === '1',
     );
     expect(saved).toBe(false);
@@ -269,7 +277,10 @@ test("a correction recomputes only what its period owns: the subscription period
   expect(await ingest('overlap', 'paid-1', '2026-03-10T06:00:00Z', 100)).toMatchObject({ late: false });
   await publishDeltas(db, now);
   const corrected = await db.transaction((em) =>
-    correctEvent({ em, now, requestId: 'void-trial-2' }, 'overlap', 'trial-2', { kind: 'void' }, 'test usage'),
+    voidEvent(
+      { em, now, requestId: 'void-trial-2' },
+      { customer: 'overlap', eventId: 'trial-2', reason: 'test usage' },
+    ),
   );
   expect(corrected.deltas.map((d) => [d.subscriptionId, d.delta, d.value])).toEqual([['', '-1', '5']]);
   await publishDeltas(db, now);

@@ -2,13 +2,14 @@
 // between two batches of late usage yields one increment per announced period, each with its own late events,
 // so the period counts each event once.
 import type { Database } from '@billing/kit/db';
-import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { IngestStatus, UsageEventSchema } from '@billing/proto/billing/usage/v1/resources_pb';
+import { buildMinutesMeter } from '@billing/test/harness';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { foldRollupLog, savePeriod } from '../src/adapter/usage-store.ts';
-import { sentEvent } from '../src/domain/usage-event.ts';
+import { savePeriod } from '../src/adapter/billing-period-repository.ts';
+import { foldRollupLog } from '../src/adapter/rollup-log-repository.ts';
+import { fromProtoUsageEvent } from '../src/rpc/convert.ts';
 import { ingestEvents } from '../src/service/ingest-events.ts';
 import { migratedUsageDatabase, saveTestMeter } from './usage-database.ts';
 
@@ -24,11 +25,7 @@ afterAll(() => drop());
 test('late usage of a closed period whose end changed between batches counts once, with each batch its late ids', async () => {
   const now = new Date('2026-03-10T12:00:00Z');
   const start = new Date('2026-02-01T00:00:00Z');
-  await saveTestMeter(
-    db,
-    { key: 'minutes', eventType: 'build.finished', aggregation: MeterAggregation.SUM, valueProperty: 'minutes' },
-    now,
-  );
+  await saveTestMeter(db, buildMinutesMeter, now);
   const ingestLate = async (id: string, minutes: number, end: Date) => {
     await db.transaction((em) =>
       savePeriod(em, { subscriptionId: 'sub-1', customer: 'acme', start, end, closed: true }),
@@ -40,7 +37,9 @@ test('late usage of a closed period whose end changed between batches counts onc
       eventTime: timestampFromDate(new Date('2026-02-15T10:00:00Z')),
       properties: { minutes },
     });
-    const [results] = await db.transaction((em) => ingestEvents(em, [{ events: [sentEvent(event)], offset: 0 }], now));
+    const [results] = await db.transaction((em) =>
+      ingestEvents(em, [{ events: [fromProtoUsageEvent(event)], offset: 0 }], now),
+    );
     expect(results?.map((r) => [r.status, r.late])).toEqual([[IngestStatus.ACCEPTED, true]]);
   };
   await ingestLate('late-a', 5, new Date('2026-03-01T00:00:00Z'));
@@ -51,10 +50,10 @@ test('late usage of a closed period whose end changed between batches counts onc
   expect(
     increments
       .map((i) => ({
-        end: new Date(i.period_end).toISOString(),
-        value: i.value,
-        events: Number(i.event_count),
-        late: i.late_event_ids,
+        end: i.period.end.toISOString(),
+        value: i.increment.value.toFixed(),
+        events: i.increment.eventCount,
+        late: i.lateEventIds,
       }))
       .sort((a, b) => a.end.localeCompare(b.end)),
   ).toEqual([

@@ -3,19 +3,20 @@
 // after the rollup log is folded.
 
 import { catalogService } from '@billing/catalog';
+import { queryBound } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { Decimal } from '@billing/money';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
-import { startTestService, type TestService } from '@billing/test/harness';
+import { startTestService, type TestService, waitFor } from '@billing/test/harness';
 import type { JsonValue } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Client, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { compactRollups } from '../src/adapter/usage-store.ts';
+import { compactRollups } from '../src/adapter/rollup-log-repository.ts';
 import { usageService } from '../src/definition.ts';
 
 const bus = createMemoryBus();
@@ -40,20 +41,12 @@ beforeAll(async () => {
   for (const m of METERS) {
     await catalogClient.createMeter({ requestId: m.key, meter: { ...m, name: m.key, eventType: 'prop.event' } });
   }
-  for (let i = 0; i < 200; i++) {
-    const ready = await client
-      .getPeriodUsage({
-        customerExternalId: 'x',
-        meterKey: 'p_unique',
-        period: { startTime: timestampFromDate(new Date(base)), endTime: timestampFromDate(new Date(base + HOUR)) },
-      })
-      .then(
-        () => true,
-        () => false,
-      );
-    if (ready) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  // The meters reach usage through the catalog's events.
+  const period = { startTime: timestampFromDate(new Date(base)), endTime: timestampFromDate(new Date(base + HOUR)) };
+  await waitFor(
+    () => client.getPeriodUsage({ customerExternalId: 'x', meterKey: 'p_unique', period }).then(Boolean, () => false),
+    Boolean,
+  );
 });
 
 afterAll(async () => {
@@ -159,8 +152,8 @@ test('edges before minute rollups existed (events stored before the upgrade) are
   // Fold everything, then make these minutes look as if they predate minute rollups.
   while ((await usage.context.db.transaction((em) => compactRollups(em, 1_000))) > 0);
   await usage.context.db.transaction(async (em) => {
-    await em.execute("delete from usage_rollup_minute where customer_external_id = 'before-minutes'");
-    await em.execute('update usage_minute_rollups set since = ?', [at(60)]);
+    await queryBound(em, "delete from usage_rollup_minute where customer_external_id = 'before-minutes'", []);
+    await queryBound(em, 'update usage_minute_rollups set since = $1', [at(60)]);
   });
   try {
     const res = await client.getPeriodUsage({
@@ -170,6 +163,8 @@ test('edges before minute rollups existed (events stored before the upgrade) are
     });
     expect([res.value, res.eventCount]).toEqual(['5', 2n]);
   } finally {
-    await usage.context.db.transaction((em) => em.execute("update usage_minute_rollups set since = '-infinity'"));
+    await usage.context.db.transaction((em) =>
+      queryBound(em, "update usage_minute_rollups set since = '-infinity'", []),
+    );
   }
 });

@@ -1,9 +1,10 @@
 // A fresh usage database at the latest schema, for tests that call the store and services directly.
 import { type Database, openDatabase } from '@billing/kit/db';
-import { type MeterAggregation, MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { MeterSchema } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { createTestDatabase, testLogger } from '@billing/test/harness';
-import { create } from '@bufbuild/protobuf';
-import { saveMeter } from '../src/adapter/usage-store.ts';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { USAGE_ENTITIES } from '../src/adapter/entities.ts';
+import { saveMeter } from '../src/adapter/meter-repository.ts';
 import { USAGE_MIGRATIONS } from '../src/migrations/index.ts';
 
 /** A migrated usage database named after `name`, and how to close and drop it. */
@@ -12,7 +13,7 @@ export async function migratedUsageDatabase(name: string): Promise<{ db: Databas
   const db = await openDatabase({
     service: 'usage',
     url: database.url,
-    entities: [],
+    entities: USAGE_ENTITIES,
     migrations: USAGE_MIGRATIONS,
     logger: testLogger,
   });
@@ -26,11 +27,13 @@ export async function migratedUsageDatabase(name: string): Promise<{ db: Databas
   };
 }
 
-/** Saves a meter in `db` as the catalog's events would (its name is its key). */
+/** Saves a meter in `db` as the catalog's events would (named by its key when it has no name). */
 export async function saveTestMeter(
   db: Database,
-  meter: { key: string; eventType: string; aggregation: MeterAggregation; valueProperty: string },
+  meter: MessageInitShape<typeof MeterSchema>,
   now: Date,
 ): Promise<void> {
-  await db.transaction((em) => saveMeter(em, create(MeterSchema, { ...meter, name: meter.key }), now));
+  await db.transaction((em) =>
+    saveMeter(em, create(MeterSchema, { ...meter, name: meter.name || meter.key || '' }), now),
+  );
 }

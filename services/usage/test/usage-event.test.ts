@@ -5,7 +5,8 @@ import { create, type JsonObject } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { isoTime, isRejection, sentEvent, type ValidEvent, validateEvent } from '../src/domain/usage-event.ts';
+import { isoTime, isRejection, type ValidEvent, validateEvent } from '../src/domain/usage-event.ts';
+import { fromProtoUsageEvent } from '../src/rpc/convert.ts';
 
 test('isoTime writes what toISOString writes, from year 1000 to 9999', () => {
   const edges = [
@@ -32,7 +33,7 @@ function validated(properties: JsonObject): ValidEvent {
     eventTime: timestampFromDate(new Date('2026-03-10T11:00:00.250Z')),
     properties,
   });
-  const result = validateEvent(sentEvent(event), 0, now);
+  const result = validateEvent(fromProtoUsageEvent(event), 0, now);
   if (isRejection(result)) throw new Error(result.message);
   return result;
 }

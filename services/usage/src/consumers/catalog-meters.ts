@@ -4,7 +4,7 @@
 import type { ConsumerSpec } from '@billing/kit/consumer';
 import { on } from '@billing/kit/consumer';
 import { meterArchived, meterCreated } from '@billing/proto/events/catalog';
-import { saveMeter } from '../adapter/usage-store.ts';
+import { recordMeter } from '../service/record-meter.ts';
 
 /** The consumer `usage-meters` of the catalog's meter events. */
 export const catalogMetersConsumer: ConsumerSpec = {
@@ -12,11 +12,11 @@ export const catalogMetersConsumer: ConsumerSpec = {
   stream: 'catalog',
   handlers: [
     on(meterCreated, async (em, { payload, envelope }) => {
-      if (payload.meter) await saveMeter(em, payload.meter, envelope.occurredTime, envelope.aggregateSeq);
+      if (payload.meter) await recordMeter(em, payload.meter, envelope.occurredTime, envelope.aggregateSeq);
     }),
     on(meterArchived, async (em, { payload, envelope }) => {
       if (payload.meter) {
-        await saveMeter(em, { ...payload.meter, archived: true }, envelope.occurredTime, envelope.aggregateSeq);
+        await recordMeter(em, { ...payload.meter, archived: true }, envelope.occurredTime, envelope.aggregateSeq);
       }
     }),
   ],

@@ -12,50 +12,35 @@ import {
   subscriptionRenewed,
 } from '@billing/proto/events/subscription';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import {
-  lockCustomerExclusive,
-  metersWithUsage,
-  periodRecorded,
-  requestRecompute,
-  savePeriod,
-} from '../adapter/usage-store.ts';
+import type { KnownPeriod } from '../domain/periods.ts';
+import { recordCurrentPeriod, recordPeriod } from '../service/record-billing-period.ts';
 
-/** Records the period; returns it when it was new. */
-async function savePeriodOf(em: Em, s: Subscription | undefined, period: Period | undefined, closed: boolean) {
+/** A subscription's period as the usage service keeps it, or undefined when the event carries none. */
+function knownPeriod(
+  s: Subscription | undefined,
+  period: Period | undefined,
+  closed: boolean,
+): KnownPeriod | undefined {
   if (!s || !period?.startTime || !period.endTime) return undefined;
-  const saved = {
+  return {
     subscriptionId: s.id,
     customer: s.customerExternalId,
     start: timestampDate(period.startTime),
     end: timestampDate(period.endTime),
     closed,
   };
-  // Most announcements repeat what is recorded (created then activated, redeliveries): they change nothing and
-  // need not wait for the customer's batches.
-  if (await periodRecorded(em, saved)) return undefined;
-  // Batches of the customer read its periods before they store events: each sees this change wholly or not at
-  // all, and one that committed before it is seen by the recompute below. (The lock is a bucket of customers:
-  // while it waits for the batches in progress, new ones of the bucket wait behind it.)
-  await lockCustomerExclusive(em, s.customerExternalId);
-  return (await savePeriod(em, saved)) ? saved : undefined;
 }
 
-/**
- * Records the subscription's current period, unless it has not started or has ended. Usage ingested in a new
- * period before this consumer knew it (its lag) was counted in the calendar month: the period is recomputed for
- * every meter with usage in it, so its published value is whole.
- */
-async function saveCurrentPeriod(em: Em, s: Subscription | undefined, now: Date) {
-  if (!s || s.state === SubscriptionState.PENDING || s.state === SubscriptionState.ENDED) return;
-  const period = await savePeriodOf(em, s, s.currentPeriod, false);
-  if (!period) return;
-  const meters = await metersWithUsage(em, period.customer, period.start, period.end);
-  await requestRecompute(
-    em,
-    period.customer,
-    meters.map((meter) => ({ meterKey: meter.key, aggregation: meter.aggregation, period })),
-    now,
-  );
+/** The current period of a subscription that has started and not ended, as announced. */
+function currentPeriod(s: Subscription | undefined): KnownPeriod | undefined {
+  if (!s || s.state === SubscriptionState.PENDING || s.state === SubscriptionState.ENDED) return undefined;
+  return knownPeriod(s, s.currentPeriod, false);
+}
+
+/** Records the current period of the subscription of an event, if it has one. */
+async function recordCurrentPeriodOf(em: Em, s: Subscription | undefined, now: Date): Promise<void> {
+  const period = currentPeriod(s);
+  if (period) await recordCurrentPeriod(em, period, now);
 }
 
 /** The consumer `usage-periods` of the subscription service's period events. */
@@ -64,17 +49,18 @@ export const subscriptionPeriodsConsumer: ConsumerSpec = {
   stream: 'subscription',
   handlers: [
     on(subscriptionCreated, (em, { payload, envelope }) =>
-      saveCurrentPeriod(em, payload.subscription, envelope.occurredTime),
+      recordCurrentPeriodOf(em, payload.subscription, envelope.occurredTime),
     ),
     on(subscriptionActivated, (em, { payload, envelope }) =>
-      saveCurrentPeriod(em, payload.subscription, envelope.occurredTime),
+      recordCurrentPeriodOf(em, payload.subscription, envelope.occurredTime),
     ),
     on(subscriptionRenewed, (em, { payload, envelope }) =>
-      saveCurrentPeriod(em, payload.subscription, envelope.occurredTime),
+      recordCurrentPeriodOf(em, payload.subscription, envelope.occurredTime),
     ),
     on(subscriptionPeriodClosed, async (em, { payload, envelope }) => {
-      await savePeriodOf(em, payload.subscription, payload.closedPeriod, true);
-      await saveCurrentPeriod(em, payload.subscription, envelope.occurredTime);
+      const closed = knownPeriod(payload.subscription, payload.closedPeriod, true);
+      if (closed) await recordPeriod(em, closed);
+      await recordCurrentPeriodOf(em, payload.subscription, envelope.occurredTime);
     }),
   ],
 };

@@ -87,6 +87,7 @@ const NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d{1,4})?$/;
  * as PostgreSQL's round): sums of a billion of them stay exact in 200 digits.
  */
 export const MAX_VALUE_MAGNITUDE = new Decimal('1e30');
+/** Decimals a usage value is read to. */
 export const VALUE_DECIMALS = 20;
 /**
  * Longest number held in a string: with an exponent of at most 4 digits, PostgreSQL's `numeric` can read any

@@ -3,6 +3,7 @@
 // forward: they ask for a recompute.
 import { Decimal } from '@billing/money';
 import { MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
+import type { BillingPeriod } from './periods.ts';
 
 /** A point in event order: event time, then id. */
 export interface EventPoint {
@@ -72,4 +73,40 @@ export function applyIncrement(state: PeriodState, increment: PeriodIncrement): 
     default:
       return { value: (state.value ?? new Decimal(0)).plus(increment.value), eventCount };
   }
+}
+
+/** A (customer, meter, period) whose value is published. */
+export interface PublishedKey {
+  /** The customer's external id. */
+  customer: string;
+  /** The meter. */
+  meterKey: string;
+  /** The period's start. */
+  periodStart: Date;
+  /** The period's subscription ('' for a calendar month): periods of several may start together. */
+  subscriptionId: string;
+}
+
+/** The published key of a customer's meter over `period` (a calendar month and a subscription period may start together). */
+export function periodKey(customer: string, meterKey: string, period: BillingPeriod): PublishedKey {
+  return { customer, meterKey, periodStart: period.start, subscriptionId: period.subscriptionId };
+}
+
+/** A published key as a map key. */
+export const publishedKeyOf = (key: PublishedKey): string =>
+  JSON.stringify([key.customer, key.meterKey, key.periodStart.getTime(), key.subscriptionId]);
+
+/** The published state of `key` among `states` (by publishedKeyOf), or the state of a period never published. */
+export function publishedState(states: ReadonlyMap<string, PeriodState>, key: PublishedKey): PeriodState {
+  return states.get(publishedKeyOf(key)) ?? { value: undefined, eventCount: 0 };
+}
+
+/** A change of a published value (a correction's). */
+export interface PublishedMove {
+  /** The (customer, meter, period). */
+  key: PublishedKey;
+  /** The change of its value. */
+  delta: Decimal;
+  /** The change of its event count. */
+  eventCountDelta: number;
 }

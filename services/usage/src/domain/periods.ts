@@ -15,6 +15,16 @@ export interface BillingPeriod {
   closed: boolean;
 }
 
+/**
+ * Whether usage falling in `period` is late: the period has closed, so what comes now is announced as late usage
+ * (`meter.late_usage_recorded`) for an invoice already made or being made, never in `meter.delta`; usage of an
+ * open period is on time. The one statement of the rule: ingestion flags its events by it, an amendment flags its
+ * event again, and a publisher pass keeps on-time and late changes apart and announces each as it says.
+ */
+export function isLate(period: BillingPeriod): boolean {
+  return period.closed;
+}
+
 /** A known subscription period of a customer. */
 export interface KnownPeriod extends BillingPeriod {
   /** The customer's external id. */

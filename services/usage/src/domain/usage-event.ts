@@ -1,9 +1,8 @@
 // A usage event as ingested: validation against the documented limits, and the fingerprint that tells a
 // retry (same content) from a conflicting duplicate (same id, other content).
 import { hash } from 'node:crypto';
-import { RejectReason, type UsageEvent } from '@billing/proto/billing/usage/v1/resources_pb';
+import { RejectReason } from '@billing/proto/billing/usage/v1/resources_pb';
 import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
-import { timestampMs } from '@bufbuild/protobuf/wkt';
 
 /** Most events in one batch. */
 export const MAX_BATCH_SIZE = 1_000;
@@ -26,17 +25,6 @@ export interface SentEvent {
   timeMs: number | undefined;
   /** Its properties ({} when none were sent). */
   properties: JsonObject;
-}
-
-/** The SentEvent of a decoded UsageEvent message. */
-export function sentEvent(event: UsageEvent): SentEvent {
-  return {
-    id: event.id,
-    customerExternalId: event.customerExternalId,
-    type: event.type,
-    timeMs: event.eventTime ? timestampMs(event.eventTime) : undefined,
-    properties: event.properties ?? {},
-  };
 }
 
 /** An event as meters read it. */
@@ -65,6 +53,34 @@ export interface ValidEvent extends MeteredEvent {
   fingerprint: string;
 }
 
+/** A stored raw event. */
+export interface StoredUsageEvent {
+  /** The producer's id. */
+  id: string;
+  /** The customer's external id. */
+  customer: string;
+  /** The event type. */
+  type: string;
+  /** When the usage happened. */
+  time: Date;
+  /** Its properties. */
+  properties: JsonObject;
+  /** When it was ingested. */
+  ingestedAt: Date;
+  /** Whether it was voided. */
+  voided: boolean;
+  /** Whether it falls in a billing period that had closed (isLate) when it was stored or last amended. */
+  late: boolean;
+}
+
+/** A stored event as a correction reads it: with how often it was amended and when it last changed. */
+export interface CorrectableEvent extends StoredUsageEvent {
+  /** Times it was amended. */
+  amendmentCount: number;
+  /** When it last changed. */
+  updatedAt: Date | undefined;
+}
+
 /** Why an event was refused. */
 export interface Rejection {
   /** The number validation was given (`validateEvent`'s `index`). */
@@ -81,6 +97,14 @@ export interface Rejection {
 
 const PRINTABLE = /^[\x21-\x7e]{1,128}$/;
 
+/** Whether `id` can be an event's id: 1-128 printable ASCII characters. */
+export function isEventId(id: string): boolean {
+  return PRINTABLE.test(id);
+}
+
+/** Longest customer external id and event type. */
+export const MAX_NAME_LENGTH = 128;
+
 // A UTF-16 surrogate without its pair (in a `u` expression, a pair is one code point, not a surrogate).
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -92,6 +116,14 @@ function unstorable(value: string): boolean {
 // In JSON made by JSON.stringify, the escape of a NUL or of a surrogate (which it escapes only unpaired): a
 // backslash that no other backslash escapes, then u0000 or ud800-udfff.
 const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/i;
+
+/**
+ * Whether `text` can be a customer external id or an event type: 1-128 characters, none of them NUL or a
+ * surrogate without its pair (PostgreSQL cannot store those).
+ */
+export function isNameText(text: string): boolean {
+  return text.length >= 1 && text.length <= MAX_NAME_LENGTH && !unstorable(text);
+}
 
 /** Whether JSON made by JSON.stringify holds a string PostgreSQL cannot store (see unstorable). */
 function unstorableJson(json: string): boolean {
@@ -144,6 +176,33 @@ export function isoTime(time: Date): string {
   return `${prefix}${TWO_DIGITS[hours]}:${TWO_DIGITS[minutes]}:${TWO_DIGITS[seconds]}.${THREE_DIGITS[rest - seconds * 1_000]}Z`;
 }
 
+/** Why an event time cannot be accepted. */
+export interface TimeRefusal {
+  /** The reason an ingested event reports. */
+  reason: RejectReason;
+  /** For humans. */
+  message: string;
+}
+
+const IN_FUTURE: TimeRefusal = {
+  reason: RejectReason.TIME_IN_FUTURE,
+  message: 'event_time is more than 5 minutes in the future',
+};
+const BEYOND_RETENTION: TimeRefusal = {
+  reason: RejectReason.TIME_BEYOND_RETENTION,
+  message: 'event_time is older than the 400-day retention',
+};
+
+/**
+ * Why an event cannot have `time` at `now`, for ingestion and amendments alike: more than 5 minutes ahead (clock
+ * skew, never future usage), or older than the retention (its raw events are gone); undefined when it can.
+ */
+export function eventTimeRefusal(time: Date, now: Date): TimeRefusal | undefined {
+  if (time.getTime() > now.getTime() + MAX_FUTURE_MS) return IN_FUTURE;
+  if (time.getTime() < now.getTime() - RETENTION_MS) return BEYOND_RETENTION;
+  return undefined;
+}
+
 /** Properties as canonical JSON (what is stored), or why they cannot be stored (ingestion and amendments). */
 export function encodeProperties(properties: JsonObject): string | { reason: RejectReason; message: string } {
   const encoded = canonical(properties);
@@ -159,6 +218,11 @@ export function encodeProperties(properties: JsonObject): string | { reason: Rej
   return encoded;
 }
 
+/** What an event id must be (isEventId), as messages say it after the field. */
+export const EVENT_ID_RULE = 'must be 1-128 printable ASCII characters';
+/** What a customer external id or an event type must be (isNameText), as messages say it after the field. */
+export const NAME_RULE = 'must be 1-128 characters, without NUL or unpaired surrogates';
+
 /** Validates one event at `now`; `index` numbers it (results are keyed by it). */
 export function validateEvent(event: SentEvent, index: number, now: Date): ValidEvent | Rejection {
   const reject = (reason: RejectReason, field: string, message: string): Rejection => ({
@@ -168,33 +232,18 @@ export function validateEvent(event: SentEvent, index: number, now: Date): Valid
     field,
     message,
   });
-  if (!PRINTABLE.test(event.id))
-    return reject(RejectReason.INVALID_ID, 'id', 'id must be 1-128 printable ASCII characters');
+  if (!isEventId(event.id)) return reject(RejectReason.INVALID_ID, 'id', `id ${EVENT_ID_RULE}`);
   const customer = event.customerExternalId;
-  if (customer.length < 1 || customer.length > 128 || unstorable(customer)) {
-    return reject(
-      RejectReason.INVALID_CUSTOMER,
-      'customer_external_id',
-      'customer_external_id must be 1-128 characters, without NUL or unpaired surrogates',
-    );
+  if (!isNameText(customer)) {
+    return reject(RejectReason.INVALID_CUSTOMER, 'customer_external_id', `customer_external_id ${NAME_RULE}`);
   }
-  if (event.type.length < 1 || event.type.length > 128 || unstorable(event.type)) {
-    return reject(
-      RejectReason.INVALID_TYPE,
-      'type',
-      'type must be 1-128 characters, without NUL or unpaired surrogates',
-    );
-  }
+  if (!isNameText(event.type)) return reject(RejectReason.INVALID_TYPE, 'type', `type ${NAME_RULE}`);
   if (event.timeMs === undefined) return reject(RejectReason.MISSING_TIME, 'event_time', 'event_time is required');
   const time = new Date(event.timeMs);
   if (Number.isNaN(time.getTime()))
     return reject(RejectReason.MISSING_TIME, 'event_time', 'event_time is not a valid time');
-  if (time.getTime() > now.getTime() + MAX_FUTURE_MS) {
-    return reject(RejectReason.TIME_IN_FUTURE, 'event_time', 'event_time is more than 5 minutes in the future');
-  }
-  if (time.getTime() < now.getTime() - RETENTION_MS) {
-    return reject(RejectReason.TIME_BEYOND_RETENTION, 'event_time', 'event_time is older than the 400-day retention');
-  }
+  const refusal = eventTimeRefusal(time, now);
+  if (refusal) return reject(refusal.reason, 'event_time', refusal.message);
   const properties = event.properties;
   const encoded = encodeProperties(properties);
   if (typeof encoded !== 'string') return reject(encoded.reason, 'properties', encoded.message);

@@ -4,7 +4,6 @@
 // same wire format, served through routeByCodec), and each event of the usual shape is read straight into a
 // SentEvent. Anything else (unknown or repeated fields, empty values, negative or huge times, non-ASCII text
 // that is not UTF-8, very deep properties) goes to protobuf-es, so every event decodes as it always did.
-import { InvalidArgumentError } from '@billing/kit/errors';
 import type { UsageEvent } from '@billing/proto/billing/usage/v1/resources_pb';
 import {
   type IngestEventStreamResponseSchema,
@@ -32,7 +31,9 @@ import {
   FieldDescriptorProto_Type,
   FileDescriptorProtoSchema,
 } from '@bufbuild/protobuf/wkt';
-import { type SentEvent, sentEvent } from '../domain/usage-event.ts';
+import { notAUsageEvent } from '../domain/errors.ts';
+import type { SentEvent } from '../domain/usage-event.ts';
+import { fromProtoUsageEvent } from './convert.ts';
 
 /** billing.usage.v1.IngestEventsRequest as binary ingestion reads it. */
 type BinaryIngestEventsRequest = Message<'billing.usage.v1.binary.IngestEventsRequest'> & {
@@ -256,7 +257,7 @@ export function decodeSentEvents(events: readonly Uint8Array[], firstIndex = 0):
   let whole: Buffer | undefined;
   for (const [i, bytes] of events.entries()) {
     if (whole?.buffer !== bytes.buffer) whole = Buffer.from(bytes.buffer);
-    decoded.push(readUsualEvent(bytes, whole) ?? sentEvent(parseUsageEvent(bytes, firstIndex + i)));
+    decoded.push(readUsualEvent(bytes, whole) ?? fromProtoUsageEvent(parseUsageEvent(bytes, firstIndex + i)));
   }
   return decoded;
 }
@@ -284,10 +285,7 @@ function parseUsageEvent(bytes: Uint8Array, index: number): UsageEvent {
     if (event) return event;
     throw new Error('no event');
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    throw new InvalidArgumentError(`events[${index}] is not a valid UsageEvent`, [
-      { field: `events[${index}]`, description: `not a valid UsageEvent: ${reason}` },
-    ]);
+    throw notAUsageEvent(index, err instanceof Error ? err.message : String(err));
   }
 }
 

@@ -1,80 +1,48 @@
-// The UsageService handlers: convert the request, call the use case, convert the result.
+// The UsageService handlers: convert the request, call one use case, convert the result.
 
 import { routeByCodec } from '@billing/kit/codec-route';
-import type { Em } from '@billing/kit/db';
-import { InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
 import { mutate } from '@billing/kit/mutation';
-import { listPage } from '@billing/kit/pagination';
 import type { ServiceContext } from '@billing/kit/runtime';
-import { isTimeZone } from '@billing/kit/time-zone';
-import { Decimal } from '@billing/money';
-import type { Period } from '@billing/proto/billing/type/v1/types_pb';
 import { type IngestResult, IngestStatus, type UsageEvent } from '@billing/proto/billing/usage/v1/resources_pb';
 import {
   IngestEventStreamResponseSchema,
   type IngestEventsRequest,
   IngestEventsResponseSchema,
   UsageService,
-  Window,
 } from '@billing/proto/billing/usage/v1/usage_service_pb';
-import { create, type JsonObject } from '@bufbuild/protobuf';
-import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { create } from '@bufbuild/protobuf';
 import type { ConnectRouter, ServiceImpl } from '@connectrpc/connect';
-import { findMeter, lateEventCount, listEvents } from '../adapter/usage-store.ts';
-import { MAX_BATCH_SIZE, type SentEvent, sentEvent } from '../domain/usage-event.ts';
-import { usageWindows } from '../domain/windows.ts';
-import { aggregateUsage } from '../service/aggregate-usage.ts';
-import { correctEvent } from '../service/correct-event.ts';
+import type { SentEvent } from '../domain/usage-event.ts';
+import {
+  checkBatchSize,
+  validateAmendEvent,
+  validateGetPeriodUsage,
+  validateListEvents,
+  validateQueryUsage,
+  validateVoidEvent,
+} from '../domain/validate.ts';
+import { amendEvent } from '../service/amend-event.ts';
+import { getPeriodUsage } from '../service/get-period-usage.ts';
 import { countResults, ingestEvents, ingestInTransaction } from '../service/ingest-events.ts';
 import { type IngestQueue, ingestQueue } from '../service/ingest-queue.ts';
+import { listEvents } from '../service/list-events.ts';
+import { queryUsage } from '../service/query-usage.ts';
+import { voidEvent } from '../service/void-event.ts';
 import {
   binaryIngestEventStream,
   binaryIngestEvents,
   decodeSentEvents,
   parseIngestEventsRequest,
 } from './binary-ingestion.ts';
+import { fromProtoUsageEvent, toProtoEventPage, toProtoPeriodUsage, toProtoUsageBuckets } from './convert.ts';
 
 /** How ingestion requests are written: up to 2 transactions at once, up to 8 waiting requests in each. */
 const INGEST_GROUPING = { concurrency: 2, maxGroupRequests: 8 };
 /** Most problems reported by one ingestion stream. */
 const MAX_STREAM_PROBLEMS = 10_000;
-const DAY = 24 * 3_600_000;
-/** Longest range of a usage query. */
-const MAX_QUERY_MS = 400 * DAY;
-/** Longest range of a usage query by the hour. */
-const MAX_HOURLY_QUERY_MS = 31 * DAY;
 
-/** A required, forward period of a request. */
-function readRange(period: Period | undefined, field: string): [Date, Date] {
-  if (!period?.startTime || !period.endTime) {
-    throw new InvalidArgumentError(`${field} is required`, [
-      { field, description: 'start_time and end_time are required' },
-    ]);
-  }
-  const start = timestampDate(period.startTime);
-  const end = timestampDate(period.endTime);
-  if (end.getTime() <= start.getTime()) {
-    throw new InvalidArgumentError(`${field} ends before it starts`, [
-      { field: `${field}.end_time`, description: 'must be after start_time' },
-    ]);
-  }
-  return [start, end];
-}
-
-/** The meter, or NOT_FOUND. */
-async function requireMeter(em: Em, key: string) {
-  const meter = await findMeter(em, key);
-  if (!meter) throw new NotFoundError('METER_NOT_FOUND', `no meter "${key}"`);
-  return meter;
-}
-
-function checkBatchSize(size: number, field: string): void {
-  if (size > MAX_BATCH_SIZE) {
-    throw new InvalidArgumentError(`at most ${MAX_BATCH_SIZE} events per batch`, [
-      { field, description: `at most ${MAX_BATCH_SIZE} events, got ${size}` },
-    ]);
-  }
-}
+/** The SentEvents of a request's UsageEvent messages. */
+const fromProtoUsageEvents = (events: readonly UsageEvent[]) => events.map(fromProtoUsageEvent);
 
 /**
  * The two ingestion RPCs over events of any decoding (T: UsageEvent messages, or the bytes of each, see
@@ -94,7 +62,11 @@ function ingestionHandlers<T>(
       if (req.requestId) {
         const request = asMessage();
         return mutate(context, UsageService.method.ingestEvents, request, async ({ em, now }) => {
-          const [results = []] = await ingestEvents(em, [{ events: request.events.map(sentEvent), offset: 0 }], now);
+          const [results = []] = await ingestEvents(
+            em,
+            [{ events: fromProtoUsageEvents(request.events), offset: 0 }],
+            now,
+          );
           return { results, ...countResults(results) };
         });
       }
@@ -136,7 +108,7 @@ export function routeUsageService(router: ConnectRouter, context: ServiceContext
     (batches) => ingestInTransaction(context.db, batches, context.clock.now()),
     INGEST_GROUPING,
   );
-  const messages = ingestionHandlers<UsageEvent>(context, queue, (events) => events.map(sentEvent));
+  const messages = ingestionHandlers<UsageEvent>(context, queue, fromProtoUsageEvents);
   const binary = ingestionHandlers<Uint8Array>(context, queue, decodeSentEvents);
   router.service(UsageService, usageHandlers(context));
   routeByCodec(
@@ -154,138 +126,30 @@ export function routeUsageService(router: ConnectRouter, context: ServiceContext
   );
 }
 
-/**
- * The UsageService RPCs but ingestion (routeUsageService serves those); the RPCs of later steps answer
- * UNIMPLEMENTED until they land.
- */
+/** The UsageService RPCs but ingestion (routeUsageService serves those). */
 function usageHandlers(context: ServiceContext): Partial<ServiceImpl<typeof UsageService>> {
+  const read = () => context.db.fork();
   return {
     async listEvents(req) {
-      if (!req.customerExternalId) {
-        throw new InvalidArgumentError('customer_external_id is required', [
-          { field: 'customer_external_id', description: 'required' },
-        ]);
-      }
-      const em = context.db.fork();
-      const meter = req.meterKey ? await findMeter(em, req.meterKey) : undefined;
-      if (req.meterKey && !meter) throw new NotFoundError('METER_NOT_FOUND', `no meter "${req.meterKey}"`);
-      const { items, nextPageToken } = await listPage(
-        req,
-        { c: req.customerExternalId, t: req.type, m: req.meterKey, r: req.range, v: req.includeVoided },
-        (page) =>
-          listEvents(em, {
-            customer: req.customerExternalId,
-            type: req.type || undefined,
-            meter,
-            from: req.range?.startTime ? timestampDate(req.range.startTime) : undefined,
-            to: req.range?.endTime ? timestampDate(req.range.endTime) : undefined,
-            includeVoided: req.includeVoided,
-            after: page.after === undefined ? undefined : (JSON.parse(page.after) as [string, string]),
-            limit: page.size + 1,
-          }),
-        (row) => JSON.stringify([row.time.toISOString(), row.id]),
-      );
-      return {
-        events: items.map((row) => ({
-          event: {
-            id: row.id,
-            customerExternalId: req.customerExternalId,
-            type: row.type,
-            eventTime: timestampFromDate(row.time),
-            properties: row.properties as JsonObject,
-          },
-          ingestTime: timestampFromDate(row.ingestedAt),
-          voided: row.voided,
-          late: row.late,
-        })),
-        nextPageToken,
-      };
+      return toProtoEventPage(await listEvents(read(), validateListEvents(req)));
     },
 
-    amendEvent: (req) =>
-      mutate(context, UsageService.method.amendEvent, req, (scope) =>
-        correctEvent(
-          scope,
-          req.customerExternalId,
-          req.eventId,
-          {
-            kind: 'amend',
-            time: req.eventTime ? timestampDate(req.eventTime) : undefined,
-            properties: req.properties,
-          },
-          req.reason,
-        ),
-      ),
+    amendEvent(req) {
+      const input = validateAmendEvent(req);
+      return mutate(context, UsageService.method.amendEvent, req, (scope) => amendEvent(scope, input));
+    },
 
-    voidEvent: (req) =>
-      mutate(context, UsageService.method.voidEvent, req, (scope) =>
-        correctEvent(scope, req.customerExternalId, req.eventId, { kind: 'void' }, req.reason),
-      ),
+    voidEvent(req) {
+      const input = validateVoidEvent(req);
+      return mutate(context, UsageService.method.voidEvent, req, (scope) => voidEvent(scope, input));
+    },
 
     async getPeriodUsage(req) {
-      const [start, end] = readRange(req.period, 'period');
-      const em = context.db.fork();
-      const meter = await requireMeter(em, req.meterKey);
-      const [total] = await aggregateUsage(em, {
-        meter,
-        customer: req.customerExternalId,
-        windows: [[start, end]],
-        groupBy: [],
-        filters: [],
-      });
-      return {
-        value: (total?.value ?? new Decimal(0)).toFixed(),
-        eventCount: BigInt(total?.eventCount ?? 0),
-        lateEventCount: BigInt(await lateEventCount(em, meter, req.customerExternalId, start, end)),
-        asOfTime: timestampFromDate(context.clock.now()),
-      };
+      return toProtoPeriodUsage(await getPeriodUsage(read(), validateGetPeriodUsage(req)), context.clock.now());
     },
 
     async queryUsage(req) {
-      const [start, end] = readRange(req.range, 'range');
-      const violations: { field: string; description: string }[] = [];
-      const zone = req.timeZone || 'UTC';
-      if (!isTimeZone(zone)) violations.push({ field: 'time_zone', description: `unknown time zone "${zone}"` });
-      if (end.getTime() - start.getTime() > MAX_QUERY_MS)
-        violations.push({ field: 'range', description: 'at most 400 days' });
-      if (req.window === Window.HOUR && end.getTime() - start.getTime() > MAX_HOURLY_QUERY_MS) {
-        violations.push({ field: 'range', description: 'at most 31 days with hourly windows' });
-      }
-      if (violations.length > 0) throw new InvalidArgumentError('the query is not valid', violations);
-      const em = context.db.fork();
-      const meter = await requireMeter(em, req.meterKey);
-      req.groupBy.forEach((d, i) => {
-        if (!meter.groupBy.includes(d))
-          violations.push({ field: `group_by[${i}]`, description: `the meter has no dimension "${d}"` });
-      });
-      req.filters.forEach((f, i) => {
-        if (!meter.groupBy.includes(f.dimension)) {
-          violations.push({
-            field: `filters[${i}].dimension`,
-            description: `the meter has no dimension "${f.dimension}"`,
-          });
-        }
-      });
-      if (violations.length > 0) throw new InvalidArgumentError('the query is not valid', violations);
-      const windows = usageWindows(start, end, req.window, zone);
-      const values = await aggregateUsage(em, {
-        meter,
-        customer: req.customerExternalId,
-        windows,
-        groupBy: req.groupBy,
-        filters: req.filters,
-      });
-      return {
-        buckets: values.map((v) => {
-          const [from, to] = windows[v.window] ?? [start, end];
-          return {
-            window: { startTime: timestampFromDate(from), endTime: timestampFromDate(to) },
-            group: v.group,
-            value: v.value.toFixed(),
-          };
-        }),
-        asOfTime: timestampFromDate(context.clock.now()),
-      };
+      return toProtoUsageBuckets(await queryUsage(read(), validateQueryUsage(req)), context.clock.now());
     },
   };
 }

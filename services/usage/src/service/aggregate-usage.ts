@@ -5,7 +5,9 @@
 import type { Em } from '@billing/kit/db';
 import { Decimal } from '@billing/money';
 import { type Meter, MeterAggregation } from '@billing/proto/billing/catalog/v1/resources_pb';
-import { distinctValues, edgeAggregates, minuteRollupsSince, minuteRows, rollupRows } from '../adapter/usage-store.ts';
+import { distinctValues, minuteRollupsSince, minuteRows, rollupRows } from '../adapter/rollup-read-repository.ts';
+import { edgeAggregates } from '../adapter/usage-event-repository.ts';
+import type { EventPoint } from '../domain/period-value.ts';
 import type { BillingCalendar, BillingPeriod } from '../domain/periods.ts';
 
 const HOUR = 3_600_000;
@@ -41,18 +43,18 @@ export interface UsageValue {
   /** Events counted. */
   eventCount: number;
   /** For latest meters: the event whose value it is (none without events). */
-  latest?: { time: Date; id: string };
+  latest?: EventPoint;
 }
 
 /** Accumulates one aggregation. */
 class Accumulator {
   sum = new Decimal(0);
   max: Decimal | undefined;
-  latest: { time: Date; id: string; value: Decimal } | undefined;
+  latest: (EventPoint & { value: Decimal }) | undefined;
   distinct = new Set<string>();
   eventCount = 0;
 
-  add(value: Decimal, count: number, at?: { time: Date; id: string }): void {
+  add(value: Decimal, count: number, at?: EventPoint): void {
     this.eventCount += count;
     this.sum = this.sum.plus(value);
     if (this.max === undefined || value.greaterThan(this.max)) this.max = value;
@@ -110,7 +112,7 @@ export async function aggregateUsage(em: Em, query: UsageQuery): Promise<UsageVa
   const windowOfHour = (hour: Date) =>
     wholeHours.findIndex((w) => w !== undefined && hour.getTime() >= w[0] && hour.getTime() < w[1]);
   for (const row of await rollupRows(em, meter.key, customer, first[0], last[1])) {
-    const window = windowOfHour(row.hour);
+    const window = windowOfHour(row.bucket);
     const group = project(row.group);
     if (window < 0 || group === undefined) continue;
     accumulator(window, group).add(row.value, row.eventCount, row.latest);
@@ -157,7 +159,7 @@ export async function aggregateUsage(em: Em, query: UsageQuery): Promise<UsageVa
     minuteRanges.map(([, from, to]) => [from, to]),
   );
   for (const row of minutes) {
-    const range = minuteRanges.find(([, from, to]) => row.minute >= from && row.minute < to);
+    const range = minuteRanges.find(([, from, to]) => row.bucket >= from && row.bucket < to);
     const group = project(row.group);
     if (!range || group === undefined) continue;
     accumulator(range[0], group).add(row.value, row.eventCount, row.latest);

@@ -9,15 +9,12 @@ import {
   IngestStatus,
   RejectReason,
 } from '@billing/proto/billing/usage/v1/resources_pb';
-import {
-  applyRollups,
-  claimAndStoreEvents,
-  KeyClaimedBeforeError,
-  knownPeriods,
-  lockCustomersShared,
-  metersForTypes,
-} from '../adapter/usage-store.ts';
-import { BillingCalendar, type BillingPeriod } from '../domain/periods.ts';
+import { knownPeriods } from '../adapter/billing-period-repository.ts';
+import { lockCustomersShared } from '../adapter/locks.ts';
+import { metersForTypes } from '../adapter/meter-repository.ts';
+import { applyRollups } from '../adapter/rollup-log-repository.ts';
+import { claimAndStoreEvents, KeyClaimedBeforeError } from '../adapter/usage-event-repository.ts';
+import { BillingCalendar, type BillingPeriod, isLate } from '../domain/periods.ts';
 import { readEvents, rollupDeltas } from '../domain/rollup.ts';
 import {
   isRejection,
@@ -124,7 +121,7 @@ export async function ingestEvents(
   for (const e of readable) {
     const period = calendar.periodOf(e.customer, e.time);
     periods[e.index] = period;
-    if (period.closed) late.add(e.index);
+    if (isLate(period)) late.add(e.index);
   }
   const claim = await claimAndStoreEvents(em, readable, now, late, keysNew);
   const periodOf = (e: MeteredEvent) => periods[e.index] ?? calendar.periodOf(e.customer, e.time);

@@ -10,29 +10,27 @@
 import type { Database } from '@billing/kit/db';
 import { type EventRecord, eventRecord, recordEvents } from '@billing/kit/outbox';
 import { Decimal } from '@billing/money';
-import { type UsageDelta, UsageDeltaSchema } from '@billing/proto/billing/usage/v1/resources_pb';
+import type { UsageDelta } from '@billing/proto/billing/usage/v1/resources_pb';
 import { meterLateUsageRecorded, meterUsageDelta } from '@billing/proto/events/usage';
-import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { knownPeriods } from '../adapter/billing-period-repository.ts';
+import { tryPublisherLock } from '../adapter/locks.ts';
+import { findMeters } from '../adapter/meter-repository.ts';
+import { pendingRowsWaiting, takePendingChanges } from '../adapter/pending-delta-repository.ts';
+import { publishedValues, savePublishedValues } from '../adapter/published-value-repository.ts';
+import { foldRollupLog, type LogRange } from '../adapter/rollup-log-repository.ts';
+import { meterUsageAggregate } from '../domain/aggregates.ts';
+import { usageDeltaMessage } from '../domain/messages.ts';
+import { type PendingChange, PendingPeriods } from '../domain/pending-periods.ts';
 import {
-  findMeters,
-  foldRollupLog,
-  knownPeriods,
-  type LogRange,
-  type PendingPeriod,
-  PendingPeriods,
-  PUBLISHER_LOCK,
+  applyIncrement,
+  type PeriodState,
   type PublishedKey,
-  pendingRowsWaiting,
+  periodKey,
   publishedKeyOf,
   publishedState,
-  publishedValues,
-  savePublishedValues,
-  takePendingRows,
-} from '../adapter/usage-store.ts';
-import { meterUsageAggregate } from '../domain/aggregates.ts';
-import { applyIncrement, type PeriodState } from '../domain/period-value.ts';
-import { BillingCalendar } from '../domain/periods.ts';
+} from '../domain/period-value.ts';
+import { BillingCalendar, isLate } from '../domain/periods.ts';
 import { MAX_LATE_IDS } from '../domain/rollup.ts';
 import { periodTotal } from './aggregate-usage.ts';
 
@@ -82,10 +80,7 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
   return db.transaction(async (em) => {
     // One pass at a time (replicas skip while another runs): the pass folds the rollup log into the rollups, and
     // turns what it adds into pending period increments, which it publishes with the corrections'.
-    const [lock] = await em.execute<{ locked: boolean }[]>(
-      `select pg_try_advisory_xact_lock(hashtext('${PUBLISHER_LOCK}')) as locked`,
-    );
-    if (!lock?.locked) return 0;
+    if (!(await tryPublisherLock(em))) return 0;
     // The log is folded in statements of COMPACTION_BATCH rows, merged per period as they come, until the pass
     // holds PASS_SIZE periods. A recompute reads the rollups and the log, so recomputes (the pending rows) are
     // taken only by a pass that folded every log row it sees: a row left for a later pass would be counted by
@@ -105,19 +100,14 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
       }
       range.after = folded.lastId;
     }
-    if (drained) merged.add(await takePendingRows(em, PASS_SIZE));
+    if (drained) merged.add(await takePendingChanges(em, PASS_SIZE));
     const pending = merged.list();
     if (pending.length === 0) return 0;
     const meters = await findMeters(
       em,
       pending.map((p) => p.meterKey),
     );
-    const keyOf = (p: PendingPeriod): PublishedKey => ({
-      customer: p.customer,
-      meterKey: p.meterKey,
-      periodStart: p.period.start,
-      subscriptionId: p.period.subscriptionId,
-    });
+    const keyOf = (p: PendingChange): PublishedKey => periodKey(p.customer, p.meterKey, p.period);
     const published = await publishedValues(em, pending.map(keyOf));
     // The periods of the customers whose periods are recomputed, from the earliest such period on.
     const recomputed = pending.filter((p) => p.increment.recompute);
@@ -133,7 +123,7 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
     // The state of each period as this pass moves it (a period may come twice: increments, then a correction's
     // recompute), saved once at the end.
     const current = new Map<string, { key: PublishedKey; state: PeriodState }>();
-    const stateOf = (p: PendingPeriod) =>
+    const stateOf = (p: PendingChange) =>
       current.get(publishedKeyOf(keyOf(p)))?.state ?? publishedState(published, keyOf(p));
     const outgoing = new Map<string, Outgoing>();
     for (const p of pending) {
@@ -154,7 +144,7 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
       if (before.equals(after) && previous.eventCount === next.eventCount) continue;
       // A correction of a closed period was announced by the correction itself (usage.event.voided or amended):
       // publishing it again as late usage would bill it twice.
-      if (p.correction && p.period.closed) continue;
+      if (p.correction && isLate(p.period)) continue;
       const pair = JSON.stringify([p.customer, p.meterKey]);
       let out = outgoing.get(pair);
       if (!out) {
@@ -169,16 +159,12 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
         outgoing.set(pair, out);
       }
       if (p.lastIngest > out.lastIngest) out.lastIngest = p.lastIngest;
-      const delta = create(UsageDeltaSchema, {
-        meterKey: p.meterKey,
-        period: { startTime: timestampFromDate(p.period.start), endTime: timestampFromDate(p.period.end) },
-        subscriptionId: p.period.subscriptionId,
-        delta: after.minus(before).toFixed(),
-        value: after.toFixed(),
-        eventCountDelta: BigInt(next.eventCount - previous.eventCount),
-        periodClosed: p.period.closed,
+      const delta = usageDeltaMessage(p.meterKey, p.period, {
+        before,
+        after,
+        eventCountDelta: next.eventCount - previous.eventCount,
       });
-      if (p.period.closed) {
+      if (isLate(p.period)) {
         out.closed.push(delta);
         out.lateEventIds.push(...p.lateEventIds.slice(0, MAX_LATE_IDS - out.lateEventIds.length));
       } else {
@@ -218,7 +204,7 @@ export async function publishDeltas(db: Database, now: Date): Promise<number> {
         );
       }
     }
-    // Every writer of these aggregates (passes and corrections) holds PUBLISHER_LOCK.
+    // Every writer of these aggregates (passes and corrections) holds the publisher's lock.
     await recordEvents(em, records, { aggregatesLocked: true });
     return records.length;
   }, 'repeatable read');
