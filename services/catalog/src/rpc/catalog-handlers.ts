@@ -3,7 +3,7 @@
 import { InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
 import { mutate } from '@billing/kit/mutation';
 import { listPage } from '@billing/kit/pagination';
-import type { ServiceContext } from '@billing/kit/runtime';
+import type { ServiceContext } from '@billing/kit/service-context';
 import { CatalogFormat, CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import type { ServiceImpl } from '@connectrpc/connect';
 import * as repo from '../adapter/repository.ts';
