@@ -122,6 +122,9 @@ export function toConnectError(err: unknown, domain: string): ConnectError {
   ]);
 }
 
+// Longest request id logged whole: the longest a request_id may be.
+const MAX_LOGGED_REQUEST_ID = 128;
+
 /**
  * The interceptor every service runs outermost: maps errors once (logging unexpected ones with their stack,
  * never returning their message) and logs each call with its outcome and duration.
@@ -130,10 +133,11 @@ export function errorInterceptor(domain: string, logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const method = `${req.service.typeName}/${req.method.name}`;
-    // The request id of a mutation is its idempotency key; other calls may send one as a header.
+    // The request id of a mutation is its idempotency key; other calls may send one as a header. One longer than
+    // any valid id is logged as a quoted prefix.
     const body = req.stream ? undefined : (req.message as { requestId?: unknown });
-    const requestId =
-      (typeof body?.requestId === 'string' && body.requestId) || req.header.get('x-request-id') || undefined;
+    const sent = (typeof body?.requestId === 'string' && body.requestId) || req.header.get('x-request-id') || undefined;
+    const requestId = sent && sent.length > MAX_LOGGED_REQUEST_ID ? quote(sent) : sent;
     const log = logger.child({ method, requestId });
     try {
       const res = await next(req);

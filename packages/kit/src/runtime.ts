@@ -15,6 +15,7 @@ import { openDatabase } from './db.ts';
 import { errorInterceptor } from './errors.ts';
 import type { SqlMigration } from './migration.ts';
 import { createOutboxRelay, type OutboxRelay } from './outbox.ts';
+import { requestGuard } from './request-guard.ts';
 import { startServer } from './server.ts';
 import type { ServiceContext } from './service-context.ts';
 import { traceInterceptor } from './trace.ts';
@@ -125,6 +126,7 @@ export async function runService(definition: ServiceDefinition, options: Runtime
       logger,
       interceptors: [
         errorInterceptor(`billing.${definition.name}`, logger),
+        requestGuard(),
         traceInterceptor,
         ...(options.interceptors ?? []),
       ],
