@@ -6,7 +6,7 @@ import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { ServiceImpl } from '@connectrpc/connect';
 import { type ConsumerSpec, listParkedEvents, parkedEventKey, replayParkedEvent } from './consumer.ts';
 import { queryBound } from './db.ts';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors.ts';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, quote } from './errors.ts';
 import { mutate } from './mutation.ts';
 import { listPage } from './pagination.ts';
 import type { ServiceContext } from './service-context.ts';
@@ -46,7 +46,7 @@ export function adminHandlers(
     replayParkedEvent: (req) =>
       mutate(context, M.replayParkedEvent, req, async ({ em }) => {
         const spec = consumers.find((c) => c.name === req.consumer);
-        if (!spec) throw new NotFoundError('CONSUMER_NOT_FOUND', `this service has no consumer "${req.consumer}"`);
+        if (!spec) throw new NotFoundError('CONSUMER_NOT_FOUND', `this service has no consumer ${quote(req.consumer)}`);
         let applied: boolean;
         try {
           applied = await replayParkedEvent(em, spec, req.eventId);
@@ -55,7 +55,10 @@ export function adminHandlers(
           throw new FailedPreconditionError('REPLAY_FAILED', `the replay failed, the event stays parked: ${why}`);
         }
         if (!applied)
-          throw new NotFoundError('PARKED_EVENT_NOT_FOUND', `no parked event ${req.eventId} of ${req.consumer}`);
+          throw new NotFoundError(
+            'PARKED_EVENT_NOT_FOUND',
+            `no parked event ${quote(req.eventId)} of ${quote(req.consumer)}`,
+          );
         return { applied };
       }),
 
