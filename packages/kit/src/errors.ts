@@ -105,6 +105,11 @@ function publicText(err: DomainError): string {
   return `${err.message}: ${first.field}: ${first.description}${more}`;
 }
 
+// Field violations sent in a BadRequest, at most: a request with something wrong in each of a hundred thousand
+// elements is answered in a few kilobytes (over gRPC, details outgrowing the trailers' frame would reach the
+// caller as a transport error). The message still counts them all.
+const MAX_SENT_VIOLATIONS = 100;
+
 /** Converts any error into the ConnectError a caller sees, with ErrorInfo (and BadRequest) details. */
 export function toConnectError(err: unknown, domain: string): ConnectError {
   if (err instanceof DomainError) {
@@ -112,7 +117,8 @@ export function toConnectError(err: unknown, domain: string): ConnectError {
       { desc: ErrorInfoSchema, value: { reason: err.reason, domain } },
     ];
     if (err instanceof InvalidArgumentError) {
-      details.push({ desc: BadRequestSchema, value: { fieldViolations: err.violations.map((v) => ({ ...v })) } });
+      const sent = err.violations.slice(0, MAX_SENT_VIOLATIONS);
+      details.push({ desc: BadRequestSchema, value: { fieldViolations: sent.map((v) => ({ ...v })) } });
     }
     return new ConnectError(publicText(err), err.code, undefined, details, err);
   }

@@ -22,9 +22,9 @@ export const MAX_KEY_LENGTH = 64;
 /** Longest id (`id`, `*_id`, `*_ids`, `request_id`), ours or a caller's (external ids, event ids). */
 export const MAX_ID_LENGTH = 128;
 /** Longest id another system assigned (`stripe_*_id`): Stripe's ids are at most 255 characters. */
-export const MAX_FOREIGN_ID_LENGTH = 255;
+const MAX_FOREIGN_ID_LENGTH = 255;
 /** Longest token (`page_token`, `*_token`): tokens are the service's own, a few hundred characters at most. */
-export const MAX_TOKEN_LENGTH = 1_024;
+const MAX_TOKEN_LENGTH = 1_024;
 
 /** The longest value the contract allows in a string field named `name` (proto name), if the guard bounds it. */
 export function lengthLimit(name: string): number | undefined {

@@ -274,6 +274,16 @@ describe('keys and ids', () => {
     expect(handled).toEqual([]);
   });
 
+  test('over gRPC a hundred thousand bad ids are an INVALID_ARGUMENT listing the first hundred, counting all', async () => {
+    const ancestorIds = Array.from({ length: 100_000 }, (_, i) => `a${i}\u0000`);
+    const err = await rpcError(customers().createCustomer({ requestId: 'r', customer: { ancestorIds } }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(violations(err)).toEqual(Array.from({ length: 100 }, (_, i) => `customer.ancestor_ids[${i}]`));
+    expect(err.rawMessage).toBe(
+      'the request is not valid: customer.ancestor_ids[0]: "a0\\u0000" holds a NUL character (and 99999 more)',
+    );
+  });
+
   test('over gRPC a megabyte key is a short INVALID_ARGUMENT, with no part of it in the answer but a prefix', async () => {
     const megabyte = `${'x'.repeat(1_000_000)}\u0000`;
     const err = await rpcError(catalog().getPlan({ planKey: megabyte }));
