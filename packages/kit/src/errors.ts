@@ -105,10 +105,21 @@ function publicText(err: DomainError): string {
   return `${err.message}: ${first.field}: ${first.description}${more}`;
 }
 
-// Field violations sent in a BadRequest, at most: a request with something wrong in each of a hundred thousand
-// elements is answered in a few kilobytes (over gRPC, details outgrowing the trailers' frame would reach the
-// caller as a transport error). The message still counts them all.
+// What an answer carries at most, so that it stays a few kilobytes even when a request has something wrong in
+// each of a hundred thousand elements, or a message or field path holds a caller's value whole: over gRPC, details
+// outgrowing the trailers' frame would reach the caller as a transport error. The message still counts every
+// violation; the texts cut end with an ellipsis.
 const MAX_SENT_VIOLATIONS = 100;
+const MAX_MESSAGE = 1_000;
+const MAX_FIELD = 200;
+const MAX_DESCRIPTION = 500;
+
+/** `text` cut to `max` characters (and an ellipsis), never between the two halves of a surrogate pair. */
+function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const end = /[\ud800-\udbff]/.test(text.charAt(max - 1)) ? max - 1 : max;
+  return `${text.slice(0, end)}…`;
+}
 
 /** Converts any error into the ConnectError a caller sees, with ErrorInfo (and BadRequest) details. */
 export function toConnectError(err: unknown, domain: string): ConnectError {
@@ -117,10 +128,13 @@ export function toConnectError(err: unknown, domain: string): ConnectError {
       { desc: ErrorInfoSchema, value: { reason: err.reason, domain } },
     ];
     if (err instanceof InvalidArgumentError) {
-      const sent = err.violations.slice(0, MAX_SENT_VIOLATIONS);
-      details.push({ desc: BadRequestSchema, value: { fieldViolations: sent.map((v) => ({ ...v })) } });
+      const sent = err.violations.slice(0, MAX_SENT_VIOLATIONS).map((v) => ({
+        field: clip(v.field, MAX_FIELD),
+        description: clip(v.description, MAX_DESCRIPTION),
+      }));
+      details.push({ desc: BadRequestSchema, value: { fieldViolations: sent } });
     }
-    return new ConnectError(publicText(err), err.code, undefined, details, err);
+    return new ConnectError(clip(publicText(err), MAX_MESSAGE), err.code, undefined, details, err);
   }
   if (err instanceof ConnectError) return err;
   return new ConnectError('internal error', Code.Internal, undefined, [
