@@ -2,7 +2,7 @@
 import type { EventBus } from '@billing/kit/bus';
 import type { Clock } from '@billing/kit/clock';
 import { systemClock } from '@billing/kit/clock';
-import type { Database } from '@billing/kit/db';
+import { type Database, queryBound } from '@billing/kit/db';
 import { type RunningService, runService, type ServiceDefinition } from '@billing/kit/runtime';
 import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
 import { pino } from 'pino';
@@ -70,10 +70,12 @@ export async function recordedEvents<S extends DescMessage>(
   event: { type: string; schema: S },
   aggregateId?: string,
 ): Promise<{ payload: MessageShape<S>; occurredAt: Date; aggregateId: string }[]> {
-  const rows = await db.fork().execute<{ payload: Buffer; occurred_at: Date; aggregate_id: string }[]>(
-    `select payload, occurred_at, aggregate_id from outbox_event where type = ?${aggregateId ? ' and aggregate_id = ?' : ''}
-     order by aggregate_id, aggregate_seq`,
-    aggregateId ? [event.type, aggregateId] : [event.type],
+  const rows = await queryBound<{ payload: Uint8Array; occurred_at: Date | string; aggregate_id: string }>(
+    db.fork(),
+    `select payload, occurred_at, aggregate_id from outbox_event
+      where type = $1 and ($2::text is null or aggregate_id = $2)
+      order by aggregate_id, aggregate_seq`,
+    [event.type, aggregateId || null],
   );
   return rows.map((r) => ({
     payload: fromBinary(event.schema, new Uint8Array(r.payload)),

@@ -1,6 +1,6 @@
 // What the kit's one-port server costs per call: unary gRPC calls through `startServer` (protocol sniffing,
-// health, reflection, error interceptor) against the same handler on a bare connect-node HTTP/2 server
-// (the baseline), same client, same machine, same run.
+// health, reflection, error interceptor, request guard) against the same handler on a bare connect-node HTTP/2
+// server (the baseline), same client, same machine, same run.
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
@@ -8,6 +8,7 @@ import { type ConnectRouter, createClient } from '@connectrpc/connect';
 import { connectNodeAdapter, createGrpcTransport } from '@connectrpc/connect-node';
 import { pino } from 'pino';
 import { errorInterceptor } from '../src/errors.ts';
+import { requestGuard } from '../src/request-guard.ts';
 import { startServer } from '../src/server.ts';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 20_000);
@@ -50,7 +51,7 @@ const kit = await startServer({
   routes,
   services: [CatalogService],
   logger,
-  interceptors: [errorInterceptor('billing.bench', logger)],
+  interceptors: [errorInterceptor('billing.bench', logger), requestGuard()],
 });
 const measured = await measure(`http://127.0.0.1:${kit.port}`);
 await kit.shutdown({ graceMs: 1_000 });

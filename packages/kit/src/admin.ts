@@ -5,10 +5,11 @@ import { AdminService } from '@billing/proto/billing/admin/v1/admin_service_pb';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { ServiceImpl } from '@connectrpc/connect';
 import { type ConsumerSpec, listParkedEvents, parkedEventKey, replayParkedEvent } from './consumer.ts';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from './errors.ts';
+import { queryBound } from './db.ts';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, quote } from './errors.ts';
 import { mutate } from './mutation.ts';
 import { listPage } from './pagination.ts';
-import type { ServiceContext } from './runtime.ts';
+import type { ServiceContext } from './service-context.ts';
 
 /** The AdminService of a service whose consumers are `consumers`. */
 export function adminHandlers(
@@ -45,7 +46,7 @@ export function adminHandlers(
     replayParkedEvent: (req) =>
       mutate(context, M.replayParkedEvent, req, async ({ em }) => {
         const spec = consumers.find((c) => c.name === req.consumer);
-        if (!spec) throw new NotFoundError('CONSUMER_NOT_FOUND', `this service has no consumer "${req.consumer}"`);
+        if (!spec) throw new NotFoundError('CONSUMER_NOT_FOUND', `this service has no consumer ${quote(req.consumer)}`);
         let applied: boolean;
         try {
           applied = await replayParkedEvent(em, spec, req.eventId);
@@ -54,7 +55,10 @@ export function adminHandlers(
           throw new FailedPreconditionError('REPLAY_FAILED', `the replay failed, the event stays parked: ${why}`);
         }
         if (!applied)
-          throw new NotFoundError('PARKED_EVENT_NOT_FOUND', `no parked event ${req.eventId} of ${req.consumer}`);
+          throw new NotFoundError(
+            'PARKED_EVENT_NOT_FOUND',
+            `no parked event ${quote(req.eventId)} of ${quote(req.consumer)}`,
+          );
         return { applied };
       }),
 
@@ -63,8 +67,9 @@ export function adminHandlers(
         if (!req.sinceTime) {
           throw new InvalidArgumentError('since_time is required', [{ field: 'since_time', description: 'required' }]);
         }
-        const rows = await em.execute<{ n: string }[]>(
-          `with cleared as (update outbox_event set published_at = null where recorded_at >= ? returning 1)
+        const rows = await queryBound<{ n: string }>(
+          em,
+          `with cleared as (update outbox_event set published_at = null where recorded_at >= $1 returning 1)
            select count(*) as n from cleared`,
           [timestampDate(req.sinceTime)],
         );

@@ -8,7 +8,7 @@ import type { EventType } from '@billing/proto/events/define';
 import { type DescMessage, fromBinary, type MessageShape } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
 import type { Delivery, EventBus, Subscription } from './bus.ts';
-import { type Database, type Em, isDatabaseUnavailable } from './db.ts';
+import { type Database, type Em, isDatabaseUnavailable, queryBound } from './db.ts';
 import type { BusMessage, EventEnvelope } from './events.ts';
 import { envelopeFromHeaders, envelopeToHeaders } from './events.ts';
 import { withTraceparent } from './trace.ts';
@@ -88,8 +88,9 @@ type Outcome = 'applied' | 'skipped';
 
 /** Applies one message in the transaction `em` unless its id was processed already. */
 async function applyOnce(em: Em, name: string, handler: EventHandler, message: BusMessage): Promise<Outcome> {
-  const inserted = await em.execute<{ event_id: string }[]>(
-    'insert into processed_event (consumer, event_id) values (?, ?) on conflict do nothing returning event_id',
+  const inserted = await queryBound<{ event_id: string }>(
+    em,
+    'insert into processed_event (consumer, event_id) values ($1, $2) on conflict do nothing returning event_id',
     [name, message.envelope.eventId],
   );
   if (inserted.length === 0) return 'skipped';
@@ -185,13 +186,11 @@ export async function startConsumer(options: ConsumerOptions): Promise<Subscript
  * redelivered meanwhile): such a delivery is acknowledged, never parked. An unreachable database answers no.
  */
 async function alreadyApplied(db: Database, consumer: string, message: BusMessage): Promise<boolean> {
-  const rows = await db
-    .fork()
-    .execute<{ applied: boolean }[]>(
-      'select true as applied from processed_event where consumer = ? and event_id = ?',
-      [consumer, message.envelope.eventId],
-    )
-    .catch(() => []);
+  const rows = await queryBound<{ applied: boolean }>(
+    db.fork(),
+    'select true as applied from processed_event where consumer = $1 and event_id = $2',
+    [consumer, message.envelope.eventId],
+  ).catch(() => []);
   return rows.length > 0;
 }
 
@@ -211,9 +210,10 @@ function isUnavailableError(err: unknown): boolean {
 async function park(db: Database, consumer: string, message: BusMessage, err: unknown, attempts: number) {
   const error = err instanceof Error ? err.message : String(err);
   await db.transaction(async (em) => {
-    await em.execute(
+    await queryBound(
+      em,
       `insert into parked_event (consumer, event_id, subject, headers, payload, error, attempts)
-       values (?, ?, ?, ?, ?, ?, ?)
+       values ($1, $2, $3, $4, $5, $6, $7)
        on conflict (consumer, event_id) do update
          set error = excluded.error, attempts = parked_event.attempts + excluded.attempts,
              parked_at = now(), replayed_at = null`,
@@ -247,26 +247,22 @@ export async function listParkedEvents(
     ? (JSON.parse(options.after) as [string, string, string])
     : [null, null, null];
   // Times compare at millisecond precision, the precision of the keys handed out.
-  const rows = await db
-    .fork()
-    .execute<
-      { consumer: string; event_id: string; subject: string; error: string; attempts: number; parked_at: Date }[]
-    >(
-      `select consumer, event_id, subject, error, attempts, parked_at from parked_event
-      where replayed_at is null and (?::text is null or consumer = ?)
-        and (?::timestamptz is null
-             or (date_trunc('milliseconds', parked_at), consumer, event_id) > (?::timestamptz, ?, ?))
-      order by date_trunc('milliseconds', parked_at), consumer, event_id limit ?`,
-      [
-        options.consumer ?? null,
-        options.consumer ?? null,
-        afterTime,
-        afterTime,
-        afterConsumer,
-        afterEvent,
-        options.limit ?? 1_000,
-      ],
-    );
+  const rows = await queryBound<{
+    consumer: string;
+    event_id: string;
+    subject: string;
+    error: string;
+    attempts: number;
+    parked_at: Date;
+  }>(
+    db.fork(),
+    `select consumer, event_id, subject, error, attempts, parked_at from parked_event
+      where replayed_at is null and ($1::text is null or consumer = $1)
+        and ($2::timestamptz is null
+             or (date_trunc('milliseconds', parked_at), consumer, event_id) > ($2::timestamptz, $3::text, $4::text))
+      order by date_trunc('milliseconds', parked_at), consumer, event_id limit $5`,
+    [options.consumer ?? null, afterTime, afterConsumer, afterEvent, options.limit ?? 1_000],
+  );
   return rows.map((r) => ({
     consumer: r.consumer,
     eventId: r.event_id,
@@ -284,8 +280,9 @@ export async function listParkedEvents(
  * running the handler when the message is of another type or schema than the handler of its subject takes.
  */
 export async function replayParkedEvent(em: Em, consumer: ConsumerSpec, eventId: string): Promise<boolean> {
-  const rows = await em.execute<{ subject: string; headers: Record<string, string> | string; payload: Uint8Array }[]>(
-    'select subject, headers, payload from parked_event where consumer = ? and event_id = ? and replayed_at is null for update',
+  const rows = await queryBound<{ subject: string; headers: Record<string, string> | string; payload: Uint8Array }>(
+    em,
+    'select subject, headers, payload from parked_event where consumer = $1 and event_id = $2 and replayed_at is null for update',
     [consumer.name, eventId],
   );
   const row = rows[0];
@@ -301,7 +298,7 @@ export async function replayParkedEvent(em: Em, consumer: ConsumerSpec, eventId:
   const mismatch = contractMismatch(handler, message);
   if (mismatch) throw new Error(mismatch);
   await applyOnce(em, consumer.name, handler, message);
-  await em.execute('update parked_event set replayed_at = now() where consumer = ? and event_id = ?', [
+  await queryBound(em, 'update parked_event set replayed_at = now() where consumer = $1 and event_id = $2', [
     consumer.name,
     eventId,
   ]);

@@ -10,14 +10,10 @@ import { CompiledQuery, type DatabaseConnection } from 'kysely';
 import type { Logger } from 'pino';
 import { UnavailableError } from './errors.ts';
 import { KIT_MIGRATIONS } from './kit-schema.ts';
+import type { SqlMigration } from './migration.ts';
 
-/** A schema change written as plain SQL statements; applied once, in order, inside a transaction. */
-export interface SqlMigration {
-  /** Unique, sortable name such as `0001_catalog`. */
-  name: string;
-  /** The statements, run in order. */
-  statements: readonly string[];
-}
+/** A schema change (defined in migration.ts, named here where services look for it). */
+export type { SqlMigration } from './migration.ts';
 
 /** The entity manager every service uses (PostgreSQL or PGlite). */
 export type Em = SqlEntityManager;

@@ -105,6 +105,22 @@ function publicText(err: DomainError): string {
   return `${err.message}: ${first.field}: ${first.description}${more}`;
 }
 
+// What an answer carries at most, so that it stays a few kilobytes even when a request has something wrong in
+// each of a hundred thousand elements, or a message or field path holds a caller's value whole: over gRPC, details
+// outgrowing the trailers' frame would reach the caller as a transport error. The message still counts every
+// violation; the texts cut end with an ellipsis.
+const MAX_SENT_VIOLATIONS = 100;
+const MAX_MESSAGE = 1_000;
+const MAX_FIELD = 200;
+const MAX_DESCRIPTION = 500;
+
+/** `text` cut to `max` characters (and an ellipsis), never between the two halves of a surrogate pair. */
+function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const end = /[\ud800-\udbff]/.test(text.charAt(max - 1)) ? max - 1 : max;
+  return `${text.slice(0, end)}…`;
+}
+
 /** Converts any error into the ConnectError a caller sees, with ErrorInfo (and BadRequest) details. */
 export function toConnectError(err: unknown, domain: string): ConnectError {
   if (err instanceof DomainError) {
@@ -112,15 +128,22 @@ export function toConnectError(err: unknown, domain: string): ConnectError {
       { desc: ErrorInfoSchema, value: { reason: err.reason, domain } },
     ];
     if (err instanceof InvalidArgumentError) {
-      details.push({ desc: BadRequestSchema, value: { fieldViolations: err.violations.map((v) => ({ ...v })) } });
+      const sent = err.violations.slice(0, MAX_SENT_VIOLATIONS).map((v) => ({
+        field: clip(v.field, MAX_FIELD),
+        description: clip(v.description, MAX_DESCRIPTION),
+      }));
+      details.push({ desc: BadRequestSchema, value: { fieldViolations: sent } });
     }
-    return new ConnectError(publicText(err), err.code, undefined, details, err);
+    return new ConnectError(clip(publicText(err), MAX_MESSAGE), err.code, undefined, details, err);
   }
   if (err instanceof ConnectError) return err;
   return new ConnectError('internal error', Code.Internal, undefined, [
     { desc: ErrorInfoSchema, value: { reason: 'INTERNAL', domain } },
   ]);
 }
+
+// Longest request id logged whole: the longest a request_id may be.
+const MAX_LOGGED_REQUEST_ID = 128;
 
 /**
  * The interceptor every service runs outermost: maps errors once (logging unexpected ones with their stack,
@@ -130,10 +153,11 @@ export function errorInterceptor(domain: string, logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const method = `${req.service.typeName}/${req.method.name}`;
-    // The request id of a mutation is its idempotency key; other calls may send one as a header.
+    // The request id of a mutation is its idempotency key; other calls may send one as a header. One longer than
+    // any valid id is logged as a quoted prefix.
     const body = req.stream ? undefined : (req.message as { requestId?: unknown });
-    const requestId =
-      (typeof body?.requestId === 'string' && body.requestId) || req.header.get('x-request-id') || undefined;
+    const sent = (typeof body?.requestId === 'string' && body.requestId) || req.header.get('x-request-id') || undefined;
+    const requestId = sent && sent.length > MAX_LOGGED_REQUEST_ID ? quote(sent) : sent;
     const log = logger.child({ method, requestId });
     try {
       const res = await next(req);

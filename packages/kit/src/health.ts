@@ -3,6 +3,7 @@
 import { type Health, HealthCheckResponse_ServingStatus as Status } from '@billing/proto/health/v1/health_pb';
 import type { ServiceImpl } from '@connectrpc/connect';
 import { Code, ConnectError } from '@connectrpc/connect';
+import { quote } from './errors.ts';
 
 /** The serving status of a server and of each of its services ('' is the server as a whole). */
 export interface HealthState {
@@ -31,7 +32,7 @@ export function createHealth(): { state: HealthState; service: ServiceImpl<typeo
       },
       check(req) {
         const status = statuses.get(req.service);
-        if (status === undefined) throw new ConnectError(`unknown service ${req.service}`, Code.NotFound);
+        if (status === undefined) throw new ConnectError(`unknown service ${quote(req.service)}`, Code.NotFound);
         return { status };
       },
       async *watch(req, context) {

@@ -4,7 +4,7 @@
 // insert waits for the first transaction and then finds its row.
 import { createHash } from 'node:crypto';
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from '@bufbuild/protobuf';
-import type { Em } from './db.ts';
+import { type Em, queryBound } from './db.ts';
 import { AlreadyExistsError, InvalidArgumentError } from './errors.ts';
 
 /** Longest request_id accepted. */
@@ -43,14 +43,16 @@ export async function runIdempotent<Req extends DescMessage, Res extends DescMes
   const fingerprint = createHash('sha256')
     .update(toBinary(request.schema, { ...request.message, requestId: '' }))
     .digest('base64url');
-  const inserted = await em.execute<{ request_id: string }[]>(
-    `insert into idempotency_key (scope, request_id, fingerprint) values (?, ?, ?)
+  const inserted = await queryBound<{ request_id: string }>(
+    em,
+    `insert into idempotency_key (scope, request_id, fingerprint) values ($1, $2, $3)
      on conflict do nothing returning request_id`,
     [scope, requestId, fingerprint],
   );
   if (inserted.length === 0) {
-    const [previous] = await em.execute<{ fingerprint: string; response: Uint8Array | null }[]>(
-      'select fingerprint, response from idempotency_key where scope = ? and request_id = ?',
+    const [previous] = await queryBound<{ fingerprint: string; response: Uint8Array | null }>(
+      em,
+      'select fingerprint, response from idempotency_key where scope = $1 and request_id = $2',
       [scope, requestId],
     );
     if (!previous || previous.fingerprint !== fingerprint || !previous.response) {
@@ -62,7 +64,7 @@ export async function runIdempotent<Req extends DescMessage, Res extends DescMes
     return fromBinary(responseSchema, new Uint8Array(previous.response));
   }
   const response = await work();
-  await em.execute('update idempotency_key set response = ? where scope = ? and request_id = ?', [
+  await queryBound(em, 'update idempotency_key set response = $1 where scope = $2 and request_id = $3', [
     Buffer.from(toBinary(responseSchema, response)),
     scope,
     requestId,

@@ -1,5 +1,5 @@
 // The kit's own tables, created in every service's database before the service's migrations.
-import type { SqlMigration } from './db.ts';
+import type { SqlMigration } from './migration.ts';
 
 /** Migrations of the tables the kit itself uses: idempotency keys, outbox, processed and parked events. */
 export const KIT_MIGRATIONS: readonly SqlMigration[] = [

@@ -9,7 +9,7 @@ import {
 } from '@bufbuild/protobuf';
 import type { Em } from './db.ts';
 import { runIdempotent } from './idempotency.ts';
-import type { ServiceContext } from './runtime.ts';
+import type { ServiceContext } from './service-context.ts';
 
 /** What a mutation's work receives. */
 export interface MutationScope {

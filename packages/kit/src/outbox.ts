@@ -245,28 +245,30 @@ export async function pruneOutbox(db: Database, retentionMs: number, stopping = 
   let after = '0';
   while (!stopping()) {
     const window = await db.transaction(async (em) => {
-      const [lock] = await em.execute<{ locked: boolean }[]>(
-        'select pg_try_advisory_xact_lock(hashtext(?)) as locked',
+      const [lock] = await queryBound<{ locked: boolean }>(
+        em,
+        'select pg_try_advisory_xact_lock(hashtext($1)) as locked',
         [PRUNE_LOCK],
       );
       if (!lock?.locked) return undefined;
       // The age is checked again on the deleted row itself: a row an operator republishes meanwhile (its
       // published_at cleared) is kept.
-      const [row] = await em.execute<{ deleted: string; last: string | null; read: string; old: boolean | null }[]>(
+      const [row] = await queryBound<{ deleted: string; last: string | null; read: string; old: boolean | null }>(
+        em,
         `with win as (
            select position, aggregate_id, aggregate_seq, recorded_at from outbox_event
-            where position > ? order by position limit ?
+            where position > $1::bigint order by position limit $2
          ), pruned as (
            delete from outbox_event d using win
-            where d.position = win.position and d.published_at < now() - make_interval(secs => ?)
+            where d.position = win.position and d.published_at < now() - make_interval(secs => $3::float8)
               and exists (select from outbox_event newer
                            where newer.aggregate_id = win.aggregate_id and newer.aggregate_seq > win.aggregate_seq)
            returning 1
          )
          select (select count(*) from pruned) as deleted, (select max(position) from win) as last,
                 (select count(*) from win) as read,
-                (select bool_and(recorded_at < now() - make_interval(secs => ?)) from win) as old`,
-        [after, PRUNE_WINDOW, retentionMs / 1000, retentionMs / 1000],
+                (select bool_and(recorded_at < now() - make_interval(secs => $3::float8)) from win) as old`,
+        [after, PRUNE_WINDOW, retentionMs / 1000],
       );
       return row;
     });
@@ -300,15 +302,17 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   // is thrown once the stamps of the rows acknowledged beside it are committed.
   const publishBatch = async (): Promise<{ published: number; more: boolean }> => {
     const batch = await options.db.transaction(async (em) => {
-      const [lock] = await em.execute<{ locked: boolean }[]>(
-        'select pg_try_advisory_xact_lock(hashtext(?)) as locked',
+      const [lock] = await queryBound<{ locked: boolean }>(
+        em,
+        'select pg_try_advisory_xact_lock(hashtext($1)) as locked',
         [RELAY_LOCK],
       );
       if (!lock?.locked) return { published: 0, more: false, failure: undefined };
-      const rows = await em.execute<OutboxRow[]>(
+      const rows = await queryBound<OutboxRow>(
+        em,
         `select position, id, subject, type, schema, aggregate_id, aggregate_seq, occurred_at, producer,
                 request_id, traceparent, payload
-           from outbox_event where published_at is null order by position limit ?`,
+           from outbox_event where published_at is null order by position limit $1`,
         [batchSize],
       );
       // A chunk's publishes are in flight together. When one fails, the relay stops after its chunk and stamps the
@@ -327,9 +331,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
       const published = done.length;
       if (done.length > 0) {
-        await em.execute('update outbox_event set published_at = now() where position = any(?::bigint[])', [
-          `{${done.join(',')}}`,
-        ]);
+        await queryBound(em, 'update outbox_event set published_at = now() where position = any($1::bigint[])', [done]);
       }
       return { published, more: rows.length === batchSize, failure };
     });
@@ -354,10 +356,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const replayAll = async () => {
     let after = '0';
     for (;;) {
-      const rows = await options.db.fork().execute<OutboxRow[]>(
+      const rows = await queryBound<OutboxRow>(
+        options.db.fork(),
         `select position, id, subject, type, schema, aggregate_id, aggregate_seq, occurred_at, producer,
                   request_id, traceparent, payload
-             from outbox_event where position > ? and published_at is not null order by position limit ?`,
+             from outbox_event where position > $1::bigint and published_at is not null order by position limit $2`,
         [after, batchSize],
       );
       for (const row of rows) await options.bus.publish(toMessage(row));
@@ -392,9 +395,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   };
 
   const countPending = async () => {
-    const [row] = await options.db
-      .fork()
-      .execute<{ n: string }[]>('select count(*) as n from outbox_event where published_at is null');
+    const [row] = await queryBound<{ n: string }>(
+      options.db.fork(),
+      'select count(*) as n from outbox_event where published_at is null',
+      [],
+    );
     return Number(row?.n ?? 0);
   };
 

@@ -8,6 +8,14 @@ export const DEFAULT_PAGE_SIZE = 50;
 /** Largest page size accepted. */
 export const MAX_PAGE_SIZE = 500;
 
+/** The paging fields of a list request, as sent: `page_size` and `page_token`. */
+export interface PageParameters {
+  /** Rows to return; 0 means the default. */
+  pageSize: number;
+  /** The previous page's next_page_token; empty for the first page. */
+  pageToken: string;
+}
+
 /** A validated page request. */
 export interface PageRequest {
   /** Rows to return. */
@@ -65,7 +73,7 @@ export function toPage<Row>(
  * rows after the cursor with `fetch`, and returns the page with its next token.
  */
 export async function listPage<Row>(
-  request: { pageSize: number; pageToken: string },
+  request: PageParameters,
   filters: unknown,
   fetch: (page: PageRequest) => Promise<readonly Row[]>,
   sortKey: (row: Row) => string,

@@ -15,6 +15,7 @@ import {
 import { create, type DescFile, type DescMessage, type DescService, toBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import type { ServiceImpl } from '@connectrpc/connect';
+import { quote } from './errors.ts';
 
 const NOT_FOUND = 5;
 const UNIMPLEMENTED = 12;
@@ -87,9 +88,9 @@ function answer(index: ReflectionIndex, request: ServerReflectionRequest): Serve
         messageResponse: { case: 'listServicesResponse', value: { service: index.services.map((name) => ({ name })) } },
       });
     case 'fileByFilename':
-      return files(index.files.get(req.value), `file ${req.value}`);
+      return files(index.files.get(req.value), `file ${quote(req.value)}`);
     case 'fileContainingSymbol':
-      return files(index.symbols.get(req.value), `symbol ${req.value}`);
+      return files(index.symbols.get(req.value), `symbol ${quote(req.value)}`);
     default:
       return create(ServerReflectionResponseSchema, {
         ...base,

@@ -11,25 +11,17 @@ import { adminHandlers } from './admin.ts';
 import type { EventBus, Subscription } from './bus.ts';
 import type { Clock } from './clock.ts';
 import { type ConsumerSpec, startConsumer } from './consumer.ts';
-import { type Database, openDatabase, type SqlMigration } from './db.ts';
+import { openDatabase } from './db.ts';
 import { errorInterceptor } from './errors.ts';
+import type { SqlMigration } from './migration.ts';
 import { createOutboxRelay, type OutboxRelay } from './outbox.ts';
+import { requestGuard } from './request-guard.ts';
 import { bindListener, type Listener, startServerOn } from './server.ts';
+import type { ServiceContext } from './service-context.ts';
 import { traceInterceptor } from './trace.ts';
 
-/** What a service's wiring receives to build its handlers and consumers. */
-export interface ServiceContext {
-  /** The service's database. */
-  db: Database;
-  /** The bus (NATS or in-process). */
-  bus: EventBus;
-  /** Wakes the outbox relay; call after committing events. */
-  relay: OutboxRelay;
-  /** Logger. */
-  logger: Logger;
-  /** Clock. */
-  clock: Clock;
-}
+/** The context a service's wiring receives (defined in service-context.ts, named here where services look for it). */
+export type { ServiceContext } from './service-context.ts';
 
 /** What a service declares so the runtime can run it. */
 export interface ServiceDefinition {
@@ -140,6 +132,7 @@ export async function runService(definition: ServiceDefinition, options: Runtime
       logger,
       interceptors: [
         errorInterceptor(`billing.${definition.name}`, logger),
+        requestGuard(),
         traceInterceptor,
         ...(options.interceptors ?? []),
       ],

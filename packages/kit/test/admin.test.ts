@@ -112,6 +112,14 @@ describe('parked events', () => {
       .catch((e: unknown) => ConnectError.from(e));
     expect(err).toMatchObject({ code: Code.NotFound });
   });
+
+  test('over gRPC, a megabyte consumer name is a short NOT_FOUND quoting a prefix of it', async () => {
+    const consumer = 'c'.repeat(1_000_000);
+    const err = await client
+      .replayParkedEvent({ requestId: 'r5', consumer, eventId: 'x' })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(err).toMatchObject({ code: Code.NotFound, rawMessage: `this service has no consumer "${'c'.repeat(40)}…"` });
+  });
 });
 
 describe('republishing', () => {

@@ -48,6 +48,12 @@ beforeAll(async () => {
           if (req.key === 'held')
             throw new FailedPreconditionError('FEATURE_HELD', 'the feature is held', { detail: 'held by plan p-41' });
           if (req.key === 'long') return { feature: { key: 'long', name: 'x'.repeat(10_000) } };
+          if (req.key === 'echo') {
+            const echoed = 'k'.repeat(1_000_000);
+            throw new InvalidArgumentError(`the feature ${echoed} is not valid`, [
+              { field: `metadata[${echoed}]`, description: `${echoed} is too long` },
+            ]);
+          }
           if (req.key !== 'sso') throw new NotFoundError('FEATURE_NOT_FOUND', `no feature "${req.key}"`);
           return { feature: { key: 'sso', name: 'SSO' } };
         },
@@ -128,6 +134,17 @@ describe('errors', () => {
       .getFeature({ key: '' })
       .catch((e: unknown) => ConnectError.from(e));
     expect(invalid).toMatchObject({ rawMessage: 'the request is not valid: key: required (and 1 more)' });
+  });
+
+  test('over gRPC, an error echoing a megabyte value whole is cut to a short answer', async () => {
+    const err = (await client()
+      .getFeature({ key: 'echo' })
+      .catch((e: unknown) => ConnectError.from(e))) as ConnectError;
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toBe(`the feature ${'k'.repeat(1_000 - 'the feature '.length)}…`);
+    expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => [v.field, v.description])).toEqual([
+      [`metadata[${'k'.repeat(200 - 'metadata['.length)}…`, `${'k'.repeat(500)}…`],
+    ]);
   });
 
   test("an error's internal detail stays out of the answer", async () => {

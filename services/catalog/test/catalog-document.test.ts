@@ -70,10 +70,31 @@ describe('reading a catalog document', () => {
     ]);
   });
 
-  test('a document that is not YAML at all is one clear violation', () => {
+  test('a document that is not YAML at all is one clear violation, with the excerpt where it fails', () => {
     const { violations } = readCatalogDocument('plans: [unclosed', 'yaml');
     expect(violations).toHaveLength(1);
     expect(violations[0]?.field).toBe('document');
     expect(violations[0]?.description).toMatch(/^not valid YAML/);
+    expect(violations[0]?.description).toMatch(/at line 1, column \d+:\n\nplans: \[unclosed\n +\^$/);
+  });
+
+  test('an unknown key at the top of the document is named under document', () => {
+    expect(readCatalogDocument('{"plans": [], "colour": "red"}', 'json').violations).toEqual([
+      { field: 'document.colour', description: 'unknown key' },
+    ]);
+  });
+
+  test('a made-up key that is not a plain name is quoted in its path, as a prefix when long', () => {
+    const long = 'x'.repeat(1_000);
+    const text = JSON.stringify({
+      'my plans': [],
+      [long]: 1,
+      plans: [{ key: 'team', name: 'Team', interval: 'month', 'trial days': 3 }],
+    });
+    expect(readCatalogDocument(text, 'json').violations.map((v) => v.field)).toEqual([
+      'document["my plans"]',
+      `document["${'x'.repeat(40)}…"]`,
+      'document.plans[0]["trial days"]',
+    ]);
   });
 });

@@ -6,30 +6,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '@billing/kit/clock';
 import { on, startConsumer } from '@billing/kit/consumer';
-import { openDatabase } from '@billing/kit/db';
+import { openDatabase, queryBound } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { runService } from '@billing/kit/runtime';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { planPublished } from '@billing/proto/events/catalog';
-import { buildMinutes, buildMinutesMeter, privateRepos, teamSpec, testLogger } from '@billing/test/harness';
+import { buildMinutes, buildMinutesMeter, privateRepos, teamSpec, testLogger, waitFor } from '@billing/test/harness';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, expect, test } from '@jest/globals';
 import { catalogService } from '../src/definition.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'catalog-embedded-'));
+const pendingEvents = 'select count(*) as n from outbox_event where published_at is null';
 
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function eventually(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Starts the catalog and a consumer of its plan events, both on PGlite, on a fresh in-process bus. */
 async function startProcess(received: string[]) {
@@ -83,25 +76,30 @@ test('events survive a restart of the all-in-one process, each applied once', as
   await first.client.createFeature({ requestId: 'f2', feature: buildMinutes });
   await first.client.createPlan({ requestId: 'p1', key: 'team', spec: teamSpec() });
   await first.client.publishPlan({ requestId: 'p2', planKey: 'team' });
-  await eventually(() => received.includes('team@1'), 'team consumed');
+  await waitFor(
+    async () => received,
+    (r) => r.includes('team@1'),
+  );
 
   // The consumer stops (as if the process died before it got there); the next plan is published.
   await first.subscription.stop();
   await first.client.createPlan({ requestId: 'p3', key: 'business', spec: teamSpec({ name: 'Business' }) });
   await first.client.publishPlan({ requestId: 'p4', planKey: 'business' });
   const db = first.catalog.context.db;
-  await eventually(async () => {
-    const rows = await db
-      .fork()
-      .execute<{ n: string }[]>('select count(*) as n from outbox_event where published_at is null');
-    return Number(rows[0]?.n) === 0;
-  }, 'outbox relayed');
+  await waitFor(
+    async () => (await queryBound<{ n: string }>(db.fork(), pendingEvents, []))[0]?.n,
+    (n) => Number(n) === 0,
+  );
   await first.stop();
   expect(received).toEqual(['team@1']);
 
+  // At start the relay publishes the whole outbox again, in order: team's event, which the consumer skips as
+  // applied, then business's. Once business's arrives, team's replay is behind it.
   const second = await startProcess(received);
-  await eventually(() => received.includes('business@1'), 'business consumed after the restart');
-  await new Promise((r) => setTimeout(r, 300));
+  await waitFor(
+    async () => received,
+    (r) => r.includes('business@1'),
+  );
   await second.stop();
   expect(received).toEqual(['team@1', 'business@1']);
 });

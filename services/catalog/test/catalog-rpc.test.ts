@@ -1,5 +1,6 @@
 // The CatalogService over real gRPC against a real server on PostgreSQL, outcome by outcome.
 
+import { queryBound } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { CatalogChangeKind, CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { PlanStatus, VersionStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
@@ -103,7 +104,7 @@ describe('plans', () => {
     expect(reason(err)).toBe('PLAN_EXISTS');
   });
 
-  test('an archived plan is not listed by default and cannot be published', async () => {
+  test('archiving a plan archives its published versions', async () => {
     await client.createPlan({ requestId: rid(), key: 'legacy', spec: teamSpec() });
     await client.publishPlan({ requestId: rid(), planKey: 'legacy' });
     const { plan } = await client.archivePlan({ requestId: rid(), planKey: 'legacy' });
@@ -111,10 +112,16 @@ describe('plans', () => {
     expect((await client.getPlanVersion({ planKey: 'legacy', version: 1 })).version?.status).toBe(
       VersionStatus.ARCHIVED,
     );
+  });
+
+  test('an archived plan is listed only when archived plans are asked for', async () => {
     const active = await client.listPlans({ pageSize: 500 });
     expect(active.plans.map((p) => p.key)).not.toContain('legacy');
     const all = await client.listPlans({ pageSize: 500, includeArchived: true });
     expect(all.plans.map((p) => p.key)).toContain('legacy');
+  });
+
+  test("an archived plan's draft cannot be edited: FAILED_PRECONDITION PLAN_ARCHIVED", async () => {
     const err = await rpcError(client.updatePlanDraft({ requestId: rid(), planKey: 'legacy', spec: teamSpec() }));
     expect(reason(err)).toBe('PLAN_ARCHIVED');
   });
@@ -128,11 +135,11 @@ describe('meters', () => {
       { headers: { traceparent } },
     );
     await client.createMeter({ requestId: rid(), meter: { ...buildMinutesMeter, key: 'untraced_minutes' } });
-    const rows = await service.context.db
-      .fork()
-      .execute<{ aggregate_id: string; traceparent: string | null }[]>(
-        "select aggregate_id, traceparent from outbox_event where aggregate_id like '%traced_minutes' order by 1",
-      );
+    const rows = await queryBound<{ aggregate_id: string; traceparent: string | null }>(
+      service.context.db.fork(),
+      'select aggregate_id, traceparent from outbox_event where aggregate_id like $1 order by 1',
+      ['%traced_minutes'],
+    );
     expect(rows.map((r) => [r.aggregate_id.replace(/^.*:/, ''), r.traceparent])).toEqual([
       ['traced_minutes', traceparent],
       ['untraced_minutes', null],
@@ -153,6 +160,48 @@ describe('meters', () => {
     expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations).toEqual([
       expect.objectContaining({ field: 'feature.meter_key', description: 'the meter is archived' }),
     ]);
+  });
+});
+
+describe('required fields and quoted values', () => {
+  test.each([
+    ['GetFeature', 'key', () => client.getFeature({})],
+    ['GetMeter', 'key', () => client.getMeter({})],
+    ['GetPlan', 'plan_key', () => client.getPlan({})],
+    ['GetPlanVersion', 'plan_key', () => client.getPlanVersion({})],
+    ['ListPlanVersions', 'plan_key', () => client.listPlanVersions({})],
+    ['GetAddOn', 'key', () => client.getAddOn({})],
+  ])('%s without its key is INVALID_ARGUMENT naming %s', async (_rpc, field, call) => {
+    const err = await rpcError(call());
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, [field]]);
+  });
+
+  test.each([
+    ['ArchiveFeature', 'key', () => client.archiveFeature({ requestId: rid() })],
+    ['ArchiveMeter', 'key', () => client.archiveMeter({ requestId: rid() })],
+    ['ArchiveAddOn', 'key', () => client.archiveAddOn({ requestId: rid() })],
+    ['PublishPlan', 'plan_key', () => client.publishPlan({ requestId: rid() })],
+    ['ArchivePlan', 'plan_key', () => client.archivePlan({ requestId: rid() })],
+    ['UpdatePlanDraft', 'plan_key', () => client.updatePlanDraft({ requestId: rid(), spec: teamSpec() })],
+    ['UpdatePlanDraft', 'spec', () => client.updatePlanDraft({ requestId: rid(), planKey: 'team' })],
+    ['CreatePlan', 'spec', () => client.createPlan({ requestId: rid(), key: 'no_spec' })],
+    ['CreateFeature', 'feature', () => client.createFeature({ requestId: rid() })],
+    ['CreateMeter', 'meter', () => client.createMeter({ requestId: rid() })],
+    ['UpsertAddOn', 'add_on', () => client.upsertAddOn({ requestId: rid() })],
+  ])('%s without its %s is INVALID_ARGUMENT naming it', async (_rpc, field, call) => {
+    const err = await rpcError(call());
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, [field]]);
+  });
+
+  test('a negative version is INVALID_ARGUMENT naming version', async () => {
+    const err = await rpcError(client.getPlanVersion({ planKey: 'team', version: -1 }));
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['version']]);
+  });
+
+  test('a NOT_FOUND quotes the key it did not find, cut to a prefix', async () => {
+    const key = `missing_${'k'.repeat(56)}`;
+    const err = await rpcError(client.getPlan({ planKey: key }));
+    expect([err.code, err.rawMessage]).toEqual([Code.NotFound, `no plan "${key.slice(0, 40)}…"`]);
   });
 });
 
@@ -250,14 +299,20 @@ describe('ApplyCatalog', () => {
     expect((await rpcError(client.getMeter({ key: 'storage_gb' }))).code).toBe(Code.NotFound);
   });
 
-  test('applying publishes; applying the same document again changes nothing; a new price is a new version', async () => {
+  test('applying publishes what the document holds', async () => {
     const applied = await client.applyCatalog({ requestId: rid(), document: document('10.00') });
     expect(applied.changes).toHaveLength(3);
     expect((await client.getPlanVersion({ planKey: 'starter' })).version?.spec?.charges[0]?.prices[1]).toMatchObject({
       currencyCode: 'JPY',
       unitAmount: '1500',
     });
+  });
+
+  test('applying the same document again changes nothing', async () => {
     expect((await client.applyCatalog({ requestId: rid(), document: document('10.00') })).changes).toEqual([]);
+  });
+
+  test('a new price in the document is a new version; the old one keeps its price', async () => {
     const changed = await client.applyCatalog({ requestId: rid(), document: document('12.00') });
     expect(changed.changes.map((c) => [c.kind, c.key, c.version])).toEqual([
       [CatalogChangeKind.PLAN_VERSION_PUBLISHED, 'starter', 2],

@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { FeatureKind } from '@billing/proto/billing/catalog/v1/resources_pb';
-import { createTestDatabase, sparePort, type TestDatabase } from '@billing/test/harness';
+import { createTestDatabase, outcome, sparePort, type TestDatabase, waitFor } from '@billing/test/harness';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
@@ -43,16 +43,11 @@ test('SIGTERM during a burst of calls loses no accepted call', async () => {
   });
   const exit = exited(child);
   const client = createClient(CatalogService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      await client.listFeatures({});
-      break;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await waitFor(
+    () => outcome(client.listFeatures({})),
+    (answered) => answered === 'ok',
+    30_000,
+  );
 
   const accepted: string[] = [];
   const refused: ConnectError[] = [];

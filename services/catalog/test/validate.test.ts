@@ -75,21 +75,27 @@ describe('plan versions', () => {
     expect(violations).toContainEqual({ field: 'spec.entitlements[2].feature_key', description: 'no feature "ghost"' });
   });
 
-  test('an entitlement must match its feature kind, and overage needs a soft limit and a usage charge', () => {
+  const metered = (featureKey: string, enforcement: LimitEnforcement, overageAllowed: boolean) =>
+    create(PlanEntitlementSchema, {
+      featureKey,
+      value: { case: 'metered', value: { limit: '500', enforcement, overageAllowed } },
+    });
+
+  test('an entitlement must match its feature kind', () => {
     const spec = teamSpec({ charges: [] });
-    const metered = (featureKey: string, enforcement: LimitEnforcement, overageAllowed: boolean) =>
-      create(PlanEntitlementSchema, {
-        featureKey,
-        value: { case: 'metered', value: { limit: '500', enforcement, overageAllowed } },
-      });
-    spec.entitlements = [
-      metered('private_repos', LimitEnforcement.SOFT, false),
-      metered('build_minutes', LimitEnforcement.HARD, true),
-    ];
-    expect(fields(validatePlanSpec(spec, lookup))).toEqual([
-      'spec.entitlements[0]',
-      'spec.entitlements[1].metered.overage_allowed',
-      'spec.entitlements[1].metered.overage_allowed',
+    spec.entitlements = [metered('private_repos', LimitEnforcement.SOFT, false)];
+    expect(fields(validatePlanSpec(spec, lookup))).toEqual(['spec.entitlements[0]']);
+  });
+
+  test('overage needs a soft limit and a usage charge on the meter', () => {
+    const spec = teamSpec({ charges: [] });
+    spec.entitlements = [metered('build_minutes', LimitEnforcement.HARD, true)];
+    expect(validatePlanSpec(spec, lookup)).toEqual([
+      { field: 'spec.entitlements[0].metered.overage_allowed', description: 'a hard limit allows no overage' },
+      {
+        field: 'spec.entitlements[0].metered.overage_allowed',
+        description: 'overage needs a usage charge on meter "build_minutes"',
+      },
     ]);
   });
 
@@ -107,23 +113,33 @@ describe('plan versions', () => {
     ]);
   });
 
-  test('usage charges are billed in arrears and need their meter; seats take none', () => {
+  test('usage charges are billed in arrears', () => {
     const spec = teamSpec();
-    const [seats, minutes] = spec.charges;
-    if (!seats || !minutes) throw new Error('fixture');
-    seats.meterKey = 'build_minutes';
+    const minutes = spec.charges[1];
+    if (!minutes) throw new Error('fixture');
     minutes.timing = BillingTiming.IN_ADVANCE;
-    expect(fields(validatePlanSpec(spec, lookup))).toEqual(['spec.charges[0].meter_key', 'spec.charges[1].timing']);
+    expect(fields(validatePlanSpec(spec, lookup))).toEqual(['spec.charges[1].timing']);
+  });
+
+  test('a seat charge takes no meter', () => {
+    const spec = teamSpec();
+    const seats = spec.charges[0];
+    if (!seats) throw new Error('fixture');
+    seats.meterKey = 'build_minutes';
+    expect(fields(validatePlanSpec(spec, lookup))).toEqual(['spec.charges[0].meter_key']);
   });
 });
 
 describe('meters and features', () => {
-  test('a sum needs a value property, a count has none', () => {
+  test('a sum needs a value property', () => {
     expect(
       fields(
         validateMeter(create(MeterSchema, { key: 'm', name: 'M', eventType: 'e', aggregation: MeterAggregation.SUM })),
       ),
     ).toEqual(['meter.value_property']);
+  });
+
+  test('a count needs none', () => {
     expect(
       validateMeter(create(MeterSchema, { key: 'm', name: 'M', eventType: 'e', aggregation: MeterAggregation.COUNT })),
     ).toEqual([]);

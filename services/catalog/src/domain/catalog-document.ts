@@ -2,7 +2,7 @@
 // contract's messages. Reading is strict: unknown keys and wrong types are reported with their path, so a
 // typo never silently drops a price. The format is described in docs/catalog.md.
 
-import type { FieldViolation } from '@billing/kit/errors';
+import { type FieldViolation, quote } from '@billing/kit/errors';
 import {
   AddOnSchema,
   BillingTiming,
@@ -61,6 +61,15 @@ const ENUMS = {
   enforcement: { soft: LimitEnforcement.SOFT, hard: LimitEnforcement.HARD },
 } as const;
 
+/**
+ * The path of `key` within the object at `path` ('' for the document itself). A key that is not a plain name
+ * (one the document made up: an unknown key, a currency) is quoted, as a prefix when long.
+ */
+function childPath(path: string, key: string): string {
+  if (!/^[A-Za-z0-9_]{1,64}$/.test(key)) return `${path}[${quote(key)}]`;
+  return path ? `${path}.${key}` : key;
+}
+
 /** A reader of one object of the document that records violations instead of throwing. */
 class Reader {
   readonly #out: FieldViolation[];
@@ -77,12 +86,12 @@ class Reader {
     }
     this.#object = value;
     for (const key of Object.keys(value)) {
-      if (!allowed.includes(key)) out.push({ field: this.#at(key), description: 'unknown key' });
+      if (!allowed.includes(key)) out.push({ field: childPath(path, key), description: 'unknown key' });
     }
   }
 
   #at(key: string): string {
-    return this.#path ? `${this.#path}.${key}` : key;
+    return childPath(this.#path, key);
   }
 
   has(key: string): boolean {
@@ -220,7 +229,7 @@ function readPrices(out: FieldViolation[], r: Reader, path: string): Charge['pri
   const prices = r.object('prices');
   if (!prices) return [];
   return Object.entries(prices).map(([currencyCode, price]) => {
-    const at = `${path}.prices.${currencyCode}`;
+    const at = childPath(childPath(path, 'prices'), currencyCode);
     if (typeof price === 'string' || typeof price === 'number') {
       return create(ChargePriceSchema, { currencyCode, unitAmount: String(price) });
     }
@@ -366,7 +375,8 @@ export function readCatalogDocument(
   try {
     value = (json ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100 })) as JsonValue;
   } catch (err) {
-    const reason = err instanceof Error ? err.message.split('\n')[0] : 'unreadable';
+    // YAML errors end with an excerpt of the document around the error (lines cut to 80 characters).
+    const reason = err instanceof Error ? err.message.trimEnd() : 'unreadable';
     return {
       document: empty,
       violations: [{ field: 'document', description: `not valid ${json ? 'JSON' : 'YAML'}: ${reason}` }],
@@ -379,5 +389,11 @@ export function readCatalogDocument(
     plans: r.list('plans', (item, at) => readPlan(out, item, at)),
     addOns: r.list('add_ons', (item, at) => readAddOn(out, item, at)),
   };
-  return { document, violations: out.map((v) => ({ ...v, field: v.field ? `document.${v.field}` : 'document' })) };
+  return {
+    document,
+    violations: out.map((v) => ({
+      ...v,
+      field: v.field === '' || v.field.startsWith('[') ? `document${v.field}` : `document.${v.field}`,
+    })),
+  };
 }

@@ -1,8 +1,10 @@
-// Validation of catalog objects. Each function returns every violation it finds (field path and what is
-// wrong), so a caller fixes a document in one round; an empty list means valid.
+// Validation of catalog objects and the inputs of use cases. Each object check returns every violation it finds
+// (field path and what is wrong), so a caller fixes a document in one round; an empty list means valid. The
+// readers at the end build a use case's input from its request, or throw INVALID_ARGUMENT naming the fields.
 
-import type { FieldViolation } from '@billing/kit/errors';
+import { type FieldViolation, quote } from '@billing/kit/errors';
 import { isCurrencyCode, parseDecimal } from '@billing/money';
+import { CatalogFormat } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import {
   BillingTiming,
   FeatureKind,
@@ -12,6 +14,8 @@ import {
   PriceModel,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
+import { type CatalogDocument, readCatalogDocument } from './catalog-document.ts';
+import { fieldRequired, notValid } from './errors.ts';
 import {
   type AddOn,
   type CatalogLookup,
@@ -68,7 +72,7 @@ function checkAmount(
 function checkUniqueKeys(out: Violations, field: string, keys: readonly string[]): void {
   const seen = new Set<string>();
   keys.forEach((key, i) => {
-    if (seen.has(key)) out.push({ field: `${field}[${i}].key`, description: `duplicate key "${key}"` });
+    if (seen.has(key)) out.push({ field: `${field}[${i}].key`, description: `duplicate key ${quote(key)}` });
     seen.add(key);
   });
 }
@@ -85,7 +89,7 @@ export function validateFeature(feature: Feature, lookup: CatalogLookup, prefix 
   if (feature.kind === FeatureKind.METERED) {
     const meter = lookup.meter(feature.meterKey);
     if (!feature.meterKey) out.push({ field: `${prefix}.meter_key`, description: 'required for a metered feature' });
-    else if (!meter) out.push({ field: `${prefix}.meter_key`, description: `no meter "${feature.meterKey}"` });
+    else if (!meter) out.push({ field: `${prefix}.meter_key`, description: `no meter ${quote(feature.meterKey)}` });
     else if (meter.archived) out.push({ field: `${prefix}.meter_key`, description: 'the meter is archived' });
   } else if (feature.meterKey) {
     out.push({ field: `${prefix}.meter_key`, description: 'only metered features have a meter' });
@@ -162,7 +166,7 @@ function validateCharges(
     if (USAGE_MODELS.has(model)) {
       const meter = lookup.meter(charge.meterKey);
       if (!charge.meterKey) out.push({ field: `${at}.meter_key`, description: 'required for a usage-based charge' });
-      else if (!meter) out.push({ field: `${at}.meter_key`, description: `no meter "${charge.meterKey}"` });
+      else if (!meter) out.push({ field: `${at}.meter_key`, description: `no meter ${quote(charge.meterKey)}` });
       else if (meter.archived) out.push({ field: `${at}.meter_key`, description: 'the meter is archived' });
       if (charge.timing === BillingTiming.IN_ADVANCE) {
         out.push({ field: `${at}.timing`, description: 'usage is billed in arrears' });
@@ -185,10 +189,10 @@ function validateCharges(
       if (!currencies.includes(price.currencyCode)) {
         out.push({
           field: `${pat}.currency_code`,
-          description: `"${price.currencyCode}" is not a currency of this plan`,
+          description: `${quote(price.currencyCode)} is not a currency of this plan`,
         });
       } else if (priced.has(price.currencyCode)) {
-        out.push({ field: `${pat}.currency_code`, description: `a second price in ${price.currencyCode}` });
+        out.push({ field: `${pat}.currency_code`, description: `a second price in ${quote(price.currencyCode)}` });
       }
       priced.add(price.currencyCode);
       checkAmount(out, `${pat}.minimum_amount`, price.minimumAmount, { required: false });
@@ -201,7 +205,7 @@ function validateCharges(
       }
     });
     for (const currency of currencies) {
-      if (!priced.has(currency)) out.push({ field: `${at}.prices`, description: `no price in ${currency}` });
+      if (!priced.has(currency)) out.push({ field: `${at}.prices`, description: `no price in ${quote(currency)}` });
     }
   });
 }
@@ -242,12 +246,15 @@ function validateEntitlements(
   entitlements.forEach((entitlement, i) => {
     const at = `${prefix}[${i}]`;
     if (seen.has(entitlement.featureKey)) {
-      out.push({ field: `${at}.feature_key`, description: `a second entitlement for "${entitlement.featureKey}"` });
+      out.push({
+        field: `${at}.feature_key`,
+        description: `a second entitlement for ${quote(entitlement.featureKey)}`,
+      });
     }
     seen.add(entitlement.featureKey);
     const feature = lookup.feature(entitlement.featureKey);
     if (!feature) {
-      out.push({ field: `${at}.feature_key`, description: `no feature "${entitlement.featureKey}"` });
+      out.push({ field: `${at}.feature_key`, description: `no feature ${quote(entitlement.featureKey)}` });
       return;
     }
     if (feature.archived) out.push({ field: `${at}.feature_key`, description: 'the feature is archived' });
@@ -259,7 +266,7 @@ function validateEntitlements(
       [FeatureKind.UNSPECIFIED]: 'none',
     }[feature.kind];
     if (value.case !== expected) {
-      out.push({ field: `${at}`, description: `feature "${feature.key}" needs a ${expected} entitlement` });
+      out.push({ field: `${at}`, description: `feature ${quote(feature.key)} needs a ${expected} entitlement` });
       return;
     }
     if (value.case !== 'metered') return;
@@ -275,7 +282,7 @@ function validateEntitlements(
       if (!charges.some((c) => c.meterKey === feature.meterKey && USAGE_MODELS.has(c.model))) {
         out.push({
           field: `${at}.metered.overage_allowed`,
-          description: `overage needs a usage charge on meter "${feature.meterKey}"`,
+          description: `overage needs a usage charge on meter ${quote(feature.meterKey)}`,
         });
       }
     }
@@ -285,7 +292,8 @@ function validateEntitlements(
 function validateCurrencies(out: Violations, field: string, currencies: readonly string[]): void {
   if (currencies.length === 0) out.push({ field, description: 'at least one currency' });
   currencies.forEach((code, i) => {
-    if (!isCurrencyCode(code)) out.push({ field: `${field}[${i}]`, description: `"${code}" is not an ISO 4217 code` });
+    if (!isCurrencyCode(code))
+      out.push({ field: `${field}[${i}]`, description: `${quote(code)} is not an ISO 4217 code` });
   });
   if (new Set(currencies).size !== currencies.length) out.push({ field, description: 'currencies must be distinct' });
 }
@@ -337,11 +345,85 @@ export function validateAddOn(addOn: AddOn, lookup: CatalogLookup, prefix = 'add
     const priced = new Set(addOn.oneOffPrices.map((p) => p.currencyCode));
     for (const currency of addOn.currencyCodes) {
       if (!priced.has(currency))
-        out.push({ field: `${prefix}.one_off_prices`, description: `no price in ${currency}` });
+        out.push({ field: `${prefix}.one_off_prices`, description: `no price in ${quote(currency)}` });
     }
     addOn.oneOffPrices.forEach((price, i) => {
       checkAmount(out, `${prefix}.one_off_prices[${i}].amount`, price.amount, { required: true });
     });
   }
   return out;
+}
+
+/** Which version of a plan a read names: a version number, or the latest published one. */
+export interface PlanVersionRef {
+  /** The plan's key. */
+  planKey: string;
+  /** The version, or `latest`. */
+  version: number | 'latest';
+}
+
+/** The new content of a plan's draft, and the version the caller means to edit (0: the current draft). */
+export interface PlanDraftInput {
+  /** The plan's key. */
+  planKey: string;
+  /** The content. */
+  spec: PlanVersionSpec;
+  /** The draft's version as a guard, or 0 for whichever draft the plan has (or starts). */
+  version: number;
+}
+
+/** What ApplyCatalog applies: the document read, and how. */
+export interface ApplyCatalogInput {
+  /** The document. */
+  document: CatalogDocument;
+  /** Compute and return the changes without making them. */
+  dryRun: boolean;
+  /** Archive plans, features, meters and add-ons that the document does not name. */
+  archiveMissing: boolean;
+}
+
+/** A required key of a request (`key`, `plan_key`): empty, it is INVALID_ARGUMENT naming the field. */
+export function requiredKey(key: string, field: string): string {
+  if (key === '') throw fieldRequired(field);
+  return key;
+}
+
+/** A required message of a request (`feature`, `spec`): unset, it is INVALID_ARGUMENT naming the field. */
+export function requiredMessage<T>(value: T | undefined, field: string): T {
+  if (value === undefined) throw fieldRequired(field);
+  return value;
+}
+
+/** The version a GetPlanVersion request names. */
+export function readPlanVersionRef(request: { planKey: string; version: number }): PlanVersionRef {
+  const out: Violations = [];
+  if (request.planKey === '') out.push({ field: 'plan_key', description: 'required' });
+  if (request.version < 0) out.push({ field: 'version', description: '0 (the latest published) or more' });
+  if (out.length > 0) throw notValid('the request', out);
+  return { planKey: request.planKey, version: request.version === 0 ? 'latest' : request.version };
+}
+
+/** The draft an UpdatePlanDraft request writes. */
+export function readPlanDraft(request: { planKey: string; spec?: PlanVersionSpec; version: number }): PlanDraftInput {
+  const planKey = requiredKey(request.planKey, 'plan_key');
+  return { planKey, spec: requiredMessage(request.spec, 'spec'), version: request.version };
+}
+
+const FORMATS = {
+  [CatalogFormat.UNSPECIFIED]: 'auto',
+  [CatalogFormat.YAML]: 'yaml',
+  [CatalogFormat.JSON]: 'json',
+} as const;
+
+/** The document an ApplyCatalog request applies, read and checked for form (the catalog checks the rest). */
+export function readApplyCatalog(request: {
+  document: string;
+  format: CatalogFormat;
+  dryRun: boolean;
+  archiveMissing: boolean;
+}): ApplyCatalogInput {
+  const format = FORMATS[request.format];
+  const { document, violations } = readCatalogDocument(request.document, format);
+  if (violations.length > 0) throw notValid('the catalog document', violations);
+  return { document, dryRun: request.dryRun, archiveMissing: request.archiveMissing };
 }

@@ -1,13 +1,17 @@
-// The CatalogService handlers: convert the request, call the use case, convert the result. Nothing else.
+// The CatalogService handlers: read the request into a use case's input, call the use case, convert the result.
+// Nothing else. Inputs are read before a mutation starts, so a refused request touches nothing.
 
-import { InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
 import { mutate } from '@billing/kit/mutation';
-import { listPage } from '@billing/kit/pagination';
-import type { ServiceContext } from '@billing/kit/runtime';
-import { CatalogFormat, CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import type { ServiceContext } from '@billing/kit/service-context';
+import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import type { ServiceImpl } from '@connectrpc/connect';
-import * as repo from '../adapter/repository.ts';
-import { readCatalogDocument } from '../domain/catalog-document.ts';
+import {
+  readApplyCatalog,
+  readPlanDraft,
+  readPlanVersionRef,
+  requiredKey,
+  requiredMessage,
+} from '../domain/validate.ts';
 import { applyCatalog } from '../service/apply-catalog.ts';
 import { archiveAddOn } from '../service/archive-add-on.ts';
 import { archiveFeature } from '../service/archive-feature.ts';
@@ -16,170 +20,117 @@ import { archivePlan } from '../service/archive-plan.ts';
 import { createFeature } from '../service/create-feature.ts';
 import { createMeter } from '../service/create-meter.ts';
 import { createPlan } from '../service/create-plan.ts';
+import { getAddOn } from '../service/get-add-on.ts';
+import { getFeature } from '../service/get-feature.ts';
+import { getMeter } from '../service/get-meter.ts';
+import { getPlan } from '../service/get-plan.ts';
+import { getPlanVersion } from '../service/get-plan-version.ts';
+import { listAddOns } from '../service/list-add-ons.ts';
+import { listFeatures } from '../service/list-features.ts';
+import { listMeters } from '../service/list-meters.ts';
+import { listPlanVersions } from '../service/list-plan-versions.ts';
+import { listPlans } from '../service/list-plans.ts';
 import { publishPlan } from '../service/publish-plan.ts';
 import { updatePlanDraft } from '../service/update-plan-draft.ts';
 import { upsertAddOn } from '../service/upsert-add-on.ts';
 
 const M = CatalogService.method;
 
-function required<T>(value: T | undefined, field: string): T {
-  if (value === undefined) throw new InvalidArgumentError(`${field} is required`, [{ field, description: 'required' }]);
-  return value;
-}
-
-const FORMATS = {
-  [CatalogFormat.UNSPECIFIED]: 'auto',
-  [CatalogFormat.YAML]: 'yaml',
-  [CatalogFormat.JSON]: 'json',
-} as const;
-
 /** Builds the CatalogService implementation over a service context. */
 export function catalogHandlers(context: ServiceContext): ServiceImpl<typeof CatalogService> {
   const read = () => context.db.fork();
   return {
-    createFeature: (req) =>
-      mutate(context, M.createFeature, req, async (s) => ({
-        feature: await createFeature(s, required(req.feature, 'feature')),
-      })),
-
-    async getFeature(req) {
-      const feature = await repo.features.find(read(), req.key);
-      if (!feature) throw new NotFoundError('FEATURE_NOT_FOUND', `no feature "${req.key}"`);
-      return { feature };
+    createFeature(req) {
+      const feature = requiredMessage(req.feature, 'feature');
+      return mutate(context, M.createFeature, req, async (s) => ({ feature: await createFeature(s, feature) }));
     },
 
+    getFeature: async (req) => ({ feature: await getFeature(read(), requiredKey(req.key, 'key')) }),
+
     async listFeatures(req) {
-      const { includeArchived } = req;
-      const { items, nextPageToken } = await listPage(
-        req,
-        { includeArchived },
-        (page) => repo.features.list(read(), { ...page, includeArchived }),
-        (f) => f.key,
-      );
+      const { items, nextPageToken } = await listFeatures(read(), req);
       return { features: items, nextPageToken };
     },
 
-    archiveFeature: (req) =>
-      mutate(context, M.archiveFeature, req, async (s) => ({ feature: await archiveFeature(s, req.key) })),
-
-    createMeter: (req) =>
-      mutate(context, M.createMeter, req, async (s) => ({ meter: await createMeter(s, required(req.meter, 'meter')) })),
-
-    async getMeter(req) {
-      const meter = await repo.findMeter(read(), req.key);
-      if (!meter) throw new NotFoundError('METER_NOT_FOUND', `no meter "${req.key}"`);
-      return { meter };
+    archiveFeature(req) {
+      const key = requiredKey(req.key, 'key');
+      return mutate(context, M.archiveFeature, req, async (s) => ({ feature: await archiveFeature(s, key) }));
     },
 
+    createMeter(req) {
+      const meter = requiredMessage(req.meter, 'meter');
+      return mutate(context, M.createMeter, req, async (s) => ({ meter: await createMeter(s, meter) }));
+    },
+
+    getMeter: async (req) => ({ meter: await getMeter(read(), requiredKey(req.key, 'key')) }),
+
     async listMeters(req) {
-      const { items, nextPageToken } = await listPage(
-        req,
-        {},
-        (page) => repo.listMeters(read(), page),
-        (m) => m.key,
-      );
+      const { items, nextPageToken } = await listMeters(read(), req);
       return { meters: items, nextPageToken };
     },
 
-    archiveMeter: (req) =>
-      mutate(context, M.archiveMeter, req, async (s) => ({ meter: await archiveMeter(s, req.key) })),
-
-    createPlan: (req) => mutate(context, M.createPlan, req, (s) => createPlan(s, req.key, required(req.spec, 'spec'))),
-
-    updatePlanDraft: (req) =>
-      mutate(context, M.updatePlanDraft, req, async (s) => ({
-        draft: await updatePlanDraft(s, req.planKey, required(req.spec, 'spec'), req.version),
-      })),
-
-    publishPlan: (req) =>
-      mutate(context, M.publishPlan, req, async (s) => ({ version: await publishPlan(s, req.planKey) })),
-
-    archivePlan: (req) =>
-      mutate(context, M.archivePlan, req, async (s) => ({ plan: await archivePlan(s, req.planKey) })),
-
-    async getPlan(req) {
-      const plan = await repo.findPlan(read(), req.planKey);
-      if (!plan) throw new NotFoundError('PLAN_NOT_FOUND', `no plan "${req.planKey}"`);
-      return { plan };
+    archiveMeter(req) {
+      const key = requiredKey(req.key, 'key');
+      return mutate(context, M.archiveMeter, req, async (s) => ({ meter: await archiveMeter(s, key) }));
     },
 
+    createPlan(req) {
+      const spec = requiredMessage(req.spec, 'spec');
+      return mutate(context, M.createPlan, req, (s) => createPlan(s, req.key, spec));
+    },
+
+    updatePlanDraft(req) {
+      const input = readPlanDraft(req);
+      return mutate(context, M.updatePlanDraft, req, async (s) => ({ draft: await updatePlanDraft(s, input) }));
+    },
+
+    publishPlan(req) {
+      const planKey = requiredKey(req.planKey, 'plan_key');
+      return mutate(context, M.publishPlan, req, async (s) => ({ version: await publishPlan(s, planKey) }));
+    },
+
+    archivePlan(req) {
+      const planKey = requiredKey(req.planKey, 'plan_key');
+      return mutate(context, M.archivePlan, req, async (s) => ({ plan: await archivePlan(s, planKey) }));
+    },
+
+    getPlan: async (req) => ({ plan: await getPlan(read(), requiredKey(req.planKey, 'plan_key')) }),
+
     async listPlans(req) {
-      const { includeArchived } = req;
-      const { items, nextPageToken } = await listPage(
-        req,
-        { includeArchived },
-        (page) => repo.listPlans(read(), { ...page, includeArchived }),
-        (p) => p.key,
-      );
+      const { items, nextPageToken } = await listPlans(read(), req);
       return { plans: items, nextPageToken };
     },
 
-    async getPlanVersion(req) {
-      const em = read();
-      if (req.version < 0) {
-        throw new InvalidArgumentError('version must not be negative', [
-          { field: 'version', description: '0 or more' },
-        ]);
-      }
-      const plan = await repo.findPlan(em, req.planKey);
-      if (!plan) throw new NotFoundError('PLAN_NOT_FOUND', `no plan "${req.planKey}"`);
-      const number = req.version || plan.latestVersion;
-      const version = number ? await repo.findPlanVersion(em, req.planKey, number) : undefined;
-      if (!version) throw new NotFoundError('PLAN_VERSION_NOT_FOUND', `plan "${req.planKey}" has no version ${number}`);
-      return { version };
-    },
+    getPlanVersion: async (req) => ({ version: await getPlanVersion(read(), readPlanVersionRef(req)) }),
 
     async listPlanVersions(req) {
-      const { items, nextPageToken } = await listPage(
-        req,
-        { plan: req.planKey },
-        (page) =>
-          repo.listPlanVersions(read(), req.planKey, {
-            size: page.size,
-            before: page.after === undefined ? undefined : Number(page.after),
-          }),
-        (v) => String(v.version),
-      );
+      const planKey = requiredKey(req.planKey, 'plan_key');
+      const { items, nextPageToken } = await listPlanVersions(read(), planKey, req);
       return { versions: items, nextPageToken };
     },
 
-    upsertAddOn: (req) =>
-      mutate(context, M.upsertAddOn, req, async (s) => ({
-        addOn: await upsertAddOn(s, required(req.addOn, 'add_on')),
-      })),
-
-    async getAddOn(req) {
-      const addOn = await repo.addOns.find(read(), req.key);
-      if (!addOn) throw new NotFoundError('ADD_ON_NOT_FOUND', `no add-on "${req.key}"`);
-      return { addOn };
+    upsertAddOn(req) {
+      const addOn = requiredMessage(req.addOn, 'add_on');
+      return mutate(context, M.upsertAddOn, req, async (s) => ({ addOn: await upsertAddOn(s, addOn) }));
     },
 
+    getAddOn: async (req) => ({ addOn: await getAddOn(read(), requiredKey(req.key, 'key')) }),
+
     async listAddOns(req) {
-      const { includeArchived } = req;
-      const { items, nextPageToken } = await listPage(
-        req,
-        { includeArchived },
-        (page) => repo.addOns.list(read(), { ...page, includeArchived }),
-        (a) => a.key,
-      );
+      const { items, nextPageToken } = await listAddOns(read(), req);
       return { addOns: items, nextPageToken };
     },
 
-    archiveAddOn: (req) =>
-      mutate(context, M.archiveAddOn, req, async (s) => ({ addOn: await archiveAddOn(s, req.key) })),
+    archiveAddOn(req) {
+      const key = requiredKey(req.key, 'key');
+      return mutate(context, M.archiveAddOn, req, async (s) => ({ addOn: await archiveAddOn(s, key) }));
+    },
 
-    applyCatalog: (req) => {
-      const format = FORMATS[req.format];
-      if (!format) {
-        throw new InvalidArgumentError('unknown format', [
-          { field: 'format', description: 'unspecified, yaml or json' },
-        ]);
-      }
-      const { document, violations } = readCatalogDocument(req.document, format);
-      if (violations.length > 0) throw new InvalidArgumentError('the catalog document is not valid', violations);
+    applyCatalog(req) {
+      const input = readApplyCatalog(req);
       return mutate(context, M.applyCatalog, req, async (s) => ({
-        changes: await applyCatalog(s, document, { dryRun: req.dryRun, archiveMissing: req.archiveMissing }),
-        dryRun: req.dryRun,
+        changes: await applyCatalog(s, input),
+        dryRun: input.dryRun,
       }));
     },
   };

@@ -2,7 +2,7 @@
 // the dry run's answer), every violation is reported at once, and only then are the changes made, in one
 // transaction, through the same use cases as the single-object RPCs.
 
-import { FailedPreconditionError, type FieldViolation, InvalidArgumentError } from '@billing/kit/errors';
+import { type FieldViolation, quote } from '@billing/kit/errors';
 import {
   type CatalogChange,
   CatalogChangeKind,
@@ -15,14 +15,24 @@ import {
   PlanVersionSpecSchema,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { create, type DescMessage, equals, type MessageShape } from '@bufbuild/protobuf';
-import { addOns, findPlanVersion, listPlans, loadLookup } from '../adapter/repository.ts';
+import { addOnRepository } from '../adapter/add-on-repository.ts';
+import { allPlans } from '../adapter/plan-repository.ts';
+import { findPlanVersion } from '../adapter/plan-version-repository.ts';
 import type { CatalogDocument } from '../domain/catalog-document.ts';
-import { type AddOn, type CatalogLookup, KEY_PATTERN, type Plan } from '../domain/types.ts';
-import { validateAddOn, validateFeature, validateMeter, validatePlanSpec } from '../domain/validate.ts';
+import { catalogConflict, notValid } from '../domain/errors.ts';
+import { type CatalogLookup, KEY_PATTERN } from '../domain/types.ts';
+import {
+  type ApplyCatalogInput,
+  validateAddOn,
+  validateFeature,
+  validateMeter,
+  validatePlanSpec,
+} from '../domain/validate.ts';
 import { archiveAddOn } from './archive-add-on.ts';
 import { archiveFeature } from './archive-feature.ts';
 import { archiveMeter } from './archive-meter.ts';
 import { archivePlan } from './archive-plan.ts';
+import { loadCatalogLookup } from './catalog-lookup.ts';
 import type { WriteContext } from './context.ts';
 import { createFeature } from './create-feature.ts';
 import { createMeter } from './create-meter.ts';
@@ -33,14 +43,6 @@ import { updateFeature } from './update-feature.ts';
 import { updatePlanDraft } from './update-plan-draft.ts';
 import { upsertAddOn } from './upsert-add-on.ts';
 
-/** Options of an apply. */
-export interface ApplyOptions {
-  /** Compute and return the changes without making them. */
-  dryRun: boolean;
-  /** Archive plans, features and add-ons that the document does not name. */
-  archiveMissing: boolean;
-}
-
 // Compares two messages ignoring the server-owned fields (archived flag, times).
 function sameContent<S extends DescMessage>(schema: S, a: MessageShape<S>, b: MessageShape<S>): boolean {
   const strip = (m: MessageShape<S>) => ({ ...m, archived: false, createTime: undefined, updateTime: undefined });
@@ -50,31 +52,20 @@ function sameContent<S extends DescMessage>(schema: S, a: MessageShape<S>, b: Me
 function duplicates(out: FieldViolation[], section: string, keys: readonly string[]): void {
   const seen = new Set<string>();
   keys.forEach((key, i) => {
-    if (seen.has(key)) out.push({ field: `document.${section}[${i}].key`, description: `duplicate key "${key}"` });
+    if (seen.has(key)) out.push({ field: `document.${section}[${i}].key`, description: `duplicate key ${quote(key)}` });
     seen.add(key);
   });
-}
-
-async function allPlans(ctx: WriteContext): Promise<Plan[]> {
-  return listPlans(ctx.em, { size: 100_000, after: undefined, includeArchived: true });
-}
-
-async function allAddOns(ctx: WriteContext): Promise<AddOn[]> {
-  return addOns.list(ctx.em, { size: 100_000, after: undefined, includeArchived: true });
 }
 
 const change = (kind: CatalogChangeKind, key: string, version = 0): CatalogChange =>
   create(CatalogChangeSchema, { kind, key, version });
 
 /** Applies (or, in a dry run, plans) a catalog document; returns the changes in the order they are made. */
-export async function applyCatalog(
-  ctx: WriteContext,
-  document: CatalogDocument,
-  options: ApplyOptions,
-): Promise<CatalogChange[]> {
-  const current = await loadLookup(ctx.em);
-  const plans = new Map((await allPlans(ctx)).map((p) => [p.key, p]));
-  const addOns = new Map((await allAddOns(ctx)).map((a) => [a.key, a]));
+export async function applyCatalog(ctx: WriteContext, input: ApplyCatalogInput): Promise<CatalogChange[]> {
+  const { document } = input;
+  const current = await loadCatalogLookup(ctx.em);
+  const plans = new Map((await allPlans(ctx.em)).map((p) => [p.key, p]));
+  const addOns = new Map((await addOnRepository.all(ctx.em)).map((a) => [a.key, a]));
   const violations: FieldViolation[] = [];
   duplicates(
     violations,
@@ -111,7 +102,7 @@ export async function applyCatalog(
     violations.push(...validateMeter(meter, `document.meters[${i}]`));
     const existing = current.meter(meter.key);
     if (!existing) changes.push(change(CatalogChangeKind.METER_CREATED, meter.key));
-    else if (!sameContent(MeterSchema, existing, meter)) conflicts.push(`meter "${meter.key}" cannot change`);
+    else if (!sameContent(MeterSchema, existing, meter)) conflicts.push(`meter ${quote(meter.key)} cannot change`);
   });
   document.features.forEach((feature, i) => {
     const existing = current.feature(feature.key);
@@ -119,7 +110,7 @@ export async function applyCatalog(
       violations.push(...validateFeature(feature, future, `document.features[${i}]`));
       changes.push(change(CatalogChangeKind.FEATURE_CREATED, feature.key));
     } else if (existing.kind !== feature.kind || existing.meterKey !== feature.meterKey) {
-      conflicts.push(`feature "${feature.key}" cannot change kind or meter`);
+      conflicts.push(`feature ${quote(feature.key)} cannot change kind or meter`);
     } else if (existing.archived || existing.name !== feature.name || existing.description !== feature.description) {
       changes.push(change(CatalogChangeKind.FEATURE_UPDATED, feature.key));
     }
@@ -148,7 +139,7 @@ export async function applyCatalog(
       changes.push(change(CatalogChangeKind.ADD_ON_UPSERTED, addOn.key));
     }
   });
-  if (options.archiveMissing) {
+  if (input.archiveMissing) {
     for (const plan of plans.values()) {
       if (plan.status === PlanStatus.ACTIVE && !document.plans.some((p) => p.key === plan.key)) {
         changes.push(change(CatalogChangeKind.PLAN_ARCHIVED, plan.key));
@@ -171,9 +162,9 @@ export async function applyCatalog(
     }
   }
 
-  if (violations.length > 0) throw new InvalidArgumentError('the catalog document is not valid', violations);
-  if (conflicts.length > 0) throw new FailedPreconditionError('CATALOG_CONFLICT', conflicts.join('; '));
-  if (options.dryRun) return changes;
+  if (violations.length > 0) throw notValid('the catalog document', violations);
+  if (conflicts.length > 0) throw catalogConflict(conflicts);
+  if (input.dryRun) return changes;
 
   for (const c of changes) await applyChange(ctx, c, document);
   return changes;
@@ -207,7 +198,7 @@ async function applyChange(ctx: WriteContext, c: CatalogChange, document: Catalo
       await reactivatePlan(ctx, c.key);
       return;
     case CatalogChangeKind.PLAN_VERSION_PUBLISHED:
-      await updatePlanDraft(ctx, c.key, planSpec());
+      await updatePlanDraft(ctx, { planKey: c.key, spec: planSpec(), version: 0 });
       await publishPlan(ctx, c.key);
       return;
     case CatalogChangeKind.ADD_ON_UPSERTED: {

@@ -1,19 +1,18 @@
-import { AlreadyExistsError, InvalidArgumentError } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
 import { featureUpdated } from '@billing/proto/events/catalog';
-import { features, loadLookup } from '../adapter/repository.ts';
+import { featureRepository } from '../adapter/feature-repository.ts';
+import { featureExists, notValid } from '../domain/errors.ts';
 import type { Feature } from '../domain/types.ts';
 import { validateFeature } from '../domain/validate.ts';
+import { loadCatalogLookup } from './catalog-lookup.ts';
 import { eventContext, type WriteContext } from './context.ts';
 
-/** Creates a feature; its key must be new. */
+/** Creates a feature, valid against the catalog (its fields named under `prefix`); its key must be new. */
 export async function createFeature(ctx: WriteContext, input: Feature, prefix = 'feature'): Promise<Feature> {
-  const violations = validateFeature(input, await loadLookup(ctx.em), prefix);
-  if (violations.length > 0) throw new InvalidArgumentError('the feature is not valid', violations);
-  if (await features.find(ctx.em, input.key)) {
-    throw new AlreadyExistsError('FEATURE_EXISTS', `a feature "${input.key}" already exists`);
-  }
-  const feature = await features.save(ctx.em, { ...input, archived: false }, ctx.now);
+  const violations = validateFeature(input, await loadCatalogLookup(ctx.em), prefix);
+  if (violations.length > 0) throw notValid('the feature', violations);
+  if (await featureRepository.find(ctx.em, input.key)) throw featureExists(input.key);
+  const feature = await featureRepository.save(ctx.em, { ...input, archived: false }, ctx.now);
   await recordEvent(ctx.em, featureUpdated, { feature }, eventContext(ctx, `feature:${feature.key}`));
   return feature;
 }

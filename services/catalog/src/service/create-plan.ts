@@ -1,9 +1,11 @@
-import { AlreadyExistsError, InvalidArgumentError } from '@billing/kit/errors';
 import { PlanSchema, PlanStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { create } from '@bufbuild/protobuf';
-import { findPlan, findPlanVersion, loadLookup, saveDraft, savePlan } from '../adapter/repository.ts';
+import { findPlan, savePlan } from '../adapter/plan-repository.ts';
+import { findPlanVersion, saveDraft } from '../adapter/plan-version-repository.ts';
+import { notValid, planExists } from '../domain/errors.ts';
 import { KEY_PATTERN, type Plan, type PlanVersion, type PlanVersionSpec } from '../domain/types.ts';
 import { validatePlanSpec } from '../domain/validate.ts';
+import { loadCatalogLookup } from './catalog-lookup.ts';
 import type { WriteContext } from './context.ts';
 
 /** Creates a plan with its first draft (version 1). */
@@ -15,9 +17,9 @@ export async function createPlan(
   const violations = KEY_PATTERN.test(key)
     ? []
     : [{ field: 'key', description: 'must be lower snake case, 1-64 characters' }];
-  violations.push(...validatePlanSpec(spec, await loadLookup(ctx.em)));
-  if (violations.length > 0) throw new InvalidArgumentError('the plan is not valid', violations);
-  if (await findPlan(ctx.em, key)) throw new AlreadyExistsError('PLAN_EXISTS', `a plan "${key}" already exists`);
+  violations.push(...validatePlanSpec(spec, await loadCatalogLookup(ctx.em)));
+  if (violations.length > 0) throw notValid('the plan', violations);
+  if (await findPlan(ctx.em, key)) throw planExists(key);
   const plan = create(PlanSchema, { key, status: PlanStatus.ACTIVE, latestVersion: 0, draftVersion: 1 });
   await savePlan(ctx.em, plan, null, ctx.now);
   await saveDraft(ctx.em, key, 1, spec, ctx.now);

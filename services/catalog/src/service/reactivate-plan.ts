@@ -1,7 +1,8 @@
 import { recordEvent } from '@billing/kit/outbox';
 import { PlanStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { planPublished } from '@billing/proto/events/catalog';
-import { findPlan, findPlanVersion, savePlan, setVersionStatus } from '../adapter/repository.ts';
+import { findPlan, savePlan } from '../adapter/plan-repository.ts';
+import { findPlanVersion, setVersionStatus } from '../adapter/plan-version-repository.ts';
 import { eventContext, type WriteContext } from './context.ts';
 
 /**

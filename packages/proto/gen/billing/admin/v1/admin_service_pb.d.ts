@@ -93,7 +93,7 @@ export declare type ListParkedEventsRequest = Message<"billing.admin.v1.ListPark
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 1,024 characters.
    *
    * @generated from field: string page_token = 3;
    */
@@ -155,7 +155,7 @@ export declare type ReplayParkedEventRequest = Message<"billing.admin.v1.ReplayP
   consumer: string;
 
   /**
-   * The event's id.
+   * The event's id. At most 128 characters.
    *
    * @generated from field: string event_id = 3;
    */

@@ -71,7 +71,7 @@ export declare const CreateFeatureResponseSchema: GenMessage<CreateFeatureRespon
  */
 export declare type GetFeatureRequest = Message<"billing.catalog.v1.GetFeatureRequest"> & {
   /**
-   * The feature's key.
+   * The feature's key. At most 64 characters.
    *
    * @generated from field: string key = 1;
    */
@@ -118,7 +118,7 @@ export declare type ListFeaturesRequest = Message<"billing.catalog.v1.ListFeatur
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
@@ -180,7 +180,7 @@ export declare type ArchiveFeatureRequest = Message<"billing.catalog.v1.ArchiveF
   requestId: string;
 
   /**
-   * The feature's key.
+   * The feature's key. At most 64 characters.
    *
    * @generated from field: string key = 2;
    */
@@ -268,7 +268,7 @@ export declare const CreateMeterResponseSchema: GenMessage<CreateMeterResponse>;
  */
 export declare type GetMeterRequest = Message<"billing.catalog.v1.GetMeterRequest"> & {
   /**
-   * The meter's key.
+   * The meter's key. At most 64 characters.
    *
    * @generated from field: string key = 1;
    */
@@ -315,7 +315,7 @@ export declare type ListMetersRequest = Message<"billing.catalog.v1.ListMetersRe
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
@@ -370,7 +370,7 @@ export declare type ArchiveMeterRequest = Message<"billing.catalog.v1.ArchiveMet
   requestId: string;
 
   /**
-   * The meter's key.
+   * The meter's key. At most 64 characters.
    *
    * @generated from field: string key = 2;
    */
@@ -418,7 +418,7 @@ export declare type CreatePlanRequest = Message<"billing.catalog.v1.CreatePlanRe
   requestId: string;
 
   /**
-   * The new plan's key.
+   * The new plan's key. At most 64 characters.
    *
    * @generated from field: string key = 2;
    */
@@ -480,7 +480,7 @@ export declare type UpdatePlanDraftRequest = Message<"billing.catalog.v1.UpdateP
   requestId: string;
 
   /**
-   * The plan's key.
+   * The plan's key. At most 64 characters.
    *
    * @generated from field: string plan_key = 2;
    */
@@ -544,7 +544,7 @@ export declare type PublishPlanRequest = Message<"billing.catalog.v1.PublishPlan
   requestId: string;
 
   /**
-   * The plan's key; its draft is published.
+   * The plan's key; its draft is published. At most 64 characters.
    *
    * @generated from field: string plan_key = 2;
    */
@@ -592,7 +592,7 @@ export declare type ArchivePlanRequest = Message<"billing.catalog.v1.ArchivePlan
   requestId: string;
 
   /**
-   * The plan's key.
+   * The plan's key. At most 64 characters.
    *
    * @generated from field: string plan_key = 2;
    */
@@ -632,7 +632,7 @@ export declare const ArchivePlanResponseSchema: GenMessage<ArchivePlanResponse>;
  */
 export declare type GetPlanRequest = Message<"billing.catalog.v1.GetPlanRequest"> & {
   /**
-   * The plan's key.
+   * The plan's key. At most 64 characters.
    *
    * @generated from field: string plan_key = 1;
    */
@@ -679,7 +679,7 @@ export declare type ListPlansRequest = Message<"billing.catalog.v1.ListPlansRequ
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
@@ -733,7 +733,7 @@ export declare const ListPlansResponseSchema: GenMessage<ListPlansResponse>;
  */
 export declare type GetPlanVersionRequest = Message<"billing.catalog.v1.GetPlanVersionRequest"> & {
   /**
-   * The plan's key.
+   * The plan's key. At most 64 characters.
    *
    * @generated from field: string plan_key = 1;
    */
@@ -780,7 +780,7 @@ export declare const GetPlanVersionResponseSchema: GenMessage<GetPlanVersionResp
  */
 export declare type ListPlanVersionsRequest = Message<"billing.catalog.v1.ListPlanVersionsRequest"> & {
   /**
-   * The plan's key.
+   * The plan's key. At most 64 characters.
    *
    * @generated from field: string plan_key = 1;
    */
@@ -794,7 +794,7 @@ export declare type ListPlanVersionsRequest = Message<"billing.catalog.v1.ListPl
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 1,024 characters.
    *
    * @generated from field: string page_token = 3;
    */
@@ -889,7 +889,7 @@ export declare const UpsertAddOnResponseSchema: GenMessage<UpsertAddOnResponse>;
  */
 export declare type GetAddOnRequest = Message<"billing.catalog.v1.GetAddOnRequest"> & {
   /**
-   * The add-on's key.
+   * The add-on's key. At most 64 characters.
    *
    * @generated from field: string key = 1;
    */
@@ -936,7 +936,7 @@ export declare type ListAddOnsRequest = Message<"billing.catalog.v1.ListAddOnsRe
   pageSize: number;
 
   /**
-   * Token from a previous response's next_page_token; empty for the first page.
+   * Token from a previous response's next_page_token; empty for the first page. At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
@@ -998,7 +998,7 @@ export declare type ArchiveAddOnRequest = Message<"billing.catalog.v1.ArchiveAdd
   requestId: string;
 
   /**
-   * The add-on's key.
+   * The add-on's key. At most 64 characters.
    *
    * @generated from field: string key = 2;
    */

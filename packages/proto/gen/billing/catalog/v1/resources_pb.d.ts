@@ -49,7 +49,7 @@ export declare type Feature = Message<"billing.catalog.v1.Feature"> & {
   kind: FeatureKind;
 
   /**
-   * For metered features, the key of the meter that measures consumption; empty otherwise.
+   * For metered features, the key of the meter that measures consumption; empty otherwise. At most 64 characters.
    *
    * @generated from field: string meter_key = 5;
    */
@@ -279,6 +279,7 @@ export declare const ChargePriceSchema: GenMessage<ChargePrice>;
 export declare type Charge = Message<"billing.catalog.v1.Charge"> & {
   /**
    * Stable key within the plan, lower snake case; subscriptions name it in price overrides and quantities.
+   * At most 64 characters.
    *
    * @generated from field: string key = 1;
    */
@@ -307,7 +308,7 @@ export declare type Charge = Message<"billing.catalog.v1.Charge"> & {
 
   /**
    * For usage-based models (PER_UNIT, PACKAGE, tiered): the meter whose period value is the quantity.
-   * Empty for FLAT and PER_SEAT.
+   * Empty for FLAT and PER_SEAT. At most 64 characters.
    *
    * @generated from field: string meter_key = 5;
    */
@@ -382,7 +383,7 @@ export declare const MeteredLimitSchema: GenMessage<MeteredLimit>;
  */
 export declare type PlanEntitlement = Message<"billing.catalog.v1.PlanEntitlement"> & {
   /**
-   * The feature granted.
+   * The feature granted. At most 64 characters.
    *
    * @generated from field: string feature_key = 1;
    */
@@ -605,7 +606,7 @@ export declare const PlanSchema: GenMessage<Plan>;
  */
 export declare type UnitGrantSpec = Message<"billing.catalog.v1.UnitGrantSpec"> & {
   /**
-   * The metered feature the units are for.
+   * The metered feature the units are for. At most 64 characters.
    *
    * @generated from field: string feature_key = 1;
    */
@@ -646,7 +647,7 @@ export declare const UnitGrantSpecSchema: GenMessage<UnitGrantSpec>;
  */
 export declare type AddOn = Message<"billing.catalog.v1.AddOn"> & {
   /**
-   * Stable key, lower snake case, unique among add-ons.
+   * Stable key, lower snake case, unique among add-ons. At most 64 characters.
    *
    * @generated from field: string key = 1;
    */
@@ -667,7 +668,7 @@ export declare type AddOn = Message<"billing.catalog.v1.AddOn"> & {
   description: string;
 
   /**
-   * Plans it can be added to; empty means any.
+   * Plans it can be added to; empty means any. Each at most 64 characters.
    *
    * @generated from field: repeated string plan_keys = 4;
    */

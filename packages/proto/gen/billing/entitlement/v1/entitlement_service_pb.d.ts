@@ -34,7 +34,7 @@ export declare type CheckRequest = Message<"billing.entitlement.v1.CheckRequest"
    */
   customer: {
     /**
-     * The customer's id (`cus_...`).
+     * The customer's id (`cus_...`). At most 128 characters.
      *
      * @generated from field: string customer_id = 1;
      */
@@ -42,7 +42,7 @@ export declare type CheckRequest = Message<"billing.entitlement.v1.CheckRequest"
     case: "customerId";
   } | {
     /**
-     * The customer's external id, as the caller knows it.
+     * The customer's external id, as the caller knows it. At most 128 characters.
      *
      * @generated from field: string customer_external_id = 2;
      */
@@ -51,7 +51,7 @@ export declare type CheckRequest = Message<"billing.entitlement.v1.CheckRequest"
   } | { case: undefined; value?: undefined };
 
   /**
-   * The catalog key of the feature.
+   * The catalog key of the feature. At most 64 characters.
    *
    * @generated from field: string feature_key = 3;
    */
@@ -169,7 +169,7 @@ export declare type ReserveRequest = Message<"billing.entitlement.v1.ReserveRequ
    */
   customer: {
     /**
-     * The customer's id (`cus_...`).
+     * The customer's id (`cus_...`). At most 128 characters.
      *
      * @generated from field: string customer_id = 2;
      */
@@ -177,7 +177,7 @@ export declare type ReserveRequest = Message<"billing.entitlement.v1.ReserveRequ
     case: "customerId";
   } | {
     /**
-     * The customer's external id, as the caller knows it.
+     * The customer's external id, as the caller knows it. At most 128 characters.
      *
      * @generated from field: string customer_external_id = 3;
      */
@@ -186,7 +186,7 @@ export declare type ReserveRequest = Message<"billing.entitlement.v1.ReserveRequ
   } | { case: undefined; value?: undefined };
 
   /**
-   * The catalog key of the metered feature.
+   * The catalog key of the metered feature. At most 64 characters.
    *
    * @generated from field: string feature_key = 4;
    */
@@ -269,7 +269,7 @@ export declare type CommitReservationRequest = Message<"billing.entitlement.v1.C
   requestId: string;
 
   /**
-   * The reservation token from Reserve (`rsv_...`).
+   * The reservation token from Reserve (`rsv_...`). At most 1,024 characters.
    *
    * @generated from field: string reservation_token = 2;
    */
@@ -339,7 +339,7 @@ export declare type ReleaseReservationRequest = Message<"billing.entitlement.v1.
   requestId: string;
 
   /**
-   * The reservation token from Reserve (`rsv_...`).
+   * The reservation token from Reserve (`rsv_...`). At most 1,024 characters.
    *
    * @generated from field: string reservation_token = 2;
    */
@@ -386,14 +386,14 @@ export declare const ReleaseReservationResponseSchema: GenMessage<ReleaseReserva
  */
 export declare type WatchRequest = Message<"billing.entitlement.v1.WatchRequest"> & {
   /**
-   * The customers to watch, by id (`cus_...`).
+   * The customers to watch, by id (`cus_...`). Each at most 128 characters.
    *
    * @generated from field: repeated string customer_ids = 1;
    */
   customerIds: string[];
 
   /**
-   * The customers to watch, by external id; they add to `customer_ids`.
+   * The customers to watch, by external id; they add to `customer_ids`. Each at most 128 characters.
    *
    * @generated from field: repeated string customer_external_ids = 2;
    */
@@ -408,7 +408,7 @@ export declare type WatchRequest = Message<"billing.entitlement.v1.WatchRequest"
   allCustomers: boolean;
 
   /**
-   * When set, only these features are streamed; empty streams every feature.
+   * When set, only these features are streamed; empty streams every feature. Each at most 64 characters.
    *
    * @generated from field: repeated string feature_keys = 4;
    */
@@ -417,6 +417,7 @@ export declare type WatchRequest = Message<"billing.entitlement.v1.WatchRequest"
   /**
    * The resume token of the last message received on a previous stream. When the server still has the
    * changes since then, the stream resumes without a snapshot; otherwise it starts with a new snapshot.
+   * At most 1,024 characters.
    *
    * @generated from field: string resume_token = 5;
    */
@@ -595,7 +596,7 @@ export declare type GetEntitlementRequest = Message<"billing.entitlement.v1.GetE
    */
   customer: {
     /**
-     * The customer's id (`cus_...`).
+     * The customer's id (`cus_...`). At most 128 characters.
      *
      * @generated from field: string customer_id = 1;
      */
@@ -603,7 +604,7 @@ export declare type GetEntitlementRequest = Message<"billing.entitlement.v1.GetE
     case: "customerId";
   } | {
     /**
-     * The customer's external id, as the caller knows it.
+     * The customer's external id, as the caller knows it. At most 128 characters.
      *
      * @generated from field: string customer_external_id = 2;
      */
@@ -612,7 +613,7 @@ export declare type GetEntitlementRequest = Message<"billing.entitlement.v1.GetE
   } | { case: undefined; value?: undefined };
 
   /**
-   * The catalog key of the feature.
+   * The catalog key of the feature. At most 64 characters.
    *
    * @generated from field: string feature_key = 3;
    */
@@ -660,6 +661,7 @@ export declare type ListEntitlementsRequest = Message<"billing.entitlement.v1.Li
 
   /**
    * The next_page_token of a previous response, bound to the same customer; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
@@ -672,7 +674,7 @@ export declare type ListEntitlementsRequest = Message<"billing.entitlement.v1.Li
    */
   customer: {
     /**
-     * The customer's id (`cus_...`).
+     * The customer's id (`cus_...`). At most 128 characters.
      *
      * @generated from field: string customer_id = 3;
      */
@@ -680,7 +682,7 @@ export declare type ListEntitlementsRequest = Message<"billing.entitlement.v1.Li
     case: "customerId";
   } | {
     /**
-     * The customer's external id, as the caller knows it.
+     * The customer's external id, as the caller knows it. At most 128 characters.
      *
      * @generated from field: string customer_external_id = 4;
      */
@@ -793,14 +795,14 @@ export declare type RemoveOverrideRequest = Message<"billing.entitlement.v1.Remo
   requestId: string;
 
   /**
-   * The customer (`cus_...`).
+   * The customer (`cus_...`). At most 128 characters.
    *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
-   * The catalog key of the feature.
+   * The catalog key of the feature. At most 64 characters.
    *
    * @generated from field: string feature_key = 3;
    */
@@ -848,20 +850,21 @@ export declare type ListOverridesRequest = Message<"billing.entitlement.v1.ListO
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * When set, only this customer's overrides are listed.
+   * When set, only this customer's overrides are listed. At most 128 characters.
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * When set, only overrides of this feature are listed.
+   * When set, only overrides of this feature are listed. At most 64 characters.
    *
    * @generated from field: string feature_key = 4;
    */
@@ -958,7 +961,7 @@ export declare const CreateGrantResponseSchema: GenMessage<CreateGrantResponse>;
  */
 export declare type GetGrantRequest = Message<"billing.entitlement.v1.GetGrantRequest"> & {
   /**
-   * The grant's id (`grt_...`).
+   * The grant's id (`grt_...`). At most 128 characters.
    *
    * @generated from field: string id = 1;
    */
@@ -1006,7 +1009,7 @@ export declare type VoidGrantRequest = Message<"billing.entitlement.v1.VoidGrant
   requestId: string;
 
   /**
-   * The grant to void (`grt_...`).
+   * The grant to void (`grt_...`). At most 128 characters.
    *
    * @generated from field: string grant_id = 2;
    */
@@ -1061,13 +1064,14 @@ export declare type ListGrantsRequest = Message<"billing.entitlement.v1.ListGran
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * The customer whose grants are listed (`cus_...`); required.
+   * The customer whose grants are listed (`cus_...`); required. At most 128 characters.
    *
    * @generated from field: string customer_id = 3;
    */
@@ -1081,7 +1085,7 @@ export declare type ListGrantsRequest = Message<"billing.entitlement.v1.ListGran
   includePooled: boolean;
 
   /**
-   * When set, only grants of this feature are listed.
+   * When set, only grants of this feature are listed. At most 64 characters.
    *
    * @generated from field: string feature_key = 5;
    */
@@ -1141,7 +1145,7 @@ export declare type GetBalanceRequest = Message<"billing.entitlement.v1.GetBalan
    */
   customer: {
     /**
-     * The customer's id (`cus_...`).
+     * The customer's id (`cus_...`). At most 128 characters.
      *
      * @generated from field: string customer_id = 1;
      */
@@ -1149,7 +1153,7 @@ export declare type GetBalanceRequest = Message<"billing.entitlement.v1.GetBalan
     case: "customerId";
   } | {
     /**
-     * The customer's external id, as the caller knows it.
+     * The customer's external id, as the caller knows it. At most 128 characters.
      *
      * @generated from field: string customer_external_id = 2;
      */
@@ -1158,7 +1162,7 @@ export declare type GetBalanceRequest = Message<"billing.entitlement.v1.GetBalan
   } | { case: undefined; value?: undefined };
 
   /**
-   * The catalog key of the metered feature.
+   * The catalog key of the metered feature. At most 64 characters.
    *
    * @generated from field: string feature_key = 3;
    */
@@ -1254,6 +1258,7 @@ export declare type ListThresholdsRequest = Message<"billing.entitlement.v1.List
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
@@ -1261,13 +1266,14 @@ export declare type ListThresholdsRequest = Message<"billing.entitlement.v1.List
 
   /**
    * When set, this customer's thresholds and the defaults are listed; empty lists every threshold.
+   * At most 128 characters.
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * When set, only thresholds of this feature are listed.
+   * When set, only thresholds of this feature are listed. At most 64 characters.
    *
    * @generated from field: string feature_key = 4;
    */
@@ -1322,7 +1328,7 @@ export declare type DeleteThresholdRequest = Message<"billing.entitlement.v1.Del
   requestId: string;
 
   /**
-   * The threshold to delete (`thr_...`).
+   * The threshold to delete (`thr_...`). At most 128 characters.
    *
    * @generated from field: string threshold_id = 2;
    */
@@ -1364,20 +1370,21 @@ export declare type ListAlertsRequest = Message<"billing.entitlement.v1.ListAler
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * The customer whose alerts are listed (`cus_...`); required.
+   * The customer whose alerts are listed (`cus_...`); required. At most 128 characters.
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * When set, only alerts of this feature are listed.
+   * When set, only alerts of this feature are listed. At most 64 characters.
    *
    * @generated from field: string feature_key = 4;
    */

@@ -327,21 +327,21 @@ export declare const MeteredLimitSchema: GenMessage<MeteredLimit>;
  */
 export declare type Override = Message<"billing.entitlement.v1.Override"> & {
   /**
-   * The override's id, a prefixed ULID (`ovr_...`). Output only.
+   * The override's id, a prefixed ULID (`ovr_...`). Output only. At most 128 characters.
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * The customer (`cus_...`).
+   * The customer (`cus_...`). At most 128 characters.
    *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
-   * The catalog key of the feature.
+   * The catalog key of the feature. At most 64 characters.
    *
    * @generated from field: string feature_key = 3;
    */
@@ -414,21 +414,21 @@ export declare const OverrideSchema: GenMessage<Override>;
  */
 export declare type Grant = Message<"billing.entitlement.v1.Grant"> & {
   /**
-   * The grant's id, a prefixed ULID (`grt_...`). Output only.
+   * The grant's id, a prefixed ULID (`grt_...`). Output only. At most 128 characters.
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * The customer holding the grant (`cus_...`).
+   * The customer holding the grant (`cus_...`). At most 128 characters.
    *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
-   * The catalog key of the metered feature.
+   * The catalog key of the metered feature. At most 64 characters.
    *
    * @generated from field: string feature_key = 3;
    */
@@ -485,7 +485,7 @@ export declare type Grant = Message<"billing.entitlement.v1.Grant"> & {
   expireTime?: Timestamp | undefined;
 
   /**
-   * For a prepaid grant, the invoice that paid for it (`inv_...`).
+   * For a prepaid grant, the invoice that paid for it (`inv_...`). At most 128 characters.
    *
    * @generated from field: string invoice_id = 11;
    */
@@ -493,7 +493,7 @@ export declare type Grant = Message<"billing.entitlement.v1.Grant"> & {
 
   /**
    * For a prepaid grant, the invoice line of the purchase (`inl_...`); with the invoice it makes the grant
-   * unique, so a purchase is granted once.
+   * unique, so a purchase is granted once. At most 128 characters.
    *
    * @generated from field: string invoice_line_id = 12;
    */
@@ -603,7 +603,7 @@ export declare const ReservationSchema: GenMessage<Reservation>;
  */
 export declare type Threshold = Message<"billing.entitlement.v1.Threshold"> & {
   /**
-   * The threshold's id, a prefixed ULID (`thr_...`). Output only.
+   * The threshold's id, a prefixed ULID (`thr_...`). Output only. At most 128 characters.
    *
    * @generated from field: string id = 1;
    */
@@ -611,13 +611,14 @@ export declare type Threshold = Message<"billing.entitlement.v1.Threshold"> & {
 
   /**
    * The customer (`cus_...`); empty for a default threshold that applies to every customer with the feature.
+   * At most 128 characters.
    *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
-   * The catalog key of the metered feature.
+   * The catalog key of the metered feature. At most 64 characters.
    *
    * @generated from field: string feature_key = 3;
    */

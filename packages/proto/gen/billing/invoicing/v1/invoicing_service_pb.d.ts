@@ -35,7 +35,7 @@ export declare const file_billing_invoicing_v1_invoicing_service: GenFile;
  */
 export declare type GetInvoiceRequest = Message<"billing.invoicing.v1.GetInvoiceRequest"> & {
   /**
-   * The invoice's id (`inv_...`).
+   * The invoice's id (`inv_...`). At most 128 characters.
    *
    * @generated from field: string id = 1;
    */
@@ -83,20 +83,21 @@ export declare type ListInvoicesRequest = Message<"billing.invoicing.v1.ListInvo
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * When set, only invoices of this customer (as the payer) are listed.
+   * When set, only invoices of this customer (as the payer) are listed. At most 128 characters.
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * When set, only invoices billing this subscription are listed.
+   * When set, only invoices billing this subscription are listed. At most 128 characters.
    *
    * @generated from field: string subscription_id = 4;
    */
@@ -157,14 +158,14 @@ export declare const ListInvoicesResponseSchema: GenMessage<ListInvoicesResponse
  */
 export declare type PreviewInvoiceRequest = Message<"billing.invoicing.v1.PreviewInvoiceRequest"> & {
   /**
-   * The customer (`cus_...`); for a payer, its consolidated invoice is previewed.
+   * The customer (`cus_...`); for a payer, its consolidated invoice is previewed. At most 128 characters.
    *
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
 
   /**
-   * When set, only this subscription's next invoice is previewed.
+   * When set, only this subscription's next invoice is previewed. At most 128 characters.
    *
    * @generated from field: string subscription_id = 2;
    */
@@ -211,7 +212,7 @@ export declare type OneOffItem = Message<"billing.invoicing.v1.OneOffItem"> & {
   item: {
     /**
      * A one-off add-on of the catalog (a prepaid pack), priced in the customer's currency from the catalog;
-     * its unit grant is created once the invoice is paid.
+     * its unit grant is created once the invoice is paid. At most 64 characters.
      *
      * @generated from field: string addon_key = 1;
      */
@@ -270,7 +271,7 @@ export declare type CreateInvoiceRequest = Message<"billing.invoicing.v1.CreateI
   requestId: string;
 
   /**
-   * The customer who buys (`cus_...`); the invoice goes to its payer.
+   * The customer who buys (`cus_...`); the invoice goes to its payer. At most 128 characters.
    *
    * @generated from field: string customer_id = 2;
    */
@@ -339,7 +340,7 @@ export declare type FinalizeInvoiceRequest = Message<"billing.invoicing.v1.Final
   requestId: string;
 
   /**
-   * The draft to finalize (`inv_...`).
+   * The draft to finalize (`inv_...`). At most 128 characters.
    *
    * @generated from field: string invoice_id = 2;
    */
@@ -387,7 +388,7 @@ export declare type VoidInvoiceRequest = Message<"billing.invoicing.v1.VoidInvoi
   requestId: string;
 
   /**
-   * The invoice to void (`inv_...`); it must be OPEN or UNCOLLECTIBLE, without payments.
+   * The invoice to void (`inv_...`); it must be OPEN or UNCOLLECTIBLE, without payments. At most 128 characters.
    *
    * @generated from field: string invoice_id = 2;
    */
@@ -442,7 +443,7 @@ export declare type PayInvoiceRequest = Message<"billing.invoicing.v1.PayInvoice
   requestId: string;
 
   /**
-   * The invoice to pay (`inv_...`); it must be OPEN.
+   * The invoice to pay (`inv_...`); it must be OPEN. At most 128 characters.
    *
    * @generated from field: string invoice_id = 2;
    */
@@ -511,7 +512,7 @@ export declare type MarkInvoiceUncollectibleRequest = Message<"billing.invoicing
   requestId: string;
 
   /**
-   * The invoice (`inv_...`); it must be OPEN.
+   * The invoice (`inv_...`); it must be OPEN. At most 128 characters.
    *
    * @generated from field: string invoice_id = 2;
    */
@@ -573,7 +574,7 @@ export declare type RunBillingRequest = Message<"billing.invoicing.v1.RunBilling
   upToTime?: Timestamp | undefined;
 
   /**
-   * When set, only this payer (and the customers it pays for) is billed.
+   * When set, only this payer (and the customers it pays for) is billed. At most 128 characters.
    *
    * @generated from field: string customer_id = 3;
    */
@@ -613,7 +614,7 @@ export declare const RunBillingResponseSchema: GenMessage<RunBillingResponse>;
  */
 export declare type GetBillRunRequest = Message<"billing.invoicing.v1.GetBillRunRequest"> & {
   /**
-   * The bill run's id (`brn_...`).
+   * The bill run's id (`brn_...`). At most 128 characters.
    *
    * @generated from field: string id = 1;
    */
@@ -661,7 +662,7 @@ export declare type CreateCreditNoteRequest = Message<"billing.invoicing.v1.Crea
   requestId: string;
 
   /**
-   * The finalized invoice to credit (`inv_...`).
+   * The finalized invoice to credit (`inv_...`). At most 128 characters.
    *
    * @generated from field: string invoice_id = 2;
    */
@@ -729,7 +730,7 @@ export declare const CreateCreditNoteResponseSchema: GenMessage<CreateCreditNote
  */
 export declare type GetCreditNoteRequest = Message<"billing.invoicing.v1.GetCreditNoteRequest"> & {
   /**
-   * The credit note's id (`crn_...`).
+   * The credit note's id (`crn_...`). At most 128 characters.
    *
    * @generated from field: string id = 1;
    */
@@ -777,20 +778,21 @@ export declare type ListCreditNotesRequest = Message<"billing.invoicing.v1.ListC
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * When set, only this customer's credit notes are listed.
+   * When set, only this customer's credit notes are listed. At most 128 characters.
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * When set, only credit notes of this invoice are listed.
+   * When set, only credit notes of this invoice are listed. At most 128 characters.
    *
    * @generated from field: string invoice_id = 4;
    */
@@ -837,7 +839,7 @@ export declare const ListCreditNotesResponseSchema: GenMessage<ListCreditNotesRe
  */
 export declare type GetCreditBalanceRequest = Message<"billing.invoicing.v1.GetCreditBalanceRequest"> & {
   /**
-   * The customer (`cus_...`).
+   * The customer (`cus_...`). At most 128 characters.
    *
    * @generated from field: string customer_id = 1;
    */
@@ -885,7 +887,7 @@ export declare type AdjustCreditBalanceRequest = Message<"billing.invoicing.v1.A
   requestId: string;
 
   /**
-   * The customer (`cus_...`).
+   * The customer (`cus_...`). At most 128 characters.
    *
    * @generated from field: string customer_id = 2;
    */
@@ -948,13 +950,14 @@ export declare type ListCreditBalanceTransactionsRequest = Message<"billing.invo
 
   /**
    * The next_page_token of a previous response, bound to the same customer; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * The customer (`cus_...`); required.
+   * The customer (`cus_...`); required. At most 128 characters.
    *
    * @generated from field: string customer_id = 3;
    */
@@ -1009,20 +1012,21 @@ export declare type ListPaymentsRequest = Message<"billing.invoicing.v1.ListPaym
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * When set, only payments of this invoice are listed.
+   * When set, only payments of this invoice are listed. At most 128 characters.
    *
    * @generated from field: string invoice_id = 3;
    */
   invoiceId: string;
 
   /**
-   * When set, only payments of this customer are listed.
+   * When set, only payments of this customer are listed. At most 128 characters.
    *
    * @generated from field: string customer_id = 4;
    */
@@ -1222,6 +1226,7 @@ export declare type ListTaxRatesRequest = Message<"billing.invoicing.v1.ListTaxR
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
@@ -1330,7 +1335,7 @@ export declare type ListCouponsRequest = Message<"billing.invoicing.v1.ListCoupo
   pageSize: number;
 
   /**
-   * The next_page_token of a previous response; empty for the first page.
+   * The next_page_token of a previous response; empty for the first page. At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
@@ -1385,21 +1390,21 @@ export declare type ApplyDiscountRequest = Message<"billing.invoicing.v1.ApplyDi
   requestId: string;
 
   /**
-   * The coupon's key.
+   * The coupon's key. At most 64 characters.
    *
    * @generated from field: string coupon_key = 2;
    */
   couponKey: string;
 
   /**
-   * The customer (`cus_...`).
+   * The customer (`cus_...`). At most 128 characters.
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * The subscription (`sub_...`); empty applies the discount to every invoice of the customer.
+   * The subscription (`sub_...`); empty applies the discount to every invoice of the customer. At most 128 characters.
    *
    * @generated from field: string subscription_id = 4;
    */
@@ -1447,7 +1452,7 @@ export declare type RemoveDiscountRequest = Message<"billing.invoicing.v1.Remove
   requestId: string;
 
   /**
-   * The discount to end (`dsc_...`).
+   * The discount to end (`dsc_...`). At most 128 characters.
    *
    * @generated from field: string discount_id = 2;
    */
@@ -1495,20 +1500,21 @@ export declare type ListDiscountsRequest = Message<"billing.invoicing.v1.ListDis
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * When set, only this customer's discounts are listed.
+   * When set, only this customer's discounts are listed. At most 128 characters.
    *
    * @generated from field: string customer_id = 3;
    */
   customerId: string;
 
   /**
-   * When set, only discounts of this subscription are listed.
+   * When set, only discounts of this subscription are listed. At most 128 characters.
    *
    * @generated from field: string subscription_id = 4;
    */

@@ -145,7 +145,7 @@ export declare const UsageReferenceSchema: GenMessage<UsageReference>;
  */
 export declare type GrantSpec = Message<"billing.invoicing.v1.GrantSpec"> & {
   /**
-   * The catalog key of the metered feature.
+   * The catalog key of the metered feature. At most 64 characters.
    *
    * @generated from field: string feature_key = 1;
    */
@@ -813,7 +813,7 @@ export declare const InvoiceSchema: GenMessage<Invoice>;
  */
 export declare type CreditNoteLine = Message<"billing.invoicing.v1.CreditNoteLine"> & {
   /**
-   * The invoice line credited (`inl_...`); empty for a free-form amount.
+   * The invoice line credited (`inl_...`); empty for a free-form amount. At most 128 characters.
    *
    * @generated from field: string invoice_line_id = 1;
    */
@@ -1209,7 +1209,7 @@ export declare const DunningPolicySchema: GenMessage<DunningPolicy>;
  */
 export declare type TaxRate = Message<"billing.invoicing.v1.TaxRate"> & {
   /**
-   * The rate's id, a prefixed ULID (`txr_...`). Output only.
+   * The rate's id, a prefixed ULID (`txr_...`). Output only. At most 128 characters.
    *
    * @generated from field: string id = 1;
    */

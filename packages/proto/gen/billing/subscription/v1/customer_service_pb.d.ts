@@ -81,7 +81,7 @@ export declare type GetCustomerRequest = Message<"billing.subscription.v1.GetCus
    */
   key: {
     /**
-     * The customer's id (`cus_...`).
+     * The customer's id (`cus_...`). At most 128 characters.
      *
      * @generated from field: string id = 1;
      */
@@ -89,7 +89,7 @@ export declare type GetCustomerRequest = Message<"billing.subscription.v1.GetCus
     case: "id";
   } | {
     /**
-     * The customer's external id, as the caller knows it.
+     * The customer's external id, as the caller knows it. At most 128 characters.
      *
      * @generated from field: string external_id = 2;
      */
@@ -196,13 +196,14 @@ export declare type ListCustomersRequest = Message<"billing.subscription.v1.List
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * When set, only the direct children of this customer are listed.
+   * When set, only the direct children of this customer are listed. At most 128 characters.
    *
    * @generated from field: string parent_id = 3;
    */
@@ -216,14 +217,14 @@ export declare type ListCustomersRequest = Message<"billing.subscription.v1.List
   rootsOnly: boolean;
 
   /**
-   * When set, only the customers living on this test clock are listed.
+   * When set, only the customers living on this test clock are listed. At most 128 characters.
    *
    * @generated from field: string test_clock_id = 5;
    */
   testClockId: string;
 
   /**
-   * When set, only customers with one of these external ids (at most 100) are listed.
+   * When set, only customers with one of these external ids (at most 100) are listed. Each at most 128 characters.
    *
    * @generated from field: repeated string external_ids = 6;
    */
@@ -285,14 +286,14 @@ export declare type SetCustomerParentRequest = Message<"billing.subscription.v1.
   requestId: string;
 
   /**
-   * The customer to move (`cus_...`); its descendants move with it.
+   * The customer to move (`cus_...`); its descendants move with it. At most 128 characters.
    *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
-   * The new parent (`cus_...`); empty makes the customer a root, which requires `bill_to` SELF.
+   * The new parent (`cus_...`); empty makes the customer a root, which requires `bill_to` SELF. At most 128 characters.
    *
    * @generated from field: string parent_id = 3;
    */
@@ -340,6 +341,7 @@ export declare const SetCustomerParentResponseSchema: GenMessage<SetCustomerPare
 export declare type GetCustomerTreeRequest = Message<"billing.subscription.v1.GetCustomerTreeRequest"> & {
   /**
    * The customer at the top of the subtree (`cus_...`); pass a root to get a whole organisation.
+   * At most 128 characters.
    *
    * @generated from field: string customer_id = 1;
    */

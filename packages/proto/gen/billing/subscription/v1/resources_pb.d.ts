@@ -68,6 +68,7 @@ export declare type BillingSettings = Message<"billing.subscription.v1.BillingSe
 
   /**
    * The customer's tax id (a VAT number, an EIN...); it is printed on invoices and may trigger reverse charge.
+   * At most 64 characters.
    *
    * @generated from field: string tax_id = 7;
    */
@@ -82,7 +83,7 @@ export declare type BillingSettings = Message<"billing.subscription.v1.BillingSe
 
   /**
    * The linked Stripe customer (Stripe's `cus_...` id); empty until linked. Invoicing charges its default
-   * payment method.
+   * payment method. At most 255 characters.
    *
    * @generated from field: string stripe_customer_id = 9;
    */
@@ -102,7 +103,7 @@ export declare const BillingSettingsSchema: GenMessage<BillingSettings>;
  */
 export declare type Customer = Message<"billing.subscription.v1.Customer"> & {
   /**
-   * The customer's id, a prefixed ULID (`cus_...`) assigned by the service. Output only.
+   * The customer's id, a prefixed ULID (`cus_...`) assigned by the service. Output only. At most 128 characters.
    *
    * @generated from field: string id = 1;
    */
@@ -132,7 +133,7 @@ export declare type Customer = Message<"billing.subscription.v1.Customer"> & {
 
   /**
    * The id of the parent customer (`cus_...`) in an organisation tree; empty for a root customer. It is set at
-   * creation and changed afterwards only with CustomerService.SetCustomerParent.
+   * creation and changed afterwards only with CustomerService.SetCustomerParent. At most 128 characters.
    *
    * @generated from field: string parent_id = 5;
    */
@@ -147,14 +148,14 @@ export declare type Customer = Message<"billing.subscription.v1.Customer"> & {
 
   /**
    * The customer that actually receives the invoices (`cus_...`): the customer itself, or the nearest ancestor
-   * reached by following BILL_TO_PARENT. Output only.
+   * reached by following BILL_TO_PARENT. Output only. At most 128 characters.
    *
    * @generated from field: string payer_id = 7;
    */
   payerId: string;
 
   /**
-   * The ids of the customer's ancestors, nearest first; empty for a root. Output only.
+   * The ids of the customer's ancestors, nearest first; empty for a root. Output only. Each at most 128 characters.
    *
    * @generated from field: repeated string ancestor_ids = 8;
    */
@@ -162,7 +163,7 @@ export declare type Customer = Message<"billing.subscription.v1.Customer"> & {
 
   /**
    * The test clock (`clk_...`) whose time the customer lives on; empty for real time. It is set at creation
-   * only, and children must live on the same clock as their parent.
+   * only, and children must live on the same clock as their parent. At most 128 characters.
    *
    * @generated from field: string test_clock_id = 9;
    */
@@ -293,7 +294,7 @@ export declare const BillingAnchorSchema: GenMessage<BillingAnchor>;
  */
 export declare type ChargeQuantity = Message<"billing.subscription.v1.ChargeQuantity"> & {
   /**
-   * The key of a per-seat charge of the subscription's plan version.
+   * The key of a per-seat charge of the subscription's plan version. At most 64 characters.
    *
    * @generated from field: string charge_key = 1;
    */
@@ -320,7 +321,7 @@ export declare const ChargeQuantitySchema: GenMessage<ChargeQuantity>;
  */
 export declare type AddonQuantity = Message<"billing.subscription.v1.AddonQuantity"> & {
   /**
-   * The catalog key of a recurring add-on.
+   * The catalog key of a recurring add-on. At most 64 characters.
    *
    * @generated from field: string addon_key = 1;
    */
@@ -348,7 +349,7 @@ export declare const AddonQuantitySchema: GenMessage<AddonQuantity>;
  */
 export declare type PriceOverride = Message<"billing.subscription.v1.PriceOverride"> & {
   /**
-   * The key of the charge in the subscription's plan version.
+   * The key of the charge in the subscription's plan version. At most 64 characters.
    *
    * @generated from field: string charge_key = 1;
    */

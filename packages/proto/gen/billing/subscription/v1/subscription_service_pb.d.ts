@@ -36,14 +36,14 @@ export declare type CreateSubscriptionRequest = Message<"billing.subscription.v1
   requestId: string;
 
   /**
-   * The subscribing customer (`cus_...`).
+   * The subscribing customer (`cus_...`). At most 128 characters.
    *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
-   * The catalog key of the plan.
+   * The catalog key of the plan. At most 64 characters.
    *
    * @generated from field: string plan_key = 3;
    */
@@ -156,7 +156,7 @@ export declare const CreateSubscriptionResponseSchema: GenMessage<CreateSubscrip
  */
 export declare type GetSubscriptionRequest = Message<"billing.subscription.v1.GetSubscriptionRequest"> & {
   /**
-   * The subscription's id (`sub_...`).
+   * The subscription's id (`sub_...`). At most 128 characters.
    *
    * @generated from field: string id = 1;
    */
@@ -204,13 +204,14 @@ export declare type ListSubscriptionsRequest = Message<"billing.subscription.v1.
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * When set, only this customer's subscriptions are listed.
+   * When set, only this customer's subscriptions are listed. At most 128 characters.
    *
    * @generated from field: string customer_id = 3;
    */
@@ -218,13 +219,14 @@ export declare type ListSubscriptionsRequest = Message<"billing.subscription.v1.
 
   /**
    * When set, only the subscriptions of the customers this customer pays for (itself included) are listed.
+   * At most 128 characters.
    *
    * @generated from field: string payer_id = 4;
    */
   payerId: string;
 
   /**
-   * When set, only subscriptions on this plan are listed.
+   * When set, only subscriptions on this plan are listed. At most 64 characters.
    *
    * @generated from field: string plan_key = 5;
    */
@@ -300,14 +302,14 @@ export declare type ChangePlanRequest = Message<"billing.subscription.v1.ChangeP
   requestId: string;
 
   /**
-   * The subscription to change (`sub_...`).
+   * The subscription to change (`sub_...`). At most 128 characters.
    *
    * @generated from field: string subscription_id = 2;
    */
   subscriptionId: string;
 
   /**
-   * The catalog key of the new plan (it may be the current plan, to change version).
+   * The catalog key of the new plan (it may be the current plan, to change version). At most 64 characters.
    *
    * @generated from field: string plan_key = 3;
    */
@@ -391,7 +393,7 @@ export declare type ChangeQuantityRequest = Message<"billing.subscription.v1.Cha
   requestId: string;
 
   /**
-   * The subscription to change (`sub_...`).
+   * The subscription to change (`sub_...`). At most 128 characters.
    *
    * @generated from field: string subscription_id = 2;
    */
@@ -462,7 +464,7 @@ export declare type CancelSubscriptionRequest = Message<"billing.subscription.v1
   requestId: string;
 
   /**
-   * The subscription to cancel (`sub_...`).
+   * The subscription to cancel (`sub_...`). At most 128 characters.
    *
    * @generated from field: string subscription_id = 2;
    */
@@ -531,7 +533,7 @@ export declare type ResumeSubscriptionRequest = Message<"billing.subscription.v1
   requestId: string;
 
   /**
-   * The subscription whose scheduled cancellation is undone (`sub_...`); it must be CANCELED.
+   * The subscription whose scheduled cancellation is undone (`sub_...`); it must be CANCELED. At most 128 characters.
    *
    * @generated from field: string subscription_id = 2;
    */
@@ -579,7 +581,7 @@ export declare type CancelScheduledChangeRequest = Message<"billing.subscription
   requestId: string;
 
   /**
-   * The subscription whose scheduled change is dropped (`sub_...`).
+   * The subscription whose scheduled change is dropped (`sub_...`). At most 128 characters.
    *
    * @generated from field: string subscription_id = 2;
    */
@@ -627,7 +629,7 @@ export declare type MigrateSubscriptionsRequest = Message<"billing.subscription.
   requestId: string;
 
   /**
-   * The catalog key of the plan.
+   * The catalog key of the plan. At most 64 characters.
    *
    * @generated from field: string plan_key = 2;
    */
@@ -719,14 +721,14 @@ export declare const MigrateSubscriptionsResponseSchema: GenMessage<MigrateSubsc
  */
 export declare type PreviewChangeRequest = Message<"billing.subscription.v1.PreviewChangeRequest"> & {
   /**
-   * The subscription (`sub_...`).
+   * The subscription (`sub_...`). At most 128 characters.
    *
    * @generated from field: string subscription_id = 1;
    */
   subscriptionId: string;
 
   /**
-   * The plan to preview; empty keeps the current plan.
+   * The plan to preview; empty keeps the current plan. At most 64 characters.
    *
    * @generated from field: string plan_key = 2;
    */
@@ -802,13 +804,14 @@ export declare type ListProrationItemsRequest = Message<"billing.subscription.v1
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * The subscription whose items are listed (`sub_...`).
+   * The subscription whose items are listed (`sub_...`). At most 128 characters.
    *
    * @generated from field: string subscription_id = 3;
    */
@@ -910,7 +913,7 @@ export declare const CreateTestClockResponseSchema: GenMessage<CreateTestClockRe
  */
 export declare type GetTestClockRequest = Message<"billing.subscription.v1.GetTestClockRequest"> & {
   /**
-   * The test clock's id (`clk_...`).
+   * The test clock's id (`clk_...`). At most 128 characters.
    *
    * @generated from field: string id = 1;
    */
@@ -957,7 +960,7 @@ export declare type ListTestClocksRequest = Message<"billing.subscription.v1.Lis
   pageSize: number;
 
   /**
-   * The next_page_token of a previous response; empty for the first page.
+   * The next_page_token of a previous response; empty for the first page. At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
@@ -1012,7 +1015,7 @@ export declare type AdvanceTestClockRequest = Message<"billing.subscription.v1.A
   requestId: string;
 
   /**
-   * The test clock to advance (`clk_...`).
+   * The test clock to advance (`clk_...`). At most 128 characters.
    *
    * @generated from field: string id = 2;
    */
@@ -1067,7 +1070,7 @@ export declare type DeleteTestClockRequest = Message<"billing.subscription.v1.De
   requestId: string;
 
   /**
-   * The test clock to delete (`clk_...`).
+   * The test clock to delete (`clk_...`). At most 128 characters.
    *
    * @generated from field: string id = 2;
    */

@@ -29,7 +29,7 @@ export declare type UsageEvent = Message<"billing.usage.v1.UsageEvent"> & {
   id: string;
 
   /**
-   * The external id of the customer the usage belongs to.
+   * The external id of the customer the usage belongs to. At most 128 characters.
    *
    * @generated from field: string customer_external_id = 2;
    */

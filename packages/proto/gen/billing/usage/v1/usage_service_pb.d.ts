@@ -210,14 +210,14 @@ export declare const DimensionFilterSchema: GenMessage<DimensionFilter>;
  */
 export declare type QueryUsageRequest = Message<"billing.usage.v1.QueryUsageRequest"> & {
   /**
-   * The customer's external id.
+   * The customer's external id. At most 128 characters.
    *
    * @generated from field: string customer_external_id = 1;
    */
   customerExternalId: string;
 
   /**
-   * The catalog key of the meter.
+   * The catalog key of the meter. At most 64 characters.
    *
    * @generated from field: string meter_key = 2;
    */
@@ -333,14 +333,14 @@ export declare const QueryUsageResponseSchema: GenMessage<QueryUsageResponse>;
  */
 export declare type GetPeriodUsageRequest = Message<"billing.usage.v1.GetPeriodUsageRequest"> & {
   /**
-   * The customer's external id.
+   * The customer's external id. At most 128 characters.
    *
    * @generated from field: string customer_external_id = 1;
    */
   customerExternalId: string;
 
   /**
-   * The catalog key of the meter.
+   * The catalog key of the meter. At most 64 characters.
    *
    * @generated from field: string meter_key = 2;
    */
@@ -416,13 +416,14 @@ export declare type ListEventsRequest = Message<"billing.usage.v1.ListEventsRequ
 
   /**
    * The next_page_token of a previous response, bound to the same filters; empty for the first page.
+   * At most 1,024 characters.
    *
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
 
   /**
-   * The customer's external id; required.
+   * The customer's external id; required. At most 128 characters.
    *
    * @generated from field: string customer_external_id = 3;
    */
@@ -437,7 +438,7 @@ export declare type ListEventsRequest = Message<"billing.usage.v1.ListEventsRequ
 
   /**
    * When set, only the events this meter selects (by type and filters) are listed; it traces an invoice's usage
-   * line back to its events.
+   * line back to its events. At most 64 characters.
    *
    * @generated from field: string meter_key = 5;
    */
@@ -506,14 +507,14 @@ export declare type AmendEventRequest = Message<"billing.usage.v1.AmendEventRequ
   requestId: string;
 
   /**
-   * The external id of the event's customer.
+   * The external id of the event's customer. At most 128 characters.
    *
    * @generated from field: string customer_external_id = 2;
    */
   customerExternalId: string;
 
   /**
-   * The id of the event to amend.
+   * The id of the event to amend. At most 128 characters.
    *
    * @generated from field: string event_id = 3;
    */
@@ -589,14 +590,14 @@ export declare type VoidEventRequest = Message<"billing.usage.v1.VoidEventReques
   requestId: string;
 
   /**
-   * The external id of the event's customer.
+   * The external id of the event's customer. At most 128 characters.
    *
    * @generated from field: string customer_external_id = 2;
    */
   customerExternalId: string;
 
   /**
-   * The id of the event to void.
+   * The id of the event to void. At most 128 characters.
    *
    * @generated from field: string event_id = 3;
    */

@@ -1,0 +1,348 @@
+// The request guard on a real server: text PostgreSQL cannot store, over-long keys and ids, and undeclared enum
+// numbers are refused with INVALID_ARGUMENT naming the field before any handler runs, over every protocol, and
+// the answer never carries the value whole.
+
+import { CatalogService, CreatePlanRequestSchema } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
+import type { FeatureKind } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
+import type { SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
+import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
+import { type IngestEventsResponseSchema, UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
+import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
+import { reason, rpcError, testLogger, violations } from '@billing/test/harness';
+import {
+  create,
+  createFileRegistry,
+  type DescMessage,
+  type DescMethodUnary,
+  type JsonObject,
+} from '@bufbuild/protobuf';
+import {
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  FileDescriptorProtoSchema,
+} from '@bufbuild/protobuf/wkt';
+import { Code, type ConnectError, createClient, type Transport } from '@connectrpc/connect';
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
+import { routeByCodec } from '../src/codec-route.ts';
+import { errorInterceptor } from '../src/errors.ts';
+import { lengthLimit, MAX_ID_LENGTH, MAX_KEY_LENGTH, requestGuard, requestViolations } from '../src/request-guard.ts';
+import { type ServerHandle, startServer } from '../src/server.ts';
+
+// IngestEventsRequest as a hot path reads it: the same field numbers, `events` left as bytes.
+const twin = createFileRegistry(
+  create(FileDescriptorProtoSchema, {
+    name: 'guard_test/twin.proto',
+    package: 'guard_test',
+    syntax: 'proto3',
+    messageType: [
+      {
+        name: 'IngestEventsRequest',
+        field: [
+          {
+            name: 'request_id',
+            jsonName: 'requestId',
+            number: 1,
+            label: FieldDescriptorProto_Label.OPTIONAL,
+            type: FieldDescriptorProto_Type.STRING,
+          },
+          {
+            name: 'events',
+            jsonName: 'events',
+            number: 2,
+            label: FieldDescriptorProto_Label.REPEATED,
+            type: FieldDescriptorProto_Type.BYTES,
+          },
+        ],
+      },
+    ],
+  }),
+  () => undefined,
+).getMessage('guard_test.IngestEventsRequest') as DescMessage;
+
+const binaryIngestEvents = { ...UsageService.method.ingestEvents, input: twin } as DescMethodUnary<
+  DescMessage,
+  typeof IngestEventsResponseSchema
+>;
+
+let server: ServerHandle;
+let baseUrl: string;
+/** The RPCs whose handler ran, by name, since the test started. */
+let handled: string[] = [];
+/** How many messages the ingestion stream's handler read. */
+let streamed = 0;
+
+beforeAll(async () => {
+  server = await startServer({
+    host: '127.0.0.1',
+    port: 0,
+    services: [CatalogService, CustomerService, SubscriptionService, UsageService],
+    logger: testLogger,
+    interceptors: [errorInterceptor('billing.test', testLogger), requestGuard()],
+    routes(router) {
+      router.service(CatalogService, {
+        getPlan: (req) => {
+          handled.push('getPlan');
+          return { plan: { key: req.planKey } };
+        },
+        createPlan: () => {
+          handled.push('createPlan');
+          return {};
+        },
+        createFeature: () => {
+          handled.push('createFeature');
+          return {};
+        },
+        listFeatures: () => {
+          handled.push('listFeatures');
+          return {};
+        },
+      });
+      router.service(CustomerService, {
+        createCustomer: () => {
+          handled.push('createCustomer');
+          return {};
+        },
+      });
+      router.service(SubscriptionService, {
+        listSubscriptions: () => {
+          handled.push('listSubscriptions');
+          return {};
+        },
+      });
+      router.service(UsageService, {
+        async ingestEventStream(requests) {
+          handled.push('ingestEventStream');
+          for await (const _ of requests) streamed++;
+          return {};
+        },
+      });
+      routeByCodec(
+        router,
+        {
+          method: UsageService.method.ingestEvents,
+          impl: (req) => {
+            handled.push(`ingestEvents json ${req.events[0]?.id ?? ''}`);
+            return {};
+          },
+        },
+        {
+          method: binaryIngestEvents,
+          impl: () => {
+            handled.push('ingestEvents binary');
+            return {};
+          },
+        },
+      );
+    },
+  });
+  baseUrl = `http://127.0.0.1:${server.port}`;
+});
+
+afterAll(async () => {
+  await server.shutdown({ graceMs: 1_000 });
+});
+
+beforeEach(() => {
+  handled = [];
+  streamed = 0;
+});
+
+/** The field violations of an INVALID_ARGUMENT, as [field, description]. */
+const fieldViolations = (err: ConnectError) =>
+  err.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => [v.field, v.description]));
+
+const grpc = () => createGrpcTransport({ baseUrl });
+const json = () => createConnectTransport({ baseUrl, httpVersion: '1.1', useBinaryFormat: false });
+const catalog = (transport: Transport = grpc()) => createClient(CatalogService, transport);
+const customers = (transport: Transport = grpc()) => createClient(CustomerService, transport);
+const usage = (transport: Transport = grpc()) => createClient(UsageService, transport);
+
+describe('text PostgreSQL cannot store', () => {
+  test.each([
+    ['gRPC', grpc],
+    ['Connect JSON over HTTP/1.1', json],
+    ['gRPC-Web', () => createGrpcWebTransport({ baseUrl, httpVersion: '1.1' })],
+  ])('a NUL in a nested string is INVALID_ARGUMENT naming it, before the handler (%s)', async (_name, transport) => {
+    const err = await rpcError(
+      customers(transport()).createCustomer({ requestId: 'r', customer: { externalId: 'acme', name: 'Ac\u0000me' } }),
+    );
+    expect([err.code, reason(err), violations(err)]).toEqual([
+      Code.InvalidArgument,
+      'INVALID_ARGUMENT',
+      ['customer.name'],
+    ]);
+    expect(err.rawMessage).toBe('the request is not valid: customer.name: "Ac\\u0000me" holds a NUL character');
+    expect(handled).toEqual([]);
+  });
+
+  test('a NUL in an element of a nested list is named by its index', async () => {
+    const spec = { charges: [{ key: 'seats' }, { key: 'minutes', prices: [{ currencyCode: 'US\u0000D' }] }] };
+    const err = await rpcError(catalog().createPlan({ requestId: 'r', key: 'team', spec }));
+    expect(violations(err)).toEqual(['spec.charges[1].prices[0].currency_code']);
+    expect(handled).toEqual([]);
+  });
+
+  test('a NUL in a map key or value is named by its key', async () => {
+    const metadata = { 'k\u0000': 'v', fine: 'v\u0000' };
+    const err = await rpcError(customers().createCustomer({ requestId: 'r', customer: { name: 'Acme', metadata } }));
+    expect(violations(err)).toEqual(['customer.metadata["k\\u0000"]', 'customer.metadata["fine"]']);
+    expect(handled).toEqual([]);
+  });
+
+  test('a NUL anywhere in a google.protobuf.Struct (a key, a nested string) is named by the field, where in it by the description', async () => {
+    const config: JsonObject = { regions: ['eu', 'us\u0000'], limits: { 'seats\u0000': 10, plain: 'text' } };
+    const spec = { entitlements: [{ featureKey: 'regions', value: { case: 'config' as const, value: config } }] };
+    const err = await rpcError(catalog().createPlan({ requestId: 'r', key: 'team', spec }));
+    expect(fieldViolations(err)).toEqual([
+      ['spec.entitlements[0].config', 'at ["regions"][1]: "us\\u0000" holds a NUL character'],
+      ['spec.entitlements[0].config', 'at ["limits"]["seats\\u0000"]: the key "seats\\u0000" holds a NUL character'],
+    ]);
+    expect(handled).toEqual([]);
+  });
+
+  test('a UTF-16 surrogate without its pair in a Struct is refused; a pair (an emoji) passes', async () => {
+    const plan = (note: string) => ({
+      requestId: 'r',
+      key: 'team',
+      spec: { entitlements: [{ featureKey: 'notes', value: { case: 'config' as const, value: { note } } }] },
+    });
+    const refused = await rpcError(catalog(json()).createPlan(plan('half \ud83d')));
+    expect(fieldViolations(refused)).toEqual([
+      ['spec.entitlements[0].config', 'at ["note"]: "half \\ud83d" holds a UTF-16 surrogate without its pair'],
+    ]);
+    await catalog(json()).createPlan(plan('whole \ud83d\ude00'));
+    expect(handled).toEqual(['createPlan']);
+    // In a string field, protobuf-es refuses it while decoding the JSON, as INVALID_ARGUMENT too.
+    const decoded = await rpcError(
+      customers(json()).createCustomer({ requestId: 'r', customer: { name: 'A \ud83d' } }),
+    );
+    expect(decoded.code).toBe(Code.InvalidArgument);
+    expect(handled).toEqual(['createPlan']);
+  });
+
+  test('a Struct nested a hundred thousand deep is walked without exhausting the stack', () => {
+    let deep: JsonObject = { leaf: 'a\u0000' };
+    for (let i = 0; i < 100_000; i++) deep = { d: deep };
+    const request = create(CreatePlanRequestSchema, {
+      spec: { entitlements: [{ value: { case: 'config', value: {} } }] },
+    });
+    const entitlement = request.spec?.entitlements[0];
+    if (entitlement?.value.case !== 'config') throw new Error('the entitlement was not built');
+    entitlement.value.value = deep;
+    const [found] = requestViolations(CreatePlanRequestSchema, request);
+    expect(found?.field).toBe('spec.entitlements[0].config');
+    expect(found?.description).toBe(`at ${'["d"]'.repeat(100_000)}["leaf"]: "a\\u0000" holds a NUL character`);
+  });
+});
+
+describe('keys and ids', () => {
+  test('a key, an id, a request id and a token are bounded by their field names', () => {
+    expect(
+      ['key', 'plan_key', 'plan_keys', 'id', 'customer_id', 'ancestor_ids', 'request_id', 'stripe_customer_id'].map(
+        lengthLimit,
+      ),
+    ).toEqual([64, 64, 64, 128, 128, 128, 128, 255]);
+    expect(['page_token', 'name', 'description', 'document'].map(lengthLimit)).toEqual([
+      1_024,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+  });
+
+  test('a key at its limit reaches the handler; one character more is INVALID_ARGUMENT on the field', async () => {
+    await catalog().getPlan({ planKey: 'k'.repeat(MAX_KEY_LENGTH) });
+    expect(handled).toEqual(['getPlan']);
+    const err = await rpcError(catalog().getPlan({ planKey: 'k'.repeat(MAX_KEY_LENGTH + 1) }));
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['plan_key']]);
+    expect(err.rawMessage).toBe('the request is not valid: plan_key: at most 64 characters (got 65)');
+    expect(handled).toEqual(['getPlan']);
+  });
+
+  test('ids, request ids and page tokens past their limits are refused by name', async () => {
+    const err = await rpcError(
+      customers().createCustomer({
+        requestId: 'r'.repeat(MAX_ID_LENGTH + 1),
+        customer: { parentId: 'p'.repeat(MAX_ID_LENGTH + 1), ancestorIds: ['a', 'a'.repeat(MAX_ID_LENGTH + 1)] },
+      }),
+    );
+    expect(violations(err)).toEqual(['request_id', 'customer.parent_id', 'customer.ancestor_ids[1]']);
+    const token = await rpcError(catalog().listFeatures({ pageToken: 't'.repeat(1_025) }));
+    expect(violations(token)).toEqual(['page_token']);
+    expect(handled).toEqual([]);
+  });
+
+  test('over gRPC a hundred thousand bad ids are an INVALID_ARGUMENT listing the first hundred, counting all', async () => {
+    const ancestorIds = Array.from({ length: 100_000 }, (_, i) => `a${i}\u0000`);
+    const err = await rpcError(customers().createCustomer({ requestId: 'r', customer: { ancestorIds } }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(violations(err)).toEqual(Array.from({ length: 100 }, (_, i) => `customer.ancestor_ids[${i}]`));
+    expect(err.rawMessage).toBe(
+      'the request is not valid: customer.ancestor_ids[0]: "a0\\u0000" holds a NUL character (and 99999 more)',
+    );
+  });
+
+  test('over gRPC a megabyte key is a short INVALID_ARGUMENT, with no part of it in the answer but a prefix', async () => {
+    const megabyte = `${'x'.repeat(1_000_000)}\u0000`;
+    const err = await rpcError(catalog().getPlan({ planKey: megabyte }));
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['plan_key']]);
+    expect(err.rawMessage).toBe('the request is not valid: plan_key: at most 64 characters (got 1000001)');
+    const answer = JSON.stringify({ message: err.rawMessage, details: err.details, metadata: [...err.metadata] });
+    expect(answer.length).toBeLessThan(2_000);
+    const nul = await rpcError(catalog().listFeatures({ pageToken: `${'y'.repeat(500)}\u0000` }));
+    expect(nul.rawMessage).toBe(`the request is not valid: page_token: "${'y'.repeat(40)}…" holds a NUL character`);
+  });
+});
+
+describe('enums', () => {
+  test('a number the enum does not declare is INVALID_ARGUMENT naming the field', async () => {
+    const err = await rpcError(
+      catalog().createFeature({ requestId: 'r', feature: { key: 'sso', kind: 99 as FeatureKind } }),
+    );
+    expect(violations(err)).toEqual(['feature.kind']);
+    expect(err.rawMessage).toBe(
+      'the request is not valid: feature.kind: 99 is not a value of billing.catalog.v1.FeatureKind',
+    );
+    expect(handled).toEqual([]);
+  });
+
+  test('in a list, the undeclared element is named by its index; declared values (0 too) pass', async () => {
+    const subscriptions = createClient(SubscriptionService, json());
+    const err = await rpcError(subscriptions.listSubscriptions({ states: [1, -3 as SubscriptionState] }));
+    expect(violations(err)).toEqual(['states[1]']);
+    await subscriptions.listSubscriptions({ states: [0, 1] });
+    await catalog().createFeature({ requestId: 'r', feature: { key: 'sso', kind: 0 } });
+    expect(handled).toEqual(['listSubscriptions', 'createFeature']);
+  });
+});
+
+describe('a request served through routeByCodec', () => {
+  test("the fields its binary twin leaves as bytes are its handler's to check, in JSON as in binary", async () => {
+    const events = [{ id: 'e\u0000', customerExternalId: 'acme', type: 'build.finished' }];
+    await usage(json()).ingestEvents({ events });
+    await usage(grpc()).ingestEvents({ events });
+    expect(handled).toEqual(['ingestEvents json e\u0000', 'ingestEvents binary']);
+  });
+
+  test('its own fields are checked in JSON and in binary', async () => {
+    for (const transport of [json(), grpc()]) {
+      const err = await rpcError(usage(transport).ingestEvents({ requestId: 'r\u0000', events: [] }));
+      expect(violations(err)).toEqual(['request_id']);
+    }
+    expect(handled).toEqual([]);
+  });
+});
+
+test('a streamed request is checked as the handler reads it: the stream fails at the first bad message', async () => {
+  async function* requests() {
+    yield { events: [{ id: 'e1' }] };
+    yield { events: [{ id: 'e2', customerExternalId: 'ac\u0000me' }] };
+    yield { events: [{ id: 'e3' }] };
+  }
+  const err = await rpcError(usage().ingestEventStream(requests()));
+  expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['events[0].customer_external_id']]);
+  expect(err.rawMessage).toMatch(/^streamed request 1 is not valid: events\[0\]\.customer_external_id: /);
+  expect([handled, streamed]).toEqual([['ingestEventStream'], 1]);
+});
