@@ -24,9 +24,12 @@ export interface PageRequest {
   after: string | undefined;
 }
 
+// Filters may hold protobuf messages, whose 64-bit integers are bigints that JSON cannot write as numbers.
+const bigintsAsText = (_key: string, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value);
+
 function filterHash(filters: unknown): string {
   return createHash('sha256')
-    .update(JSON.stringify(filters ?? null))
+    .update(JSON.stringify(filters ?? null, bigintsAsText))
     .digest('base64url')
     .slice(0, 12);
 }
