@@ -18,6 +18,7 @@ import { Code, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { catalogClient } from '../src/adapter/catalog-client.ts';
+import { SUBSCRIPTION_ENTITIES } from '../src/adapter/entities.ts';
 import { subscriptionService } from '../src/definition.ts';
 import { SUBSCRIPTION_MIGRATIONS } from '../src/migrations/index.ts';
 import { runBillingClock } from '../src/service/billing-clock.ts';
@@ -259,7 +260,7 @@ describe('the billing clock on real time', () => {
     const second = await openDatabase({
       service: 'subscription',
       url: p.service.database.url,
-      entities: [],
+      entities: SUBSCRIPTION_ENTITIES,
       migrations: SUBSCRIPTION_MIGRATIONS,
       logger: testLogger,
     });

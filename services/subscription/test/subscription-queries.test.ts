@@ -121,7 +121,7 @@ describe('starts, add-ons and contract prices', () => {
         addons: [{ addonKey: 'nope', quantity: '1' }],
       }),
     );
-    expect([unknown.code, reason(unknown)]).toEqual([Code.NotFound, 'ADDON_NOT_FOUND']);
+    expect([unknown.code, reason(unknown)]).toEqual([Code.NotFound, 'ADD_ON_NOT_FOUND']);
   });
 
   test('a contract price replaces the plan price in proration', async () => {

@@ -1,21 +1,14 @@
 // The catalog as the subscription service sees it: published plan versions and add-ons, read over the
 // catalog's API (the catalog is the authority; plan versions are copied locally once used, as they never
 // change).
-import { NotFoundError, UnavailableError } from '@billing/kit/errors';
+import { UnavailableError } from '@billing/kit/errors';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
-import type { AddOn, PlanVersion } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
+import { addOnNotFound, planNotFound, planVersionNotFound } from '../domain/errors.ts';
+import type { PlanCatalog } from '../service/plan-catalog.ts';
 
-/** What the subscription service asks the catalog. */
-export interface PlanCatalog {
-  /** A plan version (0: the latest published); NOT_FOUND PLAN_NOT_FOUND or PLAN_VERSION_NOT_FOUND if none. */
-  planVersion(planKey: string, version: number): Promise<PlanVersion>;
-  /** An add-on; NOT_FOUND ADDON_NOT_FOUND if none. */
-  addOn(key: string): Promise<AddOn>;
-}
-
-async function ask<T>(call: () => Promise<T>, notFound: () => NotFoundError): Promise<T> {
+async function ask<T>(call: () => Promise<T>, notFound: () => Error): Promise<T> {
   try {
     return await call();
   } catch (err) {
@@ -33,20 +26,17 @@ export function catalogClient(baseUrl: string): PlanCatalog {
     async planVersion(planKey, version) {
       const res = await ask(
         () => client.getPlanVersion({ planKey, version }, { timeoutMs }),
-        () =>
-          version === 0
-            ? new NotFoundError('PLAN_NOT_FOUND', `no published plan "${planKey}"`)
-            : new NotFoundError('PLAN_VERSION_NOT_FOUND', `no version ${version} of plan "${planKey}"`),
+        () => (version === 0 ? planNotFound(planKey) : planVersionNotFound(planKey, version)),
       );
-      if (!res.version) throw new NotFoundError('PLAN_NOT_FOUND', `no published plan "${planKey}"`);
+      if (!res.version) throw planNotFound(planKey);
       return res.version;
     },
     async addOn(key) {
       const res = await ask(
         () => client.getAddOn({ key }, { timeoutMs }),
-        () => new NotFoundError('ADDON_NOT_FOUND', `no add-on "${key}"`),
+        () => addOnNotFound(key),
       );
-      if (!res.addOn) throw new NotFoundError('ADDON_NOT_FOUND', `no add-on "${key}"`);
+      if (!res.addOn) throw addOnNotFound(key);
       return res.addOn;
     },
   };

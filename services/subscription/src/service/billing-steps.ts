@@ -1,0 +1,37 @@
+// Running the domain's billing steps (domain/billing-step.ts) in a transaction: loading what a step needs, and
+// saving what it decided with its events.
+import { recordEvents } from '@billing/kit/outbox';
+import { recordPeriodClose } from '../adapter/period-closes-repository.ts';
+import { insertProrationItems, itemsCarriedToClose } from '../adapter/proration-items-repository.ts';
+import { saveSubscription } from '../adapter/subscriptions-repository.ts';
+import type { StepInputs, StepResult } from '../domain/billing-step.ts';
+import type { SubscriptionRecord } from '../domain/subscription.ts';
+import type { WriteContext } from './context.ts';
+import { requireCustomer, requirePlanVersion } from './lookups.ts';
+
+/** Loads what a step on `record` needs: its customer, its plan versions, the items carried to its period's close. */
+export async function loadStepInputs(ctx: WriteContext, record: SubscriptionRecord): Promise<StepInputs> {
+  const s = record.subscription;
+  const change = s.scheduledChange;
+  return {
+    customer: await requireCustomer(ctx.em, s.customerId),
+    version: await requirePlanVersion(ctx.em, s.planKey, s.planVersion),
+    scheduledVersion: change ? await requirePlanVersion(ctx.em, change.planKey, change.planVersion) : undefined,
+    carriedItems: await itemsCarriedToClose(ctx.em, s.id, s.periodNumber),
+  };
+}
+
+/**
+ * Saves what a step decided: the close of its period (whose key refuses a second close of the same period), its
+ * proration items, the subscription, and its events with the request that caused them.
+ */
+export async function saveStep(ctx: WriteContext, step: StepResult): Promise<void> {
+  const s = step.record.subscription;
+  if (step.closedPeriod) await recordPeriodClose(ctx.em, s.id, step.closedPeriod.number, step.closedPeriod.end);
+  await insertProrationItems(ctx.em, step.prorationItems.periodNumber, step.prorationItems.items);
+  await saveSubscription(ctx.em, step.record);
+  await recordEvents(
+    ctx.em,
+    step.events.map((e) => ({ ...e, context: { ...e.context, requestId: ctx.requestId } })),
+  );
+}
