@@ -1,9 +1,14 @@
 // The billing clock over real gRPC and PostgreSQL: calendar cases that mature systems got wrong, catching up
 // after downtime in order, two replicas closing every period exactly once, and test clocks.
-import { openDatabase } from '@billing/kit/db';
+import { openDatabase, queryBound } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
-import { AnchorKind, ProrationReason, TestClockStatus } from '@billing/proto/billing/subscription/v1/resources_pb';
+import {
+  AnchorKind,
+  CancelMode,
+  ProrationReason,
+  TestClockStatus,
+} from '@billing/proto/billing/subscription/v1/resources_pb';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
 import {
@@ -281,9 +286,56 @@ describe('the billing clock on real time', () => {
       expect(closes.map((c) => c.occurredAt.getUTCDate())).toEqual([15, 15, 15]);
       expect((await published(p, subscriptionRenewed, id)).length).toBe(3);
     }
-    const em = p.service.context.db.fork();
-    const rows = await em.execute<{ n: string }[]>('select count(*) as n from period_close');
-    expect(Number(rows[0]?.n)).toBeGreaterThanOrEqual(72);
+    const rows = await queryBound<{ n: number }>(
+      p.service.context.db.fork(),
+      'select count(*)::integer as n from period_close',
+      [],
+    );
+    expect(rows[0]?.n).toBeGreaterThanOrEqual(72);
+  });
+
+  test('a claimed subscription with nothing due gets its due time cleared instead of being claimed again', async () => {
+    // After the catch-up above, nothing real-time is due before May 15.
+    const now = new Date('2026-05-02T00:00:00Z');
+    p.clock.set(now);
+    const customer = (
+      await p.customers.createCustomer({
+        requestId: p.rid(),
+        customer: { externalId: `rt-${seq++}`, name: 'Ended', billing: { currencyCode: 'USD' } },
+      })
+    ).customer;
+    const created = await p.subscriptions.createSubscription({
+      requestId: p.rid(),
+      customerId: customer?.id ?? '',
+      planKey: 'team',
+    });
+    const id = created.subscription?.id ?? '';
+    await p.subscriptions.cancelSubscription({
+      requestId: p.rid(),
+      subscriptionId: id,
+      mode: CancelMode.IMMEDIATELY_WITHOUT_CREDIT,
+    });
+    // An ENDED subscription whose row still says it is due, as a row saved under older rules could.
+    const db = p.service.context.db;
+    await db.transaction((em) =>
+      queryBound(em, 'update subscription set due_at = $1 where id = $2', [new Date('2026-05-01T00:00:00Z'), id]),
+    );
+    const [before] = await queryBound<{ n: number }>(db.fork(), 'select count(*)::integer as n from outbox_event', []);
+    let claims = 0;
+    const clock = () => {
+      claims += 1;
+      if (claims > 20) throw new Error('the billing clock keeps claiming the same subscription');
+      return now;
+    };
+    expect(await runBillingClock(db, clock)).toBe(0);
+    const [row] = await queryBound<{ due_at: Date | null }>(
+      db.fork(),
+      'select due_at from subscription where id = $1',
+      [id],
+    );
+    expect(row?.due_at).toBeNull();
+    const [after] = await queryBound<{ n: number }>(db.fork(), 'select count(*)::integer as n from outbox_event', []);
+    expect(after?.n).toBe(before?.n);
   });
 });
 
@@ -308,7 +360,7 @@ describe('test clocks', () => {
   test('while another advance holds the clock it reads ADVANCING, and an advance is refused with TEST_CLOCK_BUSY', async () => {
     const { clockId } = await onClock('2026-01-01T00:00:00Z');
     const [err, during] = await p.service.context.db.transaction(async (em) => {
-      await em.execute('select id from test_clock where id = ? for update', [clockId]);
+      await queryBound(em, 'select id from test_clock where id = $1 for update', [clockId]);
       return Promise.all([
         rpcError(
           p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts('2026-02-01T00:00:00Z') }),

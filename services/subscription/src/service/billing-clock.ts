@@ -3,7 +3,7 @@
 // under a unique key, so every period closes exactly once however many replicas run the clock
 // (docs/billing-clock.md).
 import type { Database } from '@billing/kit/db';
-import { claimDueSubscriptions } from '../adapter/subscriptions-repository.ts';
+import { claimDueSubscriptions, saveSubscription } from '../adapter/subscriptions-repository.ts';
 import { dueStep } from '../domain/billing-step.ts';
 import { nextDue, type SubscriptionRecord } from '../domain/subscription.ts';
 import { loadStepInputs, saveStep } from './billing-steps.ts';
@@ -18,15 +18,21 @@ export async function advance(ctx: WriteContext, record: SubscriptionRecord, at:
 export async function runBillingClock(db: Database, now: () => Date, requestId = 'billing-clock'): Promise<number> {
   let steps = 0;
   for (;;) {
-    const done = await db.transaction(async (em) => {
-      const [record] = await claimDueSubscriptions(em, now(), 1);
-      if (!record) return false;
+    const claimed = await db.transaction(async (em) => {
+      const time = now();
+      const [record] = await claimDueSubscriptions(em, time, 1);
+      if (!record) return 'none';
       const due = nextDue(record);
-      if (!due) return true;
-      await advance({ em, now: now(), requestId }, record, due);
-      return true;
+      if (!due || due.getTime() > time.getTime()) {
+        // The row's due time says more than its state does (nothing due, or later): saving it again writes the
+        // due time its state gives, so the row is not claimed again for nothing.
+        await saveSubscription(em, record);
+        return 'rescheduled';
+      }
+      await advance({ em, now: time, requestId }, record, due);
+      return 'stepped';
     });
-    if (!done) return steps;
-    steps += 1;
+    if (claimed === 'none') return steps;
+    if (claimed === 'stepped') steps += 1;
   }
 }
