@@ -3,12 +3,17 @@
 // catalog's errors are mapped by code: what it refuses as invalid stays INVALID_ARGUMENT, what it does not have
 // is NOT_FOUND with this service's reasons, and only a catalog that cannot be reached or answered too late is
 // UNAVAILABLE (retry later). Anything else is a fault, INTERNAL.
-import { InvalidArgumentError } from '@billing/kit/errors';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { addOnNotFound, catalogUnavailable, planNotFound, planVersionNotFound } from '../domain/errors.ts';
+import {
+  addOnNotFound,
+  catalogUnavailable,
+  invalidArgument,
+  planNotFound,
+  planVersionNotFound,
+} from '../domain/errors.ts';
 import type { PlanCatalog } from '../service/plan-catalog.ts';
 
 /** How long a call to the catalog may take. */
@@ -53,7 +58,7 @@ async function ask<T>(
         .findDetails(BadRequestSchema)
         .flatMap((d) => d.fieldViolations)
         .map((v) => ({ field: fields[v.field] ?? v.field, description: v.description }));
-      throw new InvalidArgumentError('the catalog refused the request', violations);
+      throw invalidArgument('the catalog refused the request', violations);
     }
     if (isTransportFailure(e)) throw catalogUnavailable(`the catalog could not be asked: ${e.message}`, err);
     throw new Error(`the catalog answered ${Code[e.code]}: ${e.message}`, { cause: err });
