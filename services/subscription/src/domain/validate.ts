@@ -127,9 +127,10 @@ function missing(field: string) {
 
 /** The id in a field of an RPC that names one object; INVALID_ARGUMENT if it is missing or too long. */
 export function validateId(id: string, field: string): string {
+  if (id === '') throw missing(field);
   const out: Violations = [];
-  checkId(out, field, id);
-  throwIfAny(out, `${field} is not valid`);
+  checkOptionalId(out, field, id);
+  throwIfAny(out, `${field} is too long`);
   return id;
 }
 
