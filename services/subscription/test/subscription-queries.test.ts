@@ -182,7 +182,16 @@ describe('what the catalog and the service do not have', () => {
 });
 
 describe('previews and scheduled changes', () => {
-  test('a preview gives the items the change would create, without ids and without changing anything', async () => {
+  /** Expects the subscription to be as it was subscribed: team, 3 seats, no proration items. */
+  async function unchanged(id: string) {
+    expect((await p.subscriptions.getSubscription({ id })).subscription).toMatchObject({
+      planKey: 'team',
+      quantities: [{ quantity: '3' }],
+    });
+    expect((await p.subscriptions.listProrationItems({ subscriptionId: id })).prorationItems).toEqual([]);
+  }
+
+  test('a preview of a plan change gives the items it would create, without ids and without changing anything', async () => {
     const { customerId, advance } = await onClock('2026-01-15T00:00:00Z');
     const id = await subscribe(customerId);
     await advance('2026-02-01T00:00:00Z');
@@ -191,16 +200,19 @@ describe('previews and scheduled changes', () => {
       ['', '-20.322580645161'],
       ['', '33.870967741935'],
     ]);
+    await unchanged(id);
+  });
+
+  test('a preview of a seat change gives the items it would create, without changing anything', async () => {
+    const { customerId, advance } = await onClock('2026-01-15T00:00:00Z');
+    const id = await subscribe(customerId);
+    await advance('2026-02-01T00:00:00Z');
     const seats = await p.subscriptions.previewChange({
       subscriptionId: id,
       quantities: [{ chargeKey: 'seats', quantity: '5' }],
     });
     expect(seats.prorationItems.map((i) => i.amount?.amount)).toEqual(['13.548387096774']);
-    expect((await p.subscriptions.getSubscription({ id })).subscription).toMatchObject({
-      planKey: 'team',
-      quantities: [{ quantity: '3' }],
-    });
-    expect((await p.subscriptions.listProrationItems({ subscriptionId: id })).prorationItems).toEqual([]);
+    await unchanged(id);
   });
 
   test('a preview at a time outside the current period is refused naming effective_time', async () => {

@@ -388,19 +388,29 @@ describe('S6 trial', () => {
 });
 
 describe('S12 plan versions', () => {
-  test('v2 is for new subscribers; v1 subscribers move at their next renewal once migrated', async () => {
+  /** A subscriber of team v1 on a fresh test clock at Jan 15, with team v2 published after it subscribed. */
+  let old: Awaited<ReturnType<typeof subscribe>>['subscription'];
+  let advanceOld: (to: string) => Promise<unknown>;
+
+  beforeAll(async () => {
     const { customer, advance } = await onClock('2026-01-15T00:00:00Z');
-    const { subscription: old } = await subscribe(customer.id, 'team');
+    old = (await subscribe(customer.id, 'team')).subscription;
+    advanceOld = advance;
     await p.catalogApi.updatePlanDraft({
       requestId: p.rid(),
       planKey: 'team',
       spec: planSpec({ name: 'Team', seat: '18.00' }),
     });
     await p.catalogApi.publishPlan({ requestId: p.rid(), planKey: 'team' });
+  });
+
+  test('v2 is for new subscribers', async () => {
     const { customer: other } = await onClock('2026-01-15T00:00:00Z');
     const { subscription: fresh } = await subscribe(other.id, 'team');
     expect(fresh?.planVersion).toBe(2);
+  });
 
+  test('a dry run lists v1 subscribers and moves none; the migration then moves them at their next renewal', async () => {
     const dry = await p.subscriptions.migrateSubscriptions({
       requestId: p.rid(),
       planKey: 'team',
@@ -415,7 +425,7 @@ describe('S12 plan versions', () => {
 
     const done = await p.subscriptions.migrateSubscriptions({ requestId: p.rid(), planKey: 'team', fromVersion: 1 });
     expect(done.migratedCount).toBe(dry.migratedCount);
-    await advance('2026-02-15T00:00:00Z');
+    await advanceOld('2026-02-15T00:00:00Z');
     const moved = (await p.subscriptions.getSubscription({ id: old?.id ?? '' })).subscription;
     expect(moved?.planVersion).toBe(2);
     expect(moved?.scheduledChange).toBeUndefined();
