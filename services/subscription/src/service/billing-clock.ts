@@ -6,8 +6,8 @@ import type { Database } from '@billing/kit/db';
 import { claimDueSubscriptions, saveSubscription } from '../adapter/subscriptions-repository.ts';
 import { dueStep } from '../domain/billing-step.ts';
 import { nextDue, type SubscriptionRecord } from '../domain/subscription.ts';
-import { loadStepInputs, saveStep } from './billing-steps.ts';
 import type { WriteContext } from './context.ts';
+import { loadStepInputs, saveStep } from './subscription-writes.ts';
 
 /** Processes the one step due for `record` at `at` (its next due time): loads what it needs, saves what it did. */
 export async function advance(ctx: WriteContext, record: SubscriptionRecord, at: Date): Promise<void> {

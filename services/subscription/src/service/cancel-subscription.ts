@@ -1,4 +1,4 @@
-import { eventRecord, recordEvent } from '@billing/kit/outbox';
+import { eventRecord } from '@billing/kit/outbox';
 import {
   CancelMode,
   EndReason,
@@ -9,16 +9,15 @@ import {
 import { subscriptionCanceled, subscriptionCancelScheduled } from '@billing/proto/events/subscription';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { saveSubscription } from '../adapter/subscriptions-repository.ts';
 import { clockTime } from '../adapter/test-clocks-repository.ts';
 import { endSubscription, prorationPeriod } from '../domain/billing-step.ts';
 import { assertTransition, isBilled, type SubscriptionChange, transition } from '../domain/subscription.ts';
 import { prorationItems } from '../domain/terms.ts';
 import type { CancelSubscriptionInput } from '../domain/validate.ts';
-import { loadStepInputs, saveStep } from './billing-steps.ts';
-import { eventContext, type WriteContext } from './context.ts';
+import type { WriteContext } from './context.ts';
 import { requireSubscription } from './lookups.ts';
 import { currentLines } from './prorated-changes.ts';
+import { loadStepInputs, saveChange, saveStep } from './subscription-writes.ts';
 
 const S = SubscriptionState;
 
@@ -39,14 +38,7 @@ export async function cancelSubscription(
     record.stateBeforeCancel = before;
     s.cancelTime = s.currentPeriod?.endTime;
     s.scheduledChange = undefined;
-    s.updateTime = timestampFromDate(now);
-    await saveSubscription(ctx.em, record);
-    await recordEvent(
-      ctx.em,
-      subscriptionCancelScheduled,
-      { subscription: s, reason: input.reason },
-      eventContext(ctx, s.id, now),
-    );
+    await saveChange(ctx, record, now, subscriptionCancelScheduled, { subscription: s, reason: input.reason });
     return { record, prorationItems: [] };
   }
   assertTransition(s, S.ENDED, 'cancel');

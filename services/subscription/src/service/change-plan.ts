@@ -9,9 +9,7 @@ import {
 import { ChangeTiming } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import { subscriptionChangeScheduled, subscriptionPlanChanged } from '@billing/proto/events/subscription';
 import { create } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { savePlanVersion } from '../adapter/plan-versions-repository.ts';
-import { saveSubscription } from '../adapter/subscriptions-repository.ts';
 import { clockTime } from '../adapter/test-clocks-repository.ts';
 import { intervalChangeAtPeriodEnd, invalidTransition, throwIfAny } from '../domain/errors.ts';
 import { assertState, isBilled, type SubscriptionChange } from '../domain/subscription.ts';
@@ -21,6 +19,7 @@ import { type ChangePlanInput, overrideViolations, quantityViolations } from '..
 import { eventContext, type WriteContext } from './context.ts';
 import { requirePlanVersion, requireSubscription } from './lookups.ts';
 import { changeItems, commitChange } from './prorated-changes.ts';
+import { saveChange } from './subscription-writes.ts';
 
 const S = SubscriptionState;
 
@@ -57,9 +56,7 @@ export async function changePlan(
       quantities: input.quantities,
       priceOverrides: input.priceOverrides,
     });
-    s.updateTime = timestampFromDate(now);
-    await saveSubscription(ctx.em, record);
-    await recordEvent(ctx.em, subscriptionChangeScheduled, { subscription: s }, eventContext(ctx, s.id, now));
+    await saveChange(ctx, record, now, subscriptionChangeScheduled, { subscription: s });
     return { record, prorationItems: [] };
   }
 

@@ -1,8 +1,8 @@
 import { EndReason, SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { endSubscription } from '../domain/billing-step.ts';
-import { loadStepInputs, saveStep } from './billing-steps.ts';
 import type { WriteContext } from './context.ts';
 import { forEachSubscription } from './lookups.ts';
+import { loadStepInputs, saveStep } from './subscription-writes.ts';
 
 /**
  * Ends the subscriptions an invoice given up on bills, at `ctx.now` (the event's time), closing their periods

@@ -1,15 +1,13 @@
-import { toPage } from '@billing/kit/pagination';
 import type { TestClock } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { listTestClocks as listRows } from '../adapter/test-clocks-repository.ts';
 import type { ListInput } from '../domain/validate.ts';
 import type { ReadContext } from './context.ts';
+import { pageOfRows } from './pages.ts';
 
 /** A page of test clocks in creation order. */
 export async function listTestClocks(
   ctx: ReadContext,
   input: ListInput<Record<string, never>>,
 ): Promise<{ items: TestClock[]; nextPageToken: string }> {
-  const rows = await listRows(ctx.em, input.page);
-  const { items, nextPageToken } = toPage(rows, input.page, (row) => row.seq, input.filters);
-  return { items: items.map((row) => row.clock), nextPageToken };
+  return pageOfRows(await listRows(ctx.em, input.page), input, (row) => row.clock);
 }

@@ -1,11 +1,10 @@
-import { recordEvent } from '@billing/kit/outbox';
 import { SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { subscriptionPastDue } from '@billing/proto/events/subscription';
 import { type Timestamp, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { saveSubscription } from '../adapter/subscriptions-repository.ts';
 import { transition } from '../domain/subscription.ts';
-import { eventContext, type WriteContext } from './context.ts';
+import type { WriteContext } from './context.ts';
 import { forEachSubscription } from './lookups.ts';
+import { saveChange } from './subscription-writes.ts';
 
 /** A payment that failed, as invoicing announced it. */
 export interface PaymentFailure {
@@ -27,13 +26,10 @@ export async function markPastDue(ctx: WriteContext, failure: PaymentFailure): P
     if (s.state !== SubscriptionState.ACTIVE) return;
     transition(s, SubscriptionState.PAST_DUE, 'mark past due');
     s.pastDueTime = timestampFromDate(ctx.now);
-    s.updateTime = timestampFromDate(ctx.now);
-    await saveSubscription(ctx.em, record);
-    await recordEvent(
-      ctx.em,
-      subscriptionPastDue,
-      { subscription: s, invoiceId: failure.invoiceId, graceEndTime: failure.graceEndTime },
-      eventContext(ctx, s.id, ctx.now),
-    );
+    await saveChange(ctx, record, ctx.now, subscriptionPastDue, {
+      subscription: s,
+      invoiceId: failure.invoiceId,
+      graceEndTime: failure.graceEndTime,
+    });
   });
 }

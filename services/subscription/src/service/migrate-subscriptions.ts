@@ -1,4 +1,3 @@
-import { recordEvent } from '@billing/kit/outbox';
 import type { PlanVersion } from '@billing/proto/billing/catalog/v1/resources_pb';
 import {
   ScheduledChangeKind,
@@ -7,14 +6,14 @@ import {
 } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { subscriptionChangeScheduled } from '@billing/proto/events/subscription';
 import { create } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { savePlanVersion } from '../adapter/plan-versions-repository.ts';
-import { liveSubscriptionsOn, saveSubscription } from '../adapter/subscriptions-repository.ts';
+import { liveSubscriptionsOn } from '../adapter/subscriptions-repository.ts';
 import { clockTime } from '../adapter/test-clocks-repository.ts';
 import { invalidArgument } from '../domain/errors.ts';
 import { assertAvailable } from '../domain/terms.ts';
 import type { MigrateSubscriptionsInput } from '../domain/validate.ts';
-import { eventContext, type WriteContext } from './context.ts';
+import type { WriteContext } from './context.ts';
+import { saveChange } from './subscription-writes.ts';
 
 /** How many moved subscriptions a migration lists by id. */
 const LISTED_IDS = 500;
@@ -65,9 +64,7 @@ export async function migrateSubscriptions(
       planKey: input.to.planKey,
       planVersion: version.version,
     });
-    s.updateTime = timestampFromDate(now);
-    await saveSubscription(ctx.em, record);
-    await recordEvent(ctx.em, subscriptionChangeScheduled, { subscription: s }, eventContext(ctx, s.id, now));
+    await saveChange(ctx, record, now, subscriptionChangeScheduled, { subscription: s });
   }
   return {
     migratedCount: moved.length,

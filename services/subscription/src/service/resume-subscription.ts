@@ -1,13 +1,12 @@
-import { recordEvent } from '@billing/kit/outbox';
 import { SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { subscriptionResumed } from '@billing/proto/events/subscription';
-import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { saveSubscription } from '../adapter/subscriptions-repository.ts';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { clockTime } from '../adapter/test-clocks-repository.ts';
 import { invalidTransition } from '../domain/errors.ts';
 import { assertState, type SubscriptionRecord, transition } from '../domain/subscription.ts';
-import { eventContext, type WriteContext } from './context.ts';
+import type { WriteContext } from './context.ts';
 import { requireSubscription } from './lookups.ts';
+import { saveChange } from './subscription-writes.ts';
 
 const S = SubscriptionState;
 
@@ -22,8 +21,6 @@ export async function resumeSubscription(ctx: WriteContext, subscriptionId: stri
   }
   transition(s, record.stateBeforeCancel === S.UNSPECIFIED ? S.ACTIVE : record.stateBeforeCancel, 'resume');
   s.cancelTime = undefined;
-  s.updateTime = timestampFromDate(now);
-  await saveSubscription(ctx.em, record);
-  await recordEvent(ctx.em, subscriptionResumed, { subscription: s }, eventContext(ctx, s.id, now));
+  await saveChange(ctx, record, now, subscriptionResumed, { subscription: s });
   return record;
 }

@@ -1,12 +1,16 @@
-// Running the domain's billing steps (domain/billing-step.ts) in a transaction: loading what a step needs, and
-// saving what it decided with its events.
-import { recordEvents } from '@billing/kit/outbox';
+// How use cases write a subscription's changes: loading what a domain step (domain/billing-step.ts) needs and
+// saving what it decided with its events, or saving a change with the event that announces it.
+
+import { recordEvent, recordEvents } from '@billing/kit/outbox';
+import type { EventType } from '@billing/proto/events/define';
+import type { DescMessage, MessageInitShape } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { recordPeriodClose } from '../adapter/period-closes-repository.ts';
 import { insertProrationItems, itemsCarriedToClose } from '../adapter/proration-items-repository.ts';
 import { saveSubscription } from '../adapter/subscriptions-repository.ts';
 import type { StepInputs, StepResult } from '../domain/billing-step.ts';
 import type { SubscriptionRecord } from '../domain/subscription.ts';
-import type { WriteContext } from './context.ts';
+import { eventContext, type WriteContext } from './context.ts';
 import { requireCustomer, requirePlanVersion } from './lookups.ts';
 
 /** Loads what a step on `record` needs: its customer, its plan versions, the items carried to its period's close. */
@@ -34,4 +38,18 @@ export async function saveStep(ctx: WriteContext, step: StepResult): Promise<voi
     ctx.em,
     step.events.map((e) => ({ ...e, context: { ...e.context, requestId: ctx.requestId } })),
   );
+}
+
+/** Saves a subscription changed at `at` (on its customer's clock), and records the event that announces it. */
+export async function saveChange<Schema extends DescMessage>(
+  ctx: WriteContext,
+  record: SubscriptionRecord,
+  at: Date,
+  event: EventType<Schema>,
+  payload: MessageInitShape<Schema>,
+): Promise<void> {
+  const s = record.subscription;
+  s.updateTime = timestampFromDate(at);
+  await saveSubscription(ctx.em, record);
+  await recordEvent(ctx.em, event, payload, eventContext(ctx, s.id, at));
 }
