@@ -55,8 +55,8 @@ export interface StepResult {
   events: EventRecord[];
 }
 
-/** The context of the events of a step at `at`. */
-function at(record: SubscriptionRecord, time: Date) {
+/** The context of the events of a step on `record` at `time`. */
+function eventsAt(record: SubscriptionRecord, time: Date) {
   return { aggregateId: record.subscription.id, occurredTime: time };
 }
 
@@ -137,14 +137,7 @@ export function startSubscription(record: SubscriptionRecord, version: PlanVersi
   return { record: next, ...startBilledPeriods(next, version, customer, start) };
 }
 
-/** The period a change within the current period is prorated against: the calendar period of a first stub. */
-export function prorationPeriod(record: SubscriptionRecord): TimeRange {
-  const current = fromPeriod(record.subscription.currentPeriod);
-  if (record.schedule && record.periodIndex === 0) return stubFullPeriod(record.schedule) ?? current;
-  return current;
-}
-
-/** The segments cut at `at` (for a period that ends early). */
+/** The segments cut at `time` (for a period that ends early). */
 function truncate(segments: readonly PeriodSegment[], time: Date): PeriodSegment[] {
   return segments
     .filter((seg) => fromPeriod(seg.period).start.getTime() < time.getTime())
@@ -199,7 +192,7 @@ function periodClosed(
       prorationItems: [...closed.items, ...extraItems],
       nextSegment: s.state === S.ENDED ? undefined : record.segments[0],
     },
-    at(record, time),
+    eventsAt(record, time),
   );
 }
 
@@ -232,7 +225,7 @@ export function endSubscription(
     prorationItems: { periodNumber: s.periodNumber, items: [] },
     events: [
       ...(closed ? [periodClosed(next, inputs.customer, closed, time)] : []),
-      eventRecord(subscriptionEnded, { subscription: s }, at(next, time)),
+      eventRecord(subscriptionEnded, { subscription: s }, eventsAt(next, time)),
     ],
   };
 }
@@ -275,7 +268,7 @@ function planChangedAtBoundary(
       previousQuantities: previous.quantities,
       immediate: false,
     },
-    at(record, time),
+    eventsAt(record, time),
   );
 }
 
@@ -312,7 +305,7 @@ export function dueStep(record: SubscriptionRecord, inputs: StepInputs, time: Da
       record: next,
       closedPeriod: undefined,
       prorationItems: { periodNumber: next.subscription.periodNumber, items: [] },
-      events: [eventRecord(subscriptionTrialEnding, { subscription: next.subscription }, at(next, time))],
+      events: [eventRecord(subscriptionTrialEnding, { subscription: next.subscription }, eventsAt(next, time))],
     };
   }
   if (s.state === S.CANCELED) return endSubscription(record, inputs, time, EndReason.CANCELED_AT_PERIOD_END);
@@ -342,7 +335,7 @@ function pendingStart(record: SubscriptionRecord, inputs: StepInputs, time: Date
           firstBilledSegment: started.segment,
           prorationItems: started.items,
         },
-        at(started.record, time),
+        eventsAt(started.record, time),
       ),
     ],
   };
@@ -373,9 +366,9 @@ function periodEndStep(record: SubscriptionRecord, inputs: StepInputs, periodEnd
       periodClosed(next, inputs.customer, closed, time, stubItems),
       ...(previous ? [planChangedAtBoundary(next, previous, time)] : []),
       ...(trialEnded
-        ? [eventRecord(subscriptionActivated, { subscription: s, previousState: S.TRIALING }, at(next, time))]
+        ? [eventRecord(subscriptionActivated, { subscription: s, previousState: S.TRIALING }, eventsAt(next, time))]
         : []),
-      eventRecord(subscriptionRenewed, { subscription: s, previousPeriod }, at(next, time)),
+      eventRecord(subscriptionRenewed, { subscription: s, previousPeriod }, eventsAt(next, time)),
     ],
   };
 }

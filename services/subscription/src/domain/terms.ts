@@ -25,6 +25,7 @@ import {
 import { PeriodSchema } from '@billing/proto/billing/type/v1/types_pb';
 import { create } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { stubFullPeriod } from './billing-calendar.ts';
 import {
   addOnArchived,
   addOnNotForPlan,
@@ -35,7 +36,7 @@ import {
   planVersionNotFound,
 } from './errors.ts';
 import { type ProratedLine, type Proration, prorateChange, type TimeRange } from './proration.ts';
-import type { Terms } from './subscription.ts';
+import type { SubscriptionRecord, Terms } from './subscription.ts';
 
 /** A period message from a time range. */
 export function toPeriod(range: TimeRange) {
@@ -138,6 +139,13 @@ export function proratedLines(
 function billingOf(reason: ProrationReason, sign: 1 | -1): ProrationBilling {
   if (sign > 0 || reason === ProrationReason.PLAN_CHANGE) return ProrationBilling.INVOICE_NOW;
   return ProrationBilling.NEXT_INVOICE;
+}
+
+/** The period a change within the current period is prorated against: the calendar period of a first stub. */
+export function prorationPeriod(record: SubscriptionRecord): TimeRange {
+  const current = fromPeriod(record.subscription.currentPeriod);
+  if (record.schedule && record.periodIndex === 0) return stubFullPeriod(record.schedule) ?? current;
+  return current;
 }
 
 /** Turns prorations into proration items (with ids unless `preview`). */

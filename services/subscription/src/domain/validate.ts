@@ -49,20 +49,15 @@ import { isZero } from './terms.ts';
 
 type Violations = FieldViolation[];
 
-/** Longest id of a customer, subscription or test clock accepted (ours are 30 characters). */
-export const MAX_ID = 64;
-/** Longest catalog key accepted (plans, add-ons, charges), as the catalog's keys are. */
-export const MAX_KEY = 64;
-/** Longest external id. */
-export const MAX_EXTERNAL_ID = 128;
-/** Most external ids one customer list filters by. */
-export const MAX_EXTERNAL_IDS = 100;
-/** Longest text a customer list searches for. */
-export const MAX_QUERY = 200;
-/** Longest trial. */
-export const MAX_TRIAL_DAYS = 730;
-/** Longest cancellation reason. */
-export const MAX_CANCEL_REASON = 500;
+// The limits of what callers send (docs/subscriptions.md and docs/customers.md list them). Ids of customers,
+// subscriptions and test clocks are 30 characters; catalog keys (plans, add-ons, charges) 64 at most.
+const MAX_ID = 64;
+const MAX_KEY = 64;
+const MAX_EXTERNAL_ID = 128;
+const MAX_EXTERNAL_IDS = 100;
+const MAX_QUERY = 200;
+const MAX_TRIAL_DAYS = 730;
+const MAX_CANCEL_REASON = 500;
 const MAX_NAME = 200;
 const MAX_SHORT_TEXT = 64;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -107,11 +102,6 @@ function checkEnum(out: Violations, field: string, value: number, allowed: reado
   if (!allowed.includes(value)) out.push({ field, description: `unknown value ${value}: ${names}` });
 }
 
-/** A page of a list whose other parameters are `filters`. */
-function pageOf(request: { pageSize: number; pageToken: string }, filters: unknown): PageRequest {
-  return readPageRequest(request.pageSize, request.pageToken, filters);
-}
-
 /** A validated list request: its filters and its page. */
 export interface ListInput<Filters> {
   /** The filters (empty values do not filter). */
@@ -137,7 +127,7 @@ export function validateId(id: string, field: string): string {
 // ---- customers ----
 
 /** Checks free-form labels: at most 50 entries, keys up to 40 characters, values up to 500. */
-export function checkMetadata(out: Violations, field: string, metadata: Record<string, string>): void {
+function checkMetadata(out: Violations, field: string, metadata: Record<string, string>): void {
   const entries = Object.entries(metadata);
   if (entries.length > 50) out.push({ field, description: 'at most 50 entries' });
   for (const [key, value] of entries) {
@@ -377,7 +367,7 @@ export function validateListCustomers(req: ListCustomersRequest): ListInput<Cust
     externalIds: req.externalIds,
     query: req.query,
   };
-  return { filters, page: pageOf(req, filters) };
+  return { filters, page: readPageRequest(req.pageSize, req.pageToken, filters) };
 }
 
 // ---- subscriptions ----
@@ -672,13 +662,13 @@ export function validateListSubscriptions(req: ListSubscriptionsRequest): ListIn
     states: req.states,
     scheduledChangeOnly: req.scheduledChangeOnly,
   };
-  return { filters, page: pageOf(req, filters) };
+  return { filters, page: readPageRequest(req.pageSize, req.pageToken, filters) };
 }
 
 /** Validates ListProrationItems: the subscription's id is required. */
 export function validateListProrationItems(req: ListProrationItemsRequest): ListInput<{ subscriptionId: string }> {
   const filters = { subscriptionId: validateId(req.subscriptionId, 'subscription_id') };
-  return { filters, page: pageOf(req, filters) };
+  return { filters, page: readPageRequest(req.pageSize, req.pageToken, filters) };
 }
 
 // ---- test clocks ----
@@ -719,7 +709,7 @@ export function validateAdvanceTestClock(req: AdvanceTestClockRequest): AdvanceT
 
 /** Validates ListTestClocks (it has no filters). */
 export function validateListTestClocks(req: ListTestClocksRequest): ListInput<Record<string, never>> {
-  return { filters: {}, page: pageOf(req, {}) };
+  return { filters: {}, page: readPageRequest(req.pageSize, req.pageToken, {}) };
 }
 
 // ---- terms against a plan version (checked by the use cases) ----

@@ -10,9 +10,9 @@ import { subscriptionCanceled, subscriptionCancelScheduled } from '@billing/prot
 import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { clockTime } from '../adapter/test-clocks-repository.ts';
-import { endSubscription, prorationPeriod } from '../domain/billing-step.ts';
+import { endSubscription } from '../domain/billing-step.ts';
 import { assertTransition, isBilled, type SubscriptionChange, transition } from '../domain/subscription.ts';
-import { prorationItems } from '../domain/terms.ts';
+import { prorationItems, prorationPeriod } from '../domain/terms.ts';
 import type { CancelSubscriptionInput } from '../domain/validate.ts';
 import type { WriteContext } from './context.ts';
 import { requireSubscription } from './lookups.ts';

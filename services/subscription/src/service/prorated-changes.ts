@@ -13,12 +13,18 @@ import {
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { insertProrationItems } from '../adapter/proration-items-repository.ts';
 import { saveSubscription } from '../adapter/subscriptions-repository.ts';
-import { prorationPeriod } from '../domain/billing-step.ts';
 import { throwIfAny } from '../domain/errors.ts';
 import type { ProratedLine } from '../domain/proration.ts';
 import { inTrial, isBilled, type SubscriptionRecord, type Terms, termsOf } from '../domain/subscription.ts';
 import { applyTerms, quantityTerms } from '../domain/term-changes.ts';
-import { addonChargesFor, isZero, proratedLines, prorationItems, splitSegments } from '../domain/terms.ts';
+import {
+  addonChargesFor,
+  isZero,
+  proratedLines,
+  prorationItems,
+  prorationPeriod,
+  splitSegments,
+} from '../domain/terms.ts';
 import { quantityViolations } from '../domain/validate.ts';
 import type { WriteContext } from './context.ts';
 import { requirePlanVersion } from './lookups.ts';
