@@ -9,8 +9,8 @@ import { paymentOutcomesConsumer } from './consumers/payment-outcomes.ts';
 import { SUBSCRIPTION_MIGRATIONS } from './migrations/index.ts';
 import { customerHandlers } from './rpc/customer-handlers.ts';
 import { subscriptionHandlers } from './rpc/subscription-handlers.ts';
-import { runBillingClock } from './service/billing-clock.ts';
 import type { PlanCatalog } from './service/plan-catalog.ts';
+import { runBillingClock } from './service/run-billing-clock.ts';
 
 // What composing the service needs besides its definition: its settings and the client of the catalog it calls.
 export { catalogClient } from './adapter/catalog-client.ts';

@@ -26,7 +26,7 @@ import { catalogClient } from '../src/adapter/catalog-client.ts';
 import { SUBSCRIPTION_ENTITIES } from '../src/adapter/entities.ts';
 import { subscriptionService } from '../src/definition.ts';
 import { SUBSCRIPTION_MIGRATIONS } from '../src/migrations/index.ts';
-import { runBillingClock } from '../src/service/billing-clock.ts';
+import { runBillingClock } from '../src/service/run-billing-clock.ts';
 import { checkSubscriptionSettings } from '../src/settings.ts';
 import {
   customerOnClock,

@@ -7,9 +7,9 @@ import { setTestClockTime } from '../adapter/test-clocks-repository.ts';
 import { invalidArgument } from '../domain/errors.ts';
 import { nextDue } from '../domain/subscription.ts';
 import type { AdvanceTestClockInput } from '../domain/validate.ts';
-import { advance } from './billing-clock.ts';
 import type { WriteContext } from './context.ts';
 import { lockRequiredTestClock, requireTestClock } from './lookups.ts';
+import { advance } from './subscription-writes.ts';
 import { assertTestClocksEnabled, type TestClockPolicy } from './test-clock-policy.ts';
 
 /**

@@ -8,7 +8,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { recordPeriodClose } from '../adapter/period-closes-repository.ts';
 import { insertProrationItems, itemsCarriedToClose } from '../adapter/proration-items-repository.ts';
 import { saveSubscription } from '../adapter/subscriptions-repository.ts';
-import type { StepInputs, StepResult } from '../domain/billing-step.ts';
+import { dueStep, type StepInputs, type StepResult } from '../domain/billing-step.ts';
 import type { SubscriptionRecord } from '../domain/subscription.ts';
 import { eventContext, type WriteContext } from './context.ts';
 import { requireCustomer, requirePlanVersion } from './lookups.ts';
@@ -52,4 +52,9 @@ export async function saveChange<Schema extends DescMessage>(
   s.updateTime = timestampFromDate(at);
   await saveSubscription(ctx.em, record);
   await recordEvent(ctx.em, event, payload, eventContext(ctx, s.id, at));
+}
+
+/** Processes the one step due for `record` at `at` (its next due time): loads what it needs, saves what it did. */
+export async function advance(ctx: WriteContext, record: SubscriptionRecord, at: Date): Promise<void> {
+  await saveStep(ctx, dueStep(record, await loadStepInputs(ctx, record), at));
 }

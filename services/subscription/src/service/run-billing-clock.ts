@@ -4,15 +4,8 @@
 // (docs/billing-clock.md).
 import type { Database } from '@billing/kit/db';
 import { claimDueSubscriptions, saveSubscription } from '../adapter/subscriptions-repository.ts';
-import { dueStep } from '../domain/billing-step.ts';
-import { nextDue, type SubscriptionRecord } from '../domain/subscription.ts';
-import type { WriteContext } from './context.ts';
-import { loadStepInputs, saveStep } from './subscription-writes.ts';
-
-/** Processes the one step due for `record` at `at` (its next due time): loads what it needs, saves what it did. */
-export async function advance(ctx: WriteContext, record: SubscriptionRecord, at: Date): Promise<void> {
-  await saveStep(ctx, dueStep(record, await loadStepInputs(ctx, record), at));
-}
+import { nextDue } from '../domain/subscription.ts';
+import { advance } from './subscription-writes.ts';
 
 /** Processes everything due on real time by `now`, one subscription step per transaction; returns the count. */
 export async function runBillingClock(db: Database, now: () => Date, requestId = 'billing-clock'): Promise<number> {
