@@ -374,4 +374,9 @@ describe('lists', () => {
     const items = await p.subscriptions.listProrationItems({ subscriptionId: own });
     expect(items.prorationItems).toEqual([]);
   });
+
+  test('a payer that pays for nobody lists no subscriptions', async () => {
+    const none = await p.subscriptions.listSubscriptions({ payerId: 'cus_nobody' });
+    expect([none.subscriptions, none.nextPageToken]).toEqual([[], '']);
+  });
 });

@@ -34,7 +34,7 @@ import { listProrationItems } from '../service/list-proration-items.ts';
 import { listSubscriptions } from '../service/list-subscriptions.ts';
 import { listTestClocks } from '../service/list-test-clocks.ts';
 import { migrateSubscriptions } from '../service/migrate-subscriptions.ts';
-import { type PlanCatalog, readAddOns, readPlanTerms } from '../service/plan-catalog.ts';
+import { type PlanCatalog, readAddOns, readPlanTerms, readPlanVersion } from '../service/plan-catalog.ts';
 import { previewChange } from '../service/preview-change.ts';
 import { resumeSubscription } from '../service/resume-subscription.ts';
 import type { TestClockPolicy } from '../service/test-clock-policy.ts';
@@ -69,7 +69,7 @@ export function subscriptionHandlers(
 
     async changePlan(req) {
       const input = validateChangePlan(req);
-      const version = await catalog.planVersion(input.plan.planKey, input.plan.version);
+      const version = await readPlanVersion(catalog, input.plan);
       return mutate(context, M.changePlan, req, async (s) =>
         toProtoSubscriptionChange(await changePlan(s, input, version)),
       );
@@ -106,7 +106,7 @@ export function subscriptionHandlers(
 
     async migrateSubscriptions(req) {
       const input = validateMigrateSubscriptions(req);
-      const version = await catalog.planVersion(input.to.planKey, input.to.version);
+      const version = await readPlanVersion(catalog, input.to);
       return mutate(context, M.migrateSubscriptions, req, (s) => migrateSubscriptions(s, input, version));
     },
 

@@ -11,6 +11,11 @@ export interface PlanCatalog {
   addOn(key: string): Promise<AddOn>;
 }
 
+/** The plan version a request names, as the catalog has it. */
+export function readPlanVersion(catalog: PlanCatalog, plan: PlanRef): Promise<PlanVersion> {
+  return catalog.planVersion(plan.planKey, plan.version);
+}
+
 /** The add-ons with these keys, read one by one. */
 export async function readAddOns(catalog: PlanCatalog, keys: readonly string[]): Promise<ReadonlyMap<string, AddOn>> {
   const addOns = new Map<string, AddOn>();
@@ -28,6 +33,6 @@ export interface PlanTerms {
 
 /** Reads the plan version and add-ons a request names. */
 export async function readPlanTerms(catalog: PlanCatalog, plan: PlanRef, addOnKeys: readonly string[]) {
-  const version = await catalog.planVersion(plan.planKey, plan.version);
+  const version = await readPlanVersion(catalog, plan);
   return { version, addOns: await readAddOns(catalog, addOnKeys) } satisfies PlanTerms;
 }

@@ -6,7 +6,7 @@ import { assertSellable, fromPeriod } from '../domain/terms.ts';
 import { addOnKeysToRead, type PreviewChangeInput, quantityViolations } from '../domain/validate.ts';
 import type { ReadContext } from './context.ts';
 import { requireSubscription } from './lookups.ts';
-import { type PlanCatalog, readAddOns } from './plan-catalog.ts';
+import { type PlanCatalog, readAddOns, readPlanVersion } from './plan-catalog.ts';
 import { changeItems, quantityChange } from './prorated-changes.ts';
 
 /**
@@ -32,7 +32,10 @@ export async function previewChange(
   }
   const change = input.change;
   if (change.kind === 'plan') {
-    const version = await catalog.planVersion(change.plan.planKey || s.planKey, change.plan.version);
+    const version = await readPlanVersion(catalog, {
+      planKey: change.plan.planKey || s.planKey,
+      version: change.plan.version,
+    });
     throwIfAny(quantityViolations(change.quantities, version, 'quantities'), 'the change is not valid');
     assertSellable(version, s.currencyCode);
     const terms = changedTerms(record, version, { quantities: change.quantities, priceOverrides: [] });
