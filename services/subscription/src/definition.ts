@@ -4,12 +4,13 @@ import { startPeriodic } from '@billing/kit/periodic';
 import type { ServiceDefinition } from '@billing/kit/runtime';
 import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
-import type { PlanCatalog } from './adapter/catalog-client.ts';
+import { SUBSCRIPTION_ENTITIES } from './adapter/entities.ts';
 import { paymentOutcomesConsumer } from './consumers/payment-outcomes.ts';
 import { SUBSCRIPTION_MIGRATIONS } from './migrations/index.ts';
 import { customerHandlers } from './rpc/customer-handlers.ts';
 import { subscriptionHandlers } from './rpc/subscription-handlers.ts';
-import { runBillingClock } from './service/billing-clock.ts';
+import type { PlanCatalog } from './service/plan-catalog.ts';
+import { runBillingClock } from './service/run-billing-clock.ts';
 
 // What composing the service needs besides its definition: its settings and the client of the catalog it calls.
 export { catalogClient } from './adapter/catalog-client.ts';
@@ -30,7 +31,7 @@ export function subscriptionService(options: SubscriptionOptions): ServiceDefini
   return {
     name: 'subscription',
     defaultPort: 7102,
-    entities: [],
+    entities: SUBSCRIPTION_ENTITIES,
     migrations: SUBSCRIPTION_MIGRATIONS,
     services: [CustomerService, SubscriptionService],
     routes(router, context) {

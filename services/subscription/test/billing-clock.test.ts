@@ -1,9 +1,14 @@
 // The billing clock over real gRPC and PostgreSQL: calendar cases that mature systems got wrong, catching up
 // after downtime in order, two replicas closing every period exactly once, and test clocks.
-import { openDatabase } from '@billing/kit/db';
+import { openDatabase, queryBound } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
-import { AnchorKind, ProrationReason, TestClockStatus } from '@billing/proto/billing/subscription/v1/resources_pb';
+import {
+  AnchorKind,
+  CancelMode,
+  ProrationReason,
+  TestClockStatus,
+} from '@billing/proto/billing/subscription/v1/resources_pb';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
 import {
@@ -13,14 +18,15 @@ import {
   testClockAdvanced,
   testClockDeleted,
 } from '@billing/proto/events/subscription';
-import { reason, rpcError, startTestService, testLogger } from '@billing/test/harness';
+import { reason, rpcError, startTestService, teamSpec, testLogger, waitFor } from '@billing/test/harness';
 import { Code, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { catalogClient } from '../src/adapter/catalog-client.ts';
+import { SUBSCRIPTION_ENTITIES } from '../src/adapter/entities.ts';
 import { subscriptionService } from '../src/definition.ts';
 import { SUBSCRIPTION_MIGRATIONS } from '../src/migrations/index.ts';
-import { runBillingClock } from '../src/service/billing-clock.ts';
+import { runBillingClock } from '../src/service/run-billing-clock.ts';
 import { checkSubscriptionSettings } from '../src/settings.ts';
 import {
   customerOnClock,
@@ -39,7 +45,7 @@ let seq = 0;
 beforeAll(async () => {
   p = await startPlatform(
     {
-      team: planSpec({ name: 'Team', seat: '15.00' }),
+      team: teamSpec(),
       quarterly: planSpec({ name: 'Quarterly', seat: '40.00', interval: BillingInterval.QUARTER }),
       yearly: planSpec({ name: 'Yearly', seat: '150.00', interval: BillingInterval.YEAR }),
     },
@@ -91,9 +97,12 @@ describe('calendar cases', () => {
     ]);
   });
 
-  test('anchors on the 29th and 30th in February and after, in a leap year', async () => {
+  test('an anniversary on the 29th is Feb 29 in a leap year', async () => {
     const on29 = await boundaries('2028-01-29T00:00:00Z', '2028-04-01T00:00:00Z', 'team');
     expect(on29.starts.slice(1)).toEqual(['2028-02-29T00:00:00.000Z', '2028-03-29T00:00:00.000Z']);
+  });
+
+  test('an anniversary on the 30th is Feb 28 in a common year and the 30th again after', async () => {
     const on30 = await boundaries('2027-01-30T00:00:00Z', '2027-04-01T00:00:00Z', 'team');
     expect(on30.starts.slice(1)).toEqual(['2027-02-28T00:00:00.000Z', '2027-03-30T00:00:00.000Z']);
   });
@@ -223,12 +232,10 @@ describe('the billing clock on real time', () => {
         await subscriptions.createSubscription({ requestId: p.rid(), customerId: customer?.id ?? '', planKey: 'team' })
       ).subscription;
       clock.set(new Date('2026-04-01T00:00:01Z'));
-      for (let i = 0; i < 200; i++) {
-        const now = (await subscriptions.getSubscription({ id: sub?.id ?? '' })).subscription;
-        if (now?.periodNumber === 2) break;
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      const renewed = (await subscriptions.getSubscription({ id: sub?.id ?? '' })).subscription;
+      const renewed = await waitFor(
+        async () => (await subscriptions.getSubscription({ id: sub?.id ?? '' })).subscription,
+        (now) => now?.periodNumber === 2,
+      );
       expect([renewed?.periodNumber, iso(renewed?.currentPeriod?.startTime)]).toEqual([2, '2026-04-01T00:00:00.000Z']);
     } finally {
       await running.destroy();
@@ -259,7 +266,7 @@ describe('the billing clock on real time', () => {
     const second = await openDatabase({
       service: 'subscription',
       url: p.service.database.url,
-      entities: [],
+      entities: SUBSCRIPTION_ENTITIES,
       migrations: SUBSCRIPTION_MIGRATIONS,
       logger: testLogger,
     });
@@ -280,14 +287,61 @@ describe('the billing clock on real time', () => {
       expect(closes.map((c) => c.occurredAt.getUTCDate())).toEqual([15, 15, 15]);
       expect((await published(p, subscriptionRenewed, id)).length).toBe(3);
     }
-    const em = p.service.context.db.fork();
-    const rows = await em.execute<{ n: string }[]>('select count(*) as n from period_close');
-    expect(Number(rows[0]?.n)).toBeGreaterThanOrEqual(72);
+    const rows = await queryBound<{ n: number }>(
+      p.service.context.db.fork(),
+      'select count(*)::integer as n from period_close',
+      [],
+    );
+    expect(rows[0]?.n).toBeGreaterThanOrEqual(72);
+  });
+
+  test('a claimed subscription with nothing due gets its due time cleared instead of being claimed again', async () => {
+    // After the catch-up above, nothing real-time is due before May 15.
+    const now = new Date('2026-05-02T00:00:00Z');
+    p.clock.set(now);
+    const customer = (
+      await p.customers.createCustomer({
+        requestId: p.rid(),
+        customer: { externalId: `rt-${seq++}`, name: 'Ended', billing: { currencyCode: 'USD' } },
+      })
+    ).customer;
+    const created = await p.subscriptions.createSubscription({
+      requestId: p.rid(),
+      customerId: customer?.id ?? '',
+      planKey: 'team',
+    });
+    const id = created.subscription?.id ?? '';
+    await p.subscriptions.cancelSubscription({
+      requestId: p.rid(),
+      subscriptionId: id,
+      mode: CancelMode.IMMEDIATELY_WITHOUT_CREDIT,
+    });
+    // An ENDED subscription whose row still says it is due, as a row saved under older rules could.
+    const db = p.service.context.db;
+    await db.transaction((em) =>
+      queryBound(em, 'update subscription set due_at = $1 where id = $2', [new Date('2026-05-01T00:00:00Z'), id]),
+    );
+    const [before] = await queryBound<{ n: number }>(db.fork(), 'select count(*)::integer as n from outbox_event', []);
+    let claims = 0;
+    const clock = () => {
+      claims += 1;
+      if (claims > 20) throw new Error('the billing clock keeps claiming the same subscription');
+      return now;
+    };
+    expect(await runBillingClock(db, clock)).toBe(0);
+    const [row] = await queryBound<{ due_at: Date | null }>(
+      db.fork(),
+      'select due_at from subscription where id = $1',
+      [id],
+    );
+    expect(row?.due_at).toBeNull();
+    const [after] = await queryBound<{ n: number }>(db.fork(), 'select count(*)::integer as n from outbox_event', []);
+    expect(after?.n).toBe(before?.n);
   });
 });
 
 describe('test clocks', () => {
-  test('an advance moves the clock, says so, and refuses to go back', async () => {
+  test('an advance moves the clock and says so', async () => {
     const { clockId } = await onClock('2026-01-01T00:00:00Z');
     const res = await p.subscriptions.advanceTestClock({
       requestId: p.rid(),
@@ -298,28 +352,42 @@ describe('test clocks', () => {
     expect(res.testClock?.customerCount).toBe(1);
     const [event] = await published(p, testClockAdvanced, clockId);
     expect(iso(event?.payload.previousTime)).toBe('2026-01-01T00:00:00.000Z');
+  });
+
+  test('an advance to an earlier time is refused', async () => {
+    const { clockId } = await onClock('2026-02-01T00:00:00Z');
     const back = await rpcError(
       p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts('2026-01-15T00:00:00Z') }),
     );
     expect(back.code).toBe(Code.InvalidArgument);
   });
 
-  test('while another advance holds the clock it reads ADVANCING, and an advance is refused with TEST_CLOCK_BUSY', async () => {
-    const { clockId } = await onClock('2026-01-01T00:00:00Z');
-    const [err, during] = await p.service.context.db.transaction(async (em) => {
-      await em.execute('select id from test_clock where id = ? for update', [clockId]);
-      return Promise.all([
-        rpcError(
-          p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts('2026-02-01T00:00:00Z') }),
-        ),
-        p.subscriptions.getTestClock({ id: clockId }),
-      ]);
+  /** Runs `work` while another transaction holds the clock's row, as an advance in progress does. */
+  function whileHeld<T>(clockId: string, work: () => Promise<T>): Promise<T> {
+    return p.service.context.db.transaction(async (em) => {
+      await queryBound(em, 'select id from test_clock where id = $1 for update', [clockId]);
+      return work();
     });
+  }
+
+  test('while another advance holds the clock, it reads ADVANCING, and READY after', async () => {
+    const { clockId } = await onClock('2026-01-01T00:00:00Z');
+    const during = await whileHeld(clockId, () => p.subscriptions.getTestClock({ id: clockId }));
     expect(during.testClock?.status).toBe(TestClockStatus.ADVANCING);
+    const clock = await p.subscriptions.getTestClock({ id: clockId });
+    expect(clock.testClock?.status).toBe(TestClockStatus.READY);
+  });
+
+  test('while another advance holds the clock, an advance is refused with TEST_CLOCK_BUSY and moves nothing', async () => {
+    const { clockId } = await onClock('2026-01-01T00:00:00Z');
+    const err = await whileHeld(clockId, () =>
+      rpcError(
+        p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts('2026-02-01T00:00:00Z') }),
+      ),
+    );
     expect([err.code, reason(err)]).toEqual([Code.FailedPrecondition, 'TEST_CLOCK_BUSY']);
     const clock = await p.subscriptions.getTestClock({ id: clockId });
     expect(iso(clock.testClock?.frozenTime)).toBe('2026-01-01T00:00:00.000Z');
-    expect(clock.testClock?.status).toBe(TestClockStatus.READY);
   });
 
   test('deleting a clock deletes its customers and their subscriptions, and says which', async () => {
@@ -332,7 +400,7 @@ describe('test clocks', () => {
     expect(event?.payload.customerIds).toEqual([customerId]);
   });
 
-  test('without the setting test clocks are refused, and production refuses the setting', async () => {
+  test('without the setting test clocks are refused with TEST_CLOCKS_DISABLED', async () => {
     const bus = createMemoryBus();
     const locked = await startTestService(
       subscriptionService({
@@ -352,10 +420,17 @@ describe('test clocks', () => {
       await locked.destroy();
       await bus.close();
     }
-    const base = { catalogUrl: 'http://x', billingClockIntervalMs: 1000 };
-    expect(() => checkSubscriptionSettings({ ...base, testClocks: true, environment: 'production' })).toThrow(
+  });
+
+  const settings = { catalogUrl: 'http://x', billingClockIntervalMs: 1000 };
+
+  test('production refuses the test clock setting', () => {
+    expect(() => checkSubscriptionSettings({ ...settings, testClocks: true, environment: 'production' })).toThrow(
       /production/,
     );
-    expect(() => checkSubscriptionSettings({ ...base, testClocks: true, environment: 'staging' })).not.toThrow();
+  });
+
+  test('staging allows the test clock setting', () => {
+    expect(() => checkSubscriptionSettings({ ...settings, testClocks: true, environment: 'staging' })).not.toThrow();
   });
 });

@@ -45,12 +45,17 @@ describe('customers', () => {
     expect(events.map((e) => e.payload.customer?.id)).toEqual([c.id]);
   });
 
-  test('a retry with the same request_id returns the first customer; a taken external id is refused', async () => {
+  test('a retry with the same request_id returns the first customer', async () => {
     const requestId = p.rid();
     const input = { externalId: ext('retry'), name: 'Retry' };
     const a = await p.customers.createCustomer({ requestId, customer: input });
     const b = await p.customers.createCustomer({ requestId, customer: input });
     expect(b.customer?.id).toBe(a.customer?.id);
+  });
+
+  test('an external id another customer has is refused with EXTERNAL_ID_TAKEN', async () => {
+    const input = { externalId: ext('taken'), name: 'Taken' };
+    await p.customers.createCustomer({ requestId: p.rid(), customer: input });
     const err = await rpcError(p.customers.createCustomer({ requestId: p.rid(), customer: input }));
     expect([err.code, reason(err)]).toEqual([Code.AlreadyExists, 'EXTERNAL_ID_TAKEN']);
   });
@@ -101,6 +106,10 @@ describe('customers', () => {
     expect(res.customer?.billing).toMatchObject({ poNumber: 'PO-2', currencyCode: 'USD', invoiceEmail: '' });
     const events = await published(p, customerUpdated, c.id);
     expect(events.map((e) => e.payload.changedFields)).toEqual([['name', 'billing.po_number']]);
+  });
+
+  test('an update of a field the mask cannot name is refused naming update_mask', async () => {
+    const c = await customer('upd-bad');
     const err = await rpcError(
       p.customers.updateCustomer({
         requestId: p.rid(),
@@ -111,15 +120,25 @@ describe('customers', () => {
     expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['update_mask']]);
   });
 
-  test('the currency can change until the first subscription, which must match it, and is fixed after', async () => {
+  /** Sets the currency of a customer. */
+  const setCurrency = (id: string, code: string) =>
+    p.customers.updateCustomer({
+      requestId: p.rid(),
+      customer: { id, billing: { currencyCode: code } },
+      updateMask: { paths: ['billing.currency_code'] },
+    });
+
+  test('the currency can change until the first subscription, which takes it', async () => {
     const c = await customer('cur', { billing: { currencyCode: 'USD' } });
-    const update = (code: string) =>
-      p.customers.updateCustomer({
-        requestId: p.rid(),
-        customer: { id: c.id, billing: { currencyCode: code } },
-        updateMask: { paths: ['billing.currency_code'] },
-      });
-    await update('EUR');
+    await setCurrency(c.id, 'EUR');
+    const sub = await p.subscriptions.createSubscription({ requestId: p.rid(), customerId: c.id, planKey: 'team' });
+    expect(sub.subscription?.currencyCode).toBe('EUR');
+    const after = (await p.customers.getCustomer({ key: { case: 'id', value: c.id } })).customer;
+    expect(after).toMatchObject({ currencyLocked: true, billing: { currencyCode: 'EUR' } });
+  });
+
+  test("a first subscription in another currency than the customer's is refused with CURRENCY_MISMATCH", async () => {
+    const c = await customer('cur-mismatch', { billing: { currencyCode: 'EUR' } });
     const mismatch = await rpcError(
       p.subscriptions.createSubscription({
         requestId: p.rid(),
@@ -129,12 +148,15 @@ describe('customers', () => {
       }),
     );
     expect([mismatch.code, reason(mismatch)]).toEqual([Code.FailedPrecondition, 'CURRENCY_MISMATCH']);
-    const sub = await p.subscriptions.createSubscription({ requestId: p.rid(), customerId: c.id, planKey: 'team' });
-    expect(sub.subscription?.currencyCode).toBe('EUR');
-    const locked = await rpcError(update('USD'));
+  });
+
+  test('once the customer has a subscription, a change of its currency is refused with CURRENCY_LOCKED', async () => {
+    const c = await customer('cur-locked', { billing: { currencyCode: 'EUR' } });
+    await p.subscriptions.createSubscription({ requestId: p.rid(), customerId: c.id, planKey: 'team' });
+    const locked = await rpcError(setCurrency(c.id, 'USD'));
     expect([locked.code, reason(locked)]).toEqual([Code.FailedPrecondition, 'CURRENCY_LOCKED']);
     const after = (await p.customers.getCustomer({ key: { case: 'id', value: c.id } })).customer;
-    expect(after).toMatchObject({ currencyLocked: true, billing: { currencyCode: 'EUR' } });
+    expect(after?.billing?.currencyCode).toBe('EUR');
   });
 });
 
@@ -159,11 +181,20 @@ describe('organisation trees', () => {
     expect(children.customers.map((c) => c.id)).toEqual([web.id, lab.id]);
   });
 
-  test('moving a subtree updates its descendants, and cycles and depth are refused', async () => {
-    const a = await customer('mv-a');
-    const b = await customer('mv-b', { parentId: a.id, billTo: BillTo.PARENT });
-    const c = await customer('mv-c', { parentId: b.id, billTo: BillTo.PARENT });
+  /** A chain of customers, each billed to its parent after the first. */
+  async function chain(label: string, length: number) {
+    const out = [await customer(`${label}-0`)];
+    for (let i = 1; i < length; i++) {
+      const parent = out[i - 1];
+      out.push(await customer(`${label}-${i}`, { parentId: parent?.id, billTo: BillTo.PARENT }));
+    }
+    return out;
+  }
+
+  test('moving a subtree updates its descendants and says what moved', async () => {
+    const [a, b, c] = await chain('mv', 3);
     const other = await customer('mv-other');
+    if (!a || !b || !c) throw new Error('no chain');
     const moved = await p.customers.setCustomerParent({
       requestId: p.rid(),
       customerId: b.id,
@@ -177,36 +208,70 @@ describe('organisation trees', () => {
     expect(events.map((e) => [e.payload.previousParentId, e.payload.previousPayerId, e.payload.descendantIds])).toEqual(
       [[a.id, a.id, [c.id]]],
     );
+  });
 
+  test('a move under a descendant is refused with TREE_CYCLE', async () => {
+    const [a, , c] = await chain('cycle', 3);
     const cycle = await rpcError(
-      p.customers.setCustomerParent({ requestId: p.rid(), customerId: other.id, parentId: c.id, billTo: BillTo.SELF }),
+      p.customers.setCustomerParent({
+        requestId: p.rid(),
+        customerId: a?.id ?? '',
+        parentId: c?.id ?? '',
+        billTo: BillTo.SELF,
+      }),
     );
     expect([cycle.code, reason(cycle)]).toEqual([Code.FailedPrecondition, 'TREE_CYCLE']);
+  });
+
+  test('a move under itself is refused with TREE_CYCLE', async () => {
+    const [, b] = await chain('self', 2);
     const self = await rpcError(
-      p.customers.setCustomerParent({ requestId: p.rid(), customerId: b.id, parentId: b.id, billTo: BillTo.SELF }),
+      p.customers.setCustomerParent({
+        requestId: p.rid(),
+        customerId: b?.id ?? '',
+        parentId: b?.id ?? '',
+        billTo: BillTo.SELF,
+      }),
     );
     expect(reason(self)).toBe('TREE_CYCLE');
+  });
 
-    // other > b > c is three levels; a chain of three more under c would make six.
-    const d = await customer('mv-d', { parentId: c.id });
-    const e = await customer('mv-e', { parentId: d.id });
+  test('a customer six levels deep is refused with TREE_TOO_DEEP', async () => {
+    const levels = await chain('deep', 5);
     const tooDeep = await rpcError(
       p.customers.createCustomer({
         requestId: p.rid(),
-        customer: { externalId: ext('mv-f'), name: 'f', parentId: e.id },
+        customer: { externalId: ext('deep-f'), name: 'f', parentId: levels[4]?.id },
       }),
     );
     expect([tooDeep.code, reason(tooDeep)]).toEqual([Code.FailedPrecondition, 'TREE_TOO_DEEP']);
+  });
+
+  test('a move that would make a tree six levels deep is refused with TREE_TOO_DEEP and moves nothing', async () => {
+    const levels = await chain('deep-move', 5);
     const x = await customer('mv-x');
     const y = await customer('mv-y', { parentId: x.id });
     const deepMove = await rpcError(
-      p.customers.setCustomerParent({ requestId: p.rid(), customerId: x.id, parentId: e.id, billTo: BillTo.SELF }),
+      p.customers.setCustomerParent({
+        requestId: p.rid(),
+        customerId: x.id,
+        parentId: levels[4]?.id ?? '',
+        billTo: BillTo.SELF,
+      }),
     );
     expect(reason(deepMove)).toBe('TREE_TOO_DEEP');
     expect((await p.customers.getCustomer({ key: { case: 'id', value: y.id } })).customer?.ancestorIds).toEqual([x.id]);
+  });
 
+  test('a root billed to a parent is refused naming bill_to', async () => {
+    const [, b] = await chain('root', 2);
     const root = await rpcError(
-      p.customers.setCustomerParent({ requestId: p.rid(), customerId: b.id, parentId: '', billTo: BillTo.PARENT }),
+      p.customers.setCustomerParent({
+        requestId: p.rid(),
+        customerId: b?.id ?? '',
+        parentId: '',
+        billTo: BillTo.PARENT,
+      }),
     );
     expect([root.code, violations(root)]).toEqual([Code.InvalidArgument, ['bill_to']]);
   });
@@ -223,6 +288,9 @@ describe('organisation trees', () => {
       pageToken = page.nextPageToken;
     } while (pageToken);
     expect(seen).toEqual(made.map((c) => c.id));
+  });
+
+  test('a page token that no list returned is refused', async () => {
     const err = await rpcError(p.customers.listCustomers({ pageSize: 2, pageToken: 'garbage' }));
     expect(err.code).toBe(Code.InvalidArgument);
   });

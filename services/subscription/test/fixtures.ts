@@ -1,5 +1,5 @@
 // A catalog and a subscription service running for real (each on its own PostgreSQL database, both on one
-// bus), with the plans of PRODUCT.md's scenarios, a clock the test moves, and helpers to read what was published.
+// bus), with the plans of the acceptance scenarios, a clock the test moves, and helpers to read what was published.
 import { catalogService } from '@billing/catalog';
 import type { EventBus } from '@billing/kit/bus';
 import type { Clock } from '@billing/kit/clock';
@@ -7,7 +7,6 @@ import { createMemoryBus } from '@billing/kit/memory-bus';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import {
   BillingTiming,
-  MeterAggregation,
   type PlanVersionSpec,
   PlanVersionSpecSchema,
   PriceModel,
@@ -15,7 +14,14 @@ import {
 import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
-import { recordedEvents, startTestService, type TestService } from '@billing/test/harness';
+import {
+  buildMinutes,
+  buildMinutesMeter,
+  privateRepos,
+  recordedEvents,
+  startTestService,
+  type TestService,
+} from '@billing/test/harness';
 import { create, type DescMessage } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Client, createClient } from '@connectrpc/connect';
@@ -34,7 +40,10 @@ export function manualClock(start: Date): Clock & { set(time: Date): void } {
   };
 }
 
-/** A plan version spec: per-seat and flat charges in advance, build minutes in arrears. */
+/**
+ * A plan version spec like the harness's team plan (teamSpec), with its own seat price, a flat charge, interval,
+ * trial or currencies: per-seat and flat charges in advance, build minutes in arrears.
+ */
 export function planSpec(input: {
   name: string;
   seat: string;
@@ -106,16 +115,10 @@ export async function startPlatform(
   const catalog = await startTestService(catalogService, { bus });
   const catalogApi = createClient(CatalogService, createGrpcTransport({ baseUrl: catalog.baseUrl }));
   const rid = () => `req-${process.pid}-${Date.now()}-${n++}`;
-  await catalogApi.createMeter({
-    requestId: rid(),
-    meter: {
-      key: 'build_minutes',
-      name: 'Build minutes',
-      eventType: 'build.finished',
-      aggregation: MeterAggregation.SUM,
-      valueProperty: 'minutes',
-    },
-  });
+  // The team plan of the harness (teamSpec) is entitled to these features.
+  await catalogApi.createMeter({ requestId: rid(), meter: buildMinutesMeter });
+  await catalogApi.createFeature({ requestId: rid(), feature: privateRepos });
+  await catalogApi.createFeature({ requestId: rid(), feature: buildMinutes });
   for (const [key, spec] of Object.entries(plans)) {
     await catalogApi.createPlan({ requestId: rid(), key, spec });
     await catalogApi.publishPlan({ requestId: rid(), planKey: key });

@@ -2,6 +2,7 @@
 // past due, active again, or ended; a redelivered outcome changes nothing twice.
 
 import type { EventBus } from '@billing/kit/bus';
+import { queryBound } from '@billing/kit/db';
 import { newUlid } from '@billing/kit/ids';
 import { connectNatsBus } from '@billing/kit/nats-bus';
 import { InvoiceStatus } from '@billing/proto/billing/invoicing/v1/resources_pb';
@@ -14,11 +15,18 @@ import {
   subscriptionPastDue,
   subscriptionPeriodClosed,
 } from '@billing/proto/events/subscription';
-import { deleteTestStreams, TEST_NATS_URL, testLogger, testSubjectPrefix, waitFor } from '@billing/test/harness';
+import {
+  deleteTestStreams,
+  TEST_NATS_URL,
+  teamSpec,
+  testLogger,
+  testSubjectPrefix,
+  waitFor,
+} from '@billing/test/harness';
 import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { type Platform, planSpec, published, startPlatform, ts } from './fixtures.ts';
+import { iso, type Platform, published, startPlatform, ts } from './fixtures.ts';
 
 const prefix = testSubjectPrefix('sub-payments');
 let bus: EventBus;
@@ -32,7 +40,7 @@ beforeAll(async () => {
     logger: testLogger,
   });
   await bus.ensureStream('invoicing');
-  p = await startPlatform({ team: planSpec({ name: 'Team', seat: '15.00' }) }, { bus });
+  p = await startPlatform({ team: teamSpec() }, { bus });
 });
 afterAll(async () => {
   await p.stop();
@@ -97,31 +105,31 @@ async function activeSubscriptionOnClock() {
 
 const state = (id: string) => async () => (await p.subscriptions.getSubscription({ id })).subscription;
 
-test('a failed payment makes it past due once; the payment that settles the invoice makes it active again', async () => {
-  const id = await activeSubscription();
-  const failed = {
-    payment: { id: 'pay_1', invoiceId: 'inv_1', attempt: 1 },
-    subscriptionIds: [id],
-    final: false,
-    graceEndTime: ts('2026-01-22T00:00:00Z'),
-  };
-  const eventId = await publish(paymentFailed, failed, '2026-01-16T00:00:00Z');
-  const pastDue = await waitFor(state(id), (s) => s?.state === SubscriptionState.PAST_DUE);
-  expect(pastDue?.pastDueTime && timestampDate(pastDue.pastDueTime).toISOString()).toBe('2026-01-16T00:00:00.000Z');
-  await publish(paymentFailed, failed, '2026-01-16T00:00:00Z', eventId);
-  await publish(
-    paymentFailed,
-    { ...failed, payment: { id: 'pay_2', invoiceId: 'inv_1', attempt: 2 } },
-    '2026-01-18T00:00:00Z',
+/** A failure of the first payment of invoice `inv_1` for `id`, entitled until Jan 22. */
+const failureOf = (id: string, attempt = 1) => ({
+  payment: { id: `pay_${attempt}`, invoiceId: 'inv_1', attempt },
+  subscriptionIds: [id],
+  final: false,
+  graceEndTime: ts('2026-01-22T00:00:00Z'),
+});
+
+/** Waits until the consumer has applied the event with this id (the stream delivers in order). */
+const applied = (eventId: string) =>
+  waitFor(
+    () =>
+      queryBound<{ n: number }>(
+        p.service.context.db.fork(),
+        'select count(*)::integer as n from processed_event where event_id = $1',
+        [eventId],
+      ),
+    (rows) => rows[0]?.n === 1,
   );
 
-  await publish(
-    paymentSucceeded,
-    { payment: { id: 'pay_3', invoiceId: 'inv_1' }, subscriptionIds: [id], invoiceStatus: InvoiceStatus.PAID },
-    '2026-01-19T00:00:00Z',
-  );
-  const active = await waitFor(state(id), (s) => s?.state === SubscriptionState.ACTIVE);
-  expect(active?.pastDueTime).toBeUndefined();
+test('a failed payment makes an active subscription past due, entitled until the grace end', async () => {
+  const id = await activeSubscription();
+  await publish(paymentFailed, failureOf(id), '2026-01-16T00:00:00Z');
+  const pastDue = await waitFor(state(id), (s) => s?.state === SubscriptionState.PAST_DUE);
+  expect(pastDue?.pastDueTime && timestampDate(pastDue.pastDueTime).toISOString()).toBe('2026-01-16T00:00:00.000Z');
   const notices = await published(p, subscriptionPastDue, id);
   expect(
     notices.map((n) => [
@@ -129,6 +137,30 @@ test('a failed payment makes it past due once; the payment that settles the invo
       n.payload.graceEndTime && timestampDate(n.payload.graceEndTime).toISOString(),
     ]),
   ).toEqual([['inv_1', '2026-01-22T00:00:00.000Z']]);
+});
+
+test('a redelivered failure and a later failure of the same invoice change nothing more', async () => {
+  const id = await activeSubscription();
+  const eventId = await publish(paymentFailed, failureOf(id), '2026-01-16T00:00:00Z');
+  await waitFor(state(id), (s) => s?.state === SubscriptionState.PAST_DUE);
+  const before = await published(p, subscriptionPastDue, id);
+  await publish(paymentFailed, failureOf(id), '2026-01-16T00:00:00Z', eventId);
+  await applied(await publish(paymentFailed, failureOf(id, 2), '2026-01-18T00:00:00Z'));
+  expect(await published(p, subscriptionPastDue, id)).toEqual(before);
+  expect(iso((await state(id)())?.pastDueTime)).toBe('2026-01-16T00:00:00.000Z');
+});
+
+test('the payment that settles the invoice makes a past-due subscription active again', async () => {
+  const id = await activeSubscription();
+  await publish(paymentFailed, failureOf(id), '2026-01-16T00:00:00Z');
+  await waitFor(state(id), (s) => s?.state === SubscriptionState.PAST_DUE);
+  await publish(
+    paymentSucceeded,
+    { payment: { id: 'pay_3', invoiceId: 'inv_1' }, subscriptionIds: [id], invoiceStatus: InvoiceStatus.PAID },
+    '2026-01-19T00:00:00Z',
+  );
+  const active = await waitFor(state(id), (s) => s?.state === SubscriptionState.ACTIVE);
+  expect(active?.pastDueTime).toBeUndefined();
   const activated = await published(p, subscriptionActivated, id);
   expect(activated.map((a) => [a.payload.previousState, a.occurredAt.toISOString()])).toEqual([
     [SubscriptionState.PAST_DUE, '2026-01-19T00:00:00.000Z'],

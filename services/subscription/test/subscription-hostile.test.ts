@@ -1,12 +1,13 @@
 // Malformed and hostile input never yields INTERNAL and never changes state: random customers, quantities,
 // anchors, trial lengths, overrides, enum numbers and times are sent to the subscription service, and every
-// answer is OK or a clean refusal that left the subscription as it was.
+// answer is OK or a clean refusal that left the subscription as it was. Reads without the id they need, unknown
+// enum values and ids longer than any id are INVALID_ARGUMENT naming the field.
 
-import { outcome } from '@billing/test/harness';
+import { outcome, rpcError, teamSpec, violations } from '@billing/test/harness';
 import { Code } from '@connectrpc/connect';
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { type Platform, planSpec, startPlatform, ts } from './fixtures.ts';
+import { type Platform, startPlatform, ts } from './fixtures.ts';
 
 let p: Platform;
 let subscriptionId = '';
@@ -15,7 +16,7 @@ let customerId = '';
 const CLEAN_REFUSALS = new Set([Code.InvalidArgument, Code.AlreadyExists, Code.FailedPrecondition, Code.NotFound]);
 
 beforeAll(async () => {
-  p = await startPlatform({ team: planSpec({ name: 'Team', seat: '15.00' }) });
+  p = await startPlatform({ team: teamSpec() });
   const clock = (
     await p.subscriptions.createTestClock({ requestId: p.rid(), name: 'h', frozenTime: ts('2026-01-15T00:00:00Z') })
   ).testClock;
@@ -126,4 +127,75 @@ test('random subscription requests are answered OK or refused cleanly, and refus
     ),
     { numRuns: 60 },
   );
+});
+
+describe('reads without the id they need are refused naming it', () => {
+  test.each([
+    ['GetSubscription', () => p.subscriptions.getSubscription({}), 'id'],
+    ['ListProrationItems', () => p.subscriptions.listProrationItems({}), 'subscription_id'],
+    ['GetTestClock', () => p.subscriptions.getTestClock({}), 'id'],
+    ['GetCustomer', () => p.customers.getCustomer({}), 'key'],
+    ['GetCustomerTree', () => p.customers.getCustomerTree({}), 'customer_id'],
+  ])('%s', async (_name, call, field) => {
+    const err = await rpcError(call());
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, [field]]);
+  });
+});
+
+describe('unknown enum values are refused naming the field', () => {
+  // A number no enum of the contract has (typed as a plain number, as a decoder hands it over).
+  const UNKNOWN: number = 99;
+  test.each([
+    ['ListSubscriptions states', () => p.subscriptions.listSubscriptions({ states: [UNKNOWN] }), 'states[0]'],
+    [
+      'CancelSubscription mode',
+      () => p.subscriptions.cancelSubscription({ requestId: p.rid(), subscriptionId, mode: UNKNOWN }),
+      'mode',
+    ],
+    [
+      'ChangePlan timing',
+      () => p.subscriptions.changePlan({ requestId: p.rid(), subscriptionId, planKey: 'team', timing: UNKNOWN }),
+      'timing',
+    ],
+    [
+      'CreateSubscription anchor kind',
+      () =>
+        p.subscriptions.createSubscription({
+          requestId: p.rid(),
+          customerId,
+          planKey: 'team',
+          anchor: { kind: UNKNOWN },
+        }),
+      'anchor.kind',
+    ],
+    [
+      'SetCustomerParent bill_to',
+      () => p.customers.setCustomerParent({ requestId: p.rid(), customerId, billTo: UNKNOWN }),
+      'bill_to',
+    ],
+    [
+      'CreateCustomer payment terms',
+      () =>
+        p.customers.createCustomer({
+          requestId: p.rid(),
+          customer: { externalId: 'enum', name: 'Enum', billing: { paymentTerms: UNKNOWN } },
+        }),
+      'customer.billing.payment_terms',
+    ],
+  ])('%s', async (_name, call, field) => {
+    const err = await rpcError(call());
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, [field]]);
+  });
+});
+
+test('an id longer than any id is refused naming it, and the answer does not echo it', async () => {
+  const err = await rpcError(p.subscriptions.getSubscription({ id: `sub_${'x'.repeat(1_000_000)}` }));
+  expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['id']]);
+  expect(err.rawMessage.length).toBeLessThan(200);
+});
+
+test('an unknown id is NOT_FOUND, quoting only a short prefix of it', async () => {
+  const err = await rpcError(p.subscriptions.getSubscription({ id: `sub_${'x'.repeat(60)}` }));
+  expect(err.code).toBe(Code.NotFound);
+  expect(err.rawMessage).toBe(`no subscription "sub_${'x'.repeat(36)}…"`);
 });

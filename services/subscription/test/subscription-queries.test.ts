@@ -15,7 +15,7 @@ import {
   subscriptionPlanChanged,
   subscriptionScheduledChangeCanceled,
 } from '@billing/proto/events/subscription';
-import { reason, rpcError, violations } from '@billing/test/harness';
+import { reason, rpcError, teamSpec, violations } from '@billing/test/harness';
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { customerOnClock, iso, type Platform, planSpec, published, startPlatform, ts } from './fixtures.ts';
@@ -25,7 +25,7 @@ let seq = 0;
 
 beforeAll(async () => {
   p = await startPlatform({
-    team: planSpec({ name: 'Team', seat: '15.00' }),
+    team: teamSpec(),
     business: planSpec({ name: 'Business', seat: '25.00' }),
   });
   await p.catalogApi.upsertAddOn({
@@ -114,6 +114,11 @@ describe('starts, add-ons and contract prices', () => {
     });
     expect(detach.prorationItems.map((i) => i.amount?.amount)).toEqual(['-11']);
     expect(detach.subscription?.addons).toEqual([]);
+  });
+
+  test('an add-on the catalog does not have is refused with ADD_ON_NOT_FOUND', async () => {
+    const { customerId } = await onClock('2026-01-01T00:00:00Z');
+    const id = await subscribe(customerId);
     const unknown = await rpcError(
       p.subscriptions.changeQuantity({
         requestId: p.rid(),
@@ -121,7 +126,7 @@ describe('starts, add-ons and contract prices', () => {
         addons: [{ addonKey: 'nope', quantity: '1' }],
       }),
     );
-    expect([unknown.code, reason(unknown)]).toEqual([Code.NotFound, 'ADDON_NOT_FOUND']);
+    expect([unknown.code, reason(unknown)]).toEqual([Code.NotFound, 'ADD_ON_NOT_FOUND']);
   });
 
   test('a contract price replaces the plan price in proration', async () => {
@@ -135,6 +140,10 @@ describe('starts, add-ons and contract prices', () => {
     });
     // 9.30 x 21/31 = 6.3 for the added seat.
     expect(res.prorationItems.map((i) => [i.unitAmount, i.amount?.amount])).toEqual([['9.30', '6.3']]);
+  });
+
+  test('a contract price for a charge the plan does not have is refused naming it', async () => {
+    const { customerId } = await onClock('2026-01-01T00:00:00Z');
     const bad = await rpcError(
       p.subscriptions.createSubscription({
         requestId: p.rid(),
@@ -145,17 +154,26 @@ describe('starts, add-ons and contract prices', () => {
     );
     expect([bad.code, violations(bad)]).toEqual([Code.InvalidArgument, ['price_overrides[0].charge_key']]);
   });
+});
 
-  test('the catalog says what does not exist', async () => {
+describe('what the catalog and the service do not have', () => {
+  test('a plan the catalog does not have is PLAN_NOT_FOUND', async () => {
     const { customerId } = await onClock('2026-01-01T00:00:00Z');
     const plan = await rpcError(
       p.subscriptions.createSubscription({ requestId: p.rid(), customerId, planKey: 'nope' }),
     );
     expect([plan.code, reason(plan)]).toEqual([Code.NotFound, 'PLAN_NOT_FOUND']);
+  });
+
+  test('a version the plan does not have is PLAN_VERSION_NOT_FOUND', async () => {
+    const { customerId } = await onClock('2026-01-01T00:00:00Z');
     const version = await rpcError(
       p.subscriptions.createSubscription({ requestId: p.rid(), customerId, planKey: 'team', planVersion: 9 }),
     );
     expect([version.code, reason(version)]).toEqual([Code.NotFound, 'PLAN_VERSION_NOT_FOUND']);
+  });
+
+  test('a customer the service does not have is CUSTOMER_NOT_FOUND', async () => {
     const customer = await rpcError(
       p.subscriptions.createSubscription({ requestId: p.rid(), customerId: 'cus_nope', planKey: 'team' }),
     );
@@ -164,7 +182,16 @@ describe('starts, add-ons and contract prices', () => {
 });
 
 describe('previews and scheduled changes', () => {
-  test('a preview gives the items the change would create, without ids and without changing anything', async () => {
+  /** Expects the subscription to be as it was subscribed: team, 3 seats, no proration items. */
+  async function unchanged(id: string) {
+    expect((await p.subscriptions.getSubscription({ id })).subscription).toMatchObject({
+      planKey: 'team',
+      quantities: [{ quantity: '3' }],
+    });
+    expect((await p.subscriptions.listProrationItems({ subscriptionId: id })).prorationItems).toEqual([]);
+  }
+
+  test('a preview of a plan change gives the items it would create, without ids and without changing anything', async () => {
     const { customerId, advance } = await onClock('2026-01-15T00:00:00Z');
     const id = await subscribe(customerId);
     await advance('2026-02-01T00:00:00Z');
@@ -173,16 +200,25 @@ describe('previews and scheduled changes', () => {
       ['', '-20.322580645161'],
       ['', '33.870967741935'],
     ]);
+    await unchanged(id);
+  });
+
+  test('a preview of a seat change gives the items it would create, without changing anything', async () => {
+    const { customerId, advance } = await onClock('2026-01-15T00:00:00Z');
+    const id = await subscribe(customerId);
+    await advance('2026-02-01T00:00:00Z');
     const seats = await p.subscriptions.previewChange({
       subscriptionId: id,
       quantities: [{ chargeKey: 'seats', quantity: '5' }],
     });
     expect(seats.prorationItems.map((i) => i.amount?.amount)).toEqual(['13.548387096774']);
-    expect((await p.subscriptions.getSubscription({ id })).subscription).toMatchObject({
-      planKey: 'team',
-      quantities: [{ quantity: '3' }],
-    });
-    expect((await p.subscriptions.listProrationItems({ subscriptionId: id })).prorationItems).toEqual([]);
+    await unchanged(id);
+  });
+
+  test('a preview at a time outside the current period is refused naming effective_time', async () => {
+    const { customerId, advance } = await onClock('2026-01-15T00:00:00Z');
+    const id = await subscribe(customerId);
+    await advance('2026-02-01T00:00:00Z');
     const outside = await rpcError(
       p.subscriptions.previewChange({
         subscriptionId: id,
@@ -193,45 +229,57 @@ describe('previews and scheduled changes', () => {
     expect([outside.code, violations(outside)]).toEqual([Code.InvalidArgument, ['effective_time']]);
   });
 
-  test('a scheduled change can be dropped; a migration skips subscriptions with one', async () => {
+  /** A subscription on version 1 of the team plan, with a change to `business` scheduled for its period end. */
+  async function withScheduledChange() {
     const { customerId } = await onClock('2026-01-15T00:00:00Z');
-    const id = await subscribe(customerId);
+    const id = await subscribe(customerId, { planVersion: 1 });
     await p.subscriptions.changePlan({
       requestId: p.rid(),
       subscriptionId: id,
       planKey: 'business',
       timing: ChangeTiming.PERIOD_END,
     });
-    const listed = await p.subscriptions.listSubscriptions({ customerId, scheduledChangeOnly: true });
-    expect(listed.subscriptions.map((s) => s.id)).toEqual([id]);
+    return { customerId, id };
+  }
+
+  /** Publishes a new version of the team plan, so that version 1 can be migrated. */
+  async function publishTeamVersion() {
     await p.catalogApi.updatePlanDraft({
       requestId: p.rid(),
       planKey: 'team',
       spec: planSpec({ name: 'Team', seat: '16.00' }),
     });
     await p.catalogApi.publishPlan({ requestId: p.rid(), planKey: 'team' });
-    const dry = await p.subscriptions.migrateSubscriptions({
-      requestId: p.rid(),
-      planKey: 'team',
-      fromVersion: 1,
-      dryRun: true,
-    });
+  }
+
+  const dryRun = () =>
+    p.subscriptions.migrateSubscriptions({ requestId: p.rid(), planKey: 'team', fromVersion: 1, dryRun: true });
+
+  test('subscriptions with a scheduled change are listed as such, and a migration skips them', async () => {
+    const { customerId, id } = await withScheduledChange();
+    const listed = await p.subscriptions.listSubscriptions({ customerId, scheduledChangeOnly: true });
+    expect(listed.subscriptions.map((s) => s.id)).toEqual([id]);
+    await publishTeamVersion();
+    const dry = await dryRun();
     expect(dry.subscriptionIds).not.toContain(id);
     expect(dry.skippedCount).toBeGreaterThanOrEqual(1);
+  });
 
+  test('a scheduled change can be dropped, and a migration then includes the subscription', async () => {
+    const { id } = await withScheduledChange();
     const dropped = await p.subscriptions.cancelScheduledChange({ requestId: p.rid(), subscriptionId: id });
     expect(dropped.subscription?.scheduledChange).toBeUndefined();
     const [event] = await published(p, subscriptionScheduledChangeCanceled, id);
     expect(event?.payload.canceledChange?.planKey).toBe('business');
+    await publishTeamVersion();
+    expect((await dryRun()).subscriptionIds).toContain(id);
+  });
+
+  test('dropping a scheduled change when there is none is refused with NO_SCHEDULED_CHANGE', async () => {
+    const { id } = await withScheduledChange();
+    await p.subscriptions.cancelScheduledChange({ requestId: p.rid(), subscriptionId: id });
     const none = await rpcError(p.subscriptions.cancelScheduledChange({ requestId: p.rid(), subscriptionId: id }));
     expect([none.code, reason(none)]).toEqual([Code.FailedPrecondition, 'NO_SCHEDULED_CHANGE']);
-    const again = await p.subscriptions.migrateSubscriptions({
-      requestId: p.rid(),
-      planKey: 'team',
-      fromVersion: 1,
-      dryRun: true,
-    });
-    expect(again.subscriptionIds).toContain(id);
   });
 });
 
@@ -325,5 +373,10 @@ describe('lists', () => {
     expect(rest.nextPageToken).toBe('');
     const items = await p.subscriptions.listProrationItems({ subscriptionId: own });
     expect(items.prorationItems).toEqual([]);
+  });
+
+  test('a payer that pays for nobody lists no subscriptions', async () => {
+    const none = await p.subscriptions.listSubscriptions({ payerId: 'cus_nobody' });
+    expect([none.subscriptions, none.nextPageToken]).toEqual([[], '']);
   });
 });

@@ -1,4 +1,4 @@
-// PRODUCT.md's subscription scenarios (S1-S6, S12) over real gRPC, each customer on its own test clock, with
+// The acceptance scenarios of subscriptions (S1-S6, S12) over real gRPC, each customer on its own test clock, with
 // every amount worked out by hand and every event read back from the outbox.
 
 import {
@@ -21,7 +21,7 @@ import {
   subscriptionRenewed,
   subscriptionTrialEnding,
 } from '@billing/proto/events/subscription';
-import { reason, rpcError, violations } from '@billing/test/harness';
+import { reason, rpcError, teamSpec, violations } from '@billing/test/harness';
 import type { timestampDate } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -31,7 +31,7 @@ let p: Platform;
 
 beforeAll(async () => {
   p = await startPlatform({
-    team: planSpec({ name: 'Team', seat: '15.00' }),
+    team: teamSpec(),
     business: planSpec({ name: 'Business', seat: '25.00', flat: '100.00' }),
     trial: planSpec({ name: 'Trial team', seat: '15.00', trialDays: 14 }),
     yearly: planSpec({ name: 'Yearly', seat: '150.00', interval: 3 }),
@@ -148,14 +148,13 @@ describe('S3 seat changes', () => {
     const { customer, advance } = await onClock('2026-01-15T00:00:00Z');
     const { subscription: sub } = await subscribe(customer.id, 'team');
     await advance('2026-02-01T00:00:00Z');
-    const requestId = p.rid();
-    const change = { requestId, subscriptionId: sub?.id ?? '', quantities: [{ chargeKey: 'seats', quantity: '5' }] };
-    const up = await p.subscriptions.changeQuantity(change);
+    const up = await p.subscriptions.changeQuantity({
+      requestId: p.rid(),
+      subscriptionId: sub?.id ?? '',
+      quantities: [{ chargeKey: 'seats', quantity: '5' }],
+    });
     // 2 seats x 6.774193548387 (the rest of one seat, see S2).
     expect(amounts(up.prorationItems)).toEqual([['seats', '13.548387096774', 'INVOICE_NOW']]);
-    const retried = await p.subscriptions.changeQuantity(change);
-    expect(retried.prorationItems.map((i) => i.id)).toEqual(up.prorationItems.map((i) => i.id));
-    expect((await published(p, subscriptionQuantityChanged, sub?.id)).length).toBe(1);
 
     await advance('2026-02-08T00:00:00Z');
     const down = await p.subscriptions.changeQuantity({
@@ -170,6 +169,21 @@ describe('S3 seat changes', () => {
     const [closed] = await published(p, subscriptionPeriodClosed, sub?.id);
     expect(closed?.payload.prorationItems.map((i) => i.id)).toEqual(down.prorationItems.map((i) => i.id));
     expect(closed?.payload.segments.map((s) => s.quantities[0]?.quantity)).toEqual(['3', '5', '3']);
+  });
+
+  test('a retried seat change returns the first answer and changes nothing twice', async () => {
+    const { customer, advance } = await onClock('2026-01-15T00:00:00Z');
+    const { subscription: sub } = await subscribe(customer.id, 'team');
+    await advance('2026-02-01T00:00:00Z');
+    const change = {
+      requestId: p.rid(),
+      subscriptionId: sub?.id ?? '',
+      quantities: [{ chargeKey: 'seats', quantity: '5' }],
+    };
+    const up = await p.subscriptions.changeQuantity(change);
+    const retried = await p.subscriptions.changeQuantity(change);
+    expect(retried.prorationItems.map((i) => i.id)).toEqual(up.prorationItems.map((i) => i.id));
+    expect((await published(p, subscriptionQuantityChanged, sub?.id)).length).toBe(1);
   });
 
   test('bad quantities are refused with their fields and change nothing', async () => {
@@ -228,24 +242,36 @@ describe('S4 downgrade at the period end', () => {
 });
 
 describe('S5 cancel', () => {
-  test('a cancellation at the period end can be resumed before it, and otherwise ends the subscription there', async () => {
-    const { customer, advance } = await onClock('2026-01-15T00:00:00Z');
+  /** Cancels a subscription at its period end. */
+  const cancelAtPeriodEnd = (id: string) =>
+    p.subscriptions.cancelSubscription({ requestId: p.rid(), subscriptionId: id, mode: CancelMode.PERIOD_END });
+
+  test('a cancellation at the period end can be resumed before it', async () => {
+    const { customer } = await onClock('2026-01-15T00:00:00Z');
     const { subscription: sub } = await subscribe(customer.id, 'team');
     const id = sub?.id ?? '';
-    const canceled = await p.subscriptions.cancelSubscription({
-      requestId: p.rid(),
-      subscriptionId: id,
-      mode: CancelMode.PERIOD_END,
-    });
+    const canceled = await cancelAtPeriodEnd(id);
     expect(canceled.subscription?.state).toBe(SubscriptionState.CANCELED);
     expect(iso(canceled.subscription?.cancelTime)).toBe('2026-02-15T00:00:00.000Z');
     const resumed = await p.subscriptions.resumeSubscription({ requestId: p.rid(), subscriptionId: id });
     expect(resumed.subscription?.state).toBe(SubscriptionState.ACTIVE);
     expect(resumed.subscription?.cancelTime).toBeUndefined();
-    const again = await rpcError(p.subscriptions.resumeSubscription({ requestId: p.rid(), subscriptionId: id }));
-    expect([again.code, reason(again)]).toEqual([Code.FailedPrecondition, 'INVALID_TRANSITION']);
+  });
 
-    await p.subscriptions.cancelSubscription({ requestId: p.rid(), subscriptionId: id, mode: CancelMode.PERIOD_END });
+  test('a subscription that is not canceled cannot be resumed', async () => {
+    const { customer } = await onClock('2026-01-15T00:00:00Z');
+    const { subscription: sub } = await subscribe(customer.id, 'team');
+    const again = await rpcError(
+      p.subscriptions.resumeSubscription({ requestId: p.rid(), subscriptionId: sub?.id ?? '' }),
+    );
+    expect([again.code, reason(again)]).toEqual([Code.FailedPrecondition, 'INVALID_TRANSITION']);
+  });
+
+  test('a cancellation at the period end ends the subscription there', async () => {
+    const { customer, advance } = await onClock('2026-01-15T00:00:00Z');
+    const { subscription: sub } = await subscribe(customer.id, 'team');
+    const id = sub?.id ?? '';
+    await cancelAtPeriodEnd(id);
     await advance('2026-03-01T00:00:00Z');
     const ended = (await p.subscriptions.getSubscription({ id })).subscription;
     expect(ended).toMatchObject({
@@ -259,6 +285,14 @@ describe('S5 cancel', () => {
     expect((await published(p, subscriptionEnded, id)).map((e) => e.occurredAt.toISOString())).toEqual([
       '2026-02-15T00:00:00.000Z',
     ]);
+  });
+
+  test('an ended subscription cannot be canceled', async () => {
+    const { customer, advance } = await onClock('2026-01-15T00:00:00Z');
+    const { subscription: sub } = await subscribe(customer.id, 'team');
+    const id = sub?.id ?? '';
+    await cancelAtPeriodEnd(id);
+    await advance('2026-03-01T00:00:00Z');
     const late = await rpcError(
       p.subscriptions.cancelSubscription({
         requestId: p.rid(),
@@ -354,19 +388,29 @@ describe('S6 trial', () => {
 });
 
 describe('S12 plan versions', () => {
-  test('v2 is for new subscribers; v1 subscribers move at their next renewal once migrated', async () => {
+  /** A subscriber of team v1 on a fresh test clock at Jan 15, with team v2 published after it subscribed. */
+  let old: Awaited<ReturnType<typeof subscribe>>['subscription'];
+  let advanceOld: (to: string) => Promise<unknown>;
+
+  beforeAll(async () => {
     const { customer, advance } = await onClock('2026-01-15T00:00:00Z');
-    const { subscription: old } = await subscribe(customer.id, 'team');
+    old = (await subscribe(customer.id, 'team')).subscription;
+    advanceOld = advance;
     await p.catalogApi.updatePlanDraft({
       requestId: p.rid(),
       planKey: 'team',
       spec: planSpec({ name: 'Team', seat: '18.00' }),
     });
     await p.catalogApi.publishPlan({ requestId: p.rid(), planKey: 'team' });
+  });
+
+  test('v2 is for new subscribers', async () => {
     const { customer: other } = await onClock('2026-01-15T00:00:00Z');
     const { subscription: fresh } = await subscribe(other.id, 'team');
     expect(fresh?.planVersion).toBe(2);
+  });
 
+  test('a dry run lists v1 subscribers and moves none; the migration then moves them at their next renewal', async () => {
     const dry = await p.subscriptions.migrateSubscriptions({
       requestId: p.rid(),
       planKey: 'team',
@@ -381,7 +425,7 @@ describe('S12 plan versions', () => {
 
     const done = await p.subscriptions.migrateSubscriptions({ requestId: p.rid(), planKey: 'team', fromVersion: 1 });
     expect(done.migratedCount).toBe(dry.migratedCount);
-    await advance('2026-02-15T00:00:00Z');
+    await advanceOld('2026-02-15T00:00:00Z');
     const moved = (await p.subscriptions.getSubscription({ id: old?.id ?? '' })).subscription;
     expect(moved?.planVersion).toBe(2);
     expect(moved?.scheduledChange).toBeUndefined();

@@ -1,96 +1,43 @@
-// Customers: validation of what callers send, and the organisation-tree rules (docs/customers.md).
-import { type FieldViolation, InvalidArgumentError } from '@billing/kit/errors';
-import { isTimeZone } from '@billing/kit/time-zone';
-import { isCurrencyCode } from '@billing/money';
+// Customers: the organisation-tree rules, and which fields an update names and changes (docs/customers.md).
 import {
   type BillingSettings,
+  BillingSettingsSchema,
   BillTo,
   type Customer,
-  PaymentTerms,
 } from '@billing/proto/billing/subscription/v1/resources_pb';
+import { create } from '@bufbuild/protobuf';
 
-/** A tree has at most this many levels: depth 0 (a root) to MAX_DEPTH. */
+/** A tree has at most this many levels below its root: depth 0 (a root) to MAX_DEPTH. */
 export const MAX_DEPTH = 4;
-/** Longest external id. */
-export const MAX_EXTERNAL_ID = 128;
-const MAX_NAME = 200;
-const MAX_SHORT_TEXT = 64;
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
-/** Checks free-form labels: at most 50 entries, keys up to 40 characters, values up to 500. */
-export function checkMetadata(out: FieldViolation[], field: string, metadata: Record<string, string>): void {
-  const entries = Object.entries(metadata);
-  if (entries.length > 50) out.push({ field, description: 'at most 50 entries' });
-  for (const [key, value] of entries) {
-    if (key.length === 0 || key.length > 40)
-      out.push({ field: `${field}[${key}]`, description: 'keys are 1-40 characters' });
-    if (value.length > 500) out.push({ field: `${field}[${key}]`, description: 'values are at most 500 characters' });
-  }
-}
+/** A settable field of the billing settings. */
+export type BillingField = Exclude<keyof BillingSettings, '$typeName' | '$unknown'>;
 
-/** Every violation of the billing settings, with field paths under `prefix`. */
-export function billingViolations(billing: BillingSettings | undefined, prefix: string): FieldViolation[] {
-  const out: FieldViolation[] = [];
-  if (!billing) return out;
-  const field = (name: string) => `${prefix}.${name}`;
-  if (billing.currencyCode !== '' && !isCurrencyCode(billing.currencyCode)) {
-    out.push({ field: field('currency_code'), description: 'must be an ISO 4217 code such as "USD"' });
-  }
-  if (billing.timeZone !== '' && !isTimeZone(billing.timeZone)) {
-    out.push({ field: field('time_zone'), description: 'must be an IANA time zone such as "Europe/Berlin"' });
-  }
-  if (!(billing.paymentTerms in PaymentTerms))
-    out.push({ field: field('payment_terms'), description: 'unknown value' });
-  if (!Number.isInteger(billing.netDays) || billing.netDays < 0 || billing.netDays > 365) {
-    out.push({ field: field('net_days'), description: 'must be 0-365' });
-  }
-  if (billing.invoiceEmail !== '' && (billing.invoiceEmail.length > 254 || !EMAIL.test(billing.invoiceEmail))) {
-    out.push({ field: field('invoice_email'), description: 'must be an email address' });
-  }
-  if (billing.taxCountryCode !== '' && !/^[A-Z]{2}$/.test(billing.taxCountryCode)) {
-    out.push({ field: field('tax_country_code'), description: 'must be an ISO 3166-1 alpha-2 code such as "DE"' });
-  }
-  for (const name of ['taxId', 'poNumber'] as const) {
-    if (billing[name].length > MAX_SHORT_TEXT) {
-      out.push({
-        field: field(name === 'taxId' ? 'tax_id' : 'po_number'),
-        description: `at most ${MAX_SHORT_TEXT} characters`,
-      });
-    }
-  }
-  if (billing.stripeCustomerId !== '' && !/^cus_[A-Za-z0-9]{1,250}$/.test(billing.stripeCustomerId)) {
-    out.push({ field: field('stripe_customer_id'), description: 'must be a Stripe customer id (cus_...)' });
-  }
+/** The update-mask paths of the billing settings' fields. */
+export const BILLING_PATHS: Readonly<Record<string, BillingField>> = {
+  'billing.currency_code': 'currencyCode',
+  'billing.time_zone': 'timeZone',
+  'billing.payment_terms': 'paymentTerms',
+  'billing.net_days': 'netDays',
+  'billing.invoice_email': 'invoiceEmail',
+  'billing.tax_country_code': 'taxCountryCode',
+  'billing.tax_id': 'taxId',
+  'billing.po_number': 'poNumber',
+  'billing.stripe_customer_id': 'stripeCustomerId',
+};
+
+/** The update-mask paths of the fields that really differ between two versions of a customer. */
+export function changedFields(before: Customer, after: Customer): string[] {
+  const out: string[] = [];
+  if (before.name !== after.name) out.push('name');
+  const a = before.billing ?? create(BillingSettingsSchema);
+  const b = after.billing ?? create(BillingSettingsSchema);
+  for (const [path, field] of Object.entries(BILLING_PATHS)) if (a[field] !== b[field]) out.push(path);
+  const m1 = before.metadata;
+  const m2 = after.metadata;
+  const keys = new Set([...Object.keys(m1), ...Object.keys(m2)]);
+  if ([...keys].some((k) => m1[k] !== m2[k])) out.push('metadata');
   return out;
-}
-
-/** Validates a customer to create; throws INVALID_ARGUMENT naming every bad field. */
-export function validateNewCustomer(customer: Customer): void {
-  const out: FieldViolation[] = [];
-  if (customer.externalId.length === 0 || customer.externalId.length > MAX_EXTERNAL_ID) {
-    out.push({ field: 'customer.external_id', description: `required, 1-${MAX_EXTERNAL_ID} characters` });
-  }
-  if (customer.name.trim() === '' || customer.name.length > MAX_NAME) {
-    out.push({ field: 'customer.name', description: `required, at most ${MAX_NAME} characters` });
-  }
-  out.push(...billingViolations(customer.billing, 'customer.billing'));
-  checkMetadata(out, 'customer.metadata', customer.metadata);
-  if (!(customer.billTo in BillTo)) out.push({ field: 'customer.bill_to', description: 'unknown value' });
-  if (customer.billTo === BillTo.PARENT && customer.parentId === '') {
-    out.push({ field: 'customer.bill_to', description: 'BILL_TO_PARENT requires a parent_id' });
-  }
-  if (out.length > 0) throw new InvalidArgumentError('the customer is not valid', out);
-}
-
-/** Validates the name of an update; the other updatable fields are checked as billing settings. */
-export function validateCustomerUpdate(customer: Customer, paths: readonly string[]): void {
-  const out: FieldViolation[] = [];
-  if (paths.includes('name') && (customer.name.trim() === '' || customer.name.length > MAX_NAME)) {
-    out.push({ field: 'customer.name', description: `required, at most ${MAX_NAME} characters` });
-  }
-  out.push(...billingViolations(customer.billing, 'customer.billing'));
-  if (paths.includes('metadata')) checkMetadata(out, 'customer.metadata', customer.metadata);
-  if (out.length > 0) throw new InvalidArgumentError('the customer update is not valid', out);
 }
 
 /** The place of a customer in its tree, derived from its parent's. */

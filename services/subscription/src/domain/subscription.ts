@@ -1,19 +1,22 @@
 // A subscription as the service keeps it: the contract's Subscription plus what the billing clock needs
 // (its calendar, the segments of the current period, the add-on charges it was sold) and the lifecycle rules
 // (docs/subscriptions.md).
-import { FailedPreconditionError } from '@billing/kit/errors';
 import type { Charge, PlanVersion } from '@billing/proto/billing/catalog/v1/resources_pb';
-import type { PeriodSegment } from '@billing/proto/billing/subscription/events/v1/events_pb';
+import { type PeriodSegment, PeriodSegmentSchema } from '@billing/proto/billing/subscription/events/v1/events_pb';
 import {
   type AddonQuantity,
   type ChargeQuantity,
   type PriceOverride,
+  type ProrationItem,
   type Subscription,
+  SubscriptionSchema,
   SubscriptionState,
 } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
+import { clone } from '@bufbuild/protobuf';
 import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import type { BillingSchedule, BillingInterval as CalendarInterval } from './billing-calendar.ts';
+import { invalidTransition } from './errors.ts';
 
 /** A subscription with its internal state. */
 export interface SubscriptionRecord {
@@ -33,6 +36,25 @@ export interface SubscriptionRecord {
   trialEndingNotified: boolean;
   /** The recurring charges of each attached add-on, as sold. */
   addonCharges: Record<string, Charge[]>;
+}
+
+/** A subscription as a change left it, with the proration items the change created. */
+export interface SubscriptionChange {
+  /** The subscription with its internal state. */
+  record: SubscriptionRecord;
+  /** The proration items created. */
+  prorationItems: ProrationItem[];
+}
+
+/** A copy of a record that a step can change without touching the one it was given. */
+export function cloneRecord(record: SubscriptionRecord): SubscriptionRecord {
+  return {
+    ...record,
+    subscription: clone(SubscriptionSchema, record.subscription),
+    schedule: record.schedule ? { ...record.schedule } : undefined,
+    segments: record.segments.map((segment) => clone(PeriodSegmentSchema, segment)),
+    addonCharges: { ...record.addonCharges },
+  };
 }
 
 /** What a subscription is billed for: plan version, quantities, add-ons, contract prices. */
@@ -80,24 +102,27 @@ export const TRANSITIONS: Readonly<Record<SubscriptionState, readonly Subscripti
   [S.ENDED]: [],
 };
 
-/** Throws FAILED_PRECONDITION INVALID_TRANSITION unless the lifecycle allows `from` -> `to`. */
-export function assertTransition(from: SubscriptionState, to: SubscriptionState, action: string): void {
-  if (!TRANSITIONS[from].includes(to)) {
-    throw new FailedPreconditionError(
-      'INVALID_TRANSITION',
-      `cannot ${action} a subscription that is ${S[from]} (it would become ${S[to]})`,
-    );
+/** Throws FAILED_PRECONDITION INVALID_TRANSITION unless the lifecycle allows the subscription's state -> `to`. */
+export function assertTransition(s: Subscription, to: SubscriptionState, action: string): void {
+  if (!TRANSITIONS[s.state].includes(to)) {
+    throw invalidTransition(`cannot ${action} a subscription that is ${S[s.state]} (it would become ${S[to]})`, s.id);
   }
 }
 
 /** Throws FAILED_PRECONDITION INVALID_TRANSITION unless the subscription is in one of `states`. */
 export function assertState(s: Subscription, states: readonly SubscriptionState[], action: string): void {
   if (!states.includes(s.state)) {
-    throw new FailedPreconditionError(
-      'INVALID_TRANSITION',
+    throw invalidTransition(
       `cannot ${action} a subscription that is ${S[s.state]} (allowed: ${states.map((x) => S[x]).join(', ')})`,
+      s.id,
     );
   }
+}
+
+/** Moves the subscription to `to`, which the lifecycle must allow from its state (INVALID_TRANSITION if not). */
+export function transition(s: Subscription, to: SubscriptionState, action: string): void {
+  assertTransition(s, to, action);
+  s.state = to;
 }
 
 /** Whether the subscription is in its free trial (possibly with a cancellation scheduled at its end). */

@@ -1,40 +1,46 @@
-// The SubscriptionService handlers: read what the catalog must say before the transaction, then convert the
-// request, call the use case, convert the result.
-import { InvalidArgumentError } from '@billing/kit/errors';
+// The SubscriptionService handlers: validate the request, call the use case, convert the result. A change that
+// needs the catalog reads it before its transaction opens (service/plan-catalog.ts), so no database
+// transaction waits on the catalog.
 import { mutate } from '@billing/kit/mutation';
-import { listPage } from '@billing/kit/pagination';
 import type { ServiceContext } from '@billing/kit/runtime';
-import type { AddOn } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import type { ServiceImpl } from '@connectrpc/connect';
-import type { PlanCatalog } from '../adapter/catalog-client.ts';
-import * as store from '../adapter/store.ts';
 import {
-  type CatalogData,
-  cancelScheduledChange,
-  cancelSubscription,
-  changePlan,
-  changeQuantity,
-  createSubscription,
-  migrateSubscriptions,
-  previewChange,
-  requireSubscription,
-  resumeSubscription,
-} from '../service/subscriptions.ts';
-import {
-  advanceTestClock,
-  createTestClock,
-  deleteTestClock,
-  requireTestClock,
-  type TestClockPolicy,
-} from '../service/test-clocks.ts';
+  addOnKeysToRead,
+  validateAdvanceTestClock,
+  validateCancelSubscription,
+  validateChangePlan,
+  validateChangeQuantity,
+  validateCreateSubscription,
+  validateCreateTestClock,
+  validateId,
+  validateListProrationItems,
+  validateListSubscriptions,
+  validateListTestClocks,
+  validateMigrateSubscriptions,
+  validatePreviewChange,
+} from '../domain/validate.ts';
+import { advanceTestClock } from '../service/advance-test-clock.ts';
+import { cancelScheduledChange } from '../service/cancel-scheduled-change.ts';
+import { cancelSubscription } from '../service/cancel-subscription.ts';
+import { changePlan } from '../service/change-plan.ts';
+import { changeQuantity } from '../service/change-quantity.ts';
+import { createSubscription } from '../service/create-subscription.ts';
+import { createTestClock } from '../service/create-test-clock.ts';
+import { deleteTestClock } from '../service/delete-test-clock.ts';
+import { getSubscription } from '../service/get-subscription.ts';
+import { getTestClock } from '../service/get-test-clock.ts';
+import { listProrationItems } from '../service/list-proration-items.ts';
+import { listSubscriptions } from '../service/list-subscriptions.ts';
+import { listTestClocks } from '../service/list-test-clocks.ts';
+import { migrateSubscriptions } from '../service/migrate-subscriptions.ts';
+import { type PlanCatalog, readAddOns, readPlanTerms, readPlanVersion } from '../service/plan-catalog.ts';
+import { previewChange } from '../service/preview-change.ts';
+import { resumeSubscription } from '../service/resume-subscription.ts';
+import type { TestClockPolicy } from '../service/test-clock-policy.ts';
+import { toProtoSubscription, toProtoSubscriptionChange } from './convert.ts';
 
 const M = SubscriptionService.method;
-
-function requiredKey(value: string, field: string): string {
-  if (value === '') throw new InvalidArgumentError(`${field} is required`, [{ field, description: 'required' }]);
-  return value;
-}
 
 /** Builds the SubscriptionService implementation over a service context, the catalog and the clock policy. */
 export function subscriptionHandlers(
@@ -42,141 +48,106 @@ export function subscriptionHandlers(
   catalog: PlanCatalog,
   testClocks: TestClockPolicy,
 ): ServiceImpl<typeof SubscriptionService> {
-  const read = () => ({ em: context.db.fork(), now: context.clock.now(), requestId: '' });
-
-  async function catalogData(
-    plan: { planKey: string; version: number } | undefined,
-    addons: readonly { addonKey: string; quantity: string }[],
-  ): Promise<CatalogData> {
-    const version = plan ? await catalog.planVersion(requiredKey(plan.planKey, 'plan_key'), plan.version) : undefined;
-    const addOns = new Map<string, AddOn>();
-    for (const a of addons) {
-      if (a.addonKey !== '' && a.quantity !== '0' && !addOns.has(a.addonKey)) {
-        addOns.set(a.addonKey, await catalog.addOn(a.addonKey));
-      }
-    }
-    return { version, addOns };
-  }
-
-  const checkVersion = (version: number, field: string) => {
-    if (!Number.isInteger(version) || version < 0) {
-      throw new InvalidArgumentError(`${field} is not valid`, [{ field, description: '0 (latest) or a version' }]);
-    }
-  };
-
+  const read = () => ({ em: context.db.fork(), now: context.clock.now() });
   return {
     async createSubscription(req) {
-      requiredKey(req.customerId, 'customer_id');
-      checkVersion(req.planVersion, 'plan_version');
-      const data = await catalogData({ planKey: req.planKey, version: req.planVersion }, req.addons);
-      return mutate(context, M.createSubscription, req, (s) => createSubscription(s, req, data));
+      const input = validateCreateSubscription(req);
+      const plan = await readPlanTerms(catalog, input.plan, addOnKeysToRead(input.addons));
+      return mutate(context, M.createSubscription, req, async (s) =>
+        toProtoSubscriptionChange(await createSubscription(s, input, plan)),
+      );
     },
 
     async getSubscription(req) {
-      return { subscription: (await requireSubscription(read(), req.id)).subscription };
+      return { subscription: toProtoSubscription(await getSubscription(read(), validateId(req.id, 'id'))) };
     },
 
     async listSubscriptions(req) {
-      const filters = {
-        customerId: req.customerId,
-        payerId: req.payerId,
-        planKey: req.planKey,
-        planVersion: req.planVersion,
-        states: req.states,
-        scheduledChangeOnly: req.scheduledChangeOnly,
-      };
-      const { items, nextPageToken } = await listPage(
-        req,
-        filters,
-        (page) => store.listSubscriptions(read().em, filters, page),
-        (row) => row.seq,
-      );
-      return { subscriptions: items.map((row) => row.record.subscription), nextPageToken };
+      const page = await listSubscriptions(read(), validateListSubscriptions(req));
+      return { subscriptions: page.items.map(toProtoSubscription), nextPageToken: page.nextPageToken };
     },
 
     async changePlan(req) {
-      checkVersion(req.planVersion, 'plan_version');
-      const data = await catalogData({ planKey: req.planKey, version: req.planVersion }, []);
-      return mutate(context, M.changePlan, req, (s) => changePlan(s, req, data));
+      const input = validateChangePlan(req);
+      const version = await readPlanVersion(catalog, input.plan);
+      return mutate(context, M.changePlan, req, async (s) =>
+        toProtoSubscriptionChange(await changePlan(s, input, version)),
+      );
     },
 
     async changeQuantity(req) {
-      const data = await catalogData(undefined, req.addons);
-      return mutate(context, M.changeQuantity, req, (s) => changeQuantity(s, req, data));
+      const input = validateChangeQuantity(req);
+      const addOns = await readAddOns(catalog, addOnKeysToRead(input.addons));
+      return mutate(context, M.changeQuantity, req, async (s) =>
+        toProtoSubscriptionChange(await changeQuantity(s, input, addOns)),
+      );
     },
 
-    cancelSubscription: (req) =>
-      mutate(context, M.cancelSubscription, req, (s) =>
-        cancelSubscription(s, req.subscriptionId, req.mode, req.reason),
-      ),
+    async cancelSubscription(req) {
+      const input = validateCancelSubscription(req);
+      return mutate(context, M.cancelSubscription, req, async (s) =>
+        toProtoSubscriptionChange(await cancelSubscription(s, input)),
+      );
+    },
 
-    resumeSubscription: (req) =>
-      mutate(context, M.resumeSubscription, req, async (s) => ({
-        subscription: await resumeSubscription(s, req.subscriptionId),
-      })),
+    async resumeSubscription(req) {
+      const id = validateId(req.subscriptionId, 'subscription_id');
+      return mutate(context, M.resumeSubscription, req, async (s) => ({
+        subscription: toProtoSubscription(await resumeSubscription(s, id)),
+      }));
+    },
 
-    cancelScheduledChange: (req) =>
-      mutate(context, M.cancelScheduledChange, req, async (s) => ({
-        subscription: await cancelScheduledChange(s, req.subscriptionId),
-      })),
+    async cancelScheduledChange(req) {
+      const id = validateId(req.subscriptionId, 'subscription_id');
+      return mutate(context, M.cancelScheduledChange, req, async (s) => ({
+        subscription: toProtoSubscription(await cancelScheduledChange(s, id)),
+      }));
+    },
 
     async migrateSubscriptions(req) {
-      checkVersion(req.toVersion, 'to_version');
-      const data = await catalogData({ planKey: req.planKey, version: req.toVersion }, []);
-      return mutate(context, M.migrateSubscriptions, req, (s) => migrateSubscriptions(s, req, data));
+      const input = validateMigrateSubscriptions(req);
+      const version = await readPlanVersion(catalog, input.to);
+      return mutate(context, M.migrateSubscriptions, req, (s) => migrateSubscriptions(s, input, version));
     },
 
     async previewChange(req) {
-      checkVersion(req.planVersion, 'plan_version');
-      const changesPlan = req.planKey !== '' || req.planVersion !== 0;
-      const current =
-        changesPlan && req.planKey === '' ? await requireSubscription(read(), req.subscriptionId) : undefined;
-      const planKey = current ? current.subscription.planKey : req.planKey;
-      const data = await catalogData(changesPlan ? { planKey, version: req.planVersion } : undefined, req.addons);
-      const items = await context.db.transaction((em) =>
-        previewChange({ em, now: context.clock.now(), requestId: '' }, { ...req, planKey }, data),
-      );
-      return { prorationItems: items };
+      return { prorationItems: await previewChange(read(), catalog, validatePreviewChange(req)) };
     },
 
     async listProrationItems(req) {
-      const { items, nextPageToken } = await listPage(
-        req,
-        { subscriptionId: req.subscriptionId },
-        (page) => store.listProrationItems(read().em, req.subscriptionId, page),
-        (row) => row.seq,
-      );
-      return { prorationItems: items.map((row) => row.item), nextPageToken };
+      const page = await listProrationItems(read(), validateListProrationItems(req));
+      return { prorationItems: page.items, nextPageToken: page.nextPageToken };
     },
 
-    createTestClock: (req) =>
-      mutate(context, M.createTestClock, req, async (s) => ({
-        testClock: await createTestClock(s, testClocks, req.name, req.frozenTime),
-      })),
+    async createTestClock(req) {
+      const input = validateCreateTestClock(req);
+      return mutate(context, M.createTestClock, req, async (s) => ({
+        testClock: await createTestClock(s, testClocks, input),
+      }));
+    },
 
     async getTestClock(req) {
-      return { testClock: await requireTestClock(read(), req.id) };
+      return { testClock: await getTestClock(read(), validateId(req.id, 'id')) };
     },
 
     async listTestClocks(req) {
-      const { items, nextPageToken } = await listPage(
-        req,
-        {},
-        (page) => store.listTestClocks(read().em, page),
-        (row) => row.seq,
-      );
-      return { testClocks: items.map((row) => row.clock), nextPageToken };
+      const page = await listTestClocks(read(), validateListTestClocks(req));
+      return { testClocks: page.items, nextPageToken: page.nextPageToken };
     },
 
-    advanceTestClock: (req) =>
-      mutate(context, M.advanceTestClock, req, async (s) => ({
-        testClock: await advanceTestClock(s, testClocks, req.id, req.frozenTime),
-      })),
+    async advanceTestClock(req) {
+      const input = validateAdvanceTestClock(req);
+      return mutate(context, M.advanceTestClock, req, async (s) => ({
+        testClock: await advanceTestClock(s, testClocks, input),
+      }));
+    },
 
-    deleteTestClock: (req) =>
-      mutate(context, M.deleteTestClock, req, async (s) => {
-        await deleteTestClock(s, req.id);
+    async deleteTestClock(req) {
+      const id = validateId(req.id, 'id');
+      return mutate(context, M.deleteTestClock, req, async (s) => {
+        await deleteTestClock(s, id);
         return {};
-      }),
+      });
+    },
   };
 }

@@ -1,6 +1,7 @@
 // What a subscription's terms mean against its plan version: which charges are billed in advance and at what
-// unit amount, whether requested terms are valid, and the proration items and period segments they give.
-import { FailedPreconditionError, type FieldViolation, InvalidArgumentError, NotFoundError } from '@billing/kit/errors';
+// unit amount, what requested terms may be (available, sellable, add-ons), and the proration items and period
+// segments they give.
+import { quote } from '@billing/kit/errors';
 import { newUlid } from '@billing/kit/ids';
 import { parseDecimal } from '@billing/money';
 import {
@@ -24,8 +25,18 @@ import {
 import { PeriodSchema } from '@billing/proto/billing/type/v1/types_pb';
 import { create } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { type ProratedLine, type Proration, prorateChange, type TimeRange } from '../domain/proration.ts';
-import type { Terms } from '../domain/subscription.ts';
+import { stubFullPeriod } from './billing-calendar.ts';
+import {
+  addOnArchived,
+  addOnNotForPlan,
+  addOnNotFound,
+  addOnNotRecurring,
+  currencyNotOffered,
+  planArchived,
+  planVersionNotFound,
+} from './errors.ts';
+import { type ProratedLine, type Proration, prorateChange, type TimeRange } from './proration.ts';
+import type { SubscriptionRecord, Terms } from './subscription.ts';
 
 /** A period message from a time range. */
 export function toPeriod(range: TimeRange) {
@@ -130,6 +141,13 @@ function billingOf(reason: ProrationReason, sign: 1 | -1): ProrationBilling {
   return ProrationBilling.NEXT_INVOICE;
 }
 
+/** The period a change within the current period is prorated against: the calendar period of a first stub. */
+export function prorationPeriod(record: SubscriptionRecord): TimeRange {
+  const current = fromPeriod(record.subscription.currentPeriod);
+  if (record.schedule && record.periodIndex === 0) return stubFullPeriod(record.schedule) ?? current;
+  return current;
+}
+
 /** Turns prorations into proration items (with ids unless `preview`). */
 export function toItems(
   prorations: readonly Proration[],
@@ -167,112 +185,25 @@ export function prorationItems(
   return toItems(prorateChange(before, after, context.full, context.at, mode), context, preview);
 }
 
-// ---- validation of requested terms ----
+// ---- what requested terms may be ----
 
-const WHOLE = /^\d{1,9}$/;
+/** Whether a whole-number quantity (already checked) is zero. */
+export function isZero(quantity: string): boolean {
+  return parseDecimal(quantity).isZero();
+}
 
 /** Checks that a plan version is published (or superseded) and its plan not archived. */
 export function assertAvailable(version: PlanVersion): void {
-  if (version.status === VersionStatus.DRAFT) {
-    throw new NotFoundError('PLAN_VERSION_NOT_FOUND', `version ${version.version} of "${version.planKey}" is a draft`);
-  }
-  if (version.status === VersionStatus.ARCHIVED) {
-    throw new FailedPreconditionError('PLAN_ARCHIVED', `plan "${version.planKey}" is archived`);
-  }
+  if (version.status === VersionStatus.DRAFT) throw planVersionNotFound(version.planKey, version.version);
+  if (version.status === VersionStatus.ARCHIVED) throw planArchived(version.planKey);
 }
 
 /** Checks that a plan version can be subscribed to in `currency`. */
 export function assertSellable(version: PlanVersion, currency: string): void {
   assertAvailable(version);
   if (!version.spec?.currencyCodes.includes(currency)) {
-    throw new FailedPreconditionError(
-      'CURRENCY_NOT_OFFERED',
-      `version ${version.version} of "${version.planKey}" is not sold in ${currency}`,
-    );
+    throw currencyNotOffered(`version ${version.version} of ${quote(version.planKey)}`, currency);
   }
-}
-
-/** Every violation of seat quantities against a plan version. */
-export function quantityViolations(quantities: readonly ChargeQuantity[], version: PlanVersion, field: string) {
-  const out: FieldViolation[] = [];
-  const seatCharges = new Set(
-    (version.spec?.charges ?? []).filter((c) => c.model === PriceModel.PER_SEAT).map((c) => c.key),
-  );
-  const seen = new Set<string>();
-  quantities.forEach((q, i) => {
-    if (!seatCharges.has(q.chargeKey)) {
-      out.push({
-        field: `${field}[${i}].charge_key`,
-        description: `"${q.chargeKey}" is not a per-seat charge of the plan`,
-      });
-    }
-    if (seen.has(q.chargeKey)) out.push({ field: `${field}[${i}].charge_key`, description: 'listed twice' });
-    seen.add(q.chargeKey);
-    if (!WHOLE.test(q.quantity))
-      out.push({ field: `${field}[${i}].quantity`, description: 'a whole number such as "3"' });
-  });
-  return out;
-}
-
-/** Every violation of add-on quantities (`allowZero` for ChangeQuantity, where "0" detaches). */
-export function addonViolations(addons: readonly AddonQuantity[], field: string, allowZero: boolean) {
-  const out: FieldViolation[] = [];
-  const seen = new Set<string>();
-  addons.forEach((a, i) => {
-    if (a.addonKey === '') out.push({ field: `${field}[${i}].addon_key`, description: 'required' });
-    if (seen.has(a.addonKey)) out.push({ field: `${field}[${i}].addon_key`, description: 'listed twice' });
-    seen.add(a.addonKey);
-    if (!WHOLE.test(a.quantity) || (!allowZero && Number(a.quantity) === 0)) {
-      out.push({
-        field: `${field}[${i}].quantity`,
-        description: allowZero ? 'a whole number' : 'a positive whole number',
-      });
-    }
-  });
-  return out;
-}
-
-/** Every violation of contract prices against a plan version. */
-export function overrideViolations(overrides: readonly PriceOverride[], version: PlanVersion, field: string) {
-  const out: FieldViolation[] = [];
-  const charges = new Map((version.spec?.charges ?? []).map((c) => [c.key, c]));
-  overrides.forEach((o, i) => {
-    const charge = charges.get(o.chargeKey);
-    if (!charge) {
-      out.push({ field: `${field}[${i}].charge_key`, description: `"${o.chargeKey}" is not a charge of the plan` });
-      return;
-    }
-    const tiered = charge.model === PriceModel.TIERED_GRADUATED || charge.model === PriceModel.TIERED_VOLUME;
-    if (tiered && o.unitAmount !== '') {
-      out.push({ field: `${field}[${i}].unit_amount`, description: 'tiered charges are overridden with tiers' });
-    }
-    if (!tiered && o.tiers.length > 0) {
-      out.push({ field: `${field}[${i}].tiers`, description: 'only tiered charges take tiers' });
-    }
-    for (const [name, value] of [
-      ['unit_amount', o.unitAmount],
-      ['included_units', o.includedUnits],
-      ['minimum_amount', o.minimumAmount],
-      ...o.tiers.flatMap((t, j) => [
-        [`tiers[${j}].up_to`, t.upTo],
-        [`tiers[${j}].unit_amount`, t.unitAmount],
-        [`tiers[${j}].flat_amount`, t.flatAmount],
-      ]),
-    ] as const) {
-      if (value === '') continue;
-      try {
-        if (parseDecimal(value).isNegative()) throw new Error('negative');
-      } catch {
-        out.push({ field: `${field}[${i}].${name}`, description: 'a non-negative decimal string such as "12.50"' });
-      }
-    }
-  });
-  return out;
-}
-
-/** Throws INVALID_ARGUMENT if there are violations. */
-export function throwIfAny(violations: readonly FieldViolation[], message: string): void {
-  if (violations.length > 0) throw new InvalidArgumentError(message, violations);
 }
 
 /** Checks that each add-on is recurring, sold for the plan and in the currency; returns their charges. */
@@ -285,17 +216,11 @@ export function addonChargesFor(
   const out: Record<string, Charge[]> = {};
   for (const { addonKey } of addons) {
     const addon = catalog.get(addonKey);
-    if (!addon) throw new NotFoundError('ADDON_NOT_FOUND', `no add-on "${addonKey}"`);
-    if (addon.archived) throw new FailedPreconditionError('ADDON_ARCHIVED', `add-on "${addonKey}" is archived`);
-    if (addon.charges.length === 0) {
-      throw new FailedPreconditionError('ADDON_NOT_RECURRING', `add-on "${addonKey}" is a one-off purchase`);
-    }
-    if (addon.planKeys.length > 0 && !addon.planKeys.includes(planKey)) {
-      throw new FailedPreconditionError('ADDON_NOT_FOR_PLAN', `add-on "${addonKey}" cannot be added to "${planKey}"`);
-    }
-    if (!addon.currencyCodes.includes(currency)) {
-      throw new FailedPreconditionError('CURRENCY_NOT_OFFERED', `add-on "${addonKey}" is not sold in ${currency}`);
-    }
+    if (!addon) throw addOnNotFound(addonKey);
+    if (addon.archived) throw addOnArchived(addonKey);
+    if (addon.charges.length === 0) throw addOnNotRecurring(addonKey);
+    if (addon.planKeys.length > 0 && !addon.planKeys.includes(planKey)) throw addOnNotForPlan(addonKey, planKey);
+    if (!addon.currencyCodes.includes(currency)) throw currencyNotOffered(`add-on ${quote(addonKey)}`, currency);
     out[addonKey] = addon.charges;
   }
   return out;
