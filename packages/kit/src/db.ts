@@ -8,6 +8,7 @@ import { MikroORM as PostgresOrm } from '@mikro-orm/postgresql';
 import type { EntitySchema, MikroORM, SqlEntityManager } from '@mikro-orm/sql';
 import { CompiledQuery, type DatabaseConnection } from 'kysely';
 import type { Logger } from 'pino';
+import { bindOrmParameters } from './bound-parameters.ts';
 import { UnavailableError } from './errors.ts';
 import { KIT_MIGRATIONS } from './kit-schema.ts';
 import type { SqlMigration } from './migration.ts';
@@ -111,6 +112,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
           }
         },
       });
+  bindOrmParameters(orm);
   const root = orm.em as Em;
   return {
     orm,

@@ -1,0 +1,112 @@
+// The ORM's own statements reach PostgreSQL with bound parameters: the text holds `$n`, the values travel
+// beside it, and whatever a value holds (quotes, backslashes, question marks, JSON) comes back unchanged.
+import { createTestDatabase, type TestDatabase, testLogger } from '@billing/test/harness';
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { defineEntity, p, raw } from '@mikro-orm/core';
+import type { CompiledQuery } from 'kysely';
+import { bindParameters } from '../src/bound-parameters.ts';
+import { type Database, openDatabase } from '../src/db.ts';
+
+const NoteRow = defineEntity({
+  name: 'NoteRow',
+  tableName: 'note',
+  properties: {
+    id: p.string().primary(),
+    body: p.json<Record<string, unknown>>(),
+    count: p.bigint(),
+    writtenAt: p.datetime(),
+  },
+});
+
+let database: TestDatabase;
+let db: Database;
+const sent: CompiledQuery[] = [];
+
+beforeAll(async () => {
+  database = await createTestDatabase('bound_parameters');
+  db = await openDatabase({
+    service: 'notes',
+    url: database.url,
+    entities: [NoteRow],
+    migrations: [
+      {
+        name: '0001_note',
+        statements: [
+          'create table note (id text primary key, body jsonb not null, count bigint not null, written_at timestamptz not null)',
+        ],
+      },
+    ],
+    logger: testLogger,
+  });
+  await db.migrate();
+  // Statements outside a transaction go through the connection's client: record what it is given.
+  const client = db.orm.em.getConnection().getClient();
+  const execute = client.executeQuery.bind(client);
+  client.executeQuery = ((query: CompiledQuery) => {
+    sent.push(query);
+    return execute(query);
+  }) as typeof client.executeQuery;
+});
+
+afterAll(async () => {
+  await db.close();
+  await database.drop();
+});
+
+const awkward = `o'hara \\ "x" ? ?? \\? $1 --`;
+
+test('an entity read sends its condition as a bound value', async () => {
+  sent.length = 0;
+  expect(await db.fork().findOne(NoteRow, { id: awkward })).toBeNull();
+  const select = sent.find((q) => q.sql.startsWith('select'));
+  expect(select?.sql).toContain('where "n0"."id" = $1');
+  expect(select?.sql).not.toContain('hara');
+  expect(select?.parameters).toEqual([awkward]);
+});
+
+test('what an entity write binds comes back unchanged', async () => {
+  const writtenAt = new Date('2026-12-07T10:11:12.345Z');
+  const body = { text: awkward, nested: { list: [1, 'two', null] } };
+  await db.transaction(async (em) => {
+    em.create(NoteRow, { id: awkward, body, count: 9_007_199_254_740_993n, writtenAt });
+  });
+  const row = await db.fork().findOneOrFail(NoteRow, { id: { $in: [awkward, 'other'] } });
+  expect(row).toMatchObject({ id: awkward, body, count: 9_007_199_254_740_993n, writtenAt });
+  const select = sent.findLast((q) => q.sql.startsWith('select'));
+  expect(select?.sql).toContain('in ($1, $2)');
+  expect(select?.parameters).toEqual([awkward, 'other']);
+});
+
+test('em.execute binds its parameters too', async () => {
+  sent.length = 0;
+  const rows = await db
+    .fork()
+    .execute<{ id: string }[]>('select id from note where id = ? and ?? is not null', [awkward, 'body']);
+  expect(rows).toEqual([{ id: awkward }]);
+  expect(sent[0]).toMatchObject({
+    sql: 'select id from note where id = $1 and "body" is not null',
+    parameters: [awkward],
+  });
+});
+
+test('MikroORM placeholder syntax: values, identifiers, escaped marks, lists, objects, raw fragments', () => {
+  const quote = (id: string) => `"${id}"`;
+  expect(
+    bindParameters(
+      'select ?? from t where a = ? and b in (?) and c = ? and d \\? e',
+      ['x', 'v', [1, 'w'], { k: 1 }],
+      quote,
+    ),
+  ).toEqual({
+    text: 'select "x" from t where a = $1 and b in (1, $2) and c = $3 and d ? e',
+    values: ['v', 'w', '{"k":1}'],
+  });
+  expect(bindParameters('? and ? and ?', [null, true, 12n], quote)).toEqual({
+    text: 'null and true and $1',
+    values: ['12'],
+  });
+  expect(bindParameters('where a = ? and b = ?', [raw('lower(?)', ['A']), 'B'], quote)).toEqual({
+    text: 'where a = lower($1) and b = $2',
+    values: ['A', 'B'],
+  });
+});
