@@ -8,8 +8,10 @@ import {
   buildMinutesMeter,
   outcome,
   privateRepos,
+  rpcError,
   startTestService,
   type TestService,
+  violations,
 } from '@billing/test/harness';
 import { type Client, Code, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
@@ -94,6 +96,33 @@ test('random plans are created or cleanly refused, and a refused plan leaves no 
     { numRuns: 150 },
   );
 });
+
+test.each([
+  [
+    'an escaped NUL in JSON',
+    '{"features":[{"key":"nul_json","name":"a\\u0000b","kind":"boolean"}]}',
+    'document.features[0].name',
+  ],
+  [
+    'a NUL escape in YAML',
+    'features:\n  - key: nul_yaml\n    name: "Single\\0sign-on"\n    kind: boolean\n',
+    'document.features[0].name',
+  ],
+  [
+    'a lone surrogate in JSON',
+    '{"features":[{"key":"lone","name":"\\ud800","kind":"boolean"}]}',
+    'document.features[0].name',
+  ],
+])(
+  'a document whose text reads as %s is refused naming the field, and nothing is applied',
+  async (_, document, field) => {
+    const err = await rpcError(client.applyCatalog({ requestId: `escaped-${n++}`, document }));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(violations(err)).toEqual([field]);
+    const features = await client.listFeatures({});
+    expect(features.features.map((f) => f.key).filter((k) => ['nul_json', 'nul_yaml', 'lone'].includes(k))).toEqual([]);
+  },
+);
 
 test('random catalog documents are applied or cleanly refused', async () => {
   const documents = fc.oneof(

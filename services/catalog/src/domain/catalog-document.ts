@@ -3,6 +3,7 @@
 // typo never silently drops a price. The format is described in docs/catalog.md.
 
 import { type FieldViolation, quote } from '@billing/kit/errors';
+import { requestViolations } from '@billing/kit/request-guard';
 import {
   AddOnSchema,
   BillingTiming,
@@ -19,7 +20,7 @@ import {
   PriceModel,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
-import { create, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
+import { create, type DescMessage, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
 import { parse as parseYaml } from 'yaml';
 import type { AddOn, Charge, Feature, Meter, PlanEntitlement, PlanVersionSpec } from './types.ts';
 
@@ -389,6 +390,18 @@ export function readCatalogDocument(
     plans: r.list('plans', (item, at) => readPlan(out, item, at)),
     addOns: r.list('add_ons', (item, at) => readAddOn(out, item, at)),
   };
+  // What the kit's request guard refuses in a request (a NUL, a lone surrogate, an over-long key) can reach the
+  // document escaped ("\u0000" in JSON, "\0" in YAML), so its objects, once read, are held to the same rules.
+  const guarded: [string, DescMessage, object][] = [
+    ...document.meters.map((m, i): [string, DescMessage, object] => [`meters[${i}]`, MeterSchema, m]),
+    ...document.features.map((f, i): [string, DescMessage, object] => [`features[${i}]`, FeatureSchema, f]),
+    ...document.plans.map((p, i): [string, DescMessage, object] => [`plans[${i}]`, PlanVersionSpecSchema, p.spec]),
+    ...document.addOns.map((a, i): [string, DescMessage, object] => [`add_ons[${i}]`, AddOnSchema, a]),
+  ];
+  for (const [at, schema, message] of guarded) {
+    for (const v of requestViolations(schema, message))
+      out.push({ field: `${at}.${v.field}`, description: v.description });
+  }
   return {
     document,
     violations: out.map((v) => ({
