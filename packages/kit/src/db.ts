@@ -1,10 +1,10 @@
 // Persistence: one database per service through MikroORM 7. PostgreSQL when a URL is configured; PGlite
-// (PostgreSQL compiled to WASM, in process, data in a local folder) when not, for the all-in-one mode.
+// (PostgreSQL compiled to WASM, in process, data in a local folder) when not, for the all-in-one mode, where the
+// services of a process that keep their data in one folder share its cluster, each in its own schema
+// (embedded.ts). Each driver is loaded only when it is used: a service on PostgreSQL never loads PGlite.
 
 import { mkdirSync } from 'node:fs';
 import { Migration, Migrator } from '@mikro-orm/migrations';
-import { MikroORM as PgliteOrm } from '@mikro-orm/pglite';
-import { MikroORM as PostgresOrm } from '@mikro-orm/postgresql';
 import type { EntitySchema, MikroORM, SqlEntityManager } from '@mikro-orm/sql';
 import { CompiledQuery, type DatabaseConnection } from 'kysely';
 import type { Logger } from 'pino';
@@ -28,7 +28,10 @@ export interface DatabaseOptions {
   service: string;
   /** PostgreSQL URL (postgres://...); when empty, PGlite is used. */
   url?: string;
-  /** PGlite folder when `url` is empty; `memory://` keeps data in memory only. */
+  /**
+   * PGlite folder when `url` is empty; `memory://` keeps data in memory only. The service's tables are in the
+   * schema named after it, and the services of this process with the same folder share its cluster.
+   */
   dataDir?: string;
   /** MikroORM entity schemas of the service. */
   entities: readonly EntitySchema[];
@@ -90,31 +93,58 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     migrations: { migrationsList: migrations, transactional: true, allOrNothing: true, snapshot: false, silent: true },
     logger: (message: string) => options.logger.debug({ orm: message }),
     allowGlobalContext: false,
+    // MikroORM finds the transaction an entity manager joins by context name, in async-local storage: with one name
+    // for all, a service's statement issued while another service's transaction runs (in one process) would join
+    // that transaction.
+    contextName: options.service,
     discovery: { warnWhenNoEntities: false },
   };
   const embedded = !options.url;
-  const dataDir = options.dataDir ?? 'memory://';
-  if (embedded && !dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  const orm: MikroORM = embedded
-    ? await PgliteOrm.init({ ...common, dbName: dataDir })
-    : await PostgresOrm.init({
+  let leaveCluster = async () => {};
+  let orm: MikroORM;
+  if (embedded) {
+    const dataDir = options.dataDir ?? 'memory://';
+    if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
+    const [{ openEmbeddedSchema }, { MikroORM: PgliteOrm }] = await Promise.all([
+      import('./embedded.ts'),
+      import('@mikro-orm/pglite'),
+    ]);
+    const place = await openEmbeddedSchema(options.service, dataDir);
+    leaveCluster = place.release;
+    try {
+      // `schema` qualifies the entities' tables and MikroORM's record of applied migrations; SQL written by hand
+      // finds the service's tables through the search path the cluster sets for each statement.
+      orm = await PgliteOrm.init({
         ...common,
-        clientUrl: options.url,
-        pool: { min: 0, max: options.poolSize ?? 10 },
-        driverOptions: { connectionTimeoutMillis: 5_000 },
-        // No JIT: services run short statements, and a set-wise statement whose row estimates are high (functions
-        // over JSON are guessed at 100 rows each) would spend a second compiling what runs in milliseconds. Set on
-        // each new connection rather than as a startup option, which a URL's own options replace and PgBouncer
-        // refuses (behind PgBouncer in transaction mode, set it on the role: docs/development.md). A failure is
-        // not thrown: the pool would never get the connection back; a broken one fails its first query instead.
-        onCreateConnection: async (connection: unknown) => {
-          try {
-            await (connection as DatabaseConnection).executeQuery(CompiledQuery.raw('set jit = off'));
-          } catch (err) {
-            options.logger.warn({ err }, 'could not turn JIT off on a new connection');
-          }
-        },
+        dbName: dataDir,
+        schema: options.service,
+        driverOptions: { pglite: place.pglite },
       });
+    } catch (err) {
+      await leaveCluster();
+      throw err;
+    }
+  } else {
+    const { MikroORM: PostgresOrm } = await import('@mikro-orm/postgresql');
+    orm = await PostgresOrm.init({
+      ...common,
+      clientUrl: options.url,
+      pool: { min: 0, max: options.poolSize ?? 10 },
+      driverOptions: { connectionTimeoutMillis: 5_000 },
+      // No JIT: services run short statements, and a set-wise statement whose row estimates are high (functions
+      // over JSON are guessed at 100 rows each) would spend a second compiling what runs in milliseconds. Set on
+      // each new connection rather than as a startup option, which a URL's own options replace and PgBouncer
+      // refuses (behind PgBouncer in transaction mode, set it on the role: docs/development.md). A failure is
+      // not thrown: the pool would never get the connection back; a broken one fails its first query instead.
+      onCreateConnection: async (connection: unknown) => {
+        try {
+          await (connection as DatabaseConnection).executeQuery(CompiledQuery.raw('set jit = off'));
+        } catch (err) {
+          options.logger.warn({ err }, 'could not turn JIT off on a new connection');
+        }
+      },
+    });
+  }
   const root = orm.em as Em;
   return {
     orm,
@@ -132,7 +162,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       const applied = await orm.migrator.up();
       return applied.map((m) => m.name);
     },
-    close: () => orm.close(true),
+    async close() {
+      await orm.close(true);
+      await leaveCluster();
+    },
   };
 }
 
