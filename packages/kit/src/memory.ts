@@ -23,9 +23,10 @@ function gcExtension(): GcExtension {
 }
 
 /**
- * Returns the garbage of start-up to the system: a full collection that shrinks the heap. Call it once, when the
- * process has started everything and serves; it blocks for some tens of milliseconds.
+ * Returns the garbage of start-up to the system, `delayMs` after the process has started everything and serves:
+ * one full collection that shrinks the heap. It takes some tens of milliseconds, so it waits for the first calls
+ * (a readiness probe) to be answered; the timer does not keep the process alive.
  */
-export function releaseStartupMemory(): void {
-  gcExtension()({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+export function releaseStartupMemorySoon(delayMs = 1_000): void {
+  setTimeout(() => gcExtension()({ type: 'major', execution: 'sync', flavor: 'last-resort' }), delayMs).unref();
 }

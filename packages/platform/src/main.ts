@@ -1,14 +1,16 @@
 // `pnpm start`: the whole platform in one process, for trying it and for demos. Every service that exists
 // runs on its own port, with its own schema in one embedded PGlite database (in .data/platform; a service with a
 // database URL uses PostgreSQL instead), and one in-process bus (or NATS, if NATS_URL is set); the demo catalog
-// is applied; how to call it is printed.
+// is applied; how to call it is printed. `pnpm start` runs it with V8's --liftoff-only: PGlite's WASM then stays
+// on the baseline compiler, whose code PostgreSQL's short statements run about as fast, instead of recompiling hot
+// functions with TurboFan, which peaked at 850 MB and left 80 MB resident (docs/development.md, "At rest").
 import { fileURLToPath } from 'node:url';
 import { catalogService } from '@billing/catalog';
 import { catalogApply } from '@billing/cli/catalog-apply';
 import { systemClock } from '@billing/kit/clock';
 import { parsers, setting } from '@billing/kit/config';
 import { createLogger } from '@billing/kit/log';
-import { releaseStartupMemory } from '@billing/kit/memory';
+import { releaseStartupMemorySoon } from '@billing/kit/memory';
 import { type RunningService, runService, type ServiceDefinition } from '@billing/kit/runtime';
 import { commonSettings, createBus, loadConfigOrExit, serviceSettings, stopOnSignals } from '@billing/kit/service-main';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
@@ -107,4 +109,4 @@ process.stdout.write(
     '',
   ].join('\n'),
 );
-releaseStartupMemory();
+releaseStartupMemorySoon();
