@@ -39,11 +39,20 @@ async function schemasHolding(db: Database, table: string): Promise<string[]> {
   return rows.map((r) => r.schema);
 }
 
-test('services sharing a folder keep their tables, migrations and kit tables in schemas of their own', async () => {
-  const dir = join(root, 'apart');
-  const alpha = await open('alpha', dir);
-  const beta = await open('beta', dir);
+/** Opens the services alpha and beta on one folder, runs `work` and closes both. */
+async function withAlphaAndBeta(folder: string, work: (alpha: Database, beta: Database) => Promise<void>) {
+  const alpha = await open('alpha', join(root, folder));
+  const beta = await open('beta', join(root, folder));
   try {
+    await work(alpha, beta);
+  } finally {
+    await alpha.close();
+    await beta.close();
+  }
+}
+
+test('services sharing a folder keep their tables, migrations and kit tables in schemas of their own', async () => {
+  await withAlphaAndBeta('apart', async (alpha, beta) => {
     expect(await alpha.migrate()).toEqual(['0000_kit', '0001_item']);
     expect(await beta.migrate()).toEqual(['0000_kit', '0001_item']);
     await addItem(alpha, 'from alpha');
@@ -54,17 +63,11 @@ test('services sharing a folder keep their tables, migrations and kit tables in 
     for (const table of ['item', 'outbox_event', 'idempotency_key', 'processed_event', 'mikro_orm_migrations']) {
       expect(await schemasHolding(alpha, table)).toEqual(['alpha', 'beta']);
     }
-  } finally {
-    await alpha.close();
-    await beta.close();
-  }
+  });
 });
 
 test('a statement of one service waits for the transaction another has open, then runs on its own schema', async () => {
-  const dir = join(root, 'turns');
-  const alpha = await open('alpha', dir);
-  const beta = await open('beta', dir);
-  try {
+  await withAlphaAndBeta('turns', async (alpha, beta) => {
     await alpha.migrate();
     await beta.migrate();
     await addItem(beta, 'from beta');
@@ -81,10 +84,7 @@ test('a statement of one service waits for the transaction another has open, the
     });
     expect(await betaRead).toEqual(['from beta']);
     expect(order).toEqual(['alpha committing', 'beta read']);
-  } finally {
-    await alpha.close();
-    await beta.close();
-  }
+  });
 });
 
 test('the cluster stays open for the services left, and keeps every schema after the last closes', async () => {
