@@ -53,49 +53,53 @@ export interface EmbeddedSchema {
   release(): Promise<void>;
 }
 
+/** The cluster of `key`, started (once the previous one on the folder has closed) if none is open. */
+function clusterOf(key: string, dataDir: string): Cluster {
+  const open = clusters.get(key);
+  if (open) return open;
+  const started: Cluster = {
+    instance: (closing.get(key) ?? Promise.resolve()).then(() => startCluster(dataDir)),
+    services: new Set(),
+  };
+  clusters.set(key, started);
+  // A cluster that failed to start is forgotten: the next service to open the folder tries again.
+  started.instance.catch(() => {
+    if (clusters.get(key) === started) clusters.delete(key);
+  });
+  return started;
+}
+
+/** Takes `service` off `cluster`; the last to leave closes it, and the folder can be opened again once it has. */
+async function leave(key: string, cluster: Cluster, service: string): Promise<void> {
+  if (!cluster.services.delete(service) || cluster.services.size > 0) return;
+  if (clusters.get(key) === cluster) clusters.delete(key);
+  const closed = cluster.instance.then((instance) => instance.close());
+  const settled = closed.catch(() => undefined);
+  closing.set(key, settled);
+  void settled.then(() => {
+    if (closing.get(key) === settled) closing.delete(key);
+  });
+  await closed;
+}
+
 /**
  * Opens `service`'s schema in the cluster kept in `dataDir` (started on first use, shared by the services of
  * this process that keep their data there), creating the schema if it is new. A service opens a cluster once.
  */
 export async function openEmbeddedSchema(service: string, dataDir: string): Promise<EmbeddedSchema> {
   const key = dataDir.startsWith('memory://') ? dataDir : resolve(dataDir);
-  let cluster = clusters.get(key);
-  if (cluster?.services.has(service)) {
+  const cluster = clusterOf(key, dataDir);
+  if (cluster.services.has(service)) {
     throw new Error(`the ${service} service is already open on the embedded database in ${dataDir}`);
   }
-  if (!cluster) {
-    const created: Cluster = {
-      instance: (closing.get(key) ?? Promise.resolve()).then(() => startCluster(dataDir)),
-      services: new Set(),
-    };
-    clusters.set(key, created);
-    created.instance.catch(() => {
-      if (clusters.get(key) === created) clusters.delete(key);
-    });
-    cluster = created;
-  }
-  const shared = cluster;
-  shared.services.add(service);
-  const release = async () => {
-    if (!shared.services.delete(service) || shared.services.size > 0) return;
-    if (clusters.get(key) === shared) clusters.delete(key);
-    const closed = shared.instance.then((instance) => instance.close());
-    const settled = closed.then(
-      () => undefined,
-      () => undefined,
-    );
-    closing.set(key, settled);
-    void settled.then(() => {
-      if (closing.get(key) === settled) closing.delete(key);
-    });
-    await closed;
-  };
+  cluster.services.add(service);
+  const release = () => leave(key, cluster, service);
   let instance: PGlite;
   try {
-    instance = await shared.instance;
+    instance = await cluster.instance;
     await instance.exec(`create schema if not exists ${schemaIdentifier(service)}`);
   } catch (err) {
-    await release();
+    await release().catch(() => undefined);
     throw err;
   }
   const onSearchPath = `set local search_path to ${schemaIdentifier(service)}`;
