@@ -1,7 +1,8 @@
 // The embedded PostgreSQL of the all-in-one mode: PGlite (PostgreSQL compiled to WASM) in the process. A cluster
-// holds about 130 MB resident however little data it has, so the services of one process that keep their data in
-// the same folder share one cluster, each in a schema named after it: its migrations, its tables and the kit's
-// (outbox, idempotency keys, consumer records) stay its own, as in a database of its own.
+// holds 70 to 130 MB resident however little data it has (docs/development.md, "At rest"), so the services of one
+// process that keep their data in the same folder share one cluster, each in a schema named after it: its
+// migrations, its tables and the kit's (outbox, idempotency keys, consumer records) stay its own, as in a database
+// of its own.
 //
 // PGlite is one session. Its transactions are exclusive and a statement outside them waits for the open one, so
 // every statement of a service runs in a transaction of its own that first puts the service's schema on the
@@ -16,7 +17,7 @@ import { parse as parseArray } from 'postgres-array';
 
 // PostgreSQL's default of 128 MB of shared buffers is written to (zeroed) when the cluster starts, so it is all
 // resident. The data of the all-in-one mode is small: 16 MB (2,048 pages) keeps it cached, for any number of
-// services, and the cluster starts at about 130 MB resident instead of 240 MB.
+// services, and a cluster holds 130 MB instead of 270.
 const SHARED_BUFFERS = '16MB';
 
 interface Cluster {

@@ -3,7 +3,7 @@
 // database URL uses PostgreSQL instead), and one in-process bus (or NATS, if NATS_URL is set); the demo catalog
 // is applied; how to call it is printed. `pnpm start` runs it with two V8 flags (docs/development.md, "At rest"):
 // --liftoff-only keeps PGlite's WASM on the baseline compiler, whose code runs PostgreSQL's short statements about
-// as fast, instead of recompiling hot functions with TurboFan, which peaked at 850 MB and left 80 MB resident;
+// as fast, instead of recompiling hot functions with TurboFan, which peaked at 850 MB and left 60-80 MB resident;
 // --max-semi-space-size=2 (MB) keeps the young generation small, which the idle polling of the services' relays
 // and clocks otherwise grew to its largest within two minutes (60 MB more).
 import { fileURLToPath } from 'node:url';
