@@ -84,10 +84,10 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect/i.test(err.message);
 }
 
-/** Opens (and does not yet migrate) the service's database. */
-export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+/** The ORM settings of a service whatever its database. */
+function ormOptions(options: DatabaseOptions) {
   const migrations = [...KIT_MIGRATIONS, ...options.migrations].map(toMikroMigration);
-  const common = {
+  return {
     entities: [...options.entities],
     extensions: [Migrator],
     migrations: { migrationsList: migrations, transactional: true, allOrNothing: true, snapshot: false, silent: true },
@@ -99,56 +99,65 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     contextName: options.service,
     discovery: { warnWhenNoEntities: false },
   };
-  const embedded = !options.url;
-  let leaveCluster = async () => {};
-  let orm: MikroORM;
-  if (embedded) {
-    const dataDir = options.dataDir ?? 'memory://';
-    if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-    const [{ openEmbeddedSchema }, { MikroORM: PgliteOrm }] = await Promise.all([
-      import('./embedded.ts'),
-      import('@mikro-orm/pglite'),
-    ]);
-    const place = await openEmbeddedSchema(options.service, dataDir);
-    leaveCluster = place.release;
-    try {
-      // `schema` qualifies the entities' tables and MikroORM's record of applied migrations; SQL written by hand
-      // finds the service's tables through the search path the cluster sets for each statement.
-      orm = await PgliteOrm.init({
-        ...common,
-        dbName: dataDir,
-        schema: options.service,
-        driverOptions: { pglite: place.pglite },
-      });
-    } catch (err) {
-      await leaveCluster();
-      throw err;
-    }
-  } else {
-    const { MikroORM: PostgresOrm } = await import('@mikro-orm/postgresql');
-    orm = await PostgresOrm.init({
-      ...common,
-      clientUrl: options.url,
-      pool: { min: 0, max: options.poolSize ?? 10 },
-      driverOptions: { connectionTimeoutMillis: 5_000 },
-      // No JIT: services run short statements, and a set-wise statement whose row estimates are high (functions
-      // over JSON are guessed at 100 rows each) would spend a second compiling what runs in milliseconds. Set on
-      // each new connection rather than as a startup option, which a URL's own options replace and PgBouncer
-      // refuses (behind PgBouncer in transaction mode, set it on the role: docs/development.md). A failure is
-      // not thrown: the pool would never get the connection back; a broken one fails its first query instead.
-      onCreateConnection: async (connection: unknown) => {
-        try {
-          await (connection as DatabaseConnection).executeQuery(CompiledQuery.raw('set jit = off'));
-        } catch (err) {
-          options.logger.warn({ err }, 'could not turn JIT off on a new connection');
-        }
-      },
+}
+
+/** The ORM of a service on PGlite, in its schema of its folder's cluster, and how to leave the cluster. */
+async function openEmbeddedOrm(options: DatabaseOptions): Promise<{ orm: MikroORM; leave: () => Promise<void> }> {
+  const dataDir = options.dataDir ?? 'memory://';
+  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
+  const [{ openEmbeddedSchema }, { MikroORM: PgliteOrm }] = await Promise.all([
+    import('./embedded.ts'),
+    import('@mikro-orm/pglite'),
+  ]);
+  const place = await openEmbeddedSchema(options.service, dataDir);
+  try {
+    // `schema` qualifies the entities' tables and MikroORM's record of applied migrations; SQL written by hand
+    // finds the service's tables through the search path the cluster sets for each statement.
+    const orm = await PgliteOrm.init({
+      ...ormOptions(options),
+      dbName: dataDir,
+      schema: options.service,
+      driverOptions: { pglite: place.pglite },
     });
+    return { orm, leave: place.release };
+  } catch (err) {
+    await place.release();
+    throw err;
   }
+}
+
+/** The ORM of a service on PostgreSQL, with its pool. */
+async function openPostgresOrm(options: DatabaseOptions, url: string): Promise<MikroORM> {
+  const { MikroORM: PostgresOrm } = await import('@mikro-orm/postgresql');
+  return PostgresOrm.init({
+    ...ormOptions(options),
+    clientUrl: url,
+    pool: { min: 0, max: options.poolSize ?? 10 },
+    driverOptions: { connectionTimeoutMillis: 5_000 },
+    // No JIT: services run short statements, and a set-wise statement whose row estimates are high (functions
+    // over JSON are guessed at 100 rows each) would spend a second compiling what runs in milliseconds. Set on
+    // each new connection rather than as a startup option, which a URL's own options replace and PgBouncer
+    // refuses (behind PgBouncer in transaction mode, set it on the role: docs/development.md). A failure is
+    // not thrown: the pool would never get the connection back; a broken one fails its first query instead.
+    onCreateConnection: async (connection: unknown) => {
+      try {
+        await (connection as DatabaseConnection).executeQuery(CompiledQuery.raw('set jit = off'));
+      } catch (err) {
+        options.logger.warn({ err }, 'could not turn JIT off on a new connection');
+      }
+    },
+  });
+}
+
+/** Opens (and does not yet migrate) the service's database. */
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  const { orm, leave } = options.url
+    ? { orm: await openPostgresOrm(options, options.url), leave: async () => {} }
+    : await openEmbeddedOrm(options);
   const root = orm.em as Em;
   return {
     orm,
-    embedded,
+    embedded: !options.url,
     fork: () => root.fork(),
     async transaction(work, isolation) {
       try {
@@ -164,7 +173,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     },
     async close() {
       await orm.close(true);
-      await leaveCluster();
+      await leave();
     },
   };
 }
