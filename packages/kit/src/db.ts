@@ -1,10 +1,10 @@
 // Persistence: one database per service through MikroORM 7. PostgreSQL when a URL is configured; PGlite
-// (PostgreSQL compiled to WASM, in process, data in a local folder) when not, for the all-in-one mode.
+// (PostgreSQL compiled to WASM, in process, data in a local folder) when not, for the all-in-one mode, where the
+// services of a process that keep their data in one folder share its cluster, each in its own schema
+// (embedded.ts). Each driver is loaded only when it is used: a service on PostgreSQL never loads PGlite.
 
 import { mkdirSync } from 'node:fs';
 import { Migration, Migrator } from '@mikro-orm/migrations';
-import { MikroORM as PgliteOrm } from '@mikro-orm/pglite';
-import { MikroORM as PostgresOrm } from '@mikro-orm/postgresql';
 import type { EntitySchema, MikroORM, SqlEntityManager } from '@mikro-orm/sql';
 import { CompiledQuery, type DatabaseConnection } from 'kysely';
 import type { Logger } from 'pino';
@@ -25,7 +25,10 @@ export interface DatabaseOptions {
   service: string;
   /** PostgreSQL URL (postgres://...); when empty, PGlite is used. */
   url?: string;
-  /** PGlite folder when `url` is empty; `memory://` keeps data in memory only. */
+  /**
+   * PGlite folder when `url` is empty; `memory://` keeps data in memory only. The service's tables are in the
+   * schema named after it, and the services of this process with the same folder share its cluster.
+   */
   dataDir?: string;
   /** MikroORM entity schemas of the service. */
   entities: readonly EntitySchema[];
@@ -78,45 +81,81 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect/i.test(err.message);
 }
 
-/** Opens (and does not yet migrate) the service's database. */
-export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+/** The ORM settings of a service whatever its database. */
+function ormOptions(options: DatabaseOptions) {
   const migrations = [...KIT_MIGRATIONS, ...options.migrations].map(toMikroMigration);
-  const common = {
+  return {
     entities: [...options.entities],
     extensions: [Migrator],
     migrations: { migrationsList: migrations, transactional: true, allOrNothing: true, snapshot: false, silent: true },
     logger: (message: string) => options.logger.debug({ orm: message }),
     allowGlobalContext: false,
+    // MikroORM finds the transaction an entity manager joins by context name, in async-local storage: with one name
+    // for all, a service's statement issued while another service's transaction runs (in one process) would join
+    // that transaction.
+    contextName: options.service,
     discovery: { warnWhenNoEntities: false },
   };
-  const embedded = !options.url;
+}
+
+/** The ORM of a service on PGlite, in its schema of its folder's cluster, and how to leave the cluster. */
+async function openEmbeddedOrm(options: DatabaseOptions): Promise<{ orm: MikroORM; leave: () => Promise<void> }> {
   const dataDir = options.dataDir ?? 'memory://';
-  if (embedded && !dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  const orm: MikroORM = embedded
-    ? await PgliteOrm.init({ ...common, dbName: dataDir })
-    : await PostgresOrm.init({
-        ...common,
-        clientUrl: options.url,
-        pool: { min: 0, max: options.poolSize ?? 10 },
-        driverOptions: { connectionTimeoutMillis: 5_000 },
-        // No JIT: services run short statements, and a set-wise statement whose row estimates are high (functions
-        // over JSON are guessed at 100 rows each) would spend a second compiling what runs in milliseconds. Set on
-        // each new connection rather than as a startup option, which a URL's own options replace and PgBouncer
-        // refuses (behind PgBouncer in transaction mode, set it on the role: docs/development.md). A failure is
-        // not thrown: the pool would never get the connection back; a broken one fails its first query instead.
-        onCreateConnection: async (connection: unknown) => {
-          try {
-            await (connection as DatabaseConnection).executeQuery(CompiledQuery.raw('set jit = off'));
-          } catch (err) {
-            options.logger.warn({ err }, 'could not turn JIT off on a new connection');
-          }
-        },
-      });
+  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
+  const [{ openEmbeddedSchema }, { MikroORM: PgliteOrm }] = await Promise.all([
+    import('./embedded.ts'),
+    import('@mikro-orm/pglite'),
+  ]);
+  const place = await openEmbeddedSchema(options.service, dataDir);
+  try {
+    // `schema` qualifies the entities' tables and MikroORM's record of applied migrations; SQL written by hand
+    // finds the service's tables through the search path the cluster sets for each statement.
+    const orm = await PgliteOrm.init({
+      ...ormOptions(options),
+      dbName: dataDir,
+      schema: options.service,
+      driverOptions: { pglite: place.pglite },
+    });
+    return { orm, leave: place.release };
+  } catch (err) {
+    await place.release();
+    throw err;
+  }
+}
+
+/** The ORM of a service on PostgreSQL, with its pool. */
+async function openPostgresOrm(options: DatabaseOptions, url: string): Promise<MikroORM> {
+  const { MikroORM: PostgresOrm } = await import('@mikro-orm/postgresql');
+  return PostgresOrm.init({
+    ...ormOptions(options),
+    clientUrl: url,
+    pool: { min: 0, max: options.poolSize ?? 10 },
+    driverOptions: { connectionTimeoutMillis: 5_000 },
+    // No JIT: services run short statements, and a set-wise statement whose row estimates are high (functions
+    // over JSON are guessed at 100 rows each) would spend a second compiling what runs in milliseconds. Set on
+    // each new connection rather than as a startup option, which a URL's own options replace and PgBouncer
+    // refuses (behind PgBouncer in transaction mode, set it on the role: docs/development.md). A failure is
+    // not thrown: the pool would never get the connection back; a broken one fails its first query instead.
+    onCreateConnection: async (connection: unknown) => {
+      try {
+        await (connection as DatabaseConnection).executeQuery(CompiledQuery.raw('set jit = off'));
+      } catch (err) {
+        options.logger.warn({ err }, 'could not turn JIT off on a new connection');
+      }
+    },
+  });
+}
+
+/** Opens (and does not yet migrate) the service's database. */
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  const { orm, leave } = options.url
+    ? { orm: await openPostgresOrm(options, options.url), leave: async () => {} }
+    : await openEmbeddedOrm(options);
   bindOrmParameters(orm);
   const root = orm.em as Em;
   return {
     orm,
-    embedded,
+    embedded: !options.url,
     fork: () => root.fork(),
     async transaction(work, isolation) {
       try {
@@ -130,7 +169,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       const applied = await orm.migrator.up();
       return applied.map((m) => m.name);
     },
-    close: () => orm.close(true),
+    async close() {
+      await orm.close(true);
+      await leave();
+    },
   };
 }
 

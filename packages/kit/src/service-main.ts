@@ -7,6 +7,7 @@ import { systemClock } from './clock.ts';
 import { ConfigError, type ConfigOf, loadConfig, parsers, setting } from './config.ts';
 import { openDatabase } from './db.ts';
 import { createLogger } from './log.ts';
+import { releaseStartupMemorySoon } from './memory.ts';
 import { createMemoryBus } from './memory-bus.ts';
 import { connectNatsBus } from './nats-bus.ts';
 import { runService, type ServiceDefinition } from './runtime.ts';
@@ -182,4 +183,5 @@ export async function runServiceMain(definition: ServiceDefinition, argv = proce
     await running.stop();
     await bus.close();
   });
+  releaseStartupMemorySoon();
 }

@@ -1,12 +1,18 @@
 // `pnpm start`: the whole platform in one process, for trying it and for demos. Every service that exists
-// runs on its own port with its own embedded PGlite database (under .data/) and one in-process bus (or
-// NATS, if NATS_URL is set); the demo catalog is applied; how to call it is printed.
+// runs on its own port, with its own schema in one embedded PGlite database (in .data/platform; a service with a
+// database URL uses PostgreSQL instead), and one in-process bus (or NATS, if NATS_URL is set); the demo catalog
+// is applied; how to call it is printed. `pnpm start` runs it with two V8 flags (docs/development.md, "At rest"):
+// --liftoff-only keeps PGlite's WASM on the baseline compiler, whose code runs PostgreSQL's short statements about
+// as fast, instead of recompiling hot functions with TurboFan, which peaked at 850 MB and left 60-80 MB resident;
+// --max-semi-space-size=2 (MB) keeps the young generation small, which the idle polling of the services' relays
+// and clocks otherwise grew to its largest within two minutes (60 MB more).
 import { fileURLToPath } from 'node:url';
 import { catalogService } from '@billing/catalog';
 import { catalogApply } from '@billing/cli/catalog-apply';
 import { systemClock } from '@billing/kit/clock';
 import { type ConfigOf, parsers, setting } from '@billing/kit/config';
 import { createLogger } from '@billing/kit/log';
+import { releaseStartupMemorySoon } from '@billing/kit/memory';
 import { type RunningService, runService, type ServiceDefinition } from '@billing/kit/runtime';
 import type { Listener } from '@billing/kit/server';
 import {
@@ -31,6 +37,12 @@ import { startBanner } from './banner.ts';
 
 const platformSettings = {
   ...commonSettings,
+  dataDir: setting({
+    env: 'PLATFORM_DATA_DIR',
+    description: 'PGlite folder of every service without a database URL, each in its own schema',
+    default: '.data/platform',
+    parse: parsers.string,
+  }),
   demoCatalog: setting({
     env: 'PLATFORM_DEMO_CATALOG',
     description: 'catalog document applied at start; empty: none',
@@ -76,7 +88,8 @@ for (const { definition, settings, listener } of bound) {
     port: settings.port,
     listener,
     databaseUrl: settings.databaseUrl,
-    dataDir: settings.dataDir,
+    // One cluster for all: each costs about 130 MB resident however little it holds (docs/development.md).
+    dataDir: config.dataDir,
     bus,
     logger: createLogger({ service: definition.name, level: config.logLevel }),
     clock: systemClock,
@@ -99,3 +112,4 @@ if (catalog && config.demoCatalog) {
 process.stdout.write(
   startBanner(running.map(({ definition, service }) => ({ name: definition.name, port: service.port }))),
 );
+releaseStartupMemorySoon();
