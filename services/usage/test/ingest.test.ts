@@ -516,6 +516,17 @@ describe('listing events', () => {
       ['page_token'],
     ]);
   });
+
+  test('a page token whose cursor holds a time outside years 1-9999 is INVALID_ARGUMENT on page_token', async () => {
+    const first = await client.listEvents({ customerExternalId: c, pageSize: 2 });
+    // The token's filters are those of the list; only its cursor is rewritten, to a time PostgreSQL cannot hold.
+    const token = JSON.parse(Buffer.from(first.nextPageToken, 'base64url').toString('utf8')) as { a: string };
+    const [, id] = JSON.parse(token.a) as [string, string];
+    const forged = { ...token, a: JSON.stringify(['-010000-01-01T00:00:00.000Z', id]) };
+    const pageToken = Buffer.from(JSON.stringify(forged)).toString('base64url');
+    const err = await rpcError(client.listEvents({ customerExternalId: c, pageSize: 2, pageToken }));
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['page_token']]);
+  });
 });
 
 describe('usage queries', () => {
@@ -575,6 +586,21 @@ describe('usage queries', () => {
       filters: [{ dimension: 'os', values: ['mac'] }],
     });
     expect(rows(filtered)).toEqual([[{}, '6']]);
+  });
+
+  test('an event without the dimension matches no filter value, not even the text "\\u0000"', async () => {
+    const other = `${c}-no-os`;
+    await client.ingestEvents({ events: [event('q-no-os', other, 'build.finished', at(18), { minutes: 7 })] });
+    const query = (values: string[]) =>
+      client.queryUsage({
+        customerExternalId: other,
+        meterKey: 'build_minutes',
+        range: range(0, 48),
+        filters: values.length > 0 ? [{ dimension: 'os', values }] : [],
+      });
+    expect(rows(await query([]))).toEqual([[{}, '7']]);
+    expect(rows(await query(['\\u0000']))).toEqual(rows(await query(['solaris'])));
+    expect(rows(await query(['solaris']))).not.toEqual([[{}, '7']]);
   });
 
   test('by the hour', async () => {

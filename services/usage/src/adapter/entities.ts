@@ -1,5 +1,6 @@
-// MikroORM entities of the usage service: the meter projection, plain CRUD keyed by the meter. Every other table
-// is read and written set-wise in SQL (a batch or a pass in one statement), see the repositories.
+// MikroORM entities of the usage service: the meter projection, read by key. Its hot reads and guarded save, and
+// every other table, are read and written set-wise in SQL (a batch or a pass in one statement): see the
+// repositories.
 
 import type { JsonValue } from '@bufbuild/protobuf';
 import { defineEntity, p } from '@mikro-orm/core';

@@ -220,7 +220,9 @@ function readCursor(after: string): EventPoint | undefined {
     const [time, id] = cursor as unknown[];
     if (typeof time !== 'string' || typeof id !== 'string' || !isEventId(id)) return undefined;
     const at = new Date(time);
-    return Number.isNaN(at.getTime()) || at.toISOString() !== time ? undefined : { time: at, id };
+    const ms = at.getTime();
+    const readable = Number.isFinite(ms) && ms >= EARLIEST_TIME && ms <= LATEST_TIME && at.toISOString() === time;
+    return readable ? { time: at, id } : undefined;
   } catch {
     return undefined;
   }

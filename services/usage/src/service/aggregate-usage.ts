@@ -90,7 +90,8 @@ export async function aggregateUsage(em: Em, query: UsageQuery): Promise<UsageVa
   // Groups are stored as the JSON array of the meter's group_by values; project them onto the query's.
   const project = (group: string): string | undefined => {
     const values = JSON.parse(group) as (string | null)[];
-    if (!filters.every((f) => f.values.has(values[f.index] ?? '\\u0000'))) return undefined;
+    // An event without the dimension matches no filter value: NUL stands for it, which no caller can send.
+    if (!filters.every((f) => f.values.has(values[f.index] ?? '\u0000'))) return undefined;
     return JSON.stringify(projected.map((i) => values[i] ?? null));
   };
   const accumulators = new Map<string, Accumulator>();
