@@ -177,8 +177,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 }
 
 /**
- * Runs SQL with bound parameters (`$1`, `$2`...) in `em`'s transaction. For statements with large parameters
- * (a batch as one JSON document): `em.execute` inlines parameters into the SQL text, escaping them first.
+ * Runs SQL written in PostgreSQL's own placeholders (`$1`, `$2`...) with its parameters bound, in `em`'s
+ * transaction: the one way services send SQL of their own (a batch as one JSON document, set-wise statements).
  */
 export async function queryBound<Row>(em: Em, text: string, params: readonly unknown[]): Promise<Row[]> {
   const result = await em.getKysely().executeQuery<Row>(CompiledQuery.raw(text, [...params]));

@@ -3,7 +3,7 @@
 import { createTestDatabase, type TestDatabase, testLogger } from '@billing/test/harness';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { defineEntity, p, raw } from '@mikro-orm/core';
-import type { CompiledQuery } from 'kysely';
+import pg from 'pg';
 import { bindParameters } from '../src/bound-parameters.ts';
 import { type Database, openDatabase } from '../src/db.ts';
 
@@ -20,7 +20,19 @@ const NoteRow = defineEntity({
 
 let database: TestDatabase;
 let db: Database;
-const sent: CompiledQuery[] = [];
+// Every statement the pg driver sends, inside transactions or not: its text and its values.
+const sent: { sql: string; parameters: unknown[] }[] = [];
+const query = pg.Client.prototype.query;
+beforeAll(() => {
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const [text, values] = args;
+    if (typeof text === 'string') sent.push({ sql: text, parameters: Array.isArray(values) ? values : [] });
+    return (query as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof query;
+});
+afterAll(() => {
+  pg.Client.prototype.query = query;
+});
 
 beforeAll(async () => {
   database = await createTestDatabase('bound_parameters');
@@ -39,13 +51,6 @@ beforeAll(async () => {
     logger: testLogger,
   });
   await db.migrate();
-  // Statements outside a transaction go through the connection's client: record what it is given.
-  const client = db.orm.em.getConnection().getClient();
-  const execute = client.executeQuery.bind(client);
-  client.executeQuery = ((query: CompiledQuery) => {
-    sent.push(query);
-    return execute(query);
-  }) as typeof client.executeQuery;
 });
 
 afterAll(async () => {
@@ -75,38 +80,30 @@ test('what an entity write binds comes back unchanged', async () => {
   const select = sent.findLast((q) => q.sql.startsWith('select'));
   expect(select?.sql).toContain('in ($1, $2)');
   expect(select?.parameters).toEqual([awkward, 'other']);
+  const insert = sent.find((q) => q.sql.startsWith('insert into "note"'));
+  expect(insert?.sql).toContain('values ($1, $2, $3, $4)');
+  expect(insert?.sql).not.toContain('hara');
+  expect(insert?.parameters).toEqual([awkward, JSON.stringify(body), '9007199254740993', writtenAt]);
 });
 
-test('em.execute binds its parameters too', async () => {
+test('an update inside a transaction sends its values bound', async () => {
   sent.length = 0;
-  const rows = await db
-    .fork()
-    .execute<{ id: string }[]>('select id from note where id = ? and ?? is not null', [awkward, 'body']);
-  expect(rows).toEqual([{ id: awkward }]);
-  expect(sent[0]).toMatchObject({
-    sql: 'select id from note where id = $1 and "body" is not null',
-    parameters: [awkward],
+  await db.transaction(async (em) => {
+    const row = await em.findOneOrFail(NoteRow, { id: awkward });
+    row.body = { text: 'changed?' };
   });
+  const update = sent.find((q) => q.sql.startsWith('update "note"'));
+  expect(update?.sql).toMatch(/set "body" = \$1 where "id" = \$2/);
+  expect(update?.parameters).toEqual([JSON.stringify({ text: 'changed?' }), awkward]);
 });
 
-test('MikroORM placeholder syntax: values, identifiers, escaped marks, lists, objects, raw fragments', () => {
-  const quote = (id: string) => `"${id}"`;
-  expect(
-    bindParameters(
-      'select ?? from t where a = ? and b in (?) and c = ? and d \\? e',
-      ['x', 'v', [1, 'w'], { k: 1 }],
-      quote,
-    ),
-  ).toEqual({
-    text: 'select "x" from t where a = $1 and b in (1, $2) and c = $3 and d ? e',
-    values: ['v', 'w', '{"k":1}'],
-  });
-  expect(bindParameters('? and ? and ?', [null, true, 12n], quote)).toEqual({
-    text: 'null and true and $1',
-    values: ['12'],
-  });
-  expect(bindParameters('where a = ? and b = ?', [raw('lower(?)', ['A']), 'B'], quote)).toEqual({
-    text: 'where a = lower($1) and b = $2',
-    values: ['A', 'B'],
-  });
+test('a statement of more values than PostgreSQL can bind still runs, as MikroORM formats it', async () => {
+  const ids = Array.from({ length: 70_000 }, (_, i) => `id-${i}`);
+  expect(await db.fork().count(NoteRow, { id: { $in: [...ids, awkward] } })).toBe(1);
+});
+
+test("a statement keeps MikroORM's abort signal", async () => {
+  // Without the signal the statement would sleep its 30 seconds and resolve.
+  const em = db.orm.em.fork({ signal: AbortSignal.timeout(100) }) as typeof db.orm.em;
+  await expect(em.execute('select pg_sleep(30)')).rejects.toThrow();
 });
