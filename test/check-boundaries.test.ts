@@ -60,3 +60,59 @@ test('a shared package importing a service fails', () => {
   write('packages/kit/src/x.ts', "const m = await import('@billing/beta');\n");
   expect(checkWorkspace().output).toContain('packages/kit/src/x.ts: imports @billing/beta (service beta)');
 });
+
+test.each([
+  ['a JavaScript file', 'services/alpha/src/x.mjs', "import { beta } from '@billing/beta';\n", '@billing/beta'],
+  ['require()', 'services/alpha/src/x.cts', "const beta = require('@billing/beta');\n", '@billing/beta'],
+  [
+    'createRequire()()',
+    'services/alpha/src/x.ts',
+    "import { createRequire } from 'node:module';\nconst beta = createRequire(import.meta.url)('@billing/beta');\n",
+    '@billing/beta',
+  ],
+  ['a template literal', 'services/alpha/src/x.ts', 'const beta = await import(`@billing/beta`);\n', '@billing/beta'],
+  [
+    'a file: URL',
+    'services/alpha/src/x.ts',
+    "await import('file:///elsewhere/services/beta/src/definition.ts');\n",
+    'file:',
+  ],
+])("a service's source naming another service through %s fails", (_, path, text, named) => {
+  twoServices();
+  write(path, text.replace('file:///elsewhere', `file://${workspace}`));
+  const result = checkWorkspace();
+  expect(result.ok).toBe(false);
+  expect(result.output).toContain(`${path}: imports ${named}`);
+});
+
+test("a service's source reaching outside its folder other than into the shared packages fails", () => {
+  twoServices();
+  write('packages/platform/src/main.ts', "export { beta } from '@billing/beta';\n");
+  write('services/alpha/src/x.ts', "import '../../../packages/platform/src/main.ts';\n");
+  expect(checkWorkspace().output).toContain(
+    'services/alpha/src/x.ts: imports ../../../packages/platform/src/main.ts (outside the service and the shared packages)',
+  );
+});
+
+test("a service's tests may start another service by its package, not by its files", () => {
+  twoServices();
+  write('services/alpha/test/ok.test.ts', "import { beta } from '@billing/beta';\n");
+  expect(checkWorkspace()).toEqual({ ok: true, output: '' });
+  write('services/alpha/test/deep.test.ts', "import { x } from '@billing/beta/src/x.ts';\n");
+  write('services/alpha/test/path.test.ts', "import { x } from '../../beta/src/x.ts';\n");
+  const { output } = checkWorkspace();
+  expect(output).toContain('services/alpha/test/deep.test.ts: imports @billing/beta/src/x.ts (service beta)');
+  expect(output).toContain('services/alpha/test/path.test.ts: imports ../../beta/src/x.ts (service beta)');
+});
+
+test('a service depending on another workspace package than the shared ones fails', () => {
+  twoServices();
+  write(
+    'services/alpha/package.json',
+    JSON.stringify({
+      name: '@billing/alpha',
+      dependencies: { '@billing/kit': 'workspace:*', '@billing/beta': 'workspace:*' },
+    }),
+  );
+  expect(checkWorkspace().output).toContain('services/alpha/package.json: depends on @billing/beta');
+});
