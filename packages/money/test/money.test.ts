@@ -65,7 +65,7 @@ describe('decimal strings', () => {
   });
 });
 
-describe('arithmetic to the cent (PRODUCT.md S1)', () => {
+describe('arithmetic to the cent (docs/product.md, S1)', () => {
   test('3 seats x $15 = $45.00', () => {
     expect(usd('15').multiply('3').round('half_even').toString()).toBe('45.00');
   });
