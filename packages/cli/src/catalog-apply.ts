@@ -44,6 +44,18 @@ export function describeChange(change: CatalogChange): string {
 }
 
 /**
+ * The format a document is sent in: its file's extension says, and a file named otherwise (`catalog.txt`)
+ * is read as the service reads a document of no stated format (JSON if it starts with `{`, YAML otherwise),
+ * so that every document the service would read as YAML has its syntax checked here first.
+ */
+function documentFormat(file: string, document: string): CatalogFormat.JSON | CatalogFormat.YAML {
+  const ext = extname(file).toLowerCase();
+  if (ext === '.json') return CatalogFormat.JSON;
+  if (ext === '.yaml' || ext === '.yml') return CatalogFormat.YAML;
+  return document.trimStart().startsWith('{') ? CatalogFormat.JSON : CatalogFormat.YAML;
+}
+
+/**
  * Refuses a YAML document that does not parse, with the place and the line it is at: the service reads
  * the document again and reports what it means, but the file and its lines are only known here.
  */
@@ -68,13 +80,7 @@ export async function catalogApply(client: Client<typeof CatalogService>, args: 
   const document = await readFile(args.file, 'utf8').catch((err: unknown) => {
     throw unreadableFile(args.file, err);
   });
-  const ext = extname(args.file).toLowerCase();
-  const format =
-    ext === '.json'
-      ? CatalogFormat.JSON
-      : ext === '.yaml' || ext === '.yml'
-        ? CatalogFormat.YAML
-        : CatalogFormat.UNSPECIFIED;
+  const format = documentFormat(args.file, document);
   if (format === CatalogFormat.YAML) checkYamlSyntax(args.file, document);
   // One request id per invocation: the transport's retries reuse it, a new invocation is a new apply.
   const response = await client.applyCatalog({

@@ -2,6 +2,7 @@
 // offending field) and an exit code that says what kind of failure it was, so scripts can tell them apart.
 import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { Code, ConnectError } from '@connectrpc/connect';
+import { headerGrpcStatus } from '@connectrpc/connect/protocol-grpc';
 
 /** The exit codes of the CLI, by kind of failure (listed in `billing --help`). */
 export const EXIT = {
@@ -11,9 +12,13 @@ export const EXIT = {
   usage: 2,
   /** The file cannot be read. */
   file: 3,
-  /** The service cannot be reached: its URL is not valid, or it refused, timed out or was unavailable. */
+  /**
+   * The service cannot be reached: its URL is not valid, or no gRPC server of the service answers there (the
+   * connection is refused, another server or service answers, the URL says http or https and the port speaks
+   * the other), or it timed out or was unavailable.
+   */
   unreachable: 4,
-  /** The service refused the call for another reason (not_found, failed_precondition...). */
+  /** The service refused the call for another reason: a gRPC status it sent (not_found, failed_precondition...). */
   refused: 5,
   /** A fault of the CLI itself. */
   internal: 70,
@@ -24,7 +29,7 @@ export class CliFailure extends Error {
   override name = 'CliFailure';
   /** The process's exit code. */
   readonly exitCode: number;
-  /** Lines printed after the first (one per further offending field). */
+  /** Lines printed after the first, each indented by two spaces (one per further offending field). */
   readonly details: readonly string[];
 
   constructor(exitCode: number, message: string, details: readonly string[] = []) {
@@ -73,16 +78,29 @@ const codeName = (code: Code) =>
 
 /** What a call to the service at `baseUrl` that failed becomes: a refusal, or a service that could not be reached. */
 export function callFailure(err: ConnectError, baseUrl: string): CliFailure {
-  const unreachable = err.code === Code.Unavailable || err.code === Code.DeadlineExceeded;
+  // Only a gRPC server's answer carries a grpc-status. An error without one is the client's own reading of
+  // what happened: the connection failed (refused, TLS), or what answered is not a gRPC server of the
+  // service (a plain HTTP server, another service's port answering HTTP 404).
+  const sentByService = err.metadata.has(headerGrpcStatus);
+  const unreachable = !sentByService || err.code === Code.Unavailable || err.code === Code.DeadlineExceeded;
   const exitCode = unreachable ? EXIT.unreachable : err.code === Code.InvalidArgument ? EXIT.invalid : EXIT.refused;
   const message = `${unreachable ? `cannot reach ${baseUrl}: ` : ''}${err.rawMessage} (${codeName(err.code)})`;
   // The service's message names the first offending field; the others follow, one per line.
   const details = err
     .findDetails(BadRequestSchema)
     .flatMap((detail) => detail.fieldViolations.map((v) => `${v.field}: ${v.description}`))
-    .filter((violation) => !message.includes(violation))
-    .map((violation) => `  ${violation}`);
+    .filter((violation) => !message.includes(violation));
   return new CliFailure(exitCode, message, details);
+}
+
+/**
+ * The lines a failure prints on stderr. Whatever its text holds (a service's message with an excerpt of a
+ * document, an OpenSSL message), each line stays one line: line breaks and the blanks around them become
+ * one space, and the blanks inside a line are kept.
+ */
+export function failureLines(failure: CliFailure): string[] {
+  const oneLine = (text: string) => text.replace(/\s*[\n\r\v\f\u0085\u2028\u2029]\s*/gu, ' ').trim();
+  return [`error: ${oneLine(failure.message)}`, ...failure.details.map((detail) => `  ${oneLine(detail)}`)];
 }
 
 /** Any error thrown by a command that calls the service at `baseUrl`, as a CLI failure. */

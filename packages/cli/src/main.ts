@@ -8,7 +8,7 @@ import { createClient, type Transport } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { catalogApply } from './catalog-apply.ts';
 import { listParked, replayParked, republish } from './events.ts';
-import { asFailure, CliFailure, EXIT, serviceUrl } from './failure.ts';
+import { asFailure, CliFailure, EXIT, failureLines, serviceUrl } from './failure.ts';
 
 /** What one invocation of a command was given, its required arguments and options checked. */
 interface Invocation {
@@ -98,14 +98,21 @@ exit codes:
   ${EXIT.invalid}   the input is not valid (the service answered invalid_argument, or a value or document is malformed)
   ${EXIT.usage}   the command line is wrong (unknown command or option, missing argument or option)
   ${EXIT.file}   the file cannot be read
-  ${EXIT.unreachable}   the service cannot be reached (its URL is not valid, or it refused, timed out or was unavailable)
-  ${EXIT.refused}   the service refused the call for another reason (not_found, failed_precondition...)
+  ${EXIT.unreachable}   the service cannot be reached (not a valid URL, connection refused, another server or service answers,
+      wrong http or https, timed out or unavailable)
+  ${EXIT.refused}   the service refused the call for another reason (a gRPC status it sent: not_found, failed_precondition...)
   ${EXIT.internal}  a fault of the CLI itself`;
 
 /** Checks the command line against the command it names; returns the command and its invocation. */
 function parse(argv: string[]): { command: Command; invocation: Invocation } {
   // Not strict: unknown and misused options are reported here, in one line each, with the command's usage.
-  const { positionals, values } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: false });
+  const { positionals, values, tokens } = parseArgs({
+    args: argv,
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
   const [group = '', name = '', ...args] = positionals;
   const command = COMMANDS[`${group} ${name}`];
   if (!command) {
@@ -116,10 +123,25 @@ function parse(argv: string[]): { command: Command; invocation: Invocation } {
     );
   }
   const wrong = (reason: string) => new CliFailure(EXIT.usage, `${group} ${name}: ${reason} (usage: ${command.usage})`);
+  // An option of the command's own (`--service`, `--since=...`) is never the value of the option before it:
+  // that option was given no value, and parseArgs took the next argument instead.
+  const isOwnOption = (value: string) => {
+    const option = /^--([^=]+)/.exec(value)?.[1];
+    return option !== undefined && Object.hasOwn(command.options, option);
+  };
+  const valueless = new Set(
+    tokens.flatMap((token) =>
+      token.kind === 'option' && token.value !== undefined && !token.inlineValue && isOwnOption(token.value)
+        ? [token.name]
+        : [],
+    ),
+  );
   for (const [option, value] of Object.entries(values)) {
-    const kind = command.options[option];
+    // The command's own options only: `--constructor`, which every object inherits, is not one of them.
+    const kind = Object.hasOwn(command.options, option) ? command.options[option] : undefined;
     if (!kind) throw wrong(`unknown option --${option}`);
-    if (kind === 'string' && typeof value !== 'string') throw wrong(`--${option} needs a value`);
+    if (kind === 'string' && (typeof value !== 'string' || valueless.has(option)))
+      throw wrong(`--${option} needs a value`);
     if (kind === 'boolean' && value !== true) throw wrong(`--${option} takes no value`);
   }
   for (const option of command.required ?? []) {
@@ -154,8 +176,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const failure = asFailure(err, baseUrl);
-    console.error(`error: ${failure.message}`);
-    for (const line of failure.details) console.error(line);
+    for (const line of failureLines(failure)) console.error(line);
     return failure.exitCode;
   }
 }

@@ -1,20 +1,25 @@
 // The `billing` command line against a real catalog service, as an operator runs it: what it does, and how
 // it fails (one line, and an exit code of the failure's kind).
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { catalogService } from '@billing/catalog';
 import { createMemoryBus } from '@billing/kit/memory-bus';
+import { type ServerHandle, startServer } from '@billing/kit/server';
 import {
   type ProcessOutcome,
   runNodeScript,
   sparePort,
   startTestService,
   type TestService,
+  testLogger,
 } from '@billing/test/harness';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const EXAMPLE = fileURLToPath(new URL('../../../examples/catalog.yaml', import.meta.url));
 const bus = createMemoryBus();
@@ -157,6 +162,20 @@ describe('every failure is one line with an exit code of its kind', () => {
       'error: events republish: --since needs a value (usage: billing events republish --since TIME --service URL)',
     ],
     [
+      'an option without its value before another option exits 2 saying which, not taking the next as its value',
+      ['events', 'parked', '--service', '--consumer'],
+      {},
+      2,
+      'error: events parked: --service needs a value (usage: billing events parked [--consumer NAME] --service URL)',
+    ],
+    [
+      'an option without its value before an option with one exits 2 saying which',
+      ['events', 'republish', '--since', '--service', 'http://127.0.0.1:7101'],
+      {},
+      2,
+      'error: events republish: --since needs a value (usage: billing events republish --since TIME --service URL)',
+    ],
+    [
       'a missing argument exits 2 naming it',
       ['catalog', 'apply'],
       {},
@@ -170,22 +189,43 @@ describe('every failure is one line with an exit code of its kind', () => {
       2,
       'error: catalog apply: unknown option --since (usage: billing catalog apply FILE [--dry-run] [--archive-missing])',
     ],
+    [
+      'an option named like a property of every object exits 2 as unknown',
+      ['catalog', 'apply', EXAMPLE, '--constructor'],
+      {},
+      2,
+      'error: catalog apply: unknown option --constructor (usage: billing catalog apply FILE [--dry-run] [--archive-missing])',
+    ],
   ])('%s', async (_outcome, args, env, code, line) => {
     const result = await runNodeScript(MAIN, args, env);
     expect(result.code).toBe(code);
     expect(errorLines(result)).toEqual([line]);
   });
 
-  test('a YAML syntax error exits 1 with its place, its reason and the line it is near, before any call', async () => {
-    const broken = written('broken.yaml', 'plans:\n  - key: pro\n    name: [Pro\n');
-    // Nothing listens on the catalog URL: the document is refused before the service is called.
-    const result = await runNodeScript(MAIN, ['catalog', 'apply', broken], {
-      BILLING_CATALOG_URL: `http://127.0.0.1:${await sparePort()}`,
-    });
+  // A file named neither .json nor .yaml is read as YAML unless it starts with `{`, and checked as such.
+  test.each(['broken.yaml', 'broken.txt'])(
+    'a YAML syntax error in %s exits 1 with its place, its reason and the line it is near, before any call',
+    async (name) => {
+      const broken = written(name, 'plans:\n  - key: pro\n    name: [Pro\n');
+      // Nothing listens on the catalog URL: the document is refused before the service is called.
+      const result = await runNodeScript(MAIN, ['catalog', 'apply', broken], {
+        BILLING_CATALOG_URL: `http://127.0.0.1:${await sparePort()}`,
+      });
+      expect(result.code).toBe(1);
+      expect(errorLines(result)).toEqual([
+        `error: ${broken}:4:1: not valid YAML: Flow sequence in block collection must be sufficiently indented ` +
+          'and end with a ] (near line 3: "    name: [Pro")',
+      ]);
+    },
+  );
+
+  test('a file named neither .json nor .yaml that starts with `{` is read as JSON, as the service reads it', async () => {
+    const result = await billing('catalog', 'apply', written('broken-json.txt', '{"plans": [}\n'));
     expect(result.code).toBe(1);
+    // The service's message quotes the document, line break included: the CLI prints it on one line.
     expect(errorLines(result)).toEqual([
-      `error: ${broken}:4:1: not valid YAML: Flow sequence in block collection must be sufficiently indented ` +
-        'and end with a ] (near line 3: "    name: [Pro")',
+      "error: the catalog document is not valid: document: not valid JSON: Unexpected token '}', " +
+        '"{"plans": [} " is not valid JSON (invalid_argument)',
     ]);
   });
 
@@ -216,9 +256,75 @@ describe('every failure is one line with an exit code of its kind', () => {
     );
   });
 
+  describe('a URL where no gRPC server of the service answers exits 4 naming it', () => {
+    let plainHttp: Server;
+    let otherService: ServerHandle;
+
+    beforeAll(async () => {
+      plainHttp = createServer((_request, response) => response.end('a web page'));
+      await new Promise<void>((resolve) => plainHttp.listen(0, '127.0.0.1', resolve));
+      // A server of the platform's kind (gRPC, health, reflection) that serves no CatalogService.
+      otherService = await startServer({
+        host: '127.0.0.1',
+        port: 0,
+        routes: () => {},
+        services: [],
+        logger: testLogger,
+      });
+    });
+
+    afterAll(async () => {
+      await new Promise((resolve) => plainHttp.close(resolve));
+      await otherService.shutdown({ graceMs: 1_000 });
+    });
+
+    const port = (server: Server) => {
+      const address = server.address();
+      return typeof address === 'object' && address ? address.port : 0;
+    };
+
+    // [outcome, the catalog URL, what the one line says after the URL]
+    test.each<[string, () => string, RegExp]>([
+      ['a plain HTTP/1.1 server', () => `http://127.0.0.1:${port(plainHttp)}`, /^Protocol error \(internal\)$/],
+      [
+        'a gRPC server of another service',
+        () => `http://127.0.0.1:${otherService.port}`,
+        /^HTTP 404 \(unimplemented\)$/,
+      ],
+      // OpenSSL's message ends with a line break: the CLI prints it on the same line.
+      [
+        'the service, with https where it speaks no TLS',
+        () => service.baseUrl.replace(/^http:/, 'https:'),
+        /^\S+:SSL routines:\S+:wrong version number:\S+: \(internal\)$/,
+      ],
+    ])('%s', async (_outcome, catalogUrl, reason) => {
+      const url = catalogUrl();
+      const result = await runNodeScript(MAIN, ['catalog', 'apply', EXAMPLE], { BILLING_CATALOG_URL: url });
+      expect(result.code).toBe(4);
+      const [line = '', ...more] = errorLines(result);
+      expect(more).toEqual([]);
+      const prefix = `error: cannot reach ${url}: `;
+      expect(line.slice(0, prefix.length)).toBe(prefix);
+      expect(line.slice(prefix.length)).toMatch(reason);
+    });
+  });
+
   test('a call the service refuses for another reason exits 5 with its code', async () => {
     const result = await billing('events', 'replay', 'nobody', 'evt-1', '--service', service.baseUrl);
     expect(result.code).toBe(5);
     expect(errorLines(result)).toEqual(['error: this service has no consumer "nobody" (not_found)']);
   });
+});
+
+test("`pnpm -s billing`, as the README runs it, prints only the CLI's line and exits with its code", () => {
+  // pnpm silenced: no `> billing-platform@ billing` header on stdout, no ELIFECYCLE line on stderr.
+  const missing = join(dir, 'missing.yaml');
+  const result = spawnSync('pnpm', ['-s', 'billing', 'catalog', 'apply', missing], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  expect(result.status).toBe(3);
+  expect(result.stdout).toBe('');
+  expect(result.stderr).toBe(`error: cannot read ${missing}: no such file\n`);
 });
