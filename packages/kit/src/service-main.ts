@@ -16,7 +16,7 @@ import { bindListener, type Listener, PortInUseError } from './server.ts';
 // Exit codes of a process that cannot start (from sysexits.h), so scripts and supervisors can tell them apart.
 const EXIT_USAGE = 64;
 const EXIT_PORT_IN_USE = 69;
-const EXIT_CONFIG = 78;
+export const EXIT_CONFIG = 78;
 
 /** The settings every service has, named after it (CATALOG_PORT, CATALOG_DATABASE_URL...). */
 export function serviceSettings(name: string, defaultPort: number) {

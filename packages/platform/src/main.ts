@@ -6,6 +6,7 @@
 // as fast, instead of recompiling hot functions with TurboFan, which peaked at 850 MB and left 60-80 MB resident;
 // --max-semi-space-size=2 (MB) keeps the young generation small, which the idle polling of the services' relays
 // and clocks otherwise grew to its largest within two minutes (60 MB more).
+import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { catalogService } from '@billing/catalog';
 import { catalogApply } from '@billing/cli/catalog-apply';
@@ -19,6 +20,7 @@ import {
   bindServicePortOrExit,
   commonSettings,
   createBus,
+  EXIT_CONFIG,
   loadConfigOrExit,
   serviceSettings,
   stopOnSignals,
@@ -56,6 +58,15 @@ const config = loadConfigOrExit(platformSettings);
 const subscriptionConfig = loadConfigOrExit(subscriptionSettings);
 checkSubscriptionSettings(subscriptionConfig);
 const logger = createLogger({ service: 'platform', level: config.logLevel });
+// A demo catalog that cannot be read stops the start before anything is opened.
+if (config.demoCatalog) {
+  try {
+    accessSync(config.demoCatalog, constants.R_OK);
+  } catch {
+    console.error(`PLATFORM_DEMO_CATALOG=${config.demoCatalog}: the file cannot be read`);
+    process.exit(EXIT_CONFIG);
+  }
+}
 const running: { definition: ServiceDefinition; service: RunningService }[] = [];
 // Every service's port is bound before anything is opened: a port in use stops the start with one line naming
 // its setting, with no database or bus opened.
@@ -105,8 +116,18 @@ stopOnSignals(logger, async () => {
 const catalog = running.find((r) => r.definition.name === 'catalog')?.service;
 if (catalog && config.demoCatalog) {
   const client = createClient(CatalogService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${catalog.port}` }));
-  const lines = await catalogApply(client, { file: config.demoCatalog, dryRun: false, archiveMissing: false });
-  logger.info({ document: config.demoCatalog, result: lines.join('; ') }, 'demo catalog applied');
+  try {
+    const lines = await catalogApply(client, { file: config.demoCatalog, dryRun: false, archiveMissing: false });
+    logger.info({ document: config.demoCatalog, result: lines.join('; ') }, 'demo catalog applied');
+  } catch (err) {
+    // A demo catalog that cannot be read or applied is a setting in error: one line naming it, and the services
+    // stop as on SIGTERM.
+    const reason = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ');
+    console.error(`PLATFORM_DEMO_CATALOG=${config.demoCatalog}: ${reason}`);
+    for (const { service } of [...running].reverse()) await service.stop();
+    await bus.close();
+    process.exit(EXIT_CONFIG);
+  }
 }
 
 process.stdout.write(
