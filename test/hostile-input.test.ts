@@ -426,6 +426,17 @@ describe.each(rpcs)('$title', (rpc) => {
       expect(answer.ok ? [] : violations(answer.error)).not.toEqual([]);
     }
   });
+
+  // A mutation's request_id alone is no request either: the refusal names what else it needs, so a caller
+  // learns of a missing field whatever it sent first.
+  if (takesRequestId && !emptyValid) {
+    test('a request holding only its request_id is INVALID_ARGUMENT naming another field', async () => {
+      const answer = await call(rpc.target, rpc.method, { requestId: 'hostile-only-id' }, grpc(rpc.target));
+      expect(answer.ok ? 'ok' : Code[answer.error.code]).toBe(Code[Code.InvalidArgument]);
+      const named = answer.ok ? [] : violations(answer.error);
+      expect(named.filter((field) => field !== 'request_id')).not.toEqual([]);
+    });
+  }
 });
 
 test('no hostile call changed anything: every table of every service holds what it held', async () => {

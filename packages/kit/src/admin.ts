@@ -43,8 +43,13 @@ export function adminHandlers(
       };
     },
 
-    replayParkedEvent: (req) =>
-      mutate(context, M.replayParkedEvent, req, async ({ em }) => {
+    replayParkedEvent(req) {
+      const missing = [
+        ...(req.consumer === '' ? [{ field: 'consumer', description: 'required' }] : []),
+        ...(req.eventId === '' ? [{ field: 'event_id', description: 'required' }] : []),
+      ];
+      if (missing.length > 0) throw new InvalidArgumentError('the replay is not valid', missing);
+      return mutate(context, M.replayParkedEvent, req, async ({ em }) => {
         const spec = consumers.find((c) => c.name === req.consumer);
         if (!spec) throw new NotFoundError('CONSUMER_NOT_FOUND', `this service has no consumer ${quote(req.consumer)}`);
         let applied: boolean;
@@ -60,7 +65,8 @@ export function adminHandlers(
             `no parked event ${quote(req.eventId)} of ${quote(req.consumer)}`,
           );
         return { applied };
-      }),
+      });
+    },
 
     republishEvents: (req) =>
       mutate(context, M.republishEvents, req, async ({ em }) => {

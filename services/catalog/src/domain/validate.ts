@@ -422,6 +422,10 @@ export function readApplyCatalog(request: {
   dryRun: boolean;
   archiveMissing: boolean;
 }): ApplyCatalogInput {
+  // A blank document is a mistake, not a catalog of nothing (with archive_missing it would archive everything).
+  if (request.document.trim() === '') {
+    throw notValid('the catalog document', [{ field: 'document', description: 'required' }]);
+  }
   const format = FORMATS[request.format];
   const { document, violations } = readCatalogDocument(request.document, format);
   if (violations.length > 0) throw notValid('the catalog document', violations);
