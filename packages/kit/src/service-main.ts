@@ -89,10 +89,18 @@ export async function createBus(
   return connectNatsBus({ servers: config.natsUrl, subjectPrefix: config.natsSubjectPrefix, name, logger });
 }
 
-/** Reads settings or exits with the one line that says which is wrong. */
-export function loadConfigOrExit<S extends Parameters<typeof loadConfig>[0]>(spec: S): ConfigOf<S> {
+/**
+ * Reads settings, and checks their combination with `check` if given (it throws a ConfigError), or exits with
+ * the one line that says which is wrong.
+ */
+export function loadConfigOrExit<S extends Parameters<typeof loadConfig>[0]>(
+  spec: S,
+  check?: (config: ConfigOf<S>) => void,
+): ConfigOf<S> {
   try {
-    return loadConfig(spec);
+    const config = loadConfig(spec);
+    check?.(config);
+    return config;
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`configuration error: ${err.message}`);

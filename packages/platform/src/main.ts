@@ -55,8 +55,7 @@ const platformSettings = {
 };
 
 const config = loadConfigOrExit(platformSettings);
-const subscriptionConfig = loadConfigOrExit(subscriptionSettings);
-checkSubscriptionSettings(subscriptionConfig);
+const subscriptionConfig = loadConfigOrExit(subscriptionSettings, checkSubscriptionSettings);
 const logger = createLogger({ service: 'platform', level: config.logLevel });
 // A demo catalog that cannot be read stops the start before anything is opened.
 if (config.demoCatalog) {

@@ -1,6 +1,6 @@
-// `pnpm start` with a demo catalog it cannot use stops with one line naming PLATFORM_DEMO_CATALOG and the
-// configuration exit code: before opening anything when the file cannot be read, after stopping the services
-// when the catalog refuses the document.
+// `pnpm start` refuses settings it cannot run with, in one line and the configuration exit code (78): test
+// clocks in production, before opening anything; a demo catalog it cannot use, naming PLATFORM_DEMO_CATALOG,
+// before opening anything when the file cannot be read, after stopping the services when the catalog refuses it.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +13,9 @@ const dir = mkdtempSync(join(tmpdir(), 'demo-catalog-'));
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function startWith(demoCatalog: string, dataDir: string) {
+async function startWith(demoCatalog: string, dataDir: string, env: Record<string, string> = {}) {
   return runNodeScript(PLATFORM_MAIN, [], {
+    ...env,
     NATS_URL: '',
     LOG_LEVEL: 'silent',
     PLATFORM_DATA_DIR: dataDir,
@@ -42,4 +43,17 @@ test('a demo catalog the catalog refuses stops the start with one line naming th
   const lines = outcome.stderr.trim().split('\n');
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatch(new RegExp(`^PLATFORM_DEMO_CATALOG=${invalid}: .*document\\.features\\[0\\]\\.key`));
+});
+
+test('test clocks in production stop the start with one line, exit code 78, and no database', async () => {
+  const dataDir = join(dir, 'production');
+  const outcome = await startWith(join(dir, 'unused.yaml'), dataDir, {
+    SUBSCRIPTION_TEST_CLOCKS: 'true',
+    BILLING_ENVIRONMENT: 'production',
+  });
+  expect(outcome.code).toBe(78);
+  expect(outcome.stderr.trim().split('\n')).toEqual([
+    'configuration error: SUBSCRIPTION_TEST_CLOCKS: test clocks are refused in production',
+  ]);
+  expect(existsSync(dataDir)).toBe(false);
 });
