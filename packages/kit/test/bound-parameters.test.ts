@@ -107,3 +107,25 @@ test("a statement keeps MikroORM's abort signal", async () => {
   const em = db.orm.em.fork({ signal: AbortSignal.timeout(100) }) as typeof db.orm.em;
   await expect(em.execute('select pg_sleep(30)')).rejects.toThrow();
 });
+
+test('MikroORM placeholder syntax: values, identifiers, escaped marks, lists, objects, raw fragments', () => {
+  const quote = (id: string) => `"${id}"`;
+  expect(
+    bindParameters(
+      'select ?? from t where a = ? and b in (?) and c = ? and d \\? e',
+      ['x', 'v', [1, 'w'], { k: 1 }],
+      quote,
+    ),
+  ).toEqual({
+    text: 'select "x" from t where a = $1 and b in (1, $2) and c = $3 and d ? e',
+    values: ['v', 'w', '{"k":1}'],
+  });
+  expect(bindParameters('? and ? and ?', [null, true, 12n], quote)).toEqual({
+    text: 'null and true and $1',
+    values: ['12'],
+  });
+  expect(bindParameters('where a = ? and b = ?', [raw('lower(?)', ['A']), 'B'], quote)).toEqual({
+    text: 'where a = lower($1) and b = $2',
+    values: ['A', 'B'],
+  });
+});
