@@ -2,7 +2,7 @@
 // by its proto path, when it holds what no RPC accepts:
 // - text PostgreSQL cannot store (a NUL character, or a UTF-16 surrogate without its pair) in any string:
 //   fields, lists, map keys and values, nested messages, google.protobuf.Struct keys and values (named by the
-//   Struct's field, the place inside it in the description);
+//   Struct's field, the place inside it, by its last segments, in the description);
 // - a key, id or token longer than the contract allows (limits by field name, in `lengthLimit`; docs/api.md);
 // - an enum number the contract does not declare.
 // Services then never meet such values: PostgreSQL would refuse them as INTERNAL, and a megabyte key would come
@@ -104,12 +104,19 @@ interface JsonPlace {
   readonly parent?: JsonPlace;
 }
 
+// How many of the innermost segments of a place inside a Struct a description names: enough to find the value,
+// and short whatever the depth and the keys (each quoted as a prefix), so that a hundred such violations still
+// fit in an answer.
+const STRUCT_PLACE_SEGMENTS = 3;
+
 // A Struct's contents are named by the Struct's field, as a service names them (`properties`); where inside it
-// the value is, the description says.
+// the value is, the description says: by its last segments, after an ellipsis when there are more.
 function structViolation(walk: Walk, place: JsonPlace, description: string): void {
   const inner: Segment[] = [];
-  for (let at: JsonPlace | undefined = place; at?.segment !== undefined; at = at.parent) inner.push(at.segment);
-  violation(walk, `at ${render(inner.reverse())}: ${description}`);
+  let at: JsonPlace | undefined = place;
+  for (; at?.segment !== undefined && inner.length < STRUCT_PLACE_SEGMENTS; at = at.parent) inner.push(at.segment);
+  const elided = at?.segment !== undefined ? '…' : '';
+  violation(walk, `at ${elided}${render(inner.reverse())}: ${description}`);
 }
 
 // google.protobuf.Struct, held as JSON: every key and string, however deep, walked without recursion (a

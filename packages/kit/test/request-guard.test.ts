@@ -16,6 +16,7 @@ import {
   type DescMessage,
   type DescMethodUnary,
   type JsonObject,
+  toBinary,
 } from '@bufbuild/protobuf';
 import {
   FieldDescriptorProto_Label,
@@ -233,7 +234,47 @@ describe('text PostgreSQL cannot store', () => {
     entitlement.value.value = deep;
     const [found] = requestViolations(CreatePlanRequestSchema, request);
     expect(found?.field).toBe('spec.entitlements[0].config');
-    expect(found?.description).toBe(`at ${'["d"]'.repeat(100_000)}["leaf"]: "a\\u0000" holds a NUL character`);
+    expect(found?.description).toBe('at …["d"]["d"]["leaf"]: "a\\u0000" holds a NUL character');
+  });
+
+  test('a place deep in a Struct is described by its last three segments, each key quoted as a prefix', () => {
+    const long = 'k'.repeat(60);
+    const config: JsonObject = { a: { b: { [long]: [{ c: 'x\u0000' }] } } };
+    const request = create(CreatePlanRequestSchema, {
+      spec: { entitlements: [{ value: { case: 'config', value: config } }] },
+    });
+    expect(requestViolations(CreatePlanRequestSchema, request)).toEqual([
+      {
+        field: 'spec.entitlements[0].config',
+        description: `at …["${'k'.repeat(40)}…"][0]["c"]: "x\\u0000" holds a NUL character`,
+      },
+    ]);
+  });
+
+  test('over gRPC, a hundred and fifty refusals deep in Structs are an INVALID_ARGUMENT listing what fits in 4 KiB', async () => {
+    // Nine keys of 46 characters and a NUL at the leaf: each violation's place is long, and there are many.
+    const keys = Array.from({ length: 9 }, (_, depth) => `level_${depth}_${'x'.repeat(38)}`);
+    const config = keys.reduceRight<JsonObject>((inner, key) => ({ [key]: inner }), { leaf: 'a\u0000' });
+    const entitlements = Array.from({ length: 150 }, (_, i) => ({
+      featureKey: `feature_${i}`,
+      value: { case: 'config' as const, value: config },
+    }));
+    const err = await rpcError(catalog().createPlan({ requestId: 'r', key: 'team', spec: { entitlements } }));
+    expect([err.code, reason(err)]).toEqual([Code.InvalidArgument, 'INVALID_ARGUMENT']);
+    const place = `at …["level_7_${'x'.repeat(32)}…"]["level_8_${'x'.repeat(32)}…"]["leaf"]`;
+    expect(err.rawMessage).toBe(
+      `the request is not valid: spec.entitlements[0].config: ${place}: "a\\u0000" holds a NUL character (and 149 more)`,
+    );
+    // Each violation: 28-29 bytes of field, 136 of description, at most 9 of framing; 4,096 bytes hold 23.
+    const [detail] = err.findDetails(BadRequestSchema);
+    expect(detail?.fieldViolations.map((v) => v.field)).toEqual(
+      Array.from({ length: 23 }, (_, i) => `spec.entitlements[${i}].config`),
+    );
+    expect(toBinary(BadRequestSchema, create(BadRequestSchema, detail)).length).toBeLessThanOrEqual(4_096);
+    // What gRPC's C-core clients count against their 8 KiB: each trailer's name and value, and 32 bytes more.
+    const trailers = [...err.metadata].reduce((sum, [name, value]) => sum + name.length + value.length + 32, 0);
+    expect(trailers).toBeLessThan(8_192);
+    expect(handled).toEqual([]);
   });
 });
 
@@ -274,11 +315,13 @@ describe('keys and ids', () => {
     expect(handled).toEqual([]);
   });
 
-  test('over gRPC a hundred thousand bad ids are an INVALID_ARGUMENT listing the first hundred, counting all', async () => {
+  test('over gRPC a hundred thousand bad ids are an INVALID_ARGUMENT listing the first that fit in 4 KiB, counting all', async () => {
     const ancestorIds = Array.from({ length: 100_000 }, (_, i) => `a${i}\u0000`);
     const err = await rpcError(customers().createCustomer({ requestId: 'r', customer: { ancestorIds } }));
     expect(err.code).toBe(Code.InvalidArgument);
-    expect(violations(err)).toEqual(Array.from({ length: 100 }, (_, i) => `customer.ancestor_ids[${i}]`));
+    // Ids 0-9 take 24 + 32 + 9 bytes each (field, description, framing), ids 10-99 take 25 + 33 + 9: ten of the
+    // first and 51 of the second make 4,067 bytes, and a 62nd would pass 4,096.
+    expect(violations(err)).toEqual(Array.from({ length: 61 }, (_, i) => `customer.ancestor_ids[${i}]`));
     expect(err.rawMessage).toBe(
       'the request is not valid: customer.ancestor_ids[0]: "a0\\u0000" holds a NUL character (and 99999 more)',
     );
