@@ -16,6 +16,7 @@ import { ScalarType } from '@bufbuild/protobuf';
 import type { Interceptor } from '@connectrpc/connect';
 import { fieldsDecodedByHandler } from './codec-route.ts';
 import { type FieldViolation, InvalidArgumentError, quote } from './errors.ts';
+import { isStorableText } from './text.ts';
 
 /** Longest key (`key`, `*_key`, `*_keys`): catalog keys are lower snake case, 1-64 characters. */
 export const MAX_KEY_LENGTH = 64;
@@ -37,9 +38,9 @@ export function lengthLimit(name: string): number | undefined {
 
 /** Why PostgreSQL cannot store `text` (a NUL, an unpaired surrogate), or undefined when it can. */
 function unstorable(text: string): string | undefined {
-  if (text.includes('\u0000')) return `${quote(text)} holds a NUL character`;
-  if (!text.isWellFormed()) return `${quote(text)} holds a UTF-16 surrogate without its pair`;
-  return undefined;
+  if (isStorableText(text)) return undefined;
+  const character = text.includes('\u0000') ? 'a NUL character' : 'a UTF-16 surrogate without its pair';
+  return `${quote(text)} holds ${character}`;
 }
 
 // A field path as the walk goes: field names, list indexes and map keys, rendered only for a violation.
