@@ -4,15 +4,19 @@
 //   fields, lists, map keys and values, nested messages, google.protobuf.Struct keys and values (named by the
 //   Struct's field, the place inside it, by its last segments, in the description);
 // - a key, id or token longer than the contract allows (limits by field name, in `lengthLimit`; docs/api.md);
-// - an enum number the contract does not declare.
+// - an enum number the contract does not declare;
+// - a google.protobuf.Timestamp or Duration outside the range its definition documents (the range of protobuf's
+//   JSON form), which would otherwise reach a Date or PostgreSQL as an invalid time.
+// Wrapper types (google.protobuf.StringValue...) are checked as the scalar they wrap, under their field's name.
 // Services then never meet such values: PostgreSQL would refuse them as INTERNAL, and a megabyte key would come
 // back in an answer. A message quotes a value only through `quote()`, never whole.
 //
 // The walk follows each message's descriptor, compiled once per message type into the checks of the fields that
-// can hold text or enums, so a message without any (timestamps, numbers) is not walked at all.
+// can hold text, enums or times, so a message without any (numbers only) is not walked at all.
 
 import type { DescEnum, DescField, DescMessage, JsonValue } from '@bufbuild/protobuf';
 import { ScalarType } from '@bufbuild/protobuf';
+import { type Duration, isWrapperDesc, type Timestamp } from '@bufbuild/protobuf/wkt';
 import type { Interceptor } from '@connectrpc/connect';
 import { fieldsDecodedByHandler } from './codec-route.ts';
 import { type FieldViolation, InvalidArgumentError, quote } from './errors.ts';
@@ -98,6 +102,42 @@ function enumCheck(desc: DescEnum): ValueCheck {
   };
 }
 
+// A google.protobuf.Timestamp from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z, as its definition
+// documents (RFC 3339, protobuf's JSON form).
+const MIN_TIMESTAMP_SECONDS = -62_135_596_800n;
+const MAX_TIMESTAMP_SECONDS = 253_402_300_799n;
+const MAX_NANOS = 999_999_999;
+
+const timestampCheck: ValueCheck = (value, walk) => {
+  const { seconds, nanos } = value as Timestamp;
+  if (seconds < MIN_TIMESTAMP_SECONDS || seconds > MAX_TIMESTAMP_SECONDS) {
+    violation(walk, `not a time from 0001-01-01 to 9999-12-31 (seconds ${seconds})`);
+  } else if (nanos < 0 || nanos > MAX_NANOS) {
+    violation(walk, `nanos must be from 0 to 999999999 (got ${nanos})`);
+  }
+};
+
+// A google.protobuf.Duration of at most 10,000 years either way, its nanos of the sign of its seconds, as its
+// definition documents.
+const MAX_DURATION_SECONDS = 315_576_000_000n;
+
+const durationCheck: ValueCheck = (value, walk) => {
+  const { seconds, nanos } = value as Duration;
+  if (seconds < -MAX_DURATION_SECONDS || seconds > MAX_DURATION_SECONDS) {
+    violation(walk, `not a duration of at most 10000 years either way (seconds ${seconds})`);
+  } else if (nanos < -MAX_NANOS || nanos > MAX_NANOS || (seconds > 0n && nanos < 0) || (seconds < 0n && nanos > 0)) {
+    violation(walk, `nanos must be from -999999999 to 999999999, of the sign of seconds (got ${nanos})`);
+  }
+};
+
+// A wrapper (google.protobuf.StringValue...) of text, checked as a string field of the same name. protobuf-es
+// holds a singular one outside a oneof as its bare value, and one in a oneof, a list or a map as a message.
+function wrappedTextCheck(name: string): ValueCheck {
+  const text = textCheck(lengthLimit(name));
+  return (value, walk) =>
+    text(value !== null && typeof value === 'object' ? (value as { value?: unknown }).value : value, walk);
+}
+
 // A place inside a google.protobuf.Struct: its segment and the place holding it (the Struct itself has none).
 interface JsonPlace {
   readonly value: JsonValue;
@@ -176,6 +216,11 @@ function valueCheck(field: DescField): ValueCheck | undefined {
     if (!message) return undefined;
     if (message.typeName === 'google.protobuf.Struct' && field.parent.typeName !== 'google.protobuf.Value') {
       return structCheck;
+    }
+    if (message.typeName === 'google.protobuf.Timestamp') return timestampCheck;
+    if (message.typeName === 'google.protobuf.Duration') return durationCheck;
+    if (isWrapperDesc(message)) {
+      return message.fields[0]?.scalar === ScalarType.STRING ? wrappedTextCheck(field.name) : undefined;
     }
     const plan = planOf(message);
     if (plan.length === 0 && !compiling.has(message)) return undefined;
