@@ -20,9 +20,6 @@ import { bindListener, type Listener, startServerOn } from './server.ts';
 import type { ServiceContext } from './service-context.ts';
 import { traceInterceptor } from './trace.ts';
 
-/** The context a service's wiring receives (defined in service-context.ts, named here where services look for it). */
-export type { ServiceContext } from './service-context.ts';
-
 /** What a service declares so the runtime can run it. */
 export interface ServiceDefinition {
   /** Service name, e.g. `catalog`: also its stream `billing.<name>.>` and error domain `billing.<name>`. */
