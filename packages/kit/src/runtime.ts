@@ -82,7 +82,7 @@ export interface RunningService {
 /** Starts a service: database, migrations, stream, relay, consumers, server. */
 export async function runService(definition: ServiceDefinition, options: RuntimeOptions): Promise<RunningService> {
   const logger = options.logger;
-  // The port is bound first: when it is in use, the start fails (PortInUseError) before anything was opened.
+  // The port is bound first: when it cannot be (ListenError), the start fails before anything was opened.
   const listener = options.listener ?? (await bindListener(options.host, options.port));
   const db = await openDatabase({
     service: definition.name,
