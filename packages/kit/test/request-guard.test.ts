@@ -152,6 +152,12 @@ let handled: string[] = [];
 /** How many messages the ingestion stream's handler read. */
 let streamed = 0;
 
+/** A handler that only records that it ran, under `name`. */
+const recorded = (name: string) => () => {
+  handled.push(name);
+  return {};
+};
+
 beforeAll(async () => {
   server = await startServer({
     host: '127.0.0.1',
@@ -161,50 +167,26 @@ beforeAll(async () => {
     interceptors: [errorInterceptor('billing.test', testLogger), requestGuard()],
     routes(router) {
       router.service(AdminService, {
-        republishEvents: () => {
-          handled.push('republishEvents');
-          return {};
-        },
+        republishEvents: recorded('republishEvents'),
       });
       router.service(EntitlementService, {
-        reserve: () => {
-          handled.push('reserve');
-          return {};
-        },
+        reserve: recorded('reserve'),
       });
-      router.rpc(putNote, () => {
-        handled.push('putNote');
-        return {};
-      });
+      router.rpc(putNote, recorded('putNote'));
       router.service(CatalogService, {
         getPlan: (req) => {
           handled.push('getPlan');
           return { plan: { key: req.planKey } };
         },
-        createPlan: () => {
-          handled.push('createPlan');
-          return {};
-        },
-        createFeature: () => {
-          handled.push('createFeature');
-          return {};
-        },
-        listFeatures: () => {
-          handled.push('listFeatures');
-          return {};
-        },
+        createPlan: recorded('createPlan'),
+        createFeature: recorded('createFeature'),
+        listFeatures: recorded('listFeatures'),
       });
       router.service(CustomerService, {
-        createCustomer: () => {
-          handled.push('createCustomer');
-          return {};
-        },
+        createCustomer: recorded('createCustomer'),
       });
       router.service(SubscriptionService, {
-        listSubscriptions: () => {
-          handled.push('listSubscriptions');
-          return {};
-        },
+        listSubscriptions: recorded('listSubscriptions'),
       });
       router.service(UsageService, {
         async ingestEventStream(requests) {
