@@ -6,30 +6,51 @@ import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
 
-/** How a process ended: its exit code and everything it wrote. */
+/** How a process ended: its exit code or the signal that ended it, and everything it wrote. */
 export interface ProcessOutcome {
-  /** The exit code (0 when it succeeded). */
-  code: number;
+  /** The exit code (0 when it succeeded); null when a signal ended it. */
+  code: number | null;
+  /** The signal that ended it (SIGKILL when it outlived its timeout), or null when it exited. */
+  signal: NodeJS.Signals | null;
   /** What it wrote to stdout. */
   stdout: string;
   /** What it wrote to stderr. */
   stderr: string;
 }
 
-/** Runs a TypeScript file with this Node, the given environment added to the test's, and waits for its end. */
+// How long a script may run before it is killed: long enough for a slow start on a loaded machine, and short
+// of Jest's timeout, so that a process that should have stopped at once (and serves instead) fails its test
+// with the signal rather than hanging it, and leaves no port held.
+const SCRIPT_TIMEOUT_MS = 30_000;
+
+/**
+ * Runs a TypeScript file with this Node, the given environment added to the test's, and waits for its end; kills
+ * it with SIGKILL after `timeoutMs`.
+ */
 export async function runNodeScript(
   script: string,
   args: readonly string[],
   env: Record<string, string>,
+  { timeoutMs = SCRIPT_TIMEOUT_MS }: { timeoutMs?: number } = {},
 ): Promise<ProcessOutcome> {
   try {
     const { stdout, stderr } = await execFileAsync(process.execPath, [script, ...args], {
       env: { ...process.env, NODE_OPTIONS: '', ...env },
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
     });
-    return { code: 0, stdout, stderr };
+    return { code: 0, signal: null, stdout, stderr };
   } catch (err) {
-    const failed = err as ProcessOutcome;
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+    const failed = err as { code?: unknown; signal?: NodeJS.Signals | null; stdout: string; stderr: string };
+    const signal = failed.signal ?? null;
+    // An exit code, or a signal; anything else (a spawn that failed) is no outcome of the script.
+    if (typeof failed.code !== 'number' && signal === null) throw err;
+    return {
+      code: typeof failed.code === 'number' ? failed.code : null,
+      signal,
+      stdout: failed.stdout,
+      stderr: failed.stderr,
+    };
   }
 }
 

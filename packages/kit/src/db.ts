@@ -13,8 +13,6 @@ import { UnavailableError } from './errors.ts';
 import { KIT_MIGRATIONS } from './kit-schema.ts';
 import type { SqlMigration } from './migration.ts';
 
-/** A schema change (defined in migration.ts, named here where services look for it). */
-export type { SqlMigration } from './migration.ts';
 
 /** The entity manager every service uses (PostgreSQL or PGlite). */
 export type Em = SqlEntityManager;

@@ -106,19 +106,38 @@ function publicText(err: DomainError): string {
 }
 
 // What an answer carries at most, so that it stays a few kilobytes even when a request has something wrong in
-// each of a hundred thousand elements, or a message or field path holds a caller's value whole: over gRPC, details
-// outgrowing the trailers' frame would reach the caller as a transport error. The message still counts every
-// violation; the texts cut end with an ellipsis.
-const MAX_SENT_VIOLATIONS = 100;
+// each of a hundred thousand elements, or a message or field path holds a caller's value whole. Over gRPC the
+// details travel base64-encoded in the trailers, with the message twice: Node's HTTP/2 refuses a header list
+// past its frame as a transport error, and gRPC's C-core clients drop trailers past 8 KiB (counted in base64).
+// So the violations sent stop where their encoding would pass 4 KiB (about 5.5 KiB in base64); the message
+// still counts every violation. The texts cut end with an ellipsis.
+const MAX_SENT_VIOLATION_BYTES = 4_096;
 const MAX_MESSAGE = 1_000;
 const MAX_FIELD = 200;
 const MAX_DESCRIPTION = 500;
+// The most a violation's encoding adds to its two texts: a tag and a length (at most two bytes, the texts
+// being clipped) for each text and for the violation itself.
+const VIOLATION_FRAMING_BYTES = 9;
 
 /** `text` cut to `max` characters (and an ellipsis), never between the two halves of a surrogate pair. */
 function clip(text: string, max: number): string {
   if (text.length <= max) return text;
   const end = /[\ud800-\udbff]/.test(text.charAt(max - 1)) ? max - 1 : max;
   return `${text.slice(0, end)}…`;
+}
+
+/** The violations an answer lists: the first ones, clipped, as many as fit in MAX_SENT_VIOLATION_BYTES. */
+function sentViolations(violations: readonly FieldViolation[]): FieldViolation[] {
+  const sent: FieldViolation[] = [];
+  let bytes = 0;
+  for (const v of violations) {
+    const field = clip(v.field, MAX_FIELD);
+    const description = clip(v.description, MAX_DESCRIPTION);
+    bytes += Buffer.byteLength(field) + Buffer.byteLength(description) + VIOLATION_FRAMING_BYTES;
+    if (bytes > MAX_SENT_VIOLATION_BYTES) break;
+    sent.push({ field, description });
+  }
+  return sent;
 }
 
 /** Converts any error into the ConnectError a caller sees, with ErrorInfo (and BadRequest) details. */
@@ -128,11 +147,7 @@ export function toConnectError(err: unknown, domain: string): ConnectError {
       { desc: ErrorInfoSchema, value: { reason: err.reason, domain } },
     ];
     if (err instanceof InvalidArgumentError) {
-      const sent = err.violations.slice(0, MAX_SENT_VIOLATIONS).map((v) => ({
-        field: clip(v.field, MAX_FIELD),
-        description: clip(v.description, MAX_DESCRIPTION),
-      }));
-      details.push({ desc: BadRequestSchema, value: { fieldViolations: sent } });
+      details.push({ desc: BadRequestSchema, value: { fieldViolations: sentViolations(err.violations) } });
     }
     return new ConnectError(clip(publicText(err), MAX_MESSAGE), err.code, undefined, details, err);
   }

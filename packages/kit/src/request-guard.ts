@@ -2,20 +2,25 @@
 // by its proto path, when it holds what no RPC accepts:
 // - text PostgreSQL cannot store (a NUL character, or a UTF-16 surrogate without its pair) in any string:
 //   fields, lists, map keys and values, nested messages, google.protobuf.Struct keys and values (named by the
-//   Struct's field, the place inside it in the description);
+//   Struct's field, the place inside it, by its last segments, in the description);
 // - a key, id or token longer than the contract allows (limits by field name, in `lengthLimit`; docs/api.md);
-// - an enum number the contract does not declare.
+// - an enum number the contract does not declare;
+// - a google.protobuf.Timestamp or Duration outside the range its definition documents (the range of protobuf's
+//   JSON form), which would otherwise reach a Date or PostgreSQL as an invalid time.
+// Wrapper types (google.protobuf.StringValue...) are checked as the scalar they wrap, under their field's name.
 // Services then never meet such values: PostgreSQL would refuse them as INTERNAL, and a megabyte key would come
 // back in an answer. A message quotes a value only through `quote()`, never whole.
 //
 // The walk follows each message's descriptor, compiled once per message type into the checks of the fields that
-// can hold text or enums, so a message without any (timestamps, numbers) is not walked at all.
+// can hold text, enums or times, so a message without any (numbers only) is not walked at all.
 
 import type { DescEnum, DescField, DescMessage, JsonValue } from '@bufbuild/protobuf';
 import { ScalarType } from '@bufbuild/protobuf';
+import { type Duration, isWrapperDesc, type Timestamp } from '@bufbuild/protobuf/wkt';
 import type { Interceptor } from '@connectrpc/connect';
 import { fieldsDecodedByHandler } from './codec-route.ts';
 import { type FieldViolation, InvalidArgumentError, quote } from './errors.ts';
+import { isStorableText } from './text.ts';
 
 /** Longest key (`key`, `*_key`, `*_keys`): catalog keys are lower snake case, 1-64 characters. */
 export const MAX_KEY_LENGTH = 64;
@@ -37,9 +42,9 @@ export function lengthLimit(name: string): number | undefined {
 
 /** Why PostgreSQL cannot store `text` (a NUL, an unpaired surrogate), or undefined when it can. */
 function unstorable(text: string): string | undefined {
-  if (text.includes('\u0000')) return `${quote(text)} holds a NUL character`;
-  if (!text.isWellFormed()) return `${quote(text)} holds a UTF-16 surrogate without its pair`;
-  return undefined;
+  if (isStorableText(text)) return undefined;
+  const character = text.includes('\u0000') ? 'a NUL character' : 'a UTF-16 surrogate without its pair';
+  return `${quote(text)} holds ${character}`;
 }
 
 // A field path as the walk goes: field names, list indexes and map keys, rendered only for a violation.
@@ -97,6 +102,42 @@ function enumCheck(desc: DescEnum): ValueCheck {
   };
 }
 
+// A google.protobuf.Timestamp from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z, as its definition
+// documents (RFC 3339, protobuf's JSON form).
+const MIN_TIMESTAMP_SECONDS = -62_135_596_800n;
+const MAX_TIMESTAMP_SECONDS = 253_402_300_799n;
+const MAX_NANOS = 999_999_999;
+
+const timestampCheck: ValueCheck = (value, walk) => {
+  const { seconds, nanos } = value as Timestamp;
+  if (seconds < MIN_TIMESTAMP_SECONDS || seconds > MAX_TIMESTAMP_SECONDS) {
+    violation(walk, `not a time from 0001-01-01 to 9999-12-31 (seconds ${seconds})`);
+  } else if (nanos < 0 || nanos > MAX_NANOS) {
+    violation(walk, `nanos must be from 0 to 999999999 (got ${nanos})`);
+  }
+};
+
+// A google.protobuf.Duration of at most 10,000 years either way, its nanos of the sign of its seconds, as its
+// definition documents.
+const MAX_DURATION_SECONDS = 315_576_000_000n;
+
+const durationCheck: ValueCheck = (value, walk) => {
+  const { seconds, nanos } = value as Duration;
+  if (seconds < -MAX_DURATION_SECONDS || seconds > MAX_DURATION_SECONDS) {
+    violation(walk, `not a duration of at most 10000 years either way (seconds ${seconds})`);
+  } else if (nanos < -MAX_NANOS || nanos > MAX_NANOS || (seconds > 0n && nanos < 0) || (seconds < 0n && nanos > 0)) {
+    violation(walk, `nanos must be from -999999999 to 999999999, of the sign of seconds (got ${nanos})`);
+  }
+};
+
+// A wrapper (google.protobuf.StringValue...) of text, checked as a string field of the same name. protobuf-es
+// holds a singular one outside a oneof as its bare value, and one in a oneof, a list or a map as a message.
+function wrappedTextCheck(name: string): ValueCheck {
+  const text = textCheck(lengthLimit(name));
+  return (value, walk) =>
+    text(value !== null && typeof value === 'object' ? (value as { value?: unknown }).value : value, walk);
+}
+
 // A place inside a google.protobuf.Struct: its segment and the place holding it (the Struct itself has none).
 interface JsonPlace {
   readonly value: JsonValue;
@@ -104,12 +145,19 @@ interface JsonPlace {
   readonly parent?: JsonPlace;
 }
 
+// How many of the innermost segments of a place inside a Struct a description names: enough to find the value,
+// and short whatever the depth and the keys (each quoted as a prefix), so that a hundred such violations still
+// fit in an answer.
+const STRUCT_PLACE_SEGMENTS = 3;
+
 // A Struct's contents are named by the Struct's field, as a service names them (`properties`); where inside it
-// the value is, the description says.
+// the value is, the description says: by its last segments, after an ellipsis when there are more.
 function structViolation(walk: Walk, place: JsonPlace, description: string): void {
   const inner: Segment[] = [];
-  for (let at: JsonPlace | undefined = place; at?.segment !== undefined; at = at.parent) inner.push(at.segment);
-  violation(walk, `at ${render(inner.reverse())}: ${description}`);
+  let at: JsonPlace | undefined = place;
+  for (; at?.segment !== undefined && inner.length < STRUCT_PLACE_SEGMENTS; at = at.parent) inner.push(at.segment);
+  const elided = at?.segment !== undefined ? '…' : '';
+  violation(walk, `at ${elided}${render(inner.reverse())}: ${description}`);
 }
 
 // google.protobuf.Struct, held as JSON: every key and string, however deep, walked without recursion (a
@@ -168,6 +216,11 @@ function valueCheck(field: DescField): ValueCheck | undefined {
     if (!message) return undefined;
     if (message.typeName === 'google.protobuf.Struct' && field.parent.typeName !== 'google.protobuf.Value') {
       return structCheck;
+    }
+    if (message.typeName === 'google.protobuf.Timestamp') return timestampCheck;
+    if (message.typeName === 'google.protobuf.Duration') return durationCheck;
+    if (isWrapperDesc(message)) {
+      return message.fields[0]?.scalar === ScalarType.STRING ? wrappedTextCheck(field.name) : undefined;
     }
     const plan = planOf(message);
     if (plan.length === 0 && !compiling.has(message)) return undefined;

@@ -20,9 +20,6 @@ import { bindListener, type Listener, startServerOn } from './server.ts';
 import type { ServiceContext } from './service-context.ts';
 import { traceInterceptor } from './trace.ts';
 
-/** The context a service's wiring receives (defined in service-context.ts, named here where services look for it). */
-export type { ServiceContext } from './service-context.ts';
-
 /** What a service declares so the runtime can run it. */
 export interface ServiceDefinition {
   /** Service name, e.g. `catalog`: also its stream `billing.<name>.>` and error domain `billing.<name>`. */
@@ -85,7 +82,7 @@ export interface RunningService {
 /** Starts a service: database, migrations, stream, relay, consumers, server. */
 export async function runService(definition: ServiceDefinition, options: RuntimeOptions): Promise<RunningService> {
   const logger = options.logger;
-  // The port is bound first: when it is in use, the start fails (PortInUseError) before anything was opened.
+  // The port is bound first: when it cannot be (ListenError), the start fails before anything was opened.
   const listener = options.listener ?? (await bindListener(options.host, options.port));
   const db = await openDatabase({
     service: definition.name,

@@ -4,6 +4,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { getSystemErrorMessage } from 'node:util';
 import { ServerReflection } from '@billing/proto/grpc/reflection/v1/reflection_pb';
 import { ServerReflection as ServerReflectionV1alpha } from '@billing/proto/grpc/reflection/v1alpha/reflection_pb';
 import { Health } from '@billing/proto/health/v1/health_pb';
@@ -53,24 +54,47 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-/** The port asked for is bound by another process. */
-export class PortInUseError extends Error {
-  override name = 'PortInUseError';
+/**
+ * The port asked for cannot be bound: the interface is not this machine's, the port is not allowed, or it is in
+ * use (PortInUseError).
+ */
+export class ListenError extends Error {
+  override name = 'ListenError';
   /** The interface asked for. */
   readonly host: string;
   /** The port asked for. */
   readonly port: number;
+  /** What is wrong, as one line says it after the address (`cannot listen: address not available`). */
+  readonly problem: string;
 
-  constructor(host: string, port: number, cause: unknown) {
-    super(`${host}:${port}: the port is already in use`, { cause });
+  constructor(host: string, port: number, problem: string, cause: unknown) {
+    super(`${host}:${port}: ${problem}`, { cause });
     this.host = host;
     this.port = port;
+    this.problem = problem;
   }
 }
 
+/** The port asked for is bound by another process. */
+export class PortInUseError extends ListenError {
+  override name = 'PortInUseError';
+
+  constructor(host: string, port: number, cause: unknown) {
+    super(host, port, 'the port is already in use', cause);
+  }
+}
+
+/** The ListenError of a failed listen: the system's own words for it (`address not available`). */
+function listenError(host: string, port: number, err: NodeJS.ErrnoException): ListenError {
+  if (err.code === 'EADDRINUSE') return new PortInUseError(host, port, err);
+  const why = typeof err.errno === 'number' ? getSystemErrorMessage(err.errno) : err.message;
+  return new ListenError(host, port, `cannot listen: ${why}`, err);
+}
+
 /**
- * Binds a port. A service binds it before it opens anything, so a port in use stops it at once (with
- * PortInUseError) rather than after its database and bus were opened.
+ * Binds a port. A service binds it before it opens anything, so a port it cannot bind (in use, or on an
+ * interface that is not this machine's) stops it at once with ListenError, rather than after its database and
+ * bus were opened.
  */
 export async function bindListener(host: string, port: number): Promise<Listener> {
   // Until a server takes over, a connection waits; one that resets or closes meanwhile is only forgotten.
@@ -90,9 +114,7 @@ export async function bindListener(host: string, port: number): Promise<Listener
   };
   const tcp = net.createServer((socket) => handle(socket));
   await new Promise<void>((resolve, reject) => {
-    tcp.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? new PortInUseError(host, port, err) : err),
-    );
+    tcp.once('error', (err: NodeJS.ErrnoException) => reject(listenError(host, port, err)));
     tcp.listen(port, host, () => resolve());
   });
   const address = tcp.address();

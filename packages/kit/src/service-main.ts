@@ -1,6 +1,6 @@
 // What every service's main.ts does: read its settings, bind its port, build its logger and bus, run it, and
-// stop it gracefully on SIGTERM or SIGINT. A bad setting, or a port in use, stops the process with one line
-// naming the setting, each with its own exit code.
+// stop it gracefully on SIGTERM or SIGINT. A bad setting, a port in use, or an address it cannot listen on stops
+// the process with one line naming the settings, each with its own exit code.
 import type { Logger } from 'pino';
 import type { EventBus } from './bus.ts';
 import { systemClock } from './clock.ts';
@@ -11,11 +11,13 @@ import { releaseStartupMemorySoon } from './memory.ts';
 import { createMemoryBus } from './memory-bus.ts';
 import { connectNatsBus } from './nats-bus.ts';
 import { runService, type ServiceDefinition } from './runtime.ts';
-import { bindListener, type Listener, PortInUseError } from './server.ts';
+import { bindListener, ListenError, type Listener, PortInUseError } from './server.ts';
 
 // Exit codes of a process that cannot start (from sysexits.h), so scripts and supervisors can tell them apart.
 const EXIT_USAGE = 64;
 const EXIT_PORT_IN_USE = 69;
+// EX_OSERR: the system refused to listen on the address (not this machine's, or not allowed).
+const EXIT_CANNOT_LISTEN = 71;
 export const EXIT_CONFIG = 78;
 
 /** The settings every service has, named after it (CATALOG_PORT, CATALOG_DATABASE_URL...). */
@@ -111,8 +113,10 @@ export function loadConfigOrExit<S extends Parameters<typeof loadConfig>[0]>(
 }
 
 /**
- * Binds a service's port before anything is opened, or exits with the one line naming the port and its
- * setting (`CATALOG_PORT=7101: the port is already in use`).
+ * Binds a service's port before anything is opened, or exits with the one line naming its settings: the port's
+ * when it is in use (`CATALOG_PORT=7101: the port is already in use`), the host's and the port's when the
+ * address cannot be listened on (`CATALOG_HOST=192.0.2.1 CATALOG_PORT=7101: cannot listen: address not
+ * available`).
  */
 export async function bindServicePortOrExit(
   definition: ServiceDefinition,
@@ -121,10 +125,15 @@ export async function bindServicePortOrExit(
   try {
     return await bindListener(address.host, address.port);
   } catch (err) {
-    if (err instanceof PortInUseError) {
-      const setting = serviceSettings(definition.name, definition.defaultPort).port.env;
-      console.error(`${setting}=${address.port}: the port is already in use`);
-      process.exit(EXIT_PORT_IN_USE);
+    if (err instanceof ListenError) {
+      const settings = serviceSettings(definition.name, definition.defaultPort);
+      const port = `${settings.port.env}=${address.port}`;
+      if (err instanceof PortInUseError) {
+        console.error(`${port}: ${err.problem}`);
+        process.exit(EXIT_PORT_IN_USE);
+      }
+      console.error(`${settings.host.env}=${address.host} ${port}: ${err.problem}`);
+      process.exit(EXIT_CANNOT_LISTEN);
     }
     throw err;
   }

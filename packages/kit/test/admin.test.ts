@@ -2,7 +2,7 @@
 
 import { AdminService } from '@billing/proto/billing/admin/v1/admin_service_pb';
 import { defineEvent } from '@billing/proto/events/define';
-import { startTestService, type TestService } from '@billing/test/harness';
+import { rpcError, startTestService, type TestService, violations } from '@billing/test/harness';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { StringValueSchema, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
@@ -123,23 +123,33 @@ describe('parked events', () => {
 });
 
 describe('republishing', () => {
+  const unpublished = async () => {
+    const rows = await service.context.db
+      .fork()
+      .execute<{ n: string }[]>('select count(*) as n from outbox_event where published_at is null');
+    return Number(rows[0]?.n);
+  };
+
   test('events recorded since a time are published again', async () => {
     const since = new Date(Date.now() - 1_000);
     await service.context.db.transaction((em) =>
       recordEvent(em, alphaNoted, { value: 'again' }, { aggregateId: 'note-2', occurredTime: new Date() }),
     );
     service.context.relay.notify();
-    const unpublished = async () => {
-      const rows = await service.context.db
-        .fork()
-        .execute<{ n: string }[]>('select count(*) as n from outbox_event where published_at is null');
-      return Number(rows[0]?.n);
-    };
     for (let i = 0; i < 100 && (await unpublished()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await unpublished()).toBe(0);
     const { count } = await client.republishEvents({ requestId: 'p1', sinceTime: timestampFromDate(since) });
     expect(count).toBe(1n);
     for (let i = 0; i < 100 && (await unpublished()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await unpublished()).toBe(0);
+  });
+
+  test.each([
+    ['far in the future', 10n ** 15n],
+    ['far in the past', -(10n ** 12n)],
+  ])('a since_time %s is INVALID_ARGUMENT naming it, and republishes nothing', async (_name, seconds) => {
+    const err = await rpcError(client.republishEvents({ requestId: `p-${seconds}`, sinceTime: { seconds, nanos: 0 } }));
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['since_time']]);
     expect(await unpublished()).toBe(0);
   });
 

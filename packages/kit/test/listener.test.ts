@@ -1,12 +1,13 @@
-// A port bound ahead of serving (services bind theirs before opening anything): a second bind of it is
-// refused by name, and connections made while the service is still starting wait for the server.
+// A port bound ahead of serving (services bind theirs before opening anything): a second bind of it, or a bind
+// on an address that is not this machine's, is refused by name, and connections made while the service is still
+// starting wait for the server.
 import { connect } from 'node:net';
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { testLogger } from '@billing/test/harness';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { expect, test } from '@jest/globals';
-import { bindListener, type Listener, PortInUseError, startServerOn } from '../src/server.ts';
+import { bindListener, ListenError, type Listener, PortInUseError, startServerOn } from '../src/server.ts';
 
 const serveFeatures = (listener: Listener) =>
   startServerOn(listener, {
@@ -33,6 +34,14 @@ test('binding a port already bound fails with PortInUseError naming the port', a
   } finally {
     await listener.close();
   }
+});
+
+test("binding an address that is not this machine's fails with ListenError naming it and the reason", async () => {
+  // 192.0.2.1 is reserved for documentation (RFC 5737): no machine has it.
+  const bound = bindListener('192.0.2.1', 7101);
+  await expect(bound).rejects.toBeInstanceOf(ListenError);
+  await expect(bound).rejects.not.toBeInstanceOf(PortInUseError);
+  await expect(bound).rejects.toThrow('192.0.2.1:7101: cannot listen: address not available');
 });
 
 test('a call made before the server takes the port waits and is answered', async () => {

@@ -2,8 +2,10 @@
 // numbers are refused with INVALID_ARGUMENT naming the field before any handler runs, over every protocol, and
 // the answer never carries the value whole.
 
+import { AdminService } from '@billing/proto/billing/admin/v1/admin_service_pb';
 import { CatalogService, CreatePlanRequestSchema } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import type { FeatureKind } from '@billing/proto/billing/catalog/v1/resources_pb';
+import { EntitlementService } from '@billing/proto/billing/entitlement/v1/entitlement_service_pb';
 import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
 import type { SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
@@ -16,11 +18,13 @@ import {
   type DescMessage,
   type DescMethodUnary,
   type JsonObject,
+  toBinary,
 } from '@bufbuild/protobuf';
 import {
   FieldDescriptorProto_Label,
   FieldDescriptorProto_Type,
   FileDescriptorProtoSchema,
+  file_google_protobuf_wrappers,
 } from '@bufbuild/protobuf/wkt';
 import { Code, type ConnectError, createClient, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
@@ -66,6 +70,81 @@ const binaryIngestEvents = { ...UsageService.method.ingestEvents, input: twin } 
   typeof IngestEventsResponseSchema
 >;
 
+// A contract of wrapper fields, as a future service may declare them: a StringValue key, and StringValue ids in
+// a list, a map and a oneof (protobuf-es holds the singular one as a bare string, the others as messages).
+const { STRING, MESSAGE } = FieldDescriptorProto_Type;
+const { OPTIONAL, REPEATED } = FieldDescriptorProto_Label;
+const stringValue = '.google.protobuf.StringValue';
+const wrappers = createFileRegistry(
+  create(FileDescriptorProtoSchema, {
+    name: 'guard_test/wrappers.proto',
+    package: 'guard_test',
+    syntax: 'proto3',
+    dependency: ['google/protobuf/wrappers.proto'],
+    messageType: [
+      {
+        name: 'PutNoteRequest',
+        field: [
+          { name: 'note_key', jsonName: 'noteKey', number: 1, label: OPTIONAL, type: MESSAGE, typeName: stringValue },
+          { name: 'text', jsonName: 'text', number: 2, label: OPTIONAL, type: MESSAGE, typeName: stringValue },
+          {
+            name: 'reader_ids',
+            jsonName: 'readerIds',
+            number: 3,
+            label: REPEATED,
+            type: MESSAGE,
+            typeName: stringValue,
+          },
+          {
+            name: 'labels',
+            jsonName: 'labels',
+            number: 4,
+            label: REPEATED,
+            type: MESSAGE,
+            typeName: '.guard_test.PutNoteRequest.LabelsEntry',
+          },
+          {
+            name: 'owner_id',
+            jsonName: 'ownerId',
+            number: 5,
+            label: OPTIONAL,
+            type: MESSAGE,
+            typeName: stringValue,
+            oneofIndex: 0,
+          },
+          {
+            name: 'revision',
+            jsonName: 'revision',
+            number: 6,
+            label: OPTIONAL,
+            type: MESSAGE,
+            typeName: '.google.protobuf.Int64Value',
+          },
+        ],
+        nestedType: [
+          {
+            name: 'LabelsEntry',
+            field: [
+              { name: 'key', jsonName: 'key', number: 1, label: OPTIONAL, type: STRING },
+              { name: 'value', jsonName: 'value', number: 2, label: OPTIONAL, type: MESSAGE, typeName: stringValue },
+            ],
+            options: { mapEntry: true },
+          },
+        ],
+        oneofDecl: [{ name: 'owner' }],
+      },
+    ],
+    service: [
+      {
+        name: 'NoteService',
+        method: [{ name: 'PutNote', inputType: '.guard_test.PutNoteRequest', outputType: stringValue }],
+      },
+    ],
+  }),
+  (file) => (file === 'google/protobuf/wrappers.proto' ? file_google_protobuf_wrappers : undefined),
+);
+const putNote = wrappers.getService('guard_test.NoteService')?.methods[0] as DescMethodUnary;
+
 let server: ServerHandle;
 let baseUrl: string;
 /** The RPCs whose handler ran, by name, since the test started. */
@@ -73,43 +152,41 @@ let handled: string[] = [];
 /** How many messages the ingestion stream's handler read. */
 let streamed = 0;
 
+/** A handler that only records that it ran, under `name`. */
+const recorded = (name: string) => () => {
+  handled.push(name);
+  return {};
+};
+
 beforeAll(async () => {
   server = await startServer({
     host: '127.0.0.1',
     port: 0,
-    services: [CatalogService, CustomerService, SubscriptionService, UsageService],
+    services: [AdminService, CatalogService, CustomerService, EntitlementService, SubscriptionService, UsageService],
     logger: testLogger,
     interceptors: [errorInterceptor('billing.test', testLogger), requestGuard()],
     routes(router) {
+      router.service(AdminService, {
+        republishEvents: recorded('republishEvents'),
+      });
+      router.service(EntitlementService, {
+        reserve: recorded('reserve'),
+      });
+      router.rpc(putNote, recorded('putNote'));
       router.service(CatalogService, {
         getPlan: (req) => {
           handled.push('getPlan');
           return { plan: { key: req.planKey } };
         },
-        createPlan: () => {
-          handled.push('createPlan');
-          return {};
-        },
-        createFeature: () => {
-          handled.push('createFeature');
-          return {};
-        },
-        listFeatures: () => {
-          handled.push('listFeatures');
-          return {};
-        },
+        createPlan: recorded('createPlan'),
+        createFeature: recorded('createFeature'),
+        listFeatures: recorded('listFeatures'),
       });
       router.service(CustomerService, {
-        createCustomer: () => {
-          handled.push('createCustomer');
-          return {};
-        },
+        createCustomer: recorded('createCustomer'),
       });
       router.service(SubscriptionService, {
-        listSubscriptions: () => {
-          handled.push('listSubscriptions');
-          return {};
-        },
+        listSubscriptions: recorded('listSubscriptions'),
       });
       router.service(UsageService, {
         async ingestEventStream(requests) {
@@ -233,7 +310,47 @@ describe('text PostgreSQL cannot store', () => {
     entitlement.value.value = deep;
     const [found] = requestViolations(CreatePlanRequestSchema, request);
     expect(found?.field).toBe('spec.entitlements[0].config');
-    expect(found?.description).toBe(`at ${'["d"]'.repeat(100_000)}["leaf"]: "a\\u0000" holds a NUL character`);
+    expect(found?.description).toBe('at …["d"]["d"]["leaf"]: "a\\u0000" holds a NUL character');
+  });
+
+  test('a place deep in a Struct is described by its last three segments, each key quoted as a prefix', () => {
+    const long = 'k'.repeat(60);
+    const config: JsonObject = { a: { b: { [long]: [{ c: 'x\u0000' }] } } };
+    const request = create(CreatePlanRequestSchema, {
+      spec: { entitlements: [{ value: { case: 'config', value: config } }] },
+    });
+    expect(requestViolations(CreatePlanRequestSchema, request)).toEqual([
+      {
+        field: 'spec.entitlements[0].config',
+        description: `at …["${'k'.repeat(40)}…"][0]["c"]: "x\\u0000" holds a NUL character`,
+      },
+    ]);
+  });
+
+  test('over gRPC, a hundred and fifty refusals deep in Structs are an INVALID_ARGUMENT listing what fits in 4 KiB', async () => {
+    // Nine keys of 46 characters and a NUL at the leaf: each violation's place is long, and there are many.
+    const keys = Array.from({ length: 9 }, (_, depth) => `level_${depth}_${'x'.repeat(38)}`);
+    const config = keys.reduceRight<JsonObject>((inner, key) => ({ [key]: inner }), { leaf: 'a\u0000' });
+    const entitlements = Array.from({ length: 150 }, (_, i) => ({
+      featureKey: `feature_${i}`,
+      value: { case: 'config' as const, value: config },
+    }));
+    const err = await rpcError(catalog().createPlan({ requestId: 'r', key: 'team', spec: { entitlements } }));
+    expect([err.code, reason(err)]).toEqual([Code.InvalidArgument, 'INVALID_ARGUMENT']);
+    const place = `at …["level_7_${'x'.repeat(32)}…"]["level_8_${'x'.repeat(32)}…"]["leaf"]`;
+    expect(err.rawMessage).toBe(
+      `the request is not valid: spec.entitlements[0].config: ${place}: "a\\u0000" holds a NUL character (and 149 more)`,
+    );
+    // Each violation: 28-29 bytes of field, 136 of description, at most 9 of framing; 4,096 bytes hold 23.
+    const [detail] = err.findDetails(BadRequestSchema);
+    expect(detail?.fieldViolations.map((v) => v.field)).toEqual(
+      Array.from({ length: 23 }, (_, i) => `spec.entitlements[${i}].config`),
+    );
+    expect(toBinary(BadRequestSchema, create(BadRequestSchema, detail)).length).toBeLessThanOrEqual(4_096);
+    // What gRPC's C-core clients count against their 8 KiB: each trailer's name and value, and 32 bytes more.
+    const trailers = [...err.metadata].reduce((sum, [name, value]) => sum + name.length + value.length + 32, 0);
+    expect(trailers).toBeLessThan(8_192);
+    expect(handled).toEqual([]);
   });
 });
 
@@ -274,11 +391,13 @@ describe('keys and ids', () => {
     expect(handled).toEqual([]);
   });
 
-  test('over gRPC a hundred thousand bad ids are an INVALID_ARGUMENT listing the first hundred, counting all', async () => {
+  test('over gRPC a hundred thousand bad ids are an INVALID_ARGUMENT listing the first that fit in 4 KiB, counting all', async () => {
     const ancestorIds = Array.from({ length: 100_000 }, (_, i) => `a${i}\u0000`);
     const err = await rpcError(customers().createCustomer({ requestId: 'r', customer: { ancestorIds } }));
     expect(err.code).toBe(Code.InvalidArgument);
-    expect(violations(err)).toEqual(Array.from({ length: 100 }, (_, i) => `customer.ancestor_ids[${i}]`));
+    // Ids 0-9 take 24 + 32 + 9 bytes each (field, description, framing), ids 10-99 take 25 + 33 + 9: ten of the
+    // first and 51 of the second make 4,067 bytes, and a 62nd would pass 4,096.
+    expect(violations(err)).toEqual(Array.from({ length: 61 }, (_, i) => `customer.ancestor_ids[${i}]`));
     expect(err.rawMessage).toBe(
       'the request is not valid: customer.ancestor_ids[0]: "a0\\u0000" holds a NUL character (and 99999 more)',
     );
@@ -315,6 +434,125 @@ describe('enums', () => {
     await subscriptions.listSubscriptions({ states: [0, 1] });
     await catalog().createFeature({ requestId: 'r', feature: { key: 'sso', kind: 0 } });
     expect(handled).toEqual(['listSubscriptions', 'createFeature']);
+  });
+});
+
+describe('times', () => {
+  const admin = () => createClient(AdminService, grpc());
+  const FIRST_SECOND = -62_135_596_800n; // 0001-01-01T00:00:00Z
+  const LAST_SECOND = 253_402_300_799n; // 9999-12-31T23:59:59Z
+
+  test.each([
+    [
+      'far in the future',
+      { seconds: 10n ** 15n, nanos: 0 },
+      'not a time from 0001-01-01 to 9999-12-31 (seconds 1000000000000000)',
+    ],
+    [
+      'far in the past',
+      { seconds: -(10n ** 12n), nanos: 0 },
+      'not a time from 0001-01-01 to 9999-12-31 (seconds -1000000000000)',
+    ],
+    [
+      'a second before the first',
+      { seconds: FIRST_SECOND - 1n, nanos: 999_999_999 },
+      'not a time from 0001-01-01 to 9999-12-31 (seconds -62135596801)',
+    ],
+    [
+      'a second after the last',
+      { seconds: LAST_SECOND + 1n, nanos: 0 },
+      'not a time from 0001-01-01 to 9999-12-31 (seconds 253402300800)',
+    ],
+    ['with negative nanos', { seconds: 0n, nanos: -1 }, 'nanos must be from 0 to 999999999 (got -1)'],
+    [
+      'with a whole second of nanos',
+      { seconds: 0n, nanos: 1_000_000_000 },
+      'nanos must be from 0 to 999999999 (got 1000000000)',
+    ],
+  ])(
+    'a Timestamp %s is INVALID_ARGUMENT naming the field, before the handler',
+    async (_name, sinceTime, description) => {
+      const err = await rpcError(admin().republishEvents({ requestId: 'r', sinceTime }));
+      expect([err.code, fieldViolations(err)]).toEqual([Code.InvalidArgument, [['since_time', description]]]);
+      expect(handled).toEqual([]);
+    },
+  );
+
+  test('the first and the last instant a Timestamp may hold reach the handler', async () => {
+    await admin().republishEvents({ requestId: 'r', sinceTime: { seconds: FIRST_SECOND, nanos: 0 } });
+    await admin().republishEvents({ requestId: 'r', sinceTime: { seconds: LAST_SECOND, nanos: 999_999_999 } });
+    expect(handled).toEqual(['republishEvents', 'republishEvents']);
+  });
+
+  test('a Duration past 10,000 years, or with nanos of the other sign, is INVALID_ARGUMENT naming the field', async () => {
+    const entitlements = createClient(EntitlementService, grpc());
+    const refused = [
+      { seconds: 315_576_000_001n, nanos: 0 },
+      { seconds: -315_576_000_001n, nanos: 0 },
+      { seconds: 1n, nanos: -1 },
+      { seconds: -1n, nanos: 1 },
+      { seconds: 0n, nanos: 1_000_000_000 },
+    ];
+    const answers = [];
+    for (const ttl of refused)
+      answers.push(fieldViolations(await rpcError(entitlements.reserve({ requestId: 'r', ttl }))));
+    const range = 'not a duration of at most 10000 years either way';
+    const sign = 'nanos must be from -999999999 to 999999999, of the sign of seconds';
+    expect(answers).toEqual([
+      [['ttl', `${range} (seconds 315576000001)`]],
+      [['ttl', `${range} (seconds -315576000001)`]],
+      [['ttl', `${sign} (got -1)`]],
+      [['ttl', `${sign} (got 1)`]],
+      [['ttl', `${sign} (got 1000000000)`]],
+    ]);
+    expect(handled).toEqual([]);
+    for (const ttl of [
+      { seconds: 315_576_000_000n, nanos: 999_999_999 },
+      { seconds: -315_576_000_000n, nanos: -999_999_999 },
+      { seconds: 0n, nanos: -5 },
+    ]) {
+      await entitlements.reserve({ requestId: 'r', ttl });
+    }
+    expect(handled).toEqual(['reserve', 'reserve', 'reserve']);
+  });
+});
+
+describe('wrapper types', () => {
+  const put = (input: Record<string, unknown>) => grpc().unary(putNote, undefined, undefined, undefined, input);
+
+  test('a StringValue is checked as a string field of its name: its length limit, and text PostgreSQL cannot store', async () => {
+    const err = await rpcError(
+      put({
+        noteKey: 'k'.repeat(MAX_KEY_LENGTH + 1),
+        text: 'a\u0000b',
+        readerIds: [{ value: 'fine' }, { value: 'r'.repeat(MAX_ID_LENGTH + 1) }],
+        labels: { colour: { value: 'bl\u0000ue' } },
+        owner: { case: 'ownerId', value: { value: 'o\u0000' } },
+        revision: 7n,
+      }),
+    );
+    expect([err.code, fieldViolations(err)]).toEqual([
+      Code.InvalidArgument,
+      [
+        ['note_key', 'at most 64 characters (got 65)'],
+        ['text', '"a\\u0000b" holds a NUL character'],
+        ['reader_ids[1]', 'at most 128 characters (got 129)'],
+        ['labels["colour"]', '"bl\\u0000ue" holds a NUL character'],
+        ['owner_id', '"o\\u0000" holds a NUL character'],
+      ],
+    ]);
+    expect(handled).toEqual([]);
+  });
+
+  test('StringValues within their limits reach the handler', async () => {
+    await put({
+      noteKey: 'k'.repeat(MAX_KEY_LENGTH),
+      text: 'any length of text '.repeat(100),
+      readerIds: [{ value: 'r'.repeat(MAX_ID_LENGTH) }],
+      labels: { colour: { value: 'blue' } },
+      owner: { case: 'ownerId', value: { value: 'owner' } },
+    });
+    expect(handled).toEqual(['putNote']);
   });
 });
 

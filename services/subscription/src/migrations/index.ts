@@ -1,5 +1,5 @@
 // The subscription service's schema history, oldest first. Never edit a released migration: add a new one.
-import type { SqlMigration } from '@billing/kit/db';
+import type { SqlMigration } from '@billing/kit/migration';
 
 /** Every migration of the subscription database. */
 export const SUBSCRIPTION_MIGRATIONS: readonly SqlMigration[] = [

@@ -1,6 +1,6 @@
 // The CustomerService handlers: validate the request, call the use case, convert the result. Nothing else.
 import { mutate } from '@billing/kit/mutation';
-import type { ServiceContext } from '@billing/kit/runtime';
+import type { ServiceContext } from '@billing/kit/service-context';
 import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
 import type { ServiceImpl } from '@connectrpc/connect';
 import {

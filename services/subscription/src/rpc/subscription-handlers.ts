@@ -2,7 +2,7 @@
 // needs the catalog reads it before its transaction opens (service/plan-catalog.ts), so no database
 // transaction waits on the catalog.
 import { mutate } from '@billing/kit/mutation';
-import type { ServiceContext } from '@billing/kit/runtime';
+import type { ServiceContext } from '@billing/kit/service-context';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import type { ServiceImpl } from '@connectrpc/connect';
 import {

@@ -1,6 +1,7 @@
 // A usage event as ingested: validation against the documented limits, and the fingerprint that tells a
 // retry (same content) from a conflicting duplicate (same id, other content).
 import { hash } from 'node:crypto';
+import { isStorableText } from '@billing/kit/text';
 import { RejectReason } from '@billing/proto/billing/usage/v1/resources_pb';
 import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
 
@@ -105,14 +106,6 @@ export function isEventId(id: string): boolean {
 /** Longest customer external id and event type. */
 export const MAX_NAME_LENGTH = 128;
 
-// A UTF-16 surrogate without its pair (in a `u` expression, a pair is one code point, not a surrogate).
-const LONE_SURROGATE = /\p{Cs}/u;
-
-/** Whether PostgreSQL cannot store this text: it holds NUL, or a surrogate without its pair. */
-function unstorable(value: string): boolean {
-  return value.includes('\u0000') || LONE_SURROGATE.test(value);
-}
-
 // In JSON made by JSON.stringify, the escape of a NUL or of a surrogate (which it escapes only unpaired): a
 // backslash that no other backslash escapes, then u0000 or ud800-udfff.
 const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/i;
@@ -122,10 +115,10 @@ const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/i;
  * surrogate without its pair (PostgreSQL cannot store those).
  */
 export function isNameText(text: string): boolean {
-  return text.length >= 1 && text.length <= MAX_NAME_LENGTH && !unstorable(text);
+  return text.length >= 1 && text.length <= MAX_NAME_LENGTH && isStorableText(text);
 }
 
-/** Whether JSON made by JSON.stringify holds a string PostgreSQL cannot store (see unstorable). */
+/** Whether JSON made by JSON.stringify holds a string PostgreSQL cannot store (see isStorableText). */
 function unstorableJson(json: string): boolean {
   return json.includes('\\u') && UNSTORABLE_ESCAPE.test(json);
 }

@@ -1,5 +1,5 @@
 // The usage service's schema history, oldest first. Never edit a released migration: add a new one.
-import type { SqlMigration } from '@billing/kit/db';
+import type { SqlMigration } from '@billing/kit/migration';
 
 /** Every migration of the usage database. */
 export const USAGE_MIGRATIONS: readonly SqlMigration[] = [

@@ -2,7 +2,7 @@
 
 import { routeByCodec } from '@billing/kit/codec-route';
 import { mutate } from '@billing/kit/mutation';
-import type { ServiceContext } from '@billing/kit/runtime';
+import type { ServiceContext } from '@billing/kit/service-context';
 import { type IngestResult, IngestStatus, type UsageEvent } from '@billing/proto/billing/usage/v1/resources_pb';
 import {
   IngestEventStreamResponseSchema,
