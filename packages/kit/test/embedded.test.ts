@@ -4,7 +4,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Database, openDatabase, queryBound, type SqlMigration } from '@billing/kit/db';
+import { type Database, openDatabase, queryBound } from '@billing/kit/db';
+import type { SqlMigration } from '@billing/kit/migration';
 import { testLogger } from '@billing/test/harness';
 import { afterAll, expect, test } from '@jest/globals';
 
