@@ -13,7 +13,6 @@ import { UnavailableError } from './errors.ts';
 import { KIT_MIGRATIONS } from './kit-schema.ts';
 import type { SqlMigration } from './migration.ts';
 
-
 /** The entity manager every service uses (PostgreSQL or PGlite). */
 export type Em = SqlEntityManager;
 
