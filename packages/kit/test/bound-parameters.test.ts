@@ -1,11 +1,11 @@
 // The ORM's own statements reach PostgreSQL with bound parameters: the text holds `$n`, the values travel
 // beside it, and whatever a value holds (quotes, backslashes, question marks, JSON) comes back unchanged.
-import { createTestDatabase, type TestDatabase, testLogger } from '@billing/test/harness';
+import { createTestDatabase, type TestDatabase, testLogger, waitFor } from '@billing/test/harness';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { defineEntity, p, raw } from '@mikro-orm/core';
 import pg from 'pg';
 import { bindParameters } from '../src/bound-parameters.ts';
-import { type Database, openDatabase } from '../src/db.ts';
+import { type Database, openDatabase, queryBound } from '../src/db.ts';
 
 const NoteRow = defineEntity({
   name: 'NoteRow',
@@ -103,9 +103,21 @@ test('a statement of more values than PostgreSQL can bind still runs, as MikroOR
 });
 
 test("a statement keeps MikroORM's abort signal", async () => {
-  // Without the signal the statement would sleep its 30 seconds and resolve.
-  const em = db.orm.em.fork({ signal: AbortSignal.timeout(100) }) as typeof db.orm.em;
-  await expect(em.execute('select pg_sleep(30)')).rejects.toThrow();
+  // The signal is raised once the statement runs; without it the statement would sleep its 30 seconds and resolve.
+  const controller = new AbortController();
+  const em = db.orm.em.fork({ signal: controller.signal }) as typeof db.orm.em;
+  const sleeping = em.execute("select pg_sleep(30), 'abortable'");
+  await waitFor(
+    () =>
+      queryBound<{ n: number }>(
+        db.fork(),
+        `select count(*)::int as n from pg_stat_activity where query like $1 and state = 'active'`,
+        ["%pg_sleep(30), 'abortable'%"],
+      ),
+    (rows) => (rows[0]?.n ?? 0) > 0,
+  );
+  controller.abort();
+  await expect(sleeping).rejects.toThrow();
 });
 
 test('MikroORM placeholder syntax: values, identifiers, escaped marks, lists, objects, raw fragments', () => {
