@@ -13,6 +13,7 @@ export * from './nats.ts';
 export * from './postgres.ts';
 export * from './processes.ts';
 export * from './rpc-errors.ts';
+export * from './wait.ts';
 
 /** A logger for tests: silent unless TEST_LOG_LEVEL is set. */
 export const testLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -51,17 +52,6 @@ export async function startTestService(
       await database.drop();
     },
   };
-}
-
-/** Reads `read` every 50 ms until `ok` holds, and returns that value; fails after `timeoutMs`. */
-export async function waitFor<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`the condition never held within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** The events of one type a service recorded in its outbox (of one aggregate, if given), in order, decoded. */

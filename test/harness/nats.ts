@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { waitFor } from './wait.ts';
 
 /** The server tests use: TEST_NATS_URL, or the local one. */
 export const TEST_NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -58,17 +59,14 @@ export interface PrivateNats {
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
 
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const nc = await connect({ servers: `nats://127.0.0.1:${port}`, reconnect: false });
-      await nc.close();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+/** Whether a NATS server accepts a connection on `port` now. */
+async function acceptsConnections(port: number): Promise<boolean> {
+  try {
+    const nc = await connect({ servers: `nats://127.0.0.1:${port}`, reconnect: false });
+    await nc.close();
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -90,7 +88,7 @@ export async function privateNats(): Promise<PrivateNats> {
     url: `nats://127.0.0.1:${port}`,
     async start() {
       child = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
-      await waitForPort(port, 10_000);
+      await waitFor(() => acceptsConnections(port), Boolean, 10_000);
     },
     stop,
     async destroy() {

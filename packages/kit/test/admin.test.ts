@@ -2,7 +2,7 @@
 
 import { AdminService } from '@billing/proto/billing/admin/v1/admin_service_pb';
 import { defineEvent } from '@billing/proto/events/define';
-import { rpcError, startTestService, type TestService, violations } from '@billing/test/harness';
+import { rpcError, startTestService, type TestService, violations, waitFor } from '@billing/test/harness';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { StringValueSchema, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
@@ -17,7 +17,8 @@ import type { ServiceDefinition } from '../src/runtime.ts';
 const noteAdded = defineEvent('billing.beta.note.added', StringValueSchema);
 const alphaNoted = defineEvent('billing.alpha.note.added', StringValueSchema);
 const applied: string[] = [];
-let broken = true;
+// The notes whose cause an operator has fixed; every other note fails.
+const fixed = new Set<string>();
 
 const alpha: ServiceDefinition = {
   name: 'alpha',
@@ -33,7 +34,7 @@ const alpha: ServiceDefinition = {
       maxAttempts: 2,
       handlers: [
         on(noteAdded, async (_em, e) => {
-          if (broken) throw new Error(`cannot take ${e.payload.value}`);
+          if (!fixed.has(e.payload.value)) throw new Error(`cannot take ${e.payload.value}`);
           applied.push(e.payload.value);
         }),
       ],
@@ -55,60 +56,81 @@ afterAll(async () => {
   await bus.close();
 });
 
-describe('parked events', () => {
-  test('a message its consumer gave up on is listed, refused while still failing, then replayed once', async () => {
-    const eventId = newUlid();
-    await bus.publish({
-      subject: noteAdded.subject,
-      envelope: {
-        eventId,
-        eventType: noteAdded.type,
-        schema: StringValueSchema.typeName,
-        aggregateId: 'note-1',
-        aggregateSeq: 1,
-        occurredTime: new Date(),
-        producer: 'beta',
-      },
-      payload: toBinary(StringValueSchema, create(StringValueSchema, { value: 'hello' })),
-    });
-    let listed: Awaited<ReturnType<typeof client.listParkedEvents>> | undefined;
-    for (let i = 0; i < 100 && !listed?.parkedEvents.length; i++) {
-      listed = await client.listParkedEvents({ consumer: 'alpha-notes' });
-      if (!listed.parkedEvents.length) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(listed?.parkedEvents).toHaveLength(1);
-    expect(listed?.parkedEvents[0]).toMatchObject({
-      consumer: 'alpha-notes',
+/** Publishes a note and waits until its consumer gave up on it; returns its event id. */
+async function parkedNote(value: string): Promise<string> {
+  const eventId = newUlid();
+  await bus.publish({
+    subject: noteAdded.subject,
+    envelope: {
       eventId,
-      subject: 'billing.beta.note.added',
-      error: 'cannot take hello',
-      attempts: 2,
-    });
+      eventType: noteAdded.type,
+      schema: StringValueSchema.typeName,
+      aggregateId: `note-${value}`,
+      aggregateSeq: 1,
+      occurredTime: new Date(),
+      producer: 'beta',
+    },
+    payload: toBinary(StringValueSchema, create(StringValueSchema, { value })),
+  });
+  await waitFor(
+    () => client.listParkedEvents({ consumer: 'alpha-notes' }),
+    (listed) => listed.parkedEvents.some((p) => p.eventId === eventId),
+  );
+  return eventId;
+}
 
-    const refused = await client
-      .replayParkedEvent({ requestId: 'r1', consumer: 'alpha-notes', eventId })
-      .catch((e: unknown) => ConnectError.from(e));
-    expect(refused).toMatchObject({ code: Code.FailedPrecondition });
-    expect((await client.listParkedEvents({})).parkedEvents).toHaveLength(1);
+/** The parked events of that id, of any consumer. */
+async function parkedOf(eventId: string) {
+  return (await client.listParkedEvents({})).parkedEvents.filter((p) => p.eventId === eventId);
+}
 
-    broken = false;
-    expect(await client.replayParkedEvent({ requestId: 'r2', consumer: 'alpha-notes', eventId })).toMatchObject({
-      applied: true,
-    });
-    expect(await client.replayParkedEvent({ requestId: 'r2', consumer: 'alpha-notes', eventId })).toMatchObject({
-      applied: true,
-    });
-    expect(applied).toEqual(['hello']);
-    expect((await client.listParkedEvents({})).parkedEvents).toHaveLength(0);
-    const gone = await client
-      .replayParkedEvent({ requestId: 'r3', consumer: 'alpha-notes', eventId })
-      .catch((e: unknown) => ConnectError.from(e));
-    expect(gone).toMatchObject({ code: Code.NotFound });
+/** Asks for a replay; answers the response or the error. */
+function replay(requestId: string, eventId: string) {
+  return client
+    .replayParkedEvent({ requestId, consumer: 'alpha-notes', eventId })
+    .catch((e: unknown) => ConnectError.from(e));
+}
+
+describe('parked events', () => {
+  test('a message its consumer gave up on is listed with its last error and attempts', async () => {
+    const eventId = await parkedNote('hello');
+    const listed = await client.listParkedEvents({ consumer: 'alpha-notes' });
+    expect(listed.parkedEvents.filter((p) => p.eventId === eventId)).toEqual([
+      expect.objectContaining({
+        consumer: 'alpha-notes',
+        eventId,
+        subject: 'billing.beta.note.added',
+        error: 'cannot take hello',
+        attempts: 2,
+      }),
+    ]);
+  });
+
+  test('a replay while its handler still fails is FAILED_PRECONDITION, and the message stays parked', async () => {
+    const eventId = await parkedNote('still-broken');
+    expect(await replay('r1', eventId)).toMatchObject({ code: Code.FailedPrecondition });
+    expect(await parkedOf(eventId)).toHaveLength(1);
+  });
+
+  test('a replay once fixed applies the message once, even when the request is retried, and unlists it', async () => {
+    const eventId = await parkedNote('fixed');
+    fixed.add('fixed');
+    expect(await replay('r2', eventId)).toMatchObject({ applied: true });
+    expect(await replay('r2', eventId)).toMatchObject({ applied: true });
+    expect(applied.filter((value) => value === 'fixed')).toEqual(['fixed']);
+    expect(await parkedOf(eventId)).toHaveLength(0);
+  });
+
+  test('a message replayed already is NOT_FOUND to a new replay', async () => {
+    const eventId = await parkedNote('replayed');
+    fixed.add('replayed');
+    expect(await replay('r3', eventId)).toMatchObject({ applied: true });
+    expect(await replay('r4', eventId)).toMatchObject({ code: Code.NotFound });
   });
 
   test('an unknown consumer is NOT_FOUND', async () => {
     const err = await client
-      .replayParkedEvent({ requestId: 'r4', consumer: 'nobody', eventId: 'x' })
+      .replayParkedEvent({ requestId: 'r5', consumer: 'nobody', eventId: 'x' })
       .catch((e: unknown) => ConnectError.from(e));
     expect(err).toMatchObject({ code: Code.NotFound });
   });
@@ -116,7 +138,7 @@ describe('parked events', () => {
   test('over gRPC, a megabyte consumer name is a short NOT_FOUND quoting a prefix of it', async () => {
     const consumer = 'c'.repeat(1_000_000);
     const err = await client
-      .replayParkedEvent({ requestId: 'r5', consumer, eventId: 'x' })
+      .replayParkedEvent({ requestId: 'r6', consumer, eventId: 'x' })
       .catch((e: unknown) => ConnectError.from(e));
     expect(err).toMatchObject({ code: Code.NotFound, rawMessage: `this service has no consumer "${'c'.repeat(40)}…"` });
   });
@@ -136,12 +158,10 @@ describe('republishing', () => {
       recordEvent(em, alphaNoted, { value: 'again' }, { aggregateId: 'note-2', occurredTime: new Date() }),
     );
     service.context.relay.notify();
-    for (let i = 0; i < 100 && (await unpublished()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await unpublished()).toBe(0);
+    await waitFor(unpublished, (n) => n === 0);
     const { count } = await client.republishEvents({ requestId: 'p1', sinceTime: timestampFromDate(since) });
     expect(count).toBe(1n);
-    for (let i = 0; i < 100 && (await unpublished()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await unpublished()).toBe(0);
+    await waitFor(unpublished, (n) => n === 0);
   });
 
   test.each([

@@ -16,14 +16,20 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/gl
 import pg from 'pg';
 import type { EventBus, Subscription } from '../src/bus.ts';
 import { listParkedEvents, on, replayParkedEvent, startConsumer } from '../src/consumer.ts';
-import { type Database, type Em, openDatabase } from '../src/db.ts';
+import { type Database, type Em, openDatabase, queryBound } from '../src/db.ts';
 import type { BusMessage } from '../src/events.ts';
 import { newUlid } from '../src/ids.ts';
 import { createMemoryBus } from '../src/memory-bus.ts';
 import { connectNatsBus } from '../src/nats-bus.ts';
-import { createOutboxRelay, eventRecord, pruneOutbox, recordEvent, recordEvents } from '../src/outbox.ts';
+import {
+  createOutboxRelay,
+  eventRecord,
+  type OutboxRelay,
+  pruneOutbox,
+  recordEvent,
+  recordEvents,
+} from '../src/outbox.ts';
 import { withTraceparent } from '../src/trace.ts';
-import { eventually } from './bus-contract.ts';
 
 const noted = defineEvent('billing.alpha.note.added', StringValueSchema);
 
@@ -67,13 +73,14 @@ describe('outbox and consumers', () => {
   const consume = async (
     name: string,
     seen: string[],
-    options: { fail?: (value: string) => boolean; maxAttempts?: number } = {},
+    options: { fail?: (note: string) => boolean; maxAttempts?: number } = {},
   ) => {
     const handlers = [
       on(noted, async (em, event) => {
-        if (options.fail?.(event.payload.value)) throw new Error(`cannot take ${event.payload.value}`);
+        const note = `${event.envelope.aggregateId}:${event.envelope.aggregateSeq}:${event.payload.value}`;
+        if (options.fail?.(note)) throw new Error(`cannot take ${event.payload.value}`);
         await em.execute('select 1');
-        seen.push(`${event.envelope.aggregateId}:${event.envelope.aggregateSeq}:${event.payload.value}`);
+        seen.push(note);
       }),
     ];
     const subscription: Subscription = await startConsumer({
@@ -88,6 +95,48 @@ describe('outbox and consumers', () => {
     });
     stops.push(() => subscription.stop());
     return handlers;
+  };
+
+  /** Starts a relay of the outbox to `relayBus`, stopped after the test. */
+  const startRelay = (relayBus: EventBus = bus): OutboxRelay => {
+    const relay = createOutboxRelay({ db, bus: relayBus, logger: testLogger, pollIntervalMs: 20 });
+    relay.start();
+    stops.push(() => relay.stop());
+    return relay;
+  };
+
+  /**
+   * Records a marker note of a fresh aggregate and waits until the consumer filling `seen` applied it. A consumer
+   * takes its stream in order, so whatever was published before the marker it has taken by then: a second copy
+   * of an earlier event would have been applied already, if it were going to be.
+   */
+  const passMarker = async (seen: string[], aggregateId: string) => {
+    await record(aggregateId, 'marker');
+    await waitFor(
+      () => seen,
+      (notes) => notes.includes(`${aggregateId}:1:marker`),
+    );
+  };
+
+  /**
+   * The shared bus, except that the first publish of an event of `aggregateId` fails: before it reaches NATS
+   * (no acknowledgement) or after (the relay crashed before stamping it). Every publish asked for is in `sent`.
+   */
+  const failingOnce = (aggregateId: string, when: 'before publishing' | 'after publishing') => {
+    const sent: string[] = [];
+    let failures = 1;
+    const failing: EventBus = {
+      ...bus,
+      async publish(message) {
+        sent.push(`${message.envelope.aggregateId}:${message.envelope.aggregateSeq}`);
+        const fails = message.envelope.aggregateId === aggregateId && failures-- > 0;
+        if (fails && when === 'before publishing') throw new Error('no acknowledgement');
+        const result = await bus.publish(message);
+        if (fails) throw new Error('crash after publish');
+        return result;
+      },
+    };
+    return { bus: failing, sent };
   };
 
   const stamp = (sql: string) => db.transaction((em) => em.execute(sql));
@@ -105,8 +154,15 @@ describe('outbox and consumers', () => {
     expect(row?.jit).toBe('off');
   });
 
-  test("pruning deletes rows published before the retention, but never an aggregate's newest or an unpublished one", async () => {
-    try {
+  describe('pruning', () => {
+    afterEach(() => stamp("delete from outbox_event where aggregate_id like 'prune-%'"));
+
+    /** Records `count` notes of `aggregate`. */
+    const recordNotes = async (aggregate: string, count: number) => {
+      for (let i = 0; i < count; i++) await record(aggregate, `${aggregate}-${i + 1}`);
+    };
+
+    test("deletes rows published before the retention, but never an aggregate's newest or an unpublished one", async () => {
       for (const [aggregate, count] of [
         ['prune-a', 3],
         ['prune-b', 1],
@@ -114,7 +170,7 @@ describe('outbox and consumers', () => {
         ['prune-d', 2],
         ['prune-e', 2],
       ] as const) {
-        for (let i = 0; i < count; i++) await record(aggregate, `${aggregate}-${i + 1}`);
+        await recordNotes(aggregate, count);
       }
       await stamp(
         `update outbox_event set published_at = now() - interval '2 hours'
@@ -139,11 +195,20 @@ describe('outbox and consumers', () => {
         'prune-e:1',
         'prune-e:2',
       ]);
-      // The newest row kept, an aggregate's numbering goes on.
+    });
+
+    test("keeps an aggregate's numbering going on from its newest row", async () => {
+      await recordNotes('prune-a', 3);
+      await stamp("update outbox_event set published_at = now() - interval '2 hours' where aggregate_id = 'prune-a'");
+      expect(await pruneOutbox(db, 3_600_000)).toBe(2);
       await record('prune-a', 'prune-a-4');
-      expect(await pruneRows()).toContain('prune-a:4');
-      // A relay given a retention prunes on its own (on a bus of its own: the rows it publishes stay out of NATS).
+      expect(await pruneRows()).toEqual(['prune-a:3', 'prune-a:4']);
+    });
+
+    test('runs on its own in a relay given a retention', async () => {
+      await recordNotes('prune-d', 2);
       await stamp("update outbox_event set published_at = now() - interval '2 hours' where aggregate_id = 'prune-d'");
+      // On a bus of its own: the rows it publishes stay out of NATS.
       const memory = createMemoryBus();
       const relay = createOutboxRelay({ db, bus: memory, logger: testLogger, retentionMs: 3_600_000 });
       relay.start();
@@ -153,32 +218,36 @@ describe('outbox and consumers', () => {
       });
       await waitFor(pruneRows, (rows) => !rows.includes('prune-d:1'));
       expect(await pruneRows()).toContain('prune-d:2');
-    } finally {
-      await stamp("delete from outbox_event where aggregate_id like 'prune-%'");
-    }
-  });
+    });
 
-  test('pruning keeps the rows an operator is republishing while it runs', async () => {
-    try {
-      for (let i = 0; i < 3; i++) await record('prune-r', `r${i}`);
+    test('keeps the rows an operator is republishing while it runs', async () => {
+      await recordNotes('prune-r', 3);
       await stamp("update outbox_event set published_at = now() - interval '2 hours' where aggregate_id = 'prune-r'");
       const operator = new pg.Client({ connectionString: database.url });
       await operator.connect();
       try {
         await operator.query('begin');
         await operator.query("update outbox_event set published_at = null where aggregate_id = 'prune-r'");
-        // The prune reads the rows as published long ago, then waits for the operator's transaction.
+        const [session] = (await operator.query<{ pid: number }>('select pg_backend_pid() as pid')).rows;
+        // The prune reads the rows as published long ago, then waits for the operator's transaction: the operator
+        // commits once the prune is seen waiting for it.
         const pruning = pruneOutbox(db, 3_600_000);
-        await new Promise((r) => setTimeout(r, 300));
+        await waitFor(
+          () =>
+            queryBound<{ n: string }>(
+              db.fork(),
+              'select count(*) as n from pg_stat_activity where $1::int = any(pg_blocking_pids(pid))',
+              [session?.pid],
+            ),
+          ([waiting]) => Number(waiting?.n) > 0,
+        );
         await operator.query('commit');
         expect(await pruning).toBe(0);
       } finally {
         await operator.end();
       }
       expect(await pruneRows()).toEqual(['prune-r:1', 'prune-r:2', 'prune-r:3']);
-    } finally {
-      await stamp("delete from outbox_event where aggregate_id like 'prune-%'");
-    }
+    });
   });
 
   test('events are numbered per aggregate and delivered in order, exactly once', async () => {
@@ -186,12 +255,13 @@ describe('outbox and consumers', () => {
     await record('agg-b', 'x');
     await record('agg-a', 'two');
     await record('agg-a', 'three');
-    const relay = createOutboxRelay({ db, bus, logger: testLogger, pollIntervalMs: 20 });
-    relay.start();
-    stops.push(() => relay.stop());
+    startRelay();
     const seen: string[] = [];
     await consume('alpha-order', seen);
-    await eventually(() => seen.length === 4, 'four events');
+    await waitFor(
+      () => seen.length,
+      (n) => n === 4,
+    );
     expect(seen.filter((s) => s.startsWith('agg-a'))).toEqual(['agg-a:1:one', 'agg-a:2:two', 'agg-a:3:three']);
     expect(seen).toContain('agg-b:1:x');
   });
@@ -207,12 +277,13 @@ describe('outbox and consumers', () => {
       ]),
     );
     expect(envelopes.map((e) => `${e.aggregateId}:${e.aggregateSeq}`)).toEqual(['agg-e:2', 'agg-f:1', 'agg-e:3']);
-    const relay = createOutboxRelay({ db, bus, logger: testLogger, pollIntervalMs: 20 });
-    relay.start();
-    stops.push(() => relay.stop());
+    startRelay();
     const seen: string[] = [];
     await consume('alpha-batch', seen);
-    await eventually(() => seen.filter((x) => /^agg-[ef]:/.test(x)).length === 4, 'four events');
+    await waitFor(
+      () => seen.filter((x) => /^agg-[ef]:/.test(x)).length,
+      (n) => n === 4,
+    );
     expect(seen.filter((x) => x.startsWith('agg-e'))).toEqual(['agg-e:1:first', 'agg-e:2:e2', 'agg-e:3:e3']);
   });
 
@@ -258,68 +329,70 @@ describe('outbox and consumers', () => {
     expect(Number(rows[0]?.n)).toBe(0);
   });
 
-  test('a relay that publishes but crashes before marking republishes, and consumers apply once', async () => {
-    await record('agg-c', 'once');
-    let crashes = 1;
-    const crashingBus: EventBus = {
-      ...bus,
-      async publish(message) {
-        const result = await bus.publish(message);
-        if (message.envelope.aggregateId === 'agg-c' && crashes-- > 0) throw new Error('crash after publish');
-        return result;
-      },
-    };
-    const relay = createOutboxRelay({ db, bus: crashingBus, logger: testLogger, pollIntervalMs: 20 });
-    relay.start();
-    stops.push(() => relay.stop());
-    const seen: string[] = [];
-    await consume('alpha-crash', seen);
-    await eventually(() => seen.includes('agg-c:1:once'), 'the event');
+  test('a relay that crashes after publishing, before stamping, publishes the event again', async () => {
+    await record('agg-c1', 'once');
+    const crashing = failingOnce('agg-c1', 'after publishing');
+    const relay = startRelay(crashing.bus);
     expect(await relay.flush(5_000)).toBe(0);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(seen.filter((s) => s.startsWith('agg-c'))).toEqual(['agg-c:1:once']);
+    expect(crashing.sent.filter((s) => s.startsWith('agg-c1:'))).toEqual(['agg-c1:1', 'agg-c1:1']);
   });
 
+  test('consumers apply once an event its relay published twice, having crashed before stamping it', async () => {
+    await record('agg-c2', 'once');
+    const relay = startRelay(failingOnce('agg-c2', 'after publishing').bus);
+    const seen: string[] = [];
+    await consume('alpha-crash', seen);
+    await waitFor(
+      () => seen,
+      (notes) => notes.includes('agg-c2:1:once'),
+    );
+    expect(await relay.flush(5_000)).toBe(0);
+    await passMarker(seen, 'marker-crash');
+    expect(seen.filter((s) => s.startsWith('agg-c2:'))).toEqual(['agg-c2:1:once']);
+  });
+
+  /** Records two notes of each of three aggregates, the second of whose first publish fails (the three in flight). */
+  const recordPipelined = async (prefix: string) => {
+    for (const seq of [1, 2]) for (const n of [1, 2, 3]) await record(`${prefix}${n}`, `v${seq}`);
+    // The second of the three in flight fails once; the third is acknowledged before the retry.
+    return failingOnce(`${prefix}2`, 'before publishing');
+  };
+
   test('a publish failing among others in flight keeps every aggregate in order, each event applied once', async () => {
-    for (const seq of [1, 2])
-      for (const aggregate of ['agg-f1', 'agg-f2', 'agg-f3']) await record(aggregate, `v${seq}`);
-    let failures = 1;
-    const sent: string[] = [];
-    const failingBus: EventBus = {
-      ...bus,
-      async publish(message) {
-        sent.push(`${message.envelope.aggregateId}:${message.envelope.aggregateSeq}`);
-        // The second of the three in flight fails once; the third is acknowledged before the retry.
-        if (message.envelope.aggregateId === 'agg-f2' && failures-- > 0) throw new Error('no acknowledgement');
-        return bus.publish(message);
-      },
-    };
-    const relay = createOutboxRelay({ db, bus: failingBus, logger: testLogger, pollIntervalMs: 20 });
-    relay.start();
-    stops.push(() => relay.stop());
+    const relay = startRelay((await recordPipelined('agg-f')).bus);
     const seen: string[] = [];
     await consume('alpha-pipelined', seen);
-    await eventually(() => seen.filter((s) => /^agg-f\d:/.test(s)).length >= 6, 'six events');
+    await waitFor(
+      () => seen.filter((s) => /^agg-f\d:/.test(s)).length,
+      (n) => n >= 6,
+    );
     expect(await relay.flush(5_000)).toBe(0);
-    await new Promise((r) => setTimeout(r, 200));
+    await passMarker(seen, 'marker-pipelined');
     for (const aggregate of ['agg-f1', 'agg-f2', 'agg-f3']) {
       expect(seen.filter((s) => s.startsWith(`${aggregate}:`))).toEqual([`${aggregate}:1:v1`, `${aggregate}:2:v2`]);
     }
-    // What was acknowledged beside the failure is stamped, not sent again; only the failed one is.
-    expect(sent.filter((s) => s.startsWith('agg-f')).sort()).toEqual([
-      'agg-f1:1',
-      'agg-f1:2',
-      'agg-f2:1',
-      'agg-f2:1',
-      'agg-f2:2',
-      'agg-f3:1',
-      'agg-f3:2',
+  });
+
+  test('of publishes in flight together, only the failing one is sent again: those acknowledged beside it are stamped', async () => {
+    const failing = await recordPipelined('agg-s');
+    const relay = startRelay(failing.bus);
+    expect(await relay.flush(5_000)).toBe(0);
+    expect(failing.sent.filter((s) => s.startsWith('agg-s')).sort()).toEqual([
+      'agg-s1:1',
+      'agg-s1:2',
+      'agg-s2:1',
+      'agg-s2:1',
+      'agg-s2:2',
+      'agg-s3:1',
+      'agg-s3:2',
     ]);
   });
 
   test('a consumer skips an event id it has already applied', async () => {
     const memory = createMemoryBus();
-    // A bus that delivers every message twice, as JetStream may after a lost acknowledgement.
+    // A bus that delivers every message twice, as JetStream may after a lost acknowledgement, and counts the
+    // messages it has delivered twice.
+    let deliveredTwice = 0;
     const twice: EventBus = {
       ...memory,
       consume: (options) =>
@@ -328,6 +401,7 @@ describe('outbox and consumers', () => {
           handle: async (delivery) => {
             await options.handle(delivery);
             await options.handle({ ...delivery, deliveryCount: delivery.deliveryCount + 1 });
+            deliveredTwice++;
           },
         }),
     };
@@ -350,40 +424,69 @@ describe('outbox and consumers', () => {
       envelope,
       payload: new Uint8Array([10, 5, 116, 119, 105, 99, 101]),
     });
-    await eventually(() => seen.length >= 1, 'the event');
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(
+      () => deliveredTwice,
+      (n) => n === 1,
+    );
     expect(seen).toEqual(['twice']);
   });
 
-  test('a message that keeps failing is parked, listed, and replayed once fixed', async () => {
-    await record('agg-p', 'poison');
-    await record('agg-p', 'after');
-    const relay = createOutboxRelay({ db, bus, logger: testLogger, pollIntervalMs: 20 });
-    relay.start();
-    stops.push(() => relay.stop());
+  /**
+   * Records a note of `aggregateId` that the consumer `name` cannot take and one after it, and waits until the
+   * consumer went past the first. Returns the first one's event id, the notes of the aggregate the consumer
+   * applied, a replay of a parked event by that consumer, and a fix of the cause.
+   */
+  const poisoned = async (name: string, aggregateId: string) => {
+    const poison = await record(aggregateId, 'poison');
+    await record(aggregateId, 'after');
+    startRelay();
     const seen: string[] = [];
     let broken = true;
-    const handlers = await consume('alpha-park', seen, { fail: (v) => v === 'poison' && broken, maxAttempts: 3 });
-    await eventually(() => seen.some((s) => s.startsWith('agg-p')), 'the next event after the parked one');
-    expect(seen.filter((s) => s.startsWith('agg-p'))).toEqual(['agg-p:2:after']);
-    const parked = await listParkedEvents(db, { consumer: 'alpha-park' });
-    expect(parked).toHaveLength(1);
-    expect(parked[0]).toMatchObject({
-      consumer: 'alpha-park',
-      subject: noted.subject,
-      attempts: 3,
-      error: 'cannot take poison',
+    const handlers = await consume(name, seen, {
+      fail: (note) => note === `${aggregateId}:1:poison` && broken,
+      maxAttempts: 3,
     });
-    broken = false;
-    const eventId = parked[0]?.eventId ?? '';
-    expect(
-      await db.transaction((em) => replayParkedEvent(em, { name: 'alpha-park', stream: 'alpha', handlers }, eventId)),
-    ).toBe(true);
-    expect(seen.filter((s) => s.startsWith('agg-p'))).toEqual(['agg-p:2:after', 'agg-p:1:poison']);
-    expect(await listParkedEvents(db, { consumer: 'alpha-park' })).toHaveLength(0);
-    expect(
-      await db.transaction((em) => replayParkedEvent(em, { name: 'alpha-park', stream: 'alpha', handlers }, eventId)),
-    ).toBe(false);
+    const applied = () => seen.filter((s) => s.startsWith(`${aggregateId}:`));
+    await waitFor(applied, (notes) => notes.length > 0);
+    return {
+      eventId: poison.eventId,
+      applied,
+      replay: (eventId: string) =>
+        db.transaction((em) => replayParkedEvent(em, { name, stream: 'alpha', handlers }, eventId)),
+      fix: () => {
+        broken = false;
+      },
+    };
+  };
+
+  test('a message that keeps failing is parked and listed, and its consumer goes on past it', async () => {
+    const { eventId, applied } = await poisoned('alpha-park', 'agg-p');
+    expect(applied()).toEqual(['agg-p:2:after']);
+    expect(await listParkedEvents(db, { consumer: 'alpha-park' })).toEqual([
+      expect.objectContaining({
+        consumer: 'alpha-park',
+        eventId,
+        subject: noted.subject,
+        attempts: 3,
+        error: 'cannot take poison',
+      }),
+    ]);
+  });
+
+  test('a parked message replayed once fixed is applied and no longer listed', async () => {
+    const { eventId, applied, replay, fix } = await poisoned('alpha-replay', 'agg-q');
+    fix();
+    expect(await replay(eventId)).toBe(true);
+    expect(applied()).toEqual(['agg-q:2:after', 'agg-q:1:poison']);
+    expect(await listParkedEvents(db, { consumer: 'alpha-replay' })).toHaveLength(0);
+  });
+
+  test('a parked message replayed already is not replayed again', async () => {
+    const { eventId, applied, replay, fix } = await poisoned('alpha-replay-twice', 'agg-u');
+    fix();
+    expect(await replay(eventId)).toBe(true);
+    expect(await replay(eventId)).toBe(false);
+    expect(applied()).toEqual(['agg-u:2:after', 'agg-u:1:poison']);
   });
 
   /** A note that was never recorded here, for the buses below. */
@@ -401,20 +504,32 @@ describe('outbox and consumers', () => {
     payload: toBinary(StringValueSchema, create(StringValueSchema, { value })),
   });
 
-  /** A bus that hands `message` to the consumer once, as its `deliveryCount`th delivery, before consume returns. */
-  const deliveringOnce = (message: BusMessage, deliveryCount: number): EventBus => ({
+  /**
+   * A bus that hands `message` to the consumer once, as its `deliveryCount`th delivery, before consume returns;
+   * `working` hears each time the consumer says it is still at it (before every retry).
+   */
+  const deliveringOnce = (message: BusMessage, deliveryCount: number, working = () => {}): EventBus => ({
     survivesRestart: true,
     ensureStream: async () => {},
     publish: async () => ({ duplicate: false }),
     consume: async (options) => {
-      await options.handle({ message, deliveryCount, working: () => {} });
+      await options.handle({ message, deliveryCount, working });
       return { stop: async () => {} };
     },
     close: async () => {},
   });
 
-  test('events recorded while applying an event carry its trace context; invalid ones are dropped', async () => {
-    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  /** The trace context recorded with the outbox rows of those aggregates, by aggregate. */
+  const traceparents = (aggregateIds: string[]) =>
+    queryBound<{ aggregate_id: string; traceparent: string | null }>(
+      db.fork(),
+      'select aggregate_id, traceparent from outbox_event where aggregate_id = any($1::text[]) order by 1',
+      [aggregateIds],
+    );
+
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+  test('events recorded while applying an event carry its trace context', async () => {
     const traced = { ...unrecordedNote('traced'), envelope: { ...unrecordedNote('traced').envelope, traceparent } };
     await startConsumer({
       name: 'alpha-traced',
@@ -433,52 +548,67 @@ describe('outbox and consumers', () => {
       bus: deliveringOnce(traced, 1),
       logger: testLogger,
     });
+    expect(await traceparents(['trace-fwd'])).toEqual([{ aggregate_id: 'trace-fwd', traceparent }]);
+  });
+
+  test('events recorded in an invalid trace context carry none', async () => {
     await withTraceparent('00-not-a-trace', () => record('trace-bad', 'x'));
     // Version ff is invalid (W3C), and an invalid one inside a valid context leaves no context.
     await withTraceparent(traceparent, () =>
       withTraceparent(traceparent.replace(/^00/, 'ff'), () => record('trace-ff', 'x')),
     );
-    const rows = await db
-      .fork()
-      .execute<{ aggregate_id: string; traceparent: string | null }[]>(
-        "select aggregate_id, traceparent from outbox_event where aggregate_id like 'trace-%' order by 1",
-      );
-    expect(rows).toEqual([
+    expect(await traceparents(['trace-bad', 'trace-ff'])).toEqual([
       { aggregate_id: 'trace-bad', traceparent: null },
       { aggregate_id: 'trace-ff', traceparent: null },
-      { aggregate_id: 'trace-fwd', traceparent },
     ]);
   });
 
-  test('a message whose deliveries all ended unacknowledged is parked without running its handler, unless applied', async () => {
+  describe('a message whose deliveries all ended unacknowledged', () => {
     const ran: string[] = [];
-    const startWith = (message: BusMessage, deliveryCount: number) =>
+    afterEach(() => {
+      ran.splice(0);
+    });
+    /** Starts the consumer `name` on a bus that hands it `message` as its `deliveryCount`th delivery. */
+    const startWith = (name: string, message: BusMessage, deliveryCount: number) =>
       startConsumer({
-        name: 'alpha-deliveries',
+        name,
         stream: 'alpha',
         handlers: [on(noted, async (_em, e) => void ran.push(e.payload.value))],
         db,
         bus: deliveringOnce(message, deliveryCount),
         logger: testLogger,
       });
-    // The tenth delivery still runs the handler; after ten that never ended, the eleventh parks.
-    const tenth = unrecordedNote('tenth');
-    await startWith(tenth, 10);
-    const crasher = unrecordedNote('crasher');
-    await startWith(crasher, 11);
-    // A message applied already (its handler committed after the acknowledgement wait) is skipped, not parked.
-    await startWith(tenth, 11);
-    expect(ran).toEqual(['tenth']);
-    expect(await listParkedEvents(db, { consumer: 'alpha-deliveries' })).toMatchObject([
-      {
-        eventId: crasher.envelope.eventId,
-        subject: noted.subject,
-        attempts: 10,
-        error:
-          'delivered 10 times without being acknowledged: ' +
-          'the process stopped or the handler outlasted the acknowledgement wait',
-      },
-    ]);
+
+    test('still runs its handler at the tenth delivery', async () => {
+      await startWith('alpha-tenth', unrecordedNote('tenth'), 10);
+      expect(ran).toEqual(['tenth']);
+      expect(await listParkedEvents(db, { consumer: 'alpha-tenth' })).toEqual([]);
+    });
+
+    test('is parked at the eleventh without running its handler', async () => {
+      const crasher = unrecordedNote('crasher');
+      await startWith('alpha-eleventh', crasher, 11);
+      expect(ran).toEqual([]);
+      expect(await listParkedEvents(db, { consumer: 'alpha-eleventh' })).toMatchObject([
+        {
+          eventId: crasher.envelope.eventId,
+          subject: noted.subject,
+          attempts: 10,
+          error:
+            'delivered 10 times without being acknowledged: ' +
+            'the process stopped or the handler outlasted the acknowledgement wait',
+        },
+      ]);
+    });
+
+    test('is skipped, not parked, at the eleventh when it was applied already', async () => {
+      // Its handler committed after the acknowledgement wait.
+      const applied = unrecordedNote('applied');
+      await startWith('alpha-applied', applied, 10);
+      await startWith('alpha-applied', applied, 11);
+      expect(ran).toEqual(['applied']);
+      expect(await listParkedEvents(db, { consumer: 'alpha-applied' })).toEqual([]);
+    });
   });
 
   test('a message that cannot be parked yet holds its consumer until the database takes it', async () => {
@@ -488,12 +618,13 @@ describe('outbox and consumers', () => {
     let away = true;
     try {
       let outcome: string | undefined;
+      let retries = 0;
       startConsumer({
         name: 'alpha-unparkable',
         stream: 'alpha',
         handlers: [on(noted, async () => {})],
         db,
-        bus: deliveringOnce(held, 11),
+        bus: deliveringOnce(held, 11, () => retries++),
         logger: testLogger,
         retryDelayMs: 10,
       }).then(
@@ -504,11 +635,18 @@ describe('outbox and consumers', () => {
           outcome = err.message;
         },
       );
-      await new Promise((r) => setTimeout(r, 300));
+      // Three failed attempts to park, and the consumer still holds the message.
+      await waitFor(
+        () => retries >= 3 || outcome !== undefined,
+        (settled) => settled,
+      );
       expect(outcome).toBeUndefined();
       await stamp('alter table parked_event_away rename to parked_event');
       away = false;
-      await eventually(() => outcome !== undefined, 'the park');
+      await waitFor(
+        () => outcome,
+        (o) => o !== undefined,
+      );
       expect(outcome).toBe('parked');
     } finally {
       if (away) await stamp('alter table parked_event_away rename to parked_event');
@@ -518,16 +656,28 @@ describe('outbox and consumers', () => {
     ]);
   });
 
-  test('a message of another type or schema than its handler takes is parked at once, and not replayed', async () => {
-    await record('agg-v', 'v2');
-    await record('agg-v', 'bytes');
-    await record('agg-v', 'v1');
-    // A producer already on the next version, then a payload of another message, on the handled subject.
+  /** Why the consumer parks the events of `mismatched`: a type, then a schema, other than its handler takes. */
+  const mismatchErrors = [
+    'billing.alpha.note.added carries note.added.v2 (google.protobuf.StringValue), ' +
+      'but its handler takes note.added.v1 (google.protobuf.StringValue)',
+    'billing.alpha.note.added carries note.added.v1 (google.protobuf.BytesValue), ' +
+      'but its handler takes note.added.v1 (google.protobuf.StringValue)',
+  ];
+
+  /**
+   * Records three notes of `aggregateId` and relays them as a producer already on the next version would send
+   * the first (another type) and as another message's payload the second (another schema), on the handled
+   * subject; the consumer `name` applies the third. Returns the first two's event ids, in order, the notes of
+   * the aggregate it applied, and its handlers.
+   */
+  const mismatched = async (name: string, aggregateId: string) => {
+    const ids = [(await record(aggregateId, 'v2')).eventId, (await record(aggregateId, 'bytes')).eventId];
+    await record(aggregateId, 'v1');
     const relabelling: EventBus = {
       ...bus,
       publish(message) {
         const { envelope } = message;
-        if (envelope.aggregateId !== 'agg-v' || envelope.aggregateSeq === 3) return bus.publish(message);
+        if (envelope.aggregateId !== aggregateId || envelope.aggregateSeq === 3) return bus.publish(message);
         const relabelled =
           envelope.aggregateSeq === 1
             ? { ...envelope, eventType: 'note.added.v2' }
@@ -535,29 +685,35 @@ describe('outbox and consumers', () => {
         return bus.publish({ ...message, envelope: relabelled });
       },
     };
-    const relay = createOutboxRelay({ db, bus: relabelling, logger: testLogger, pollIntervalMs: 20 });
-    relay.start();
-    stops.push(() => relay.stop());
+    startRelay(relabelling);
     const seen: string[] = [];
-    const handlers = await consume('alpha-versions', seen);
-    await eventually(() => seen.some((s) => s.startsWith('agg-v')), 'the event after the relabelled ones');
-    expect(seen.filter((s) => s.startsWith('agg-v'))).toEqual(['agg-v:3:v1']);
-    const parked = await listParkedEvents(db, { consumer: 'alpha-versions' });
-    const errors = [
-      'billing.alpha.note.added carries note.added.v2 (google.protobuf.StringValue), ' +
-        'but its handler takes note.added.v1 (google.protobuf.StringValue)',
-      'billing.alpha.note.added carries note.added.v1 (google.protobuf.BytesValue), ' +
-        'but its handler takes note.added.v1 (google.protobuf.StringValue)',
-    ];
-    expect(parked.map(({ error, attempts }) => ({ error, attempts }))).toEqual(
-      errors.map((error) => ({ error, attempts: 0 })),
+    const handlers = await consume(name, seen);
+    const applied = () => seen.filter((s) => s.startsWith(`${aggregateId}:`));
+    await waitFor(applied, (notes) => notes.length > 0);
+    /** The consumer's parked events of the two relabelled notes. */
+    const parked = async () =>
+      (await listParkedEvents(db, { consumer: name })).filter(({ eventId }) => ids.includes(eventId));
+    return { ids, applied, handlers, parked };
+  };
+
+  test('a message of another type or schema than its handler takes is parked at once, and its consumer goes on', async () => {
+    const { ids, applied, parked } = await mismatched('alpha-versions', 'agg-v');
+    expect(applied()).toEqual(['agg-v:3:v1']);
+    expect((await parked()).map(({ eventId, error, attempts }) => ({ eventId, error, attempts }))).toEqual(
+      mismatchErrors.map((error, i) => ({ eventId: ids[i], error, attempts: 0 })),
     );
-    for (const [i, { eventId }] of parked.entries()) {
+  });
+
+  test('a message of another type or schema than its handler takes is not replayed, and stays parked', async () => {
+    const { ids, applied, handlers, parked } = await mismatched('alpha-versions-replay', 'agg-w');
+    for (const [i, eventId] of ids.entries()) {
       await expect(
-        db.transaction((em) => replayParkedEvent(em, { name: 'alpha-versions', stream: 'alpha', handlers }, eventId)),
-      ).rejects.toThrow(errors[i]);
+        db.transaction((em) =>
+          replayParkedEvent(em, { name: 'alpha-versions-replay', stream: 'alpha', handlers }, eventId),
+        ),
+      ).rejects.toThrow(mismatchErrors[i]);
     }
-    expect(await listParkedEvents(db, { consumer: 'alpha-versions' })).toHaveLength(2);
-    expect(seen.filter((s) => s.startsWith('agg-v'))).toEqual(['agg-v:3:v1']);
+    expect(await parked()).toHaveLength(2);
+    expect(applied()).toEqual(['agg-w:3:v1']);
   });
 });

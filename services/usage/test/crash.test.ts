@@ -107,16 +107,20 @@ test('SIGKILL under load loses no acknowledged event and counts none twice', asy
         // Every batch also resends the last 10 events of the previous one: deliberate duplicates.
         const ids = Array.from({ length: BATCH }, (_, j) => first + j);
         const events = [...ids, ...ids.slice(0, first > p * share ? 10 : 0).map((n) => n - 10)].map(eventOf);
-        for (;;) {
-          try {
-            await client.ingestEvents({ events });
-            break;
-          } catch {
-            failures++;
-            // A producer backs off before it retries, as real ones do while the service restarts.
-            await new Promise((r) => setTimeout(r, 100));
-          }
-        }
+        // A producer retries a refused batch until the restarted service takes it, pausing between attempts as
+        // real ones do.
+        await waitFor(
+          () =>
+            client.ingestEvents({ events }).then(
+              () => true,
+              () => {
+                failures++;
+                return false;
+              },
+            ),
+          Boolean,
+          30_000,
+        );
         batches++;
       }
     }),
