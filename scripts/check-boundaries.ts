@@ -56,6 +56,10 @@ function serviceAt(path: string): string | undefined {
   return inside.startsWith('..') || isAbsolute(inside) ? undefined : inside.split(sep)[0];
 }
 
+/** Whether a package name is one of the workspace's own that a service's source may not use (not kit, money, proto). */
+const isWorkspacePackage = (name: string) =>
+  name.startsWith('@billing/') && !SHARED.some((shared) => name === `@billing/${shared}`);
+
 const isShared = (path: string) => SHARED.some((name) => (path + sep).startsWith(join(packagesDir, name) + sep));
 
 const problems: string[] = [];
@@ -72,6 +76,8 @@ function checkFiles(dir: string, owner: string | undefined, kind: 'source' | 'te
         const service = serviceOfPackage.get(to.name);
         if (service && service !== owner && (kind === 'source' || specifier !== to.name)) {
           refuse(file, specifier, `service ${service}`);
+        } else if (!service && owner !== undefined && kind === 'source' && isWorkspacePackage(to.name)) {
+          refuse(file, specifier, 'a workspace package other than the shared ones');
         }
         continue;
       }
@@ -87,7 +93,7 @@ function checkFiles(dir: string, owner: string | undefined, kind: 'source' | 'te
 /** Checks that a manifest's dependencies name no workspace package but the shared ones. */
 function checkManifest(dir: string) {
   for (const name of Object.keys(manifestOf(dir).dependencies ?? {})) {
-    if (name.startsWith('@billing/') && !SHARED.some((shared) => name === `@billing/${shared}`)) {
+    if (isWorkspacePackage(name)) {
       problems.push(`${relative(root, join(dir, 'package.json'))}: depends on ${name}; services share contracts only`);
     }
   }

@@ -116,3 +116,13 @@ test('a service depending on another workspace package than the shared ones fail
   );
   expect(checkWorkspace().output).toContain('services/alpha/package.json: depends on @billing/beta');
 });
+
+test("a service's source importing a workspace package other than the shared ones fails", () => {
+  twoServices();
+  write('services/alpha/src/x.ts', "import { waitFor } from '@billing/test/harness';\nimport '@billing/platform';\n");
+  const { output } = checkWorkspace();
+  expect(output).toContain(
+    'services/alpha/src/x.ts: imports @billing/test/harness (a workspace package other than the shared ones)',
+  );
+  expect(output).toContain('services/alpha/src/x.ts: imports @billing/platform (a workspace package other than');
+});

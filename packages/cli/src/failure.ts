@@ -93,13 +93,16 @@ export function callFailure(err: ConnectError, baseUrl: string): CliFailure {
   return new CliFailure(exitCode, message, details);
 }
 
+/** A text on one line: each line break, with the blanks around it, becomes one space; blanks inside a line stay. */
+export function oneLine(text: string): string {
+  return text.replace(/\s*[\n\r\v\f\u0085\u2028\u2029]\s*/gu, ' ').trim();
+}
+
 /**
  * The lines a failure prints on stderr. Whatever its text holds (a service's message with an excerpt of a
- * document, an OpenSSL message), each line stays one line: line breaks and the blanks around them become
- * one space, and the blanks inside a line are kept.
+ * document, an OpenSSL message), each line stays one line.
  */
 export function failureLines(failure: CliFailure): string[] {
-  const oneLine = (text: string) => text.replace(/\s*[\n\r\v\f\u0085\u2028\u2029]\s*/gu, ' ').trim();
   return [`error: ${oneLine(failure.message)}`, ...failure.details.map((detail) => `  ${oneLine(detail)}`)];
 }
 

@@ -105,19 +105,22 @@ test('a statement of more values than PostgreSQL can bind still runs, as MikroOR
 test("a statement keeps MikroORM's abort signal", async () => {
   // The signal is raised once the statement runs; without it the statement would sleep its 30 seconds and resolve.
   const controller = new AbortController();
-  const em = db.orm.em.fork({ signal: controller.signal }) as typeof db.orm.em;
+  const em = db.orm.em.fork({
+    signal: controller.signal,
+    inflightQueryAbortStrategy: 'cancel query',
+  }) as typeof db.orm.em;
   const sleeping = em.execute("select pg_sleep(30), 'abortable'");
-  await waitFor(
-    () =>
-      queryBound<{ n: number }>(
-        db.fork(),
-        `select count(*)::int as n from pg_stat_activity where query like $1 and state = 'active'`,
-        ["%pg_sleep(30), 'abortable'%"],
-      ),
-    (rows) => (rows[0]?.n ?? 0) > 0,
-  );
+  const running = () =>
+    queryBound<{ n: number }>(
+      db.fork(),
+      `select count(*)::int as n from pg_stat_activity where query like $1 and state = 'active'`,
+      ["%pg_sleep(30), 'abortable'%"],
+    );
+  await waitFor(running, (rows) => (rows[0]?.n ?? 0) > 0);
   controller.abort();
   await expect(sleeping).rejects.toThrow();
+  // With 'cancel query' PostgreSQL stops the statement too, so it holds no connection after the test.
+  await waitFor(running, (rows) => (rows[0]?.n ?? 0) === 0);
 });
 
 test('MikroORM placeholder syntax: values, identifiers, escaped marks, lists, objects, raw fragments', () => {

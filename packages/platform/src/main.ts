@@ -6,10 +6,11 @@
 // as fast, instead of recompiling hot functions with TurboFan, which peaked at 850 MB and left 60-80 MB resident;
 // --max-semi-space-size=2 (MB) keeps the young generation small, which the idle polling of the services' relays
 // and clocks otherwise grew to its largest within two minutes (60 MB more).
-import { accessSync, constants } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { catalogService } from '@billing/catalog';
 import { catalogApply } from '@billing/cli/catalog-apply';
+import { oneLine } from '@billing/cli/failure';
 import { systemClock } from '@billing/kit/clock';
 import { type ConfigOf, parsers, setting } from '@billing/kit/config';
 import { createLogger } from '@billing/kit/log';
@@ -60,7 +61,9 @@ const logger = createLogger({ service: 'platform', level: config.logLevel });
 // A demo catalog that cannot be read stops the start before anything is opened.
 if (config.demoCatalog) {
   try {
-    accessSync(config.demoCatalog, constants.R_OK);
+    // A folder passes an access check, and for root so does any file: open it as the apply will read it.
+    if (!statSync(config.demoCatalog).isFile()) throw new Error('not a file');
+    closeSync(openSync(config.demoCatalog, 'r'));
   } catch {
     console.error(`PLATFORM_DEMO_CATALOG=${config.demoCatalog}: the file cannot be read`);
     process.exit(EXIT_CONFIG);
@@ -121,8 +124,9 @@ if (catalog && config.demoCatalog) {
   } catch (err) {
     // A demo catalog that cannot be read or applied is a setting in error: one line naming it, and the services
     // stop as on SIGTERM.
-    const reason = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ');
-    console.error(`PLATFORM_DEMO_CATALOG=${config.demoCatalog}: ${reason}`);
+    console.error(
+      `PLATFORM_DEMO_CATALOG=${config.demoCatalog}: ${oneLine(err instanceof Error ? err.message : String(err))}`,
+    );
     for (const { service } of [...running].reverse()) await service.stop();
     await bus.close();
     process.exit(EXIT_CONFIG);

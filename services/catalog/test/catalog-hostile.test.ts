@@ -113,12 +113,22 @@ test.each([
     '{"features":[{"key":"lone","name":"\\ud800","kind":"boolean"}]}',
     'document.features[0].name',
   ],
+  [
+    "a NUL in a plan's currency",
+    '{"plans":[{"key":"nul_currency","name":"P","interval":"month","currencies":["US\\u0000"]}]}',
+    'document.plans[0].currencies[0]',
+  ],
+  [
+    'a NUL in an object key',
+    '{"features":[{"key":"nul_key","name":"x","kind":"boolean","b\\u0000d":1}]}',
+    'document.features[0]["b\\u0000d"]',
+  ],
 ])(
   'a document whose text reads as %s is refused naming the field, and nothing is applied',
   async (_, document, field) => {
     const err = await rpcError(client.applyCatalog({ requestId: `escaped-${n++}`, document }));
     expect(err.code).toBe(Code.InvalidArgument);
-    expect(violations(err)).toEqual([field]);
+    expect(new Set(violations(err))).toEqual(new Set([field]));
     const features = await client.listFeatures({});
     expect(features.features.map((f) => f.key).filter((k) => ['nul_json', 'nul_yaml', 'lone'].includes(k))).toEqual([]);
   },
@@ -134,6 +144,7 @@ test('random catalog documents are applied or cleanly refused', async () => {
       '&a [*a, *a]',
       'meters: 5',
       'features:\n  - key: [1, 2]',
+      `{"features":${'['.repeat(200_000)}${']'.repeat(200_000)}}`,
       '{"plans": null}',
     ),
   );

@@ -3,7 +3,7 @@
 // typo never silently drops a price. The format is described in docs/catalog.md.
 
 import { type FieldViolation, quote } from '@billing/kit/errors';
-import { requestViolations } from '@billing/kit/request-guard';
+import { isStorableText } from '@billing/kit/text';
 import {
   AddOnSchema,
   BillingTiming,
@@ -20,7 +20,7 @@ import {
   PriceModel,
 } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { BillingInterval } from '@billing/proto/billing/type/v1/types_pb';
-import { create, type DescMessage, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
+import { create, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
 import { parse as parseYaml } from 'yaml';
 import type { AddOn, Charge, Feature, Meter, PlanEntitlement, PlanVersionSpec } from './types.ts';
 
@@ -69,6 +69,34 @@ const ENUMS = {
 function childPath(path: string, key: string): string {
   if (!/^[A-Za-z0-9_]{1,64}$/.test(key)) return `${path}[${quote(key)}]`;
   return path ? `${path}.${key}` : key;
+}
+
+/**
+ * Records every key and string of `value` that PostgreSQL cannot store, by its document path. It walks with a
+ * list of its own, as deep as the document goes, and looks at each object once: a YAML alias makes one object
+ * appear in several places, or inside itself.
+ */
+function refuseUnstorableText(out: FieldViolation[], value: JsonValue): void {
+  const description = 'must not hold a NUL character or an unpaired surrogate';
+  const seen = new WeakSet<object>();
+  const pending: [JsonValue, string][] = [[value, '']];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, path] = next;
+    if (typeof item === 'string') {
+      if (!isStorableText(item)) out.push({ field: path, description });
+    } else if (item !== null && typeof item === 'object' && !seen.has(item)) {
+      seen.add(item);
+      if (Array.isArray(item)) {
+        for (const [i, element] of item.entries()) pending.push([element, `${path}[${i}]`]);
+      } else {
+        for (const [key, element] of Object.entries(item)) {
+          const at = childPath(path, key);
+          if (isStorableText(key)) pending.push([element, at]);
+          else out.push({ field: at, description });
+        }
+      }
+    }
+  }
 }
 
 /** A reader of one object of the document that records violations instead of throwing. */
@@ -390,18 +418,9 @@ export function readCatalogDocument(
     plans: r.list('plans', (item, at) => readPlan(out, item, at)),
     addOns: r.list('add_ons', (item, at) => readAddOn(out, item, at)),
   };
-  // What the kit's request guard refuses in a request (a NUL, a lone surrogate, an over-long key) can reach the
-  // document escaped ("\u0000" in JSON, "\0" in YAML), so its objects, once read, are held to the same rules.
-  const guarded: [string, DescMessage, object][] = [
-    ...document.meters.map((m, i): [string, DescMessage, object] => [`meters[${i}]`, MeterSchema, m]),
-    ...document.features.map((f, i): [string, DescMessage, object] => [`features[${i}]`, FeatureSchema, f]),
-    ...document.plans.map((p, i): [string, DescMessage, object] => [`plans[${i}]`, PlanVersionSpecSchema, p.spec]),
-    ...document.addOns.map((a, i): [string, DescMessage, object] => [`add_ons[${i}]`, AddOnSchema, a]),
-  ];
-  for (const [at, schema, message] of guarded) {
-    for (const v of requestViolations(schema, message))
-      out.push({ field: `${at}.${v.field}`, description: v.description });
-  }
+  // The kit's request guard sees the document as one string; JSON and YAML escapes ("\u0000", "\0") can turn it
+  // into text PostgreSQL cannot store, so every key and string read from it is held to the same rule.
+  refuseUnstorableText(out, value);
   return {
     document,
     violations: out.map((v) => ({
