@@ -362,6 +362,48 @@ describe('test clocks', () => {
     expect(back.code).toBe(Code.InvalidArgument);
   });
 
+  test('an advance goes past a subscription whose row says it is due while nothing is, and renews the others', async () => {
+    const { customerId, advance } = await onClock('2026-01-01T00:00:00Z');
+    const live = (await p.subscriptions.createSubscription({ requestId: p.rid(), customerId, planKey: 'team' }))
+      .subscription;
+    await advance('2026-01-15T00:00:00Z');
+    const ended = (await p.subscriptions.createSubscription({ requestId: p.rid(), customerId, planKey: 'team' }))
+      .subscription;
+    const endedId = ended?.id ?? '';
+    await p.subscriptions.cancelSubscription({
+      requestId: p.rid(),
+      subscriptionId: endedId,
+      mode: CancelMode.IMMEDIATELY_WITHOUT_CREDIT,
+    });
+    // An ENDED subscription whose row still says it is due, before the live one, as a row saved under older rules
+    // could.
+    const db = p.service.context.db;
+    await db.transaction((em) =>
+      queryBound(em, 'update subscription set due_at = $1 where id = $2', [new Date('2026-01-15T00:00:00Z'), endedId]),
+    );
+    const [before] = await queryBound<{ n: number }>(
+      db.fork(),
+      'select count(*)::integer as n from outbox_event where aggregate_id = $1',
+      [endedId],
+    );
+    const res = await advance('2026-03-01T00:00:00Z');
+    expect(iso(res.testClock?.frozenTime)).toBe('2026-03-01T00:00:00.000Z');
+    const renewed = (await p.subscriptions.getSubscription({ id: live?.id ?? '' })).subscription;
+    expect([renewed?.periodNumber, iso(renewed?.currentPeriod?.startTime)]).toEqual([3, '2026-03-01T00:00:00.000Z']);
+    const [row] = await queryBound<{ due_at: Date | null }>(
+      db.fork(),
+      'select due_at from subscription where id = $1',
+      [endedId],
+    );
+    expect(row?.due_at).toBeNull();
+    const [after] = await queryBound<{ n: number }>(
+      db.fork(),
+      'select count(*)::integer as n from outbox_event where aggregate_id = $1',
+      [endedId],
+    );
+    expect(after?.n).toBe(before?.n);
+  });
+
   /** Runs `work` while another transaction holds the clock's row, as an advance in progress does. */
   function whileHeld<T>(clockId: string, work: () => Promise<T>): Promise<T> {
     return p.service.context.db.transaction(async (em) => {

@@ -9,7 +9,7 @@ import { recordPeriodClose } from '../adapter/period-closes-repository.ts';
 import { insertProrationItems, itemsCarriedToClose } from '../adapter/proration-items-repository.ts';
 import { saveSubscription } from '../adapter/subscriptions-repository.ts';
 import { dueStep, type StepInputs, type StepResult } from '../domain/billing-step.ts';
-import type { SubscriptionRecord } from '../domain/subscription.ts';
+import { nextDue, type SubscriptionRecord } from '../domain/subscription.ts';
 import { eventContext, type WriteContext } from './context.ts';
 import { requireCustomer, requirePlanVersion } from './lookups.ts';
 
@@ -52,6 +52,18 @@ export async function saveChange<Schema extends DescMessage>(
   s.updateTime = timestampFromDate(at);
   await saveSubscription(ctx.em, record);
   await recordEvent(ctx.em, event, payload, eventContext(ctx, s.id, at));
+}
+
+/**
+ * When a subscription a clock found due by `until` is due, or undefined when its row's due time says more than its
+ * state does (nothing due, or after `until`): its row is then saved again, which writes the due time its state
+ * gives, so that the clock does not find it again for nothing and goes on to the rows after it.
+ */
+export async function dueBy(ctx: WriteContext, record: SubscriptionRecord, until: Date): Promise<Date | undefined> {
+  const due = nextDue(record);
+  if (due && due.getTime() <= until.getTime()) return due;
+  await saveSubscription(ctx.em, record);
+  return undefined;
 }
 
 /** Processes the one step due for `record` at `at` (its next due time): loads what it needs, saves what it did. */
