@@ -1,7 +1,7 @@
 // How use cases write a subscription's changes: loading what a domain step (domain/billing-step.ts) needs and
 // saving what it decided with its events, or saving a change with the event that announces it.
 
-import { recordEvent, recordEvents } from '@billing/kit/outbox';
+import { eventRecord, recordEvents } from '@billing/kit/outbox';
 import type { EventType } from '@billing/proto/events/define';
 import type { DescMessage, MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
@@ -48,10 +48,38 @@ export async function saveChange<Schema extends DescMessage>(
   event: EventType<Schema>,
   payload: MessageInitShape<Schema>,
 ): Promise<void> {
-  const s = record.subscription;
-  s.updateTime = timestampFromDate(at);
-  await saveSubscription(ctx.em, record);
-  await recordEvent(ctx.em, event, payload, eventContext(ctx, s.id, at));
+  await saveChanges(ctx, [{ record, at, payload }], event);
+}
+
+/** A subscription changed at `at` (on its customer's clock), with the payload of the event that announces it. */
+export interface AnnouncedChange<Schema extends DescMessage> {
+  /** The subscription as changed. */
+  record: SubscriptionRecord;
+  /** When it changed. */
+  at: Date;
+  /** The event's payload. */
+  payload: MessageInitShape<Schema>;
+}
+
+/**
+ * Saves subscriptions changed alike (a migration's), each at its own time, and records the event announcing each:
+ * a statement per subscription and two for all the events.
+ */
+export async function saveChanges<Schema extends DescMessage>(
+  ctx: WriteContext,
+  changes: readonly AnnouncedChange<Schema>[],
+  event: EventType<Schema>,
+): Promise<void> {
+  for (const { record, at } of changes) {
+    record.subscription.updateTime = timestampFromDate(at);
+    await saveSubscription(ctx.em, record);
+  }
+  await recordEvents(
+    ctx.em,
+    changes.map(({ record, at, payload }) =>
+      eventRecord(event, payload, eventContext(ctx, record.subscription.id, at)),
+    ),
+  );
 }
 
 /**
