@@ -258,16 +258,20 @@ describe('times outside the accepted years are refused naming the field', () => 
 });
 
 describe('the ends of the accepted times are answered', () => {
+  /** A subscription of a customer in `zone` on a fresh test clock at `at`, started there. */
+  async function subscribeAt(
+    at: string,
+    zone: string,
+    terms: { planKey: string; trialDays?: number; anchor?: { kind: AnchorKind; dayOfMonth: number } },
+  ) {
+    const { customerId: onClock } = await customerOnClock(p, at, zone);
+    return p.subscriptions.createSubscription({ requestId: p.rid(), customerId: onClock, ...terms });
+  }
+
   test.each(['UTC', 'Pacific/Kiritimati', 'Pacific/Pago_Pago', 'Australia/Sydney'])(
     'the latest start with the longest trial, in %s',
     async (zone) => {
-      const { customerId: onLast } = await customerOnClock(p, '9997-12-31T23:59:59Z', zone);
-      const res = await p.subscriptions.createSubscription({
-        requestId: p.rid(),
-        customerId: onLast,
-        planKey: 'team',
-        trialDays: 730,
-      });
+      const res = await subscribeAt('9997-12-31T23:59:59Z', zone, { planKey: 'team', trialDays: 730 });
       expect(iso(res.subscription?.trialEndTime)).toBe('9999-12-31T23:59:59.000Z');
     },
   );
@@ -275,10 +279,7 @@ describe('the ends of the accepted times are answered', () => {
   test.each(['UTC', 'Pacific/Kiritimati', 'Pacific/Pago_Pago', 'Asia/Manila'])(
     'the earliest start, a yearly stub prorated against the year before it, in %s',
     async (zone) => {
-      const { customerId: onFirst } = await customerOnClock(p, '0101-01-01T00:00:00Z', zone);
-      const res = await p.subscriptions.createSubscription({
-        requestId: p.rid(),
-        customerId: onFirst,
+      const res = await subscribeAt('0101-01-01T00:00:00Z', zone, {
         planKey: 'yearly',
         anchor: { kind: AnchorKind.DAY_OF_MONTH, dayOfMonth: 31 },
       });
