@@ -86,6 +86,41 @@ async function boundaries(
   };
 }
 
+/**
+ * Ends a subscription at once, then writes `dueAt` into its row: an ENDED subscription whose row still says it is
+ * due, as a row saved under older rules could.
+ */
+async function endWithStaleDueTime(subscriptionId: string, dueAt: string) {
+  await p.subscriptions.cancelSubscription({
+    requestId: p.rid(),
+    subscriptionId,
+    mode: CancelMode.IMMEDIATELY_WITHOUT_CREDIT,
+  });
+  await p.service.context.db.transaction((em) =>
+    queryBound(em, 'update subscription set due_at = $1 where id = $2', [new Date(dueAt), subscriptionId]),
+  );
+}
+
+/** How many events the outbox holds about a subscription. */
+async function eventCount(subscriptionId: string): Promise<number | undefined> {
+  const [row] = await queryBound<{ n: number }>(
+    p.service.context.db.fork(),
+    'select count(*)::integer as n from outbox_event where aggregate_id = $1',
+    [subscriptionId],
+  );
+  return row?.n;
+}
+
+/** The due time a subscription's row holds. */
+async function dueTime(subscriptionId: string): Promise<Date | null | undefined> {
+  const [row] = await queryBound<{ due_at: Date | null }>(
+    p.service.context.db.fork(),
+    'select due_at from subscription where id = $1',
+    [subscriptionId],
+  );
+  return row?.due_at;
+}
+
 describe('calendar cases', () => {
   test('an anniversary on the 31st clamps to short months and comes back to the 31st', async () => {
     const { starts } = await boundaries('2026-01-31T09:30:00Z', '2026-05-01T00:00:00Z', 'team');
@@ -311,16 +346,8 @@ describe('the billing clock on real time', () => {
       planKey: 'team',
     });
     const id = created.subscription?.id ?? '';
-    await p.subscriptions.cancelSubscription({
-      requestId: p.rid(),
-      subscriptionId: id,
-      mode: CancelMode.IMMEDIATELY_WITHOUT_CREDIT,
-    });
-    // An ENDED subscription whose row still says it is due, as a row saved under older rules could.
+    await endWithStaleDueTime(id, '2026-05-01T00:00:00Z');
     const db = p.service.context.db;
-    await db.transaction((em) =>
-      queryBound(em, 'update subscription set due_at = $1 where id = $2', [new Date('2026-05-01T00:00:00Z'), id]),
-    );
     const [before] = await queryBound<{ n: number }>(db.fork(), 'select count(*)::integer as n from outbox_event', []);
     let claims = 0;
     const clock = () => {
@@ -329,12 +356,7 @@ describe('the billing clock on real time', () => {
       return now;
     };
     expect(await runBillingClock(db, clock)).toBe(0);
-    const [row] = await queryBound<{ due_at: Date | null }>(
-      db.fork(),
-      'select due_at from subscription where id = $1',
-      [id],
-    );
-    expect(row?.due_at).toBeNull();
+    expect(await dueTime(id)).toBeNull();
     const [after] = await queryBound<{ n: number }>(db.fork(), 'select count(*)::integer as n from outbox_event', []);
     expect(after?.n).toBe(before?.n);
   });
@@ -360,6 +382,25 @@ describe('test clocks', () => {
       p.subscriptions.advanceTestClock({ requestId: p.rid(), id: clockId, frozenTime: ts('2026-01-15T00:00:00Z') }),
     );
     expect(back.code).toBe(Code.InvalidArgument);
+  });
+
+  test('an advance goes past a subscription whose row says it is due while nothing is, and renews the others', async () => {
+    const { customerId, advance } = await onClock('2026-01-01T00:00:00Z');
+    const live = (await p.subscriptions.createSubscription({ requestId: p.rid(), customerId, planKey: 'team' }))
+      .subscription;
+    await advance('2026-01-15T00:00:00Z');
+    const ended = (await p.subscriptions.createSubscription({ requestId: p.rid(), customerId, planKey: 'team' }))
+      .subscription;
+    const endedId = ended?.id ?? '';
+    // Due before the live one.
+    await endWithStaleDueTime(endedId, '2026-01-15T00:00:00Z');
+    const before = await eventCount(endedId);
+    const res = await advance('2026-03-01T00:00:00Z');
+    expect(iso(res.testClock?.frozenTime)).toBe('2026-03-01T00:00:00.000Z');
+    const renewed = (await p.subscriptions.getSubscription({ id: live?.id ?? '' })).subscription;
+    expect([renewed?.periodNumber, iso(renewed?.currentPeriod?.startTime)]).toEqual([3, '2026-03-01T00:00:00.000Z']);
+    expect(await dueTime(endedId)).toBeNull();
+    expect(await eventCount(endedId)).toBe(before);
   });
 
   /** Runs `work` while another transaction holds the clock's row, as an advance in progress does. */

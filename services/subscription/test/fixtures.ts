@@ -26,6 +26,7 @@ import { create, type DescMessage } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { type Client, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
+import { ChangeSetComputer, EntityFactory } from '@mikro-orm/core';
 import { catalogClient } from '../src/adapter/catalog-client.ts';
 import { subscriptionService } from '../src/definition.ts';
 
@@ -191,4 +192,41 @@ export async function customerOnClock(platform: Platform, at: string, zone = 'UT
   const advance = (to: string) =>
     platform.subscriptions.advanceTestClock({ requestId: platform.rid(), id: clock.id, frozenTime: ts(to) });
   return { clockId: clock.id, customer, customerId: customer.id, advance };
+}
+
+/** What the ORM did in this process while some work ran. */
+export interface OrmWork {
+  /** Entities built from rows read. */
+  loaded: number;
+  /** Entities a flush compared with their loaded state to find what changed. */
+  compared: number;
+}
+
+/**
+ * Counts the ORM's work per entity while `work` runs (in every service of the process): the entities built from
+ * rows, and those a flush compares. A flush compares every entity its entity manager holds, so a transaction
+ * that flushes once per row it loaded does work that grows with the square of its rows.
+ */
+export async function ormWork(work: () => Promise<unknown>): Promise<OrmWork> {
+  const counts: OrmWork = { loaded: 0, compared: 0 };
+  const create = EntityFactory.prototype.create;
+  const compare = ChangeSetComputer.prototype.computeChangeSet;
+  EntityFactory.prototype.create = function (this: EntityFactory, ...args: Parameters<typeof create>) {
+    counts.loaded += 1;
+    return create.apply(this, args);
+  } as typeof create;
+  ChangeSetComputer.prototype.computeChangeSet = function (
+    this: ChangeSetComputer,
+    ...args: Parameters<typeof compare>
+  ) {
+    counts.compared += 1;
+    return compare.apply(this, args);
+  } as typeof compare;
+  try {
+    await work();
+  } finally {
+    EntityFactory.prototype.create = create;
+    ChangeSetComputer.prototype.computeChangeSet = compare;
+  }
+  return counts;
 }

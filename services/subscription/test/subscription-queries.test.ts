@@ -18,7 +18,7 @@ import {
 import { reason, rpcError, teamSpec, violations } from '@billing/test/harness';
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { customerOnClock, iso, type Platform, planSpec, published, startPlatform, ts } from './fixtures.ts';
+import { customerOnClock, iso, ormWork, type Platform, planSpec, published, startPlatform, ts } from './fixtures.ts';
 
 let p: Platform;
 let seq = 0;
@@ -373,6 +373,44 @@ describe('lists', () => {
     expect(rest.nextPageToken).toBe('');
     const items = await p.subscriptions.listProrationItems({ subscriptionId: own });
     expect(items.prorationItems).toEqual([]);
+  });
+
+  test('a payer of several customers lists theirs, page by page, without reading its customers', async () => {
+    const payer = await onClock('2026-01-15T00:00:00Z');
+    /** A customer under `parentId` on the payer's clock, billing to its parent or to itself. */
+    const child = async (parentId: string, billTo: BillTo) =>
+      (
+        await p.customers.createCustomer({
+          requestId: p.rid(),
+          customer: { externalId: `q-${seq++}`, name: 'Child', parentId, billTo, testClockId: payer.clockId },
+        })
+      ).customer?.id ?? '';
+    const team = await child(payer.customerId, BillTo.PARENT);
+    const pod = await child(team, BillTo.PARENT);
+    const own = await child(payer.customerId, BillTo.SELF);
+    const others = await Promise.all(Array.from({ length: 8 }, () => child(own, BillTo.PARENT)));
+    const paid = [
+      await subscribe(payer.customerId),
+      await subscribe(team, { currencyCode: 'USD' }),
+      await subscribe(pod, { currencyCode: 'USD' }),
+    ];
+    // Paid for by `own`, which pays for itself and its children.
+    await subscribe(own, { currencyCode: 'USD' });
+    for (const other of others) await subscribe(other, { currencyCode: 'USD' });
+
+    const pages: string[][] = [];
+    let pageToken = '';
+    const work = await ormWork(async () => {
+      do {
+        const page = await p.subscriptions.listSubscriptions({ payerId: payer.customerId, pageSize: 2, pageToken });
+        pages.push(page.subscriptions.map((s) => s.id));
+        pageToken = page.nextPageToken;
+      } while (pageToken !== '');
+    });
+    expect(pages).toEqual([paid.slice(0, 2), paid.slice(2)]);
+    // Each page reads at most its size and one more subscription (to know whether another page follows), and no
+    // customer.
+    expect(work.loaded).toBe(3 + 1);
   });
 
   test('a payer that pays for nobody lists no subscriptions', async () => {

@@ -1,8 +1,8 @@
 // The catalog as the subscription service reads it: published plan versions and add-ons, over the catalog's API
 // (the catalog is the authority; plan versions are copied locally once used, as they never change). The
 // catalog's errors are mapped by code: what it refuses as invalid stays INVALID_ARGUMENT, what it does not have
-// is NOT_FOUND with this service's reasons, and only a catalog that cannot be reached or answered too late is
-// UNAVAILABLE (retry later). Anything else is a fault, INTERNAL.
+// is NOT_FOUND with this service's reasons, and only a catalog that cannot be reached, answered too late or whose
+// connection broke mid-call is UNAVAILABLE (retry later). Anything else is a fault, INTERNAL.
 import { CatalogService } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
@@ -19,10 +19,13 @@ import type { PlanCatalog } from '../service/plan-catalog.ts';
 /** How long a call to the catalog may take. */
 const TIMEOUT_MS = 5_000;
 
-// Codes that say the catalog could not be asked (down, too slow), not what it thinks of the request.
-const TRANSPORT_FAILURES = new Set([Code.Unavailable, Code.DeadlineExceeded]);
-// Errors of the connection itself, which the client reports as INTERNAL with the socket's error as the cause.
-const CONNECTION_ERRORS = new Set([
+// Codes that say the catalog could not be asked (down, too slow, the connection closed mid-call), not what it
+// thinks of the request. This client never cancels or aborts a call of its own (only its deadline ends one), so
+// CANCELED and ABORTED come from the connection: connect-node reports a stream the server's side closed as
+// CANCELED ("http/2 stream closed with error code CANCEL").
+const TRANSPORT_FAILURES = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Aborted]);
+// Errors of the socket itself, which the client reports as INTERNAL or UNKNOWN with Node's error among the causes.
+const SOCKET_ERRORS = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'EHOSTUNREACH',
@@ -32,11 +35,25 @@ const CONNECTION_ERRORS = new Set([
   'ETIMEDOUT',
 ]);
 
+/** Whether an error is Node's of a socket or of an HTTP/2 session or stream (a garbled reply is ERR_HTTP2_ERROR). */
+function isConnectionError(err: object): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (SOCKET_ERRORS.has(code) || code.startsWith('ERR_HTTP2_'));
+}
+
 /** Whether a failed call never reached the catalog, or never heard back from it. */
 function isTransportFailure(err: ConnectError): boolean {
   if (TRANSPORT_FAILURES.has(err.code)) return true;
-  const code = (err.cause as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && CONNECTION_ERRORS.has(code);
+  if (err.code !== Code.Internal && err.code !== Code.Unknown) return false;
+  // The connection's error may be wrapped more than once; a cause seen before ends the walk.
+  const seen = new Set<object>();
+  let cause: unknown = err.cause;
+  while (typeof cause === 'object' && cause !== null && !seen.has(cause)) {
+    if (isConnectionError(cause)) return true;
+    seen.add(cause);
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /**
@@ -69,20 +86,20 @@ async function ask<T>(
 export function catalogClient(baseUrl: string): PlanCatalog {
   const client = createClient(CatalogService, createGrpcTransport({ baseUrl }));
   return {
-    async planVersion(planKey, version) {
+    async planVersion({ planKey, version, fields }) {
       const res = await ask(
         () => client.getPlanVersion({ planKey, version }, { timeoutMs: TIMEOUT_MS }),
         () => (version === 0 ? planNotFound(planKey) : planVersionNotFound(planKey, version)),
-        { plan_key: 'plan_key', version: 'plan_version' },
+        { plan_key: fields.planKey, version: fields.version },
       );
       if (!res.version) throw planNotFound(planKey);
       return res.version;
     },
-    async addOn(key) {
+    async addOn({ key, field }) {
       const res = await ask(
         () => client.getAddOn({ key }, { timeoutMs: TIMEOUT_MS }),
         () => addOnNotFound(key),
-        { key: 'addon_key' },
+        { key: field },
       );
       if (!res.addOn) throw addOnNotFound(key);
       return res.addOn;

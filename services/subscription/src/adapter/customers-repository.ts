@@ -2,8 +2,8 @@
 import { type Em, queryBound } from '@billing/kit/db';
 import type { Customer } from '@billing/proto/billing/subscription/v1/resources_pb';
 import type { JsonValue } from '@bufbuild/protobuf';
-import { type FilterQuery, type InferEntity, LockMode } from '@mikro-orm/core';
-import { CustomerRow } from './entities.ts';
+import { type FilterQuery, type InferEntity, LockMode, type Subquery } from '@mikro-orm/core';
+import { CustomerRow, UNTRACKED } from './entities.ts';
 import { fromDbCustomer, toDbCustomer } from './mapping.ts';
 
 /** Inserts a customer; false when its external id is taken (even by a concurrent insert). */
@@ -13,27 +13,29 @@ export async function insertCustomer(em: Em, customer: Customer): Promise<boolea
   const row = await em.upsert(
     CustomerRow,
     { id: customer.id, ...toDbCustomer(customer) },
-    { onConflictFields: ['externalId'], onConflictAction: 'ignore' },
+    { ...UNTRACKED, onConflictFields: ['externalId'], onConflictAction: 'ignore' },
   );
   return row.id === customer.id;
 }
 
 /** Replaces a customer's row. */
 export async function saveCustomer(em: Em, customer: Customer) {
-  const row = await em.findOneOrFail(CustomerRow, { id: customer.id });
-  Object.assign(row, toDbCustomer(customer));
-  await em.flush();
+  await em.nativeUpdate(CustomerRow, { id: customer.id }, toDbCustomer(customer));
 }
 
 /** A customer by id (with its row locked when `lock`). */
 export async function findCustomer(em: Em, id: string, lock = false): Promise<Customer | undefined> {
-  const row = await em.findOne(CustomerRow, { id }, lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
+  const row = await em.findOne(
+    CustomerRow,
+    { id },
+    lock ? { ...UNTRACKED, lockMode: LockMode.PESSIMISTIC_WRITE } : UNTRACKED,
+  );
   return row ? fromDbCustomer(row) : undefined;
 }
 
 /** A customer by external id. */
 export async function findCustomerByExternalId(em: Em, externalId: string): Promise<Customer | undefined> {
-  const row = await em.findOne(CustomerRow, { externalId });
+  const row = await em.findOne(CustomerRow, { externalId }, UNTRACKED);
   return row ? fromDbCustomer(row) : undefined;
 }
 
@@ -71,14 +73,23 @@ export async function listCustomers(
     const pattern = containing(filters.query);
     where.push({ $or: [{ name: { $ilike: pattern } }, { externalId: { $ilike: pattern } }] });
   }
-  const rows = await em.find(CustomerRow, { $and: where }, { orderBy: { seq: 'asc' }, limit: page.size + 1 });
+  const rows = await em.find(
+    CustomerRow,
+    { $and: where },
+    { ...UNTRACKED, orderBy: { seq: 'asc' }, limit: page.size + 1 },
+  );
   return rows.map((r) => ({ seq: r.seq, customer: fromDbCustomer(r) }));
 }
 
-/** The ids of the customers a payer pays for, itself included. */
-export async function customerIdsPaidBy(em: Em, payerId: string): Promise<string[]> {
-  const rows = await em.find(CustomerRow, { $or: [{ id: payerId }, { body: { payerId } }] });
-  return rows.map((r) => r.id);
+/**
+ * The ids of the customers a payer pays for, itself included, as a subquery of the statement that uses them: a
+ * payer may pay for tens of thousands of customers, which are never read into the service.
+ */
+export function customersPaidBy(em: Em, payerId: string): Subquery {
+  return em
+    .createQueryBuilder(CustomerRow, 'payer')
+    .select('id')
+    .where({ $or: [{ id: payerId }, { body: { payerId } }] });
 }
 
 /**

@@ -107,6 +107,14 @@ export const PeriodCloseRow = defineEntity({
   primaryKeys: ['subscriptionId', 'periodNumber'],
 });
 
+/**
+ * The option every repository read (and upsert) takes. Rows become domain objects as they are read, so none is
+ * kept in the entity manager's identity map, and writes are native statements (`em.insert`, `em.nativeUpdate`):
+ * a flush then has nothing to compare however many rows a transaction reads and saves (a migration, a test
+ * clock's advance, a tree move), and a read after a write sees the row as written, never an entity loaded before.
+ */
+export const UNTRACKED = { disableIdentityMap: true } as const;
+
 /** Every entity of the subscription service. */
 export const SUBSCRIPTION_ENTITIES = [
   TestClockRow,

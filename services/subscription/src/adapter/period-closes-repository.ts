@@ -4,6 +4,5 @@ import { PeriodCloseRow } from './entities.ts';
 
 /** Records that a period closed; throws if it was closed before (the key is the subscription and period). */
 export async function recordPeriodClose(em: Em, subscriptionId: string, periodNumber: number, at: Date) {
-  em.create(PeriodCloseRow, { subscriptionId, periodNumber, closedAt: at });
-  await em.flush();
+  await em.insert(PeriodCloseRow, { subscriptionId, periodNumber, closedAt: at });
 }

@@ -1,14 +1,16 @@
 // Reads and writes of proration item rows.
 import type { Em } from '@billing/kit/db';
 import { ProrationBilling, type ProrationItem } from '@billing/proto/billing/subscription/v1/resources_pb';
-import { ProrationItemRow } from './entities.ts';
+import { ProrationItemRow, UNTRACKED } from './entities.ts';
 import { fromDbProrationItem, toDbProrationItem } from './mapping.ts';
 
 /** Inserts proration items of a subscription's period. */
 export async function insertProrationItems(em: Em, periodNumber: number, items: readonly ProrationItem[]) {
   if (items.length === 0) return;
-  for (const item of items) em.create(ProrationItemRow, toDbProrationItem(item, periodNumber));
-  await em.flush();
+  await em.insertMany(
+    ProrationItemRow,
+    items.map((item) => toDbProrationItem(item, periodNumber)),
+  );
 }
 
 /** The items of a period carried to its close (NEXT_INVOICE), oldest first. */
@@ -16,7 +18,7 @@ export async function itemsCarriedToClose(em: Em, subscriptionId: string, period
   const rows = await em.find(
     ProrationItemRow,
     { subscriptionId, periodNumber, billing: String(ProrationBilling.NEXT_INVOICE) },
-    { orderBy: { seq: 'asc' } },
+    { ...UNTRACKED, orderBy: { seq: 'asc' } },
   );
   return rows.map(fromDbProrationItem);
 }
@@ -30,7 +32,7 @@ export async function listProrationItems(
   const rows = await em.find(
     ProrationItemRow,
     { subscriptionId, seq: { $gt: page.after ?? '0' } },
-    { orderBy: { seq: 'asc' }, limit: page.size + 1 },
+    { ...UNTRACKED, orderBy: { seq: 'asc' }, limit: page.size + 1 },
   );
   return rows.map((r) => ({ seq: r.seq, item: fromDbProrationItem(r) }));
 }

@@ -1,28 +1,29 @@
 // Reads and writes of subscription rows. No business rules here: use cases in service/ decide, this persists.
-import { type Em, queryBound } from '@billing/kit/db';
+import type { Em } from '@billing/kit/db';
 import { SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { type FilterQuery, type InferEntity, LockMode } from '@mikro-orm/core';
 import type { SubscriptionRecord } from '../domain/subscription.ts';
-import { customerIdsPaidBy } from './customers-repository.ts';
-import { SubscriptionRow } from './entities.ts';
+import { customersPaidBy } from './customers-repository.ts';
+import { SubscriptionRow, UNTRACKED } from './entities.ts';
 import { fromDbSubscription, toDbSubscription } from './mapping.ts';
 
 /** Inserts a subscription. */
 export async function insertSubscription(em: Em, record: SubscriptionRecord): Promise<void> {
-  em.create(SubscriptionRow, { id: record.subscription.id, ...toDbSubscription(record) });
-  await em.flush();
+  await em.insert(SubscriptionRow, { id: record.subscription.id, ...toDbSubscription(record) });
 }
 
 /** Replaces a subscription's row, recomputing when it is next due. */
 export async function saveSubscription(em: Em, record: SubscriptionRecord): Promise<void> {
-  const row = await em.findOneOrFail(SubscriptionRow, { id: record.subscription.id });
-  Object.assign(row, toDbSubscription(record));
-  await em.flush();
+  await em.nativeUpdate(SubscriptionRow, { id: record.subscription.id }, toDbSubscription(record));
 }
 
 /** A subscription by id, with its row locked when `lock`. */
 export async function findSubscription(em: Em, id: string, lock = false): Promise<SubscriptionRecord | undefined> {
-  const row = await em.findOne(SubscriptionRow, { id }, lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
+  const row = await em.findOne(
+    SubscriptionRow,
+    { id },
+    lock ? { ...UNTRACKED, lockMode: LockMode.PESSIMISTIC_WRITE } : UNTRACKED,
+  );
   return row ? fromDbSubscription(row) : undefined;
 }
 
@@ -50,32 +51,35 @@ export async function listSubscriptions(
 ): Promise<{ seq: string; record: SubscriptionRecord }[]> {
   const where: FilterQuery<InferEntity<typeof SubscriptionRow>>[] = [{ seq: { $gt: page.after ?? '0' } }];
   if (filters.customerId) where.push({ customerId: filters.customerId });
-  if (filters.payerId) where.push({ customerId: { $in: await customerIdsPaidBy(em, filters.payerId) } });
+  if (filters.payerId) where.push({ customerId: { $in: customersPaidBy(em, filters.payerId) } });
   if (filters.planKey) where.push({ planKey: filters.planKey });
   if (filters.planVersion) where.push({ planVersion: filters.planVersion });
   if (filters.states.length > 0) where.push({ state: { $in: filters.states.map(String) } });
   if (filters.scheduledChangeOnly) where.push({ hasScheduledChange: true });
-  const rows = await em.find(SubscriptionRow, { $and: where }, { orderBy: { seq: 'asc' }, limit: page.size + 1 });
+  const rows = await em.find(
+    SubscriptionRow,
+    { $and: where },
+    { ...UNTRACKED, orderBy: { seq: 'asc' }, limit: page.size + 1 },
+  );
   return rows.map((r) => ({ seq: r.seq, record: fromDbSubscription(r) }));
 }
 
 /**
- * Locks and returns up to `limit` real-time subscriptions due by `now`, skipping rows another replica holds.
- * The billing clock's claim, in SQL: replicas share the due rows through `for update skip locked` in due
- * order, so none waits on another; the claimed rows are then read as entities (locked by this transaction).
+ * Locks and returns up to `limit` real-time subscriptions due by `now`, in due order, skipping rows another
+ * replica holds (`for update skip locked`): replicas share the due rows, and none waits on another.
  */
 export async function claimDueSubscriptions(em: Em, now: Date, limit: number): Promise<SubscriptionRecord[]> {
-  const claimed = await queryBound<{ id: string }>(
-    em,
-    `select id from subscription where due_at <= $1 and test_clock_id is null
-     order by due_at, seq limit $2 for update skip locked`,
-    [now, limit],
+  const rows = await em.find(
+    SubscriptionRow,
+    { dueAt: { $lte: now }, testClockId: null },
+    {
+      ...UNTRACKED,
+      orderBy: [{ dueAt: 'asc' }, { seq: 'asc' }],
+      limit,
+      lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE,
+    },
   );
-  if (claimed.length === 0) return [];
-  const ids = claimed.map((r) => r.id);
-  const rows = await em.find(SubscriptionRow, { id: { $in: ids } });
-  const byId = new Map(rows.map((r) => [r.id, fromDbSubscription(r)]));
-  return ids.flatMap((id) => byId.get(id) ?? []);
+  return rows.map(fromDbSubscription);
 }
 
 /** Locks and returns the test clock's subscription due first by `until`, if any. */
@@ -83,7 +87,7 @@ export async function nextDueOnTestClock(em: Em, testClockId: string, until: Dat
   const row = await em.findOne(
     SubscriptionRow,
     { testClockId, dueAt: { $lte: until } },
-    { orderBy: [{ dueAt: 'asc' }, { seq: 'asc' }], lockMode: LockMode.PESSIMISTIC_WRITE },
+    { ...UNTRACKED, orderBy: [{ dueAt: 'asc' }, { seq: 'asc' }], lockMode: LockMode.PESSIMISTIC_WRITE },
   );
   return row ? fromDbSubscription(row) : undefined;
 }
@@ -93,7 +97,7 @@ export async function liveSubscriptionsOn(em: Em, planKey: string, version: numb
   const rows = await em.find(
     SubscriptionRow,
     { planKey, planVersion: version, state: { $ne: String(SubscriptionState.ENDED) } },
-    { orderBy: { seq: 'asc' }, lockMode: LockMode.PESSIMISTIC_WRITE },
+    { ...UNTRACKED, orderBy: { seq: 'asc' }, lockMode: LockMode.PESSIMISTIC_WRITE },
   );
   return rows.map(fromDbSubscription);
 }

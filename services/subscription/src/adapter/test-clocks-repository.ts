@@ -2,13 +2,17 @@
 import { type Em, queryBound } from '@billing/kit/db';
 import type { TestClock } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { LockMode } from '@mikro-orm/core';
-import { CustomerRow, TestClockRow } from './entities.ts';
+import { CustomerRow, TestClockRow, UNTRACKED } from './entities.ts';
 import { fromDbTestClock } from './mapping.ts';
 
 /** Inserts a test clock. */
 export async function insertTestClock(em: Em, clock: { id: string; name: string; frozenTime: Date; now: Date }) {
-  em.create(TestClockRow, { id: clock.id, name: clock.name, frozenTime: clock.frozenTime, createdAt: clock.now });
-  await em.flush();
+  await em.insert(TestClockRow, {
+    id: clock.id,
+    name: clock.name,
+    frozenTime: clock.frozenTime,
+    createdAt: clock.now,
+  });
 }
 
 /**
@@ -29,7 +33,7 @@ async function busyClocks(em: Em, ids: readonly string[]): Promise<Set<string>> 
 
 /** A test clock, with whether an advance holds it. */
 export async function findTestClock(em: Em, id: string): Promise<TestClock | undefined> {
-  const row = await em.findOne(TestClockRow, { id });
+  const row = await em.findOne(TestClockRow, { id }, UNTRACKED);
   if (!row) return undefined;
   return fromDbTestClock(row, (await busyClocks(em, [row.id])).has(row.id));
 }
@@ -37,7 +41,7 @@ export async function findTestClock(em: Em, id: string): Promise<TestClock | und
 /** A test clock with its row locked, without waiting: `busy` when another transaction holds it. */
 export async function lockTestClock(em: Em, id: string): Promise<TestClock | 'busy' | undefined> {
   try {
-    const row = await em.findOne(TestClockRow, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE_OR_FAIL });
+    const row = await em.findOne(TestClockRow, { id }, { ...UNTRACKED, lockMode: LockMode.PESSIMISTIC_WRITE_OR_FAIL });
     return row ? fromDbTestClock(row, false) : undefined;
   } catch (err) {
     // 55P03 lock_not_available: `for update nowait` found the row locked.
@@ -51,7 +55,7 @@ export async function listTestClocks(em: Em, page: { size: number; after: string
   const rows = await em.find(
     TestClockRow,
     { seq: { $gt: page.after ?? '0' } },
-    { orderBy: { seq: 'asc' }, limit: page.size + 1 },
+    { ...UNTRACKED, orderBy: { seq: 'asc' }, limit: page.size + 1 },
   );
   const busy = await busyClocks(
     em,
@@ -62,14 +66,12 @@ export async function listTestClocks(em: Em, page: { size: number; after: string
 
 /** Moves a test clock's time. */
 export async function setTestClockTime(em: Em, id: string, time: Date) {
-  const row = await em.findOneOrFail(TestClockRow, { id });
-  row.frozenTime = time;
-  await em.flush();
+  await em.nativeUpdate(TestClockRow, { id }, { frozenTime: time });
 }
 
 /** Deletes a test clock with its customers and their subscriptions (the schema cascades); returns the customer ids. */
 export async function deleteTestClock(em: Em, id: string): Promise<string[]> {
-  const customers = await em.find(CustomerRow, { testClockId: id }, { orderBy: { seq: 'asc' } });
+  const customers = await em.find(CustomerRow, { testClockId: id }, { ...UNTRACKED, orderBy: { seq: 'asc' } });
   await em.nativeDelete(TestClockRow, { id });
   return customers.map((c) => c.id);
 }
@@ -77,6 +79,6 @@ export async function deleteTestClock(em: Em, id: string): Promise<string[]> {
 /** The time on a test clock, or `realNow` for customers on real time. */
 export async function clockTime(em: Em, testClockId: string, realNow: Date): Promise<Date> {
   if (testClockId === '') return realNow;
-  const row = await em.findOne(TestClockRow, { id: testClockId });
+  const row = await em.findOne(TestClockRow, { id: testClockId }, UNTRACKED);
   return row ? row.frozenTime : realNow;
 }

@@ -5,6 +5,7 @@
 
 import { type FieldViolation, quote } from '@billing/kit/errors';
 import { type PageRequest, readPageRequest } from '@billing/kit/pagination';
+import { MAX_ID_LENGTH, MAX_KEY_LENGTH } from '@billing/kit/request-guard';
 import { isTimeZone } from '@billing/kit/time-zone';
 import { isCurrencyCode, parseDecimal } from '@billing/money';
 import { type PlanVersion, PriceModel } from '@billing/proto/billing/catalog/v1/resources_pb';
@@ -49,10 +50,9 @@ import { isZero } from './terms.ts';
 
 type Violations = FieldViolation[];
 
-// The limits of what callers send (docs/subscriptions.md and docs/customers.md list them). Ids of customers,
-// subscriptions and test clocks are 30 characters; catalog keys (plans, add-ons, charges) 64 at most.
-const MAX_ID = 64;
-const MAX_KEY = 64;
+// The limits of what callers send (docs/subscriptions.md and docs/customers.md list them). Ids and catalog keys
+// have the contract's limits, which the kit's request guard enforces too (MAX_ID_LENGTH, MAX_KEY_LENGTH): ids of
+// customers, subscriptions and test clocks are 30 characters, but any id the contract allows is looked up.
 const MAX_EXTERNAL_ID = 128;
 const MAX_EXTERNAL_IDS = 100;
 const MAX_QUERY = 200;
@@ -62,9 +62,15 @@ const MAX_NAME = 200;
 const MAX_SHORT_TEXT = 64;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const WHOLE = /^\d{1,9}$/;
-// The range of google.protobuf.Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
-const MIN_SECONDS = -62_135_596_800n;
-const MAX_SECONDS = 253_402_300_799n;
+// The times accepted: those from which every time a subscription computes is right and fits in a
+// google.protobuf.Timestamp (the years 0001-9999), which a time outside cannot be written in. A prorated first
+// period is measured against the full period it is the tail of, up to a year (and a time zone's offset) before
+// its start; a trial ends up to MAX_TRIAL_DAYS (730 days) after it; a period after the start ends a year after
+// it at most, and later ones are computed when the clock reaches their start, which an accepted time bounds too.
+// The calendar's arithmetic (JavaScript's Date.UTC) reads the years 0-99 as 1900-1999, so the first century,
+// and the year before an accepted time, are left out.
+const MIN_SECONDS = BigInt(Date.parse('0101-01-01T00:00:00Z') / 1000);
+const MAX_SECONDS = BigInt(Date.parse('9997-12-31T23:59:59Z') / 1000);
 
 function checkId(out: Violations, field: string, id: string): void {
   if (id === '') out.push({ field, description: 'required' });
@@ -72,12 +78,16 @@ function checkId(out: Violations, field: string, id: string): void {
 }
 
 function checkOptionalId(out: Violations, field: string, id: string): void {
-  if (id.length > MAX_ID) out.push({ field, description: `at most ${MAX_ID} characters` });
+  if (id.length > MAX_ID_LENGTH) out.push({ field, description: `at most ${MAX_ID_LENGTH} characters` });
 }
 
 function checkKey(out: Violations, field: string, key: string): void {
   if (key === '') out.push({ field, description: 'required' });
-  else if (key.length > MAX_KEY) out.push({ field, description: `at most ${MAX_KEY} characters` });
+  else checkOptionalKey(out, field, key);
+}
+
+function checkOptionalKey(out: Violations, field: string, key: string): void {
+  if (key.length > MAX_KEY_LENGTH) out.push({ field, description: `at most ${MAX_KEY_LENGTH} characters` });
 }
 
 function checkVersion(out: Violations, field: string, version: number, description = '0 (latest) or a version'): void {
@@ -91,7 +101,7 @@ function checkTime(out: Violations, field: string, time: Timestamp | undefined, 
     return undefined;
   }
   if (time.seconds < MIN_SECONDS || time.seconds > MAX_SECONDS || time.nanos < 0 || time.nanos > 999_999_999) {
-    out.push({ field, description: 'a time between the years 0001 and 9999' });
+    out.push({ field, description: 'a time in the years 0101-9997' });
     return undefined;
   }
   return timestampDate(time);
@@ -378,6 +388,21 @@ export interface PlanRef {
   planKey: string;
   /** The version, or 0 for the latest published. */
   version: number;
+  /** The request's fields that hold the key and the version, which a refusal of either names. */
+  fields: { planKey: string; version: string };
+}
+
+/** The plan version `planKey` and `version` of a request, held by its `plan_key` and `versionField`. */
+function planRef(planKey: string, version: number, versionField: string): PlanRef {
+  return { planKey, version, fields: { planKey: 'plan_key', version: versionField } };
+}
+
+/** An add-on as a request names it. */
+export interface AddOnRef {
+  /** The add-on key. */
+  key: string;
+  /** The request's field that holds it, which a refusal of it names. */
+  field: string;
 }
 
 /** A subscription to create, before its plan is read from the catalog. */
@@ -419,9 +444,18 @@ function checkAddons(out: Violations, field: string, addons: readonly AddonQuant
   });
 }
 
-/** The add-ons whose catalog entries a request needs: those it attaches or changes (not those it detaches). */
-export function addOnKeysToRead(addons: readonly AddonQuantity[]): string[] {
-  return [...new Set(addons.filter((a) => !isZero(a.quantity)).map((a) => a.addonKey))];
+/**
+ * The add-ons whose catalog entries a request needs: those it attaches or changes (not those it detaches), each
+ * once, named by its place in the request's `addons`.
+ */
+export function addOnsToRead(addons: readonly AddonQuantity[]): AddOnRef[] {
+  const refs = new Map<string, AddOnRef>();
+  addons.forEach((a, i) => {
+    if (!isZero(a.quantity) && !refs.has(a.addonKey)) {
+      refs.set(a.addonKey, { key: a.addonKey, field: `addons[${i}].addon_key` });
+    }
+  });
+  return [...refs.values()];
 }
 
 /** Validates CreateSubscription, all but what needs the plan version. */
@@ -457,7 +491,7 @@ export function validateCreateSubscription(req: CreateSubscriptionRequest): Crea
   throwIfAny(out, 'the subscription is not valid');
   return {
     customerId: req.customerId,
-    plan: { planKey: req.planKey, version: req.planVersion },
+    plan: planRef(req.planKey, req.planVersion, 'plan_version'),
     quantities: req.quantities,
     addons: req.addons,
     priceOverrides: req.priceOverrides,
@@ -495,7 +529,7 @@ export function validateChangePlan(req: ChangePlanRequest): ChangePlanInput {
   throwIfAny(out, 'the change is not valid');
   return {
     subscriptionId: req.subscriptionId,
-    plan: { planKey: req.planKey, version: req.planVersion },
+    plan: planRef(req.planKey, req.planVersion, 'plan_version'),
     quantities: req.quantities,
     priceOverrides: req.priceOverrides,
     timing: req.timing === ChangeTiming.PERIOD_END ? ChangeTiming.PERIOD_END : ChangeTiming.IMMEDIATELY,
@@ -567,7 +601,7 @@ export function validateMigrateSubscriptions(req: MigrateSubscriptionsRequest): 
   }
   checkVersion(out, 'to_version', req.toVersion);
   throwIfAny(out, 'the migration is not valid');
-  return { to: { planKey: req.planKey, version: req.toVersion }, fromVersion: req.fromVersion, dryRun: req.dryRun };
+  return { to: planRef(req.planKey, req.toVersion, 'to_version'), fromVersion: req.fromVersion, dryRun: req.dryRun };
 }
 
 /** The change a preview computes: to another plan or version, or of seats and add-ons. */
@@ -603,7 +637,7 @@ export interface PreviewChangeInput {
 export function validatePreviewChange(req: PreviewChangeRequest): PreviewChangeInput {
   const out: Violations = [];
   checkId(out, 'subscription_id', req.subscriptionId);
-  if (req.planKey.length > MAX_KEY) out.push({ field: 'plan_key', description: `at most ${MAX_KEY} characters` });
+  checkOptionalKey(out, 'plan_key', req.planKey);
   checkVersion(out, 'plan_version', req.planVersion);
   const changesPlan = req.planKey !== '' || req.planVersion !== 0;
   if (!changesPlan) checkAddons(out, 'addons', req.addons, true);
@@ -612,7 +646,7 @@ export function validatePreviewChange(req: PreviewChangeRequest): PreviewChangeI
   return {
     subscriptionId: req.subscriptionId,
     change: changesPlan
-      ? { kind: 'plan', plan: { planKey: req.planKey, version: req.planVersion }, quantities: req.quantities }
+      ? { kind: 'plan', plan: planRef(req.planKey, req.planVersion, 'plan_version'), quantities: req.quantities }
       : { kind: 'quantity', quantities: req.quantities, addons: req.addons },
     effectiveTime,
   };
@@ -648,7 +682,7 @@ export function validateListSubscriptions(req: ListSubscriptionsRequest): ListIn
   const out: Violations = [];
   checkOptionalId(out, 'customer_id', req.customerId);
   checkOptionalId(out, 'payer_id', req.payerId);
-  if (req.planKey.length > MAX_KEY) out.push({ field: 'plan_key', description: `at most ${MAX_KEY} characters` });
+  checkOptionalKey(out, 'plan_key', req.planKey);
   checkVersion(out, 'plan_version', req.planVersion, '0 (any) or a version');
   req.states.forEach((state, i) => {
     checkEnum(out, `states[${i}]`, state, STATES, 'a SubscriptionState other than UNSPECIFIED');

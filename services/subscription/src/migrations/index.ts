@@ -68,4 +68,12 @@ export const SUBSCRIPTION_MIGRATIONS: readonly SqlMigration[] = [
       )`,
     ],
   },
+  {
+    name: '0002_customer_payer',
+    statements: [
+      // Who pays for a customer, for lists by payer: a payer may pay for tens of thousands of customers, which a
+      // list reads through this index rather than through every customer.
+      "create index customer_payer on customer ((body->>'payerId'))",
+    ],
+  },
 ];

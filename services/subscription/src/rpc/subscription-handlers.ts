@@ -6,7 +6,7 @@ import type { ServiceContext } from '@billing/kit/service-context';
 import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import type { ServiceImpl } from '@connectrpc/connect';
 import {
-  addOnKeysToRead,
+  addOnsToRead,
   validateAdvanceTestClock,
   validateCancelSubscription,
   validateChangePlan,
@@ -34,7 +34,7 @@ import { listProrationItems } from '../service/list-proration-items.ts';
 import { listSubscriptions } from '../service/list-subscriptions.ts';
 import { listTestClocks } from '../service/list-test-clocks.ts';
 import { migrateSubscriptions } from '../service/migrate-subscriptions.ts';
-import { type PlanCatalog, readAddOns, readPlanTerms, readPlanVersion } from '../service/plan-catalog.ts';
+import { type PlanCatalog, readAddOns, readPlanTerms } from '../service/plan-catalog.ts';
 import { previewChange } from '../service/preview-change.ts';
 import { resumeSubscription } from '../service/resume-subscription.ts';
 import type { TestClockPolicy } from '../service/test-clock-policy.ts';
@@ -52,7 +52,7 @@ export function subscriptionHandlers(
   return {
     async createSubscription(req) {
       const input = validateCreateSubscription(req);
-      const plan = await readPlanTerms(catalog, input.plan, addOnKeysToRead(input.addons));
+      const plan = await readPlanTerms(catalog, input.plan, addOnsToRead(input.addons));
       return mutate(context, M.createSubscription, req, async (s) =>
         toProtoSubscriptionChange(await createSubscription(s, input, plan)),
       );
@@ -69,7 +69,7 @@ export function subscriptionHandlers(
 
     async changePlan(req) {
       const input = validateChangePlan(req);
-      const version = await readPlanVersion(catalog, input.plan);
+      const version = await catalog.planVersion(input.plan);
       return mutate(context, M.changePlan, req, async (s) =>
         toProtoSubscriptionChange(await changePlan(s, input, version)),
       );
@@ -77,7 +77,7 @@ export function subscriptionHandlers(
 
     async changeQuantity(req) {
       const input = validateChangeQuantity(req);
-      const addOns = await readAddOns(catalog, addOnKeysToRead(input.addons));
+      const addOns = await readAddOns(catalog, addOnsToRead(input.addons));
       return mutate(context, M.changeQuantity, req, async (s) =>
         toProtoSubscriptionChange(await changeQuantity(s, input, addOns)),
       );
@@ -106,7 +106,7 @@ export function subscriptionHandlers(
 
     async migrateSubscriptions(req) {
       const input = validateMigrateSubscriptions(req);
-      const version = await readPlanVersion(catalog, input.to);
+      const version = await catalog.planVersion(input.to);
       return mutate(context, M.migrateSubscriptions, req, (s) => migrateSubscriptions(s, input, version));
     },
 

@@ -5,11 +5,10 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { nextDueOnTestClock } from '../adapter/subscriptions-repository.ts';
 import { setTestClockTime } from '../adapter/test-clocks-repository.ts';
 import { invalidArgument } from '../domain/errors.ts';
-import { nextDue } from '../domain/subscription.ts';
 import type { AdvanceTestClockInput } from '../domain/validate.ts';
 import type { WriteContext } from './context.ts';
 import { lockRequiredTestClock, requireTestClock } from './lookups.ts';
-import { advance } from './subscription-writes.ts';
+import { advance, dueBy } from './subscription-writes.ts';
 import { assertTestClocksEnabled, type TestClockPolicy } from './test-clock-policy.ts';
 
 /**
@@ -31,8 +30,9 @@ export async function advanceTestClock(
   }
   for (;;) {
     const record = await nextDueOnTestClock(ctx.em, input.id, input.to);
-    const due = record ? nextDue(record) : undefined;
-    if (!record || !due) break;
+    if (!record) break;
+    const due = await dueBy(ctx, record, input.to);
+    if (!due) continue;
     // The clock reads the step's time while it is processed, so that anything reading it agrees.
     await setTestClockTime(ctx.em, input.id, due);
     await advance(ctx, record, due);

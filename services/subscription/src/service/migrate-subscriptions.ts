@@ -13,7 +13,7 @@ import { invalidArgument } from '../domain/errors.ts';
 import { assertAvailable } from '../domain/terms.ts';
 import type { MigrateSubscriptionsInput } from '../domain/validate.ts';
 import type { WriteContext } from './context.ts';
-import { saveChange } from './subscription-writes.ts';
+import { type AnnouncedChange, saveChanges } from './subscription-writes.ts';
 
 /** How many moved subscriptions a migration lists by id. */
 const LISTED_IDS = 500;
@@ -47,6 +47,7 @@ export async function migrateSubscriptions(
   const records = await liveSubscriptionsOn(ctx.em, input.to.planKey, input.fromVersion);
   if (!input.dryRun) await savePlanVersion(ctx.em, version);
   const moved: string[] = [];
+  const changes: AnnouncedChange<typeof subscriptionChangeScheduled.schema>[] = [];
   let skipped = 0;
   for (const record of records) {
     const s = record.subscription;
@@ -64,8 +65,9 @@ export async function migrateSubscriptions(
       planKey: input.to.planKey,
       planVersion: version.version,
     });
-    await saveChange(ctx, record, now, subscriptionChangeScheduled, { subscription: s });
+    changes.push({ record, at: now, payload: { subscription: s } });
   }
+  await saveChanges(ctx, changes, subscriptionChangeScheduled);
   return {
     migratedCount: moved.length,
     skippedCount: skipped,

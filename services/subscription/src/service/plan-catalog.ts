@@ -1,25 +1,23 @@
 // The catalog as the subscription service asks it: published plan versions and add-ons. Requests that need them
 // read them before their transaction opens, so a call to the catalog never holds a database transaction.
 import type { AddOn, PlanVersion } from '@billing/proto/billing/catalog/v1/resources_pb';
-import type { PlanRef } from '../domain/validate.ts';
+import type { AddOnRef, PlanRef } from '../domain/validate.ts';
 
-/** What the subscription service asks the catalog (the catalog client in adapter/ answers). */
+/**
+ * What the subscription service asks the catalog (the catalog client in adapter/ answers). What the catalog
+ * refuses as invalid is INVALID_ARGUMENT naming the fields of the request being served, which a reference holds.
+ */
 export interface PlanCatalog {
   /** A plan version (0: the latest published); NOT_FOUND PLAN_NOT_FOUND or PLAN_VERSION_NOT_FOUND if none. */
-  planVersion(planKey: string, version: number): Promise<PlanVersion>;
+  planVersion(plan: PlanRef): Promise<PlanVersion>;
   /** An add-on; NOT_FOUND ADD_ON_NOT_FOUND if none. */
-  addOn(key: string): Promise<AddOn>;
+  addOn(addOn: AddOnRef): Promise<AddOn>;
 }
 
-/** The plan version a request names, as the catalog has it. */
-export function readPlanVersion(catalog: PlanCatalog, plan: PlanRef): Promise<PlanVersion> {
-  return catalog.planVersion(plan.planKey, plan.version);
-}
-
-/** The add-ons with these keys, read one by one. */
-export async function readAddOns(catalog: PlanCatalog, keys: readonly string[]): Promise<ReadonlyMap<string, AddOn>> {
+/** The add-ons a request names, read one by one, by key. */
+export async function readAddOns(catalog: PlanCatalog, refs: readonly AddOnRef[]): Promise<ReadonlyMap<string, AddOn>> {
   const addOns = new Map<string, AddOn>();
-  for (const key of keys) addOns.set(key, await catalog.addOn(key));
+  for (const ref of refs) addOns.set(ref.key, await catalog.addOn(ref));
   return addOns;
 }
 
@@ -32,7 +30,7 @@ export interface PlanTerms {
 }
 
 /** Reads the plan version and add-ons a request names. */
-export async function readPlanTerms(catalog: PlanCatalog, plan: PlanRef, addOnKeys: readonly string[]) {
-  const version = await readPlanVersion(catalog, plan);
-  return { version, addOns: await readAddOns(catalog, addOnKeys) } satisfies PlanTerms;
+export async function readPlanTerms(catalog: PlanCatalog, plan: PlanRef, addOns: readonly AddOnRef[]) {
+  const version = await catalog.planVersion(plan);
+  return { version, addOns: await readAddOns(catalog, addOns) } satisfies PlanTerms;
 }

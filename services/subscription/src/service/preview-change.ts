@@ -3,10 +3,10 @@ import { clockTime } from '../adapter/test-clocks-repository.ts';
 import { invalidArgument, throwIfAny } from '../domain/errors.ts';
 import { changedTerms } from '../domain/term-changes.ts';
 import { assertSellable, fromPeriod } from '../domain/terms.ts';
-import { addOnKeysToRead, type PreviewChangeInput, quantityViolations } from '../domain/validate.ts';
+import { addOnsToRead, type PreviewChangeInput, quantityViolations } from '../domain/validate.ts';
 import type { ReadContext } from './context.ts';
 import { requireSubscription } from './lookups.ts';
-import { type PlanCatalog, readAddOns, readPlanVersion } from './plan-catalog.ts';
+import { type PlanCatalog, readAddOns } from './plan-catalog.ts';
 import { changeItems, quantityChange } from './prorated-changes.ts';
 
 /**
@@ -32,17 +32,14 @@ export async function previewChange(
   }
   const change = input.change;
   if (change.kind === 'plan') {
-    const version = await readPlanVersion(catalog, {
-      planKey: change.plan.planKey || s.planKey,
-      version: change.plan.version,
-    });
+    const version = await catalog.planVersion({ ...change.plan, planKey: change.plan.planKey || s.planKey });
     throwIfAny(quantityViolations(change.quantities, version, 'quantities'), 'the change is not valid');
     assertSellable(version, s.currencyCode);
     const terms = changedTerms(record, version, { quantities: change.quantities, priceOverrides: [] });
     const after = { terms, version, addonCharges: record.addonCharges };
     return changeItems(ctx.em, record, after, at, ProrationReason.PLAN_CHANGE, true);
   }
-  const addOns = await readAddOns(catalog, addOnKeysToRead(change.addons));
+  const addOns = await readAddOns(catalog, addOnsToRead(change.addons));
   const after = await quantityChange(ctx.em, record, change, addOns);
   return changeItems(ctx.em, record, after, at, ProrationReason.QUANTITY_CHANGE, true);
 }

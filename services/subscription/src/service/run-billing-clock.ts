@@ -3,9 +3,8 @@
 // under a unique key, so every period closes exactly once however many replicas run the clock
 // (docs/billing-clock.md).
 import type { Database } from '@billing/kit/db';
-import { claimDueSubscriptions, saveSubscription } from '../adapter/subscriptions-repository.ts';
-import { nextDue } from '../domain/subscription.ts';
-import { advance } from './subscription-writes.ts';
+import { claimDueSubscriptions } from '../adapter/subscriptions-repository.ts';
+import { advance, dueBy } from './subscription-writes.ts';
 
 /** Processes everything due on real time by `now`, one subscription step per transaction; returns the count. */
 export async function runBillingClock(db: Database, now: () => Date, requestId = 'billing-clock'): Promise<number> {
@@ -15,14 +14,10 @@ export async function runBillingClock(db: Database, now: () => Date, requestId =
       const time = now();
       const [record] = await claimDueSubscriptions(em, time, 1);
       if (!record) return 'none';
-      const due = nextDue(record);
-      if (!due || due.getTime() > time.getTime()) {
-        // The row's due time says more than its state does (nothing due, or later): saving it again writes the
-        // due time its state gives, so the row is not claimed again for nothing.
-        await saveSubscription(em, record);
-        return 'rescheduled';
-      }
-      await advance({ em, now: time, requestId }, record, due);
+      const ctx = { em, now: time, requestId };
+      const due = await dueBy(ctx, record, time);
+      if (!due) return 'rescheduled';
+      await advance(ctx, record, due);
       return 'stepped';
     });
     if (claimed === 'none') return steps;

@@ -1,7 +1,7 @@
 // How use cases write a subscription's changes: loading what a domain step (domain/billing-step.ts) needs and
 // saving what it decided with its events, or saving a change with the event that announces it.
 
-import { recordEvent, recordEvents } from '@billing/kit/outbox';
+import { eventRecord, recordEvents } from '@billing/kit/outbox';
 import type { EventType } from '@billing/proto/events/define';
 import type { DescMessage, MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
@@ -9,7 +9,7 @@ import { recordPeriodClose } from '../adapter/period-closes-repository.ts';
 import { insertProrationItems, itemsCarriedToClose } from '../adapter/proration-items-repository.ts';
 import { saveSubscription } from '../adapter/subscriptions-repository.ts';
 import { dueStep, type StepInputs, type StepResult } from '../domain/billing-step.ts';
-import type { SubscriptionRecord } from '../domain/subscription.ts';
+import { nextDue, type SubscriptionRecord } from '../domain/subscription.ts';
 import { eventContext, type WriteContext } from './context.ts';
 import { requireCustomer, requirePlanVersion } from './lookups.ts';
 
@@ -48,10 +48,50 @@ export async function saveChange<Schema extends DescMessage>(
   event: EventType<Schema>,
   payload: MessageInitShape<Schema>,
 ): Promise<void> {
-  const s = record.subscription;
-  s.updateTime = timestampFromDate(at);
+  await saveChanges(ctx, [{ record, at, payload }], event);
+}
+
+/** A subscription changed at `at` (on its customer's clock), with the payload of the event that announces it. */
+export interface AnnouncedChange<Schema extends DescMessage> {
+  /** The subscription as changed. */
+  record: SubscriptionRecord;
+  /** When it changed. */
+  at: Date;
+  /** The event's payload. */
+  payload: MessageInitShape<Schema>;
+}
+
+/**
+ * Saves subscriptions changed alike (a migration's), each at its own time, and records the event announcing each:
+ * a statement per subscription and two for all the events.
+ */
+export async function saveChanges<Schema extends DescMessage>(
+  ctx: WriteContext,
+  changes: readonly AnnouncedChange<Schema>[],
+  event: EventType<Schema>,
+): Promise<void> {
+  for (const { record, at } of changes) {
+    record.subscription.updateTime = timestampFromDate(at);
+    await saveSubscription(ctx.em, record);
+  }
+  await recordEvents(
+    ctx.em,
+    changes.map(({ record, at, payload }) =>
+      eventRecord(event, payload, eventContext(ctx, record.subscription.id, at)),
+    ),
+  );
+}
+
+/**
+ * When a subscription a clock found due by `until` is due, or undefined when its row's due time says more than its
+ * state does (nothing due, or after `until`): its row is then saved again, which writes the due time its state
+ * gives, so that the clock does not find it again for nothing and goes on to the rows after it.
+ */
+export async function dueBy(ctx: WriteContext, record: SubscriptionRecord, until: Date): Promise<Date | undefined> {
+  const due = nextDue(record);
+  if (due && due.getTime() <= until.getTime()) return due;
   await saveSubscription(ctx.em, record);
-  await recordEvent(ctx.em, event, payload, eventContext(ctx, s.id, at));
+  return undefined;
 }
 
 /** Processes the one step due for `record` at `at` (its next due time): loads what it needs, saves what it did. */
