@@ -96,6 +96,11 @@ export class InvalidArgumentError extends DomainError {
   }
 }
 
+/** Throws INVALID_ARGUMENT with `message` listing `violations`, if there are any: the end of every validation. */
+export function refuseViolations(violations: readonly FieldViolation[], message: string): void {
+  if (violations.length > 0) throw new InvalidArgumentError(message, violations);
+}
+
 /** The text a caller reads: the public message, and for bad input its first field violation. */
 function publicText(err: DomainError): string {
   if (!(err instanceof InvalidArgumentError)) return err.message;

@@ -2,7 +2,7 @@
 // (field path and what is wrong), so a caller fixes a document in one round; an empty list means valid. The
 // readers at the end build a use case's input from its request, or throw INVALID_ARGUMENT naming the fields.
 
-import { type FieldViolation, quote } from '@billing/kit/errors';
+import { type FieldViolation, quote, refuseViolations } from '@billing/kit/errors';
 import { isCurrencyCode, parseDecimal } from '@billing/money';
 import { CatalogFormat } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import {
@@ -399,7 +399,7 @@ export function readPlanVersionRef(request: { planKey: string; version: number }
   const out: Violations = [];
   if (request.planKey === '') out.push({ field: 'plan_key', description: 'required' });
   if (request.version < 0) out.push({ field: 'version', description: '0 (the latest published) or more' });
-  if (out.length > 0) throw notValid('the request', out);
+  refuseViolations(out, 'the request is not valid');
   return { planKey: request.planKey, version: request.version === 0 ? 'latest' : request.version };
 }
 
@@ -428,6 +428,6 @@ export function readApplyCatalog(request: {
   }
   const format = FORMATS[request.format];
   const { document, violations } = readCatalogDocument(request.document, format);
-  if (violations.length > 0) throw notValid('the catalog document', violations);
+  refuseViolations(violations, 'the catalog document is not valid');
   return { document, dryRun: request.dryRun, archiveMissing: request.archiveMissing };
 }

@@ -2,7 +2,7 @@
 // the dry run's answer), every violation is reported at once, and only then are the changes made, in one
 // transaction, through the same use cases as the single-object RPCs.
 
-import { type FieldViolation, quote } from '@billing/kit/errors';
+import { type FieldViolation, quote, refuseViolations } from '@billing/kit/errors';
 import {
   type CatalogChange,
   CatalogChangeKind,
@@ -19,7 +19,7 @@ import { addOnRepository } from '../adapter/add-on-repository.ts';
 import { allPlans } from '../adapter/plan-repository.ts';
 import { findPlanVersion } from '../adapter/plan-version-repository.ts';
 import type { CatalogDocument } from '../domain/catalog-document.ts';
-import { catalogConflict, notValid } from '../domain/errors.ts';
+import { catalogConflict } from '../domain/errors.ts';
 import { type CatalogLookup, KEY_PATTERN } from '../domain/types.ts';
 import {
   type ApplyCatalogInput,
@@ -162,7 +162,7 @@ export async function applyCatalog(ctx: WriteContext, input: ApplyCatalogInput):
     }
   }
 
-  if (violations.length > 0) throw notValid('the catalog document', violations);
+  refuseViolations(violations, 'the catalog document is not valid');
   if (conflicts.length > 0) throw catalogConflict(conflicts);
   if (input.dryRun) return changes;
 

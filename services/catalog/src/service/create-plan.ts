@@ -1,8 +1,9 @@
+import { refuseViolations } from '@billing/kit/errors';
 import { PlanSchema, PlanStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { create } from '@bufbuild/protobuf';
 import { findPlan, savePlan } from '../adapter/plan-repository.ts';
 import { findPlanVersion, saveDraft } from '../adapter/plan-version-repository.ts';
-import { notValid, planExists } from '../domain/errors.ts';
+import { planExists } from '../domain/errors.ts';
 import { KEY_PATTERN, type Plan, type PlanVersion, type PlanVersionSpec } from '../domain/types.ts';
 import { validatePlanSpec } from '../domain/validate.ts';
 import { loadCatalogLookup } from './catalog-lookup.ts';
@@ -18,7 +19,7 @@ export async function createPlan(
     ? []
     : [{ field: 'key', description: 'must be lower snake case, 1-64 characters' }];
   violations.push(...validatePlanSpec(spec, await loadCatalogLookup(ctx.em)));
-  if (violations.length > 0) throw notValid('the plan', violations);
+  refuseViolations(violations, 'the plan is not valid');
   if (await findPlan(ctx.em, key)) throw planExists(key);
   const plan = create(PlanSchema, { key, status: PlanStatus.ACTIVE, latestVersion: 0, draftVersion: 1 });
   await savePlan(ctx.em, plan, null, ctx.now);

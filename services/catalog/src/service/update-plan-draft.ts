@@ -1,7 +1,8 @@
+import { refuseViolations } from '@billing/kit/errors';
 import { PlanStatus } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { findPlan, savePlan } from '../adapter/plan-repository.ts';
 import { findPlanVersion, saveDraft } from '../adapter/plan-version-repository.ts';
-import { draftVersionMismatch, notValid, planArchived, planNotFound, versionImmutable } from '../domain/errors.ts';
+import { draftVersionMismatch, planArchived, planNotFound, versionImmutable } from '../domain/errors.ts';
 import type { PlanVersion } from '../domain/types.ts';
 import { type PlanDraftInput, validatePlanSpec } from '../domain/validate.ts';
 import { loadCatalogLookup } from './catalog-lookup.ts';
@@ -22,7 +23,7 @@ export async function updatePlanDraft(ctx: WriteContext, input: PlanDraftInput):
     throw draftVersionMismatch(planKey, draftVersion);
   }
   const violations = validatePlanSpec(spec, await loadCatalogLookup(ctx.em));
-  if (violations.length > 0) throw notValid('the plan version', violations);
+  refuseViolations(violations, 'the plan version is not valid');
   await saveDraft(ctx.em, planKey, draftVersion, spec, ctx.now);
   if (plan.draftVersion !== draftVersion) await savePlan(ctx.em, { ...plan, draftVersion }, null, ctx.now);
   const draft = await findPlanVersion(ctx.em, planKey, draftVersion);

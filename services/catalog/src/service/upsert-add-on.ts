@@ -1,7 +1,7 @@
+import { refuseViolations } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
 import { addOnUpdated } from '@billing/proto/events/catalog';
 import { addOnRepository } from '../adapter/add-on-repository.ts';
-import { notValid } from '../domain/errors.ts';
 import type { AddOn } from '../domain/types.ts';
 import { validateAddOn } from '../domain/validate.ts';
 import { loadCatalogLookup } from './catalog-lookup.ts';
@@ -13,7 +13,7 @@ import { eventContext, type WriteContext } from './context.ts';
  */
 export async function upsertAddOn(ctx: WriteContext, input: AddOn, prefix = 'add_on'): Promise<AddOn> {
   const violations = validateAddOn(input, await loadCatalogLookup(ctx.em), prefix);
-  if (violations.length > 0) throw notValid('the add-on', violations);
+  refuseViolations(violations, 'the add-on is not valid');
   const addOn = await addOnRepository.save(ctx.em, { ...input, archived: false }, ctx.now);
   await recordEvent(ctx.em, addOnUpdated, { addOn }, eventContext(ctx, `addon:${addOn.key}`));
   return addOn;

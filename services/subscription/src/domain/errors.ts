@@ -42,11 +42,6 @@ export function invalidArgument(message: string, violations: readonly FieldViola
   return new InvalidArgumentError(message, violations);
 }
 
-/** Throws INVALID_ARGUMENT with `message` if there are violations. */
-export function throwIfAny(violations: readonly FieldViolation[], message: string): void {
-  if (violations.length > 0) throw invalidArgument(message, violations);
-}
-
 // ---- customers ----
 
 /** NOT_FOUND: no customer with this id. */

@@ -3,7 +3,7 @@
 // INVALID_ARGUMENT; required fields are checked on reads as on writes. What needs the subscription's plan version
 // (seat charges, contract prices) is checked by the use case against it, with the functions at the end.
 
-import { type FieldViolation, quote } from '@billing/kit/errors';
+import { type FieldViolation, quote, refuseViolations } from '@billing/kit/errors';
 import { type PageRequest, readPageRequest } from '@billing/kit/pagination';
 import { MAX_ID_LENGTH, MAX_KEY_LENGTH } from '@billing/kit/request-guard';
 import { isTimeZone } from '@billing/kit/time-zone';
@@ -45,7 +45,7 @@ import {
 import { clone, create } from '@bufbuild/protobuf';
 import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import { BILLING_PATHS, type BillingField } from './customer.ts';
-import { invalidArgument, throwIfAny } from './errors.ts';
+import { invalidArgument } from './errors.ts';
 import { isZero } from './terms.ts';
 
 type Violations = FieldViolation[];
@@ -130,7 +130,7 @@ export function validateId(id: string, field: string): string {
   if (id === '') throw missing(field);
   const out: Violations = [];
   checkOptionalId(out, field, id);
-  throwIfAny(out, `${field} is too long`);
+  refuseViolations(out, `${field} is too long`);
   return id;
 }
 
@@ -239,7 +239,7 @@ export function validateCreateCustomer(req: CreateCustomerRequest): CreateCustom
   }
   checkOptionalId(out, 'customer.parent_id', customer.parentId);
   checkOptionalId(out, 'customer.test_clock_id', customer.testClockId);
-  throwIfAny(out, 'the customer is not valid');
+  refuseViolations(out, 'the customer is not valid');
   return {
     externalId: customer.externalId,
     name: customer.name,
@@ -268,9 +268,10 @@ export function validateUpdateCustomer(req: UpdateCustomerRequest): UpdateCustom
   const customer = req.customer;
   if (!customer) throw missing('customer');
   const paths = req.updateMask?.paths ?? [];
-  if (paths.length === 0) throwIfAny([{ field: 'update_mask', description: 'required' }], 'update_mask names no field');
+  if (paths.length === 0)
+    refuseViolations([{ field: 'update_mask', description: 'required' }], 'update_mask names no field');
   const bad = paths.filter((p) => !(p in BILLING_PATHS) && !['name', 'metadata', 'billing'].includes(p));
-  throwIfAny(
+  refuseViolations(
     bad.map((p) => ({ field: 'update_mask', description: `${quote(p)} cannot be updated here` })),
     `${bad.length === 1 ? 'a field' : 'fields'} of update_mask cannot be updated`,
   );
@@ -285,7 +286,7 @@ export function validateUpdateCustomer(req: UpdateCustomerRequest): UpdateCustom
   if (paths.includes('name')) checkName(out, 'customer.name', customer.name);
   out.push(...billingViolations(create(BillingSettingsSchema, billing), 'customer.billing'));
   if (paths.includes('metadata')) checkMetadata(out, 'customer.metadata', customer.metadata);
-  throwIfAny(out, 'the customer update is not valid');
+  refuseViolations(out, 'the customer update is not valid');
   return {
     id: customer.id,
     name: paths.includes('name') ? customer.name : undefined,
@@ -314,7 +315,7 @@ export function validateSetCustomerParent(req: SetCustomerParentRequest): SetCus
   if (req.parentId === '' && billTo === BillTo.PARENT) {
     out.push({ field: 'bill_to', description: 'BILL_TO_PARENT requires a parent_id' });
   }
-  throwIfAny(out, 'the move is not valid');
+  refuseViolations(out, 'the move is not valid');
   return { customerId: req.customerId, parentId: req.parentId, billTo };
 }
 
@@ -326,14 +327,14 @@ export function validateGetCustomer(req: GetCustomerRequest): CustomerKey {
   const out: Violations = [];
   if (req.key.case === 'id') {
     checkId(out, 'id', req.key.value);
-    throwIfAny(out, 'id is not valid');
+    refuseViolations(out, 'id is not valid');
     return { id: req.key.value };
   }
   if (req.key.case === 'externalId') {
     if (req.key.value === '' || req.key.value.length > MAX_EXTERNAL_ID) {
       out.push({ field: 'external_id', description: `required, 1-${MAX_EXTERNAL_ID} characters` });
     }
-    throwIfAny(out, 'external_id is not valid');
+    refuseViolations(out, 'external_id is not valid');
     return { externalId: req.key.value };
   }
   throw invalidArgument('id or external_id is required', [
@@ -369,7 +370,7 @@ export function validateListCustomers(req: ListCustomersRequest): ListInput<Cust
     }
   });
   if (req.query.length > MAX_QUERY) out.push({ field: 'query', description: `at most ${MAX_QUERY} characters` });
-  throwIfAny(out, 'the list request is not valid');
+  refuseViolations(out, 'the list request is not valid');
   const filters: CustomerFilters = {
     parentId: req.parentId,
     rootsOnly: req.rootsOnly,
@@ -488,7 +489,7 @@ export function validateCreateSubscription(req: CreateSubscriptionRequest): Crea
     out.push({ field: 'currency_code', description: 'must be an ISO 4217 code such as "USD"' });
   }
   checkMetadata(out, 'metadata', req.metadata);
-  throwIfAny(out, 'the subscription is not valid');
+  refuseViolations(out, 'the subscription is not valid');
   return {
     customerId: req.customerId,
     plan: planRef(req.planKey, req.planVersion, 'plan_version'),
@@ -526,7 +527,7 @@ export function validateChangePlan(req: ChangePlanRequest): ChangePlanInput {
   if (req.timing !== ChangeTiming.IMMEDIATELY && req.timing !== ChangeTiming.PERIOD_END) {
     out.push({ field: 'timing', description: 'required: IMMEDIATELY or PERIOD_END' });
   }
-  throwIfAny(out, 'the change is not valid');
+  refuseViolations(out, 'the change is not valid');
   return {
     subscriptionId: req.subscriptionId,
     plan: planRef(req.planKey, req.planVersion, 'plan_version'),
@@ -551,7 +552,7 @@ export function validateChangeQuantity(req: ChangeQuantityRequest): ChangeQuanti
   const out: Violations = [];
   checkId(out, 'subscription_id', req.subscriptionId);
   checkAddons(out, 'addons', req.addons, true);
-  throwIfAny(out, 'the change is not valid');
+  refuseViolations(out, 'the change is not valid');
   return { subscriptionId: req.subscriptionId, quantities: req.quantities, addons: req.addons };
 }
 
@@ -600,7 +601,7 @@ export function validateMigrateSubscriptions(req: MigrateSubscriptionsRequest): 
     out.push({ field: 'from_version', description: 'a version, 1 or more' });
   }
   checkVersion(out, 'to_version', req.toVersion);
-  throwIfAny(out, 'the migration is not valid');
+  refuseViolations(out, 'the migration is not valid');
   return { to: planRef(req.planKey, req.toVersion, 'to_version'), fromVersion: req.fromVersion, dryRun: req.dryRun };
 }
 
@@ -642,7 +643,7 @@ export function validatePreviewChange(req: PreviewChangeRequest): PreviewChangeI
   const changesPlan = req.planKey !== '' || req.planVersion !== 0;
   if (!changesPlan) checkAddons(out, 'addons', req.addons, true);
   const effectiveTime = checkTime(out, 'effective_time', req.effectiveTime, false);
-  throwIfAny(out, 'the preview is not valid');
+  refuseViolations(out, 'the preview is not valid');
   return {
     subscriptionId: req.subscriptionId,
     change: changesPlan
@@ -687,7 +688,7 @@ export function validateListSubscriptions(req: ListSubscriptionsRequest): ListIn
   req.states.forEach((state, i) => {
     checkEnum(out, `states[${i}]`, state, STATES, 'a SubscriptionState other than UNSPECIFIED');
   });
-  throwIfAny(out, 'the list request is not valid');
+  refuseViolations(out, 'the list request is not valid');
   const filters: SubscriptionFilters = {
     customerId: req.customerId,
     payerId: req.payerId,

@@ -1,3 +1,4 @@
+import { refuseViolations } from '@billing/kit/errors';
 import { recordEvent } from '@billing/kit/outbox';
 import type { PlanVersion } from '@billing/proto/billing/catalog/v1/resources_pb';
 import {
@@ -11,7 +12,7 @@ import { subscriptionChangeScheduled, subscriptionPlanChanged } from '@billing/p
 import { create } from '@bufbuild/protobuf';
 import { savePlanVersion } from '../adapter/plan-versions-repository.ts';
 import { clockTime } from '../adapter/test-clocks-repository.ts';
-import { intervalChangeAtPeriodEnd, invalidTransition, throwIfAny } from '../domain/errors.ts';
+import { intervalChangeAtPeriodEnd, invalidTransition } from '../domain/errors.ts';
 import { assertState, isBilled, type SubscriptionChange } from '../domain/subscription.ts';
 import { changedTerms } from '../domain/term-changes.ts';
 import { assertSellable } from '../domain/terms.ts';
@@ -29,7 +30,7 @@ export async function changePlan(
   input: ChangePlanInput,
   version: PlanVersion,
 ): Promise<SubscriptionChange> {
-  throwIfAny(
+  refuseViolations(
     [
       ...quantityViolations(input.quantities, version, 'quantities'),
       ...overrideViolations(input.priceOverrides, version, 'price_overrides'),

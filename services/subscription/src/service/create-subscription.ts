@@ -1,3 +1,4 @@
+import { refuseViolations } from '@billing/kit/errors';
 import { newUlid } from '@billing/kit/ids';
 import { recordEvent } from '@billing/kit/outbox';
 import { addLocalDays } from '@billing/kit/time-zone';
@@ -18,7 +19,7 @@ import { insertProrationItems } from '../adapter/proration-items-repository.ts';
 import { insertSubscription, saveSubscription } from '../adapter/subscriptions-repository.ts';
 import { clockTime } from '../adapter/test-clocks-repository.ts';
 import { startSubscription } from '../domain/billing-step.ts';
-import { currencyMismatch, invalidArgument, throwIfAny } from '../domain/errors.ts';
+import { currencyMismatch, invalidArgument } from '../domain/errors.ts';
 import type { SubscriptionChange, SubscriptionRecord } from '../domain/subscription.ts';
 import { addonChargesFor, assertSellable } from '../domain/terms.ts';
 import { type CreateSubscriptionInput, overrideViolations, quantityViolations } from '../domain/validate.ts';
@@ -39,7 +40,7 @@ export async function createSubscription(
   plan: PlanTerms,
 ): Promise<SubscriptionChange> {
   const { version } = plan;
-  throwIfAny(
+  refuseViolations(
     [
       ...quantityViolations(input.quantities, version, 'quantities'),
       ...overrideViolations(input.priceOverrides, version, 'price_overrides'),

@@ -1,6 +1,7 @@
+import { refuseViolations } from '@billing/kit/errors';
 import { type ProrationItem, ProrationReason } from '@billing/proto/billing/subscription/v1/resources_pb';
 import { clockTime } from '../adapter/test-clocks-repository.ts';
-import { invalidArgument, throwIfAny } from '../domain/errors.ts';
+import { invalidArgument } from '../domain/errors.ts';
 import { changedTerms } from '../domain/term-changes.ts';
 import { assertSellable, fromPeriod } from '../domain/terms.ts';
 import { addOnsToRead, type PreviewChangeInput, quantityViolations } from '../domain/validate.ts';
@@ -33,7 +34,7 @@ export async function previewChange(
   const change = input.change;
   if (change.kind === 'plan') {
     const version = await catalog.planVersion({ ...change.plan, planKey: change.plan.planKey || s.planKey });
-    throwIfAny(quantityViolations(change.quantities, version, 'quantities'), 'the change is not valid');
+    refuseViolations(quantityViolations(change.quantities, version, 'quantities'), 'the change is not valid');
     assertSellable(version, s.currencyCode);
     const terms = changedTerms(record, version, { quantities: change.quantities, priceOverrides: [] });
     const after = { terms, version, addonCharges: record.addonCharges };

@@ -1,7 +1,9 @@
 // What an immediate change of terms within a period costs and how it is kept: the proration items between the
 // current terms and the new ones, and the change itself (segments, terms, items). Shared by the plan and
 // quantity changes, their previews, and immediate cancellations.
+
 import type { Em } from '@billing/kit/db';
+import { refuseViolations } from '@billing/kit/errors';
 import type { AddOn, PlanVersion } from '@billing/proto/billing/catalog/v1/resources_pb';
 import {
   type AddonQuantity,
@@ -13,7 +15,6 @@ import {
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { insertProrationItems } from '../adapter/proration-items-repository.ts';
 import { saveSubscription } from '../adapter/subscriptions-repository.ts';
-import { throwIfAny } from '../domain/errors.ts';
 import type { ProratedLine } from '../domain/proration.ts';
 import { inTrial, isBilled, type SubscriptionRecord, type Terms, termsOf } from '../domain/subscription.ts';
 import { applyTerms, quantityTerms } from '../domain/term-changes.ts';
@@ -98,7 +99,7 @@ export async function quantityChange(
 ): Promise<NewTerms> {
   const s = record.subscription;
   const version = await requirePlanVersion(em, s.planKey, s.planVersion);
-  throwIfAny(quantityViolations(asked.quantities, version, 'quantities'), 'the change is not valid');
+  refuseViolations(quantityViolations(asked.quantities, version, 'quantities'), 'the change is not valid');
   const attached = asked.addons.filter((a) => !isZero(a.quantity) && !(a.addonKey in record.addonCharges));
   const addonCharges = {
     ...record.addonCharges,

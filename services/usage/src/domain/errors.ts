@@ -22,9 +22,12 @@ export const UsageReason = {
   EVENT_VOIDED: 'EVENT_VOIDED',
 } as const;
 
+/** The message of every refused request of the usage service (its first field violation follows it). */
+export const REQUEST_NOT_VALID = 'the request is not valid';
+
 /** The request is not valid: `violations` names every offending field (the first one is in the message too). */
 export function invalidRequest(violations: readonly FieldViolation[]): InvalidArgumentError {
-  return new InvalidArgumentError('the request is not valid', violations);
+  return new InvalidArgumentError(REQUEST_NOT_VALID, violations);
 }
 
 /** A batch of `size` events, more than one may hold; `field` is the proto path of its events. */

@@ -3,7 +3,7 @@
 // checked on reads as on writes. (Each ingested event is validated on its own, by validateEvent in
 // usage-event.ts: its problems are results, not errors.) What needs stored state (a meter's dimensions, an
 // amended event's time against the clock) is checked by the use case, with the functions here.
-import { type FieldViolation, quote } from '@billing/kit/errors';
+import { type FieldViolation, quote, refuseViolations } from '@billing/kit/errors';
 import { type PageRequest, readPageRequest } from '@billing/kit/pagination';
 import { isTimeZone } from '@billing/kit/time-zone';
 import type { Meter } from '@billing/proto/billing/catalog/v1/resources_pb';
@@ -18,7 +18,7 @@ import {
 } from '@billing/proto/billing/usage/v1/usage_service_pb';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
-import { batchTooLarge, invalidRequest } from './errors.ts';
+import { batchTooLarge, invalidRequest, REQUEST_NOT_VALID } from './errors.ts';
 import type { EventPoint } from './period-value.ts';
 import { EVENT_ID_RULE, encodeProperties, isEventId, isNameText, MAX_BATCH_SIZE, NAME_RULE } from './usage-event.ts';
 
@@ -37,11 +37,6 @@ const MAX_REASON_LENGTH = 500;
 const EARLIEST_TIME = Date.parse('0001-01-01T00:00:00.000Z');
 const LATEST_TIME = Date.parse('9999-12-31T23:59:59.999Z');
 const WINDOWS: ReadonlySet<Window> = new Set([Window.UNSPECIFIED, Window.NONE, Window.HOUR, Window.DAY, Window.MONTH]);
-
-/** Throws INVALID_ARGUMENT listing `violations`, if there are any. */
-function refuseIfAny(violations: Violations): void {
-  if (violations.length > 0) throw invalidRequest(violations);
-}
 
 /** A required customer external id (the rule of ingested events). */
 function checkCustomer(out: Violations, customer: string): void {
@@ -187,7 +182,7 @@ export function checkDimensions(meter: Meter, query: UsageQueryInput): void {
       });
     }
   });
-  refuseIfAny(out);
+  refuseViolations(out, REQUEST_NOT_VALID);
 }
 
 /** What ListEvents asks: a page of a customer's events, optionally filtered. */
@@ -236,7 +231,7 @@ export function validateListEvents(req: ListEventsRequest): ListEventsInput {
   if (req.meterKey !== '') checkMeterKey(out, req.meterKey);
   const from = req.range?.startTime ? readTime(out, req.range.startTime, 'range.start_time') : undefined;
   const to = req.range?.endTime ? readTime(out, req.range.endTime, 'range.end_time') : undefined;
-  refuseIfAny(out);
+  refuseViolations(out, REQUEST_NOT_VALID);
   // A token is bound to the filters as given, times as ISO text (a Period message holds 64-bit integers).
   const pageFilters = {
     c: req.customerExternalId,
@@ -285,7 +280,7 @@ function readTarget(out: Violations, req: { customerExternalId: string; eventId:
 export function validateVoidEvent(req: VoidEventRequest): CorrectionTarget {
   const out: Violations = [];
   const target = readTarget(out, req);
-  refuseIfAny(out);
+  refuseViolations(out, REQUEST_NOT_VALID);
   return target;
 }
 
@@ -306,6 +301,6 @@ export function validateAmendEvent(req: AmendEventRequest): AmendEventInput {
     const encoded = encodeProperties(req.properties);
     if (typeof encoded !== 'string') out.push({ field: 'properties', description: encoded.message });
   }
-  refuseIfAny(out);
+  refuseViolations(out, REQUEST_NOT_VALID);
   return { ...target, time, properties: req.properties };
 }
