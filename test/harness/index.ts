@@ -11,6 +11,7 @@ import { createTestDatabase, type TestDatabase } from './postgres.ts';
 export * from './catalog-fixtures.ts';
 export * from './nats.ts';
 export * from './postgres.ts';
+export * from './private-postgres.ts';
 export * from './processes.ts';
 export * from './rpc-errors.ts';
 export * from './wait.ts';
