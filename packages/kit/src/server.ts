@@ -9,16 +9,20 @@ import { ServerReflection } from '@billing/proto/grpc/reflection/v1/reflection_p
 import { ServerReflection as ServerReflectionV1alpha } from '@billing/proto/grpc/reflection/v1alpha/reflection_pb';
 import { Health } from '@billing/proto/health/v1/health_pb';
 import type { DescService } from '@bufbuild/protobuf';
-import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
+import type { ConnectRouter, Interceptor, MethodImpl } from '@connectrpc/connect';
+import { Code, ConnectError } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
-import { createHealth, type HealthState, ServingStatus } from './health.ts';
+import { createHealth } from './health.ts';
 import { reflectionServices } from './reflection.ts';
 
 /** What a server serves, and how. */
 export interface ServeOptions {
-  /** Registers the service's handlers. */
-  routes: (router: ConnectRouter) => void;
+  /**
+   * Registers the service's handlers. Without them the server starts anyway (health and reflection answer, the
+   * services' calls answer UNAVAILABLE) until `ServerHandle.route` installs them.
+   */
+  routes?: (router: ConnectRouter) => void;
   /** The protobuf services served, for reflection and health. */
   services: readonly DescService[];
   /** Interceptors, outermost first. */
@@ -141,8 +145,17 @@ export async function bindListener(host: string, port: number): Promise<Listener
 export interface ServerHandle {
   /** The bound port. */
   port: number;
-  /** Health statuses served by grpc.health.v1. */
-  health: HealthState;
+  /**
+   * Installs the service's handlers, for a server started without them; until then its calls answer
+   * UNAVAILABLE ("starting"). Throws if it already has them.
+   */
+  route(routes: (router: ConnectRouter) => void): void;
+  /**
+   * Says whether the service can take calls (its dependencies answer): health's `readiness`, `''` and each
+   * service's status are SERVING while it is ready, has its routes and is not draining. A server started with
+   * its routes starts ready, one started without them not ready.
+   */
+  setReady(ready: boolean): void;
   /**
    * Stops accepting connections and calls, lets the calls in flight finish, then closes; after `graceMs`
    * it closes whatever is left. Safe to call twice.
@@ -159,22 +172,25 @@ export async function startServer(options: ServerOptions): Promise<ServerHandle>
 
 /** Starts a server on a bound port; the connections that waited for it are served first. */
 export function startServerOn(listener: Listener, options: ServeOptions): ServerHandle {
-  const health = createHealth();
-  const handler = connectNodeAdapter({
-    interceptors: options.interceptors,
-    readMaxBytes: options.readMaxBytes ?? 8 * 1024 * 1024,
-    // Responses go out uncompressed, whatever the client accepts (compressed requests are still read): between
-    // services on one network, gzip costs more CPU on both ends than the bytes it saves.
-    compressMinBytes: Number.MAX_SAFE_INTEGER,
-    routes(router) {
-      options.routes(router);
-      router.service(Health, health.service);
-      const reflection = reflectionServices([...options.services, Health]);
-      router.service(ServerReflection, reflection.v1);
-      router.service(ServerReflectionV1alpha, reflection.v1alpha);
-    },
-  });
-
+  const health = createHealth(options.services.map((service) => service.typeName));
+  const reflection = reflectionServices([...options.services, Health]);
+  const adapter = (routes: (router: ConnectRouter) => void) =>
+    connectNodeAdapter({
+      interceptors: options.interceptors,
+      readMaxBytes: options.readMaxBytes ?? 8 * 1024 * 1024,
+      // Responses go out uncompressed, whatever the client accepts (compressed requests are still read): between
+      // services on one network, gzip costs more CPU on both ends than the bytes it saves.
+      compressMinBytes: Number.MAX_SAFE_INTEGER,
+      routes(router) {
+        routes(router);
+        router.service(Health, health.service);
+        router.service(ServerReflection, reflection.v1);
+        router.service(ServerReflectionV1alpha, reflection.v1alpha);
+      },
+    });
+  let handler = adapter(options.routes ?? ((router) => answerStarting(router, options.services)));
+  let routed = options.routes !== undefined;
+  let ready = routed;
   let inFlight = 0;
   let draining = false;
   let drained: (() => void) | undefined;
@@ -254,19 +270,29 @@ export function startServerOn(listener: Listener, options: ServeOptions): Server
   });
 
   const port = listener.port;
-  health.state.setStatus('', ServingStatus.SERVING);
-  for (const service of options.services) health.state.setStatus(service.typeName, ServingStatus.SERVING);
+  const updateReadiness = () => health.setReady(ready && routed && !draining);
+  updateReadiness();
   options.logger.info({ port, host: listener.host }, 'listening');
 
   let stopping: Promise<void> | undefined;
   return {
     port,
-    health: health.state,
+    route(routes) {
+      if (routed) throw new Error('the server already has its routes');
+      handler = adapter(routes);
+      routed = true;
+      updateReadiness();
+    },
+    setReady(value) {
+      ready = value;
+      updateReadiness();
+    },
     shutdown({ graceMs }) {
       stopping ??= (async () => {
         draining = true;
-        health.state.setStatus('', ServingStatus.NOT_SERVING);
-        for (const service of options.services) health.state.setStatus(service.typeName, ServingStatus.NOT_SERVING);
+        updateReadiness();
+        // Watchers have seen NOT_SERVING; their streams end so that they do not hold the drain.
+        health.endWatches();
         const closed = listener.close();
         // GOAWAY on every HTTP/2 session: streams already open finish, new ones go elsewhere.
         for (const session of sessions) session.close();
@@ -284,9 +310,31 @@ export function startServerOn(listener: Listener, options: ServeOptions): Server
         for (const session of sessions) session.destroy();
         for (const socket of sockets) socket.destroy();
         await closed;
+        health.setLive(false);
         options.logger.info({ unfinished: inFlight }, 'server stopped');
       })();
       return stopping;
     },
   };
+}
+
+/** Registers every method of `services` with a handler that answers UNAVAILABLE: the service is starting. */
+function answerStarting(router: ConnectRouter, services: readonly DescService[]): void {
+  const starting = () => new ConnectError('starting', Code.Unavailable);
+  for (const service of services) {
+    for (const method of service.methods) {
+      const streamsOut = method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming';
+      router.rpc(
+        method,
+        (streamsOut
+          ? // biome-ignore lint/correctness/useYield: the stream fails before its first message.
+            async function* () {
+              throw starting();
+            }
+          : async () => {
+              throw starting();
+            }) as MethodImpl<typeof method>,
+      );
+    }
+  }
 }
