@@ -61,8 +61,9 @@ function republishRange(req: RepublishEventsRequest): RecordedRange {
 }
 
 /**
- * Refuses a republish, in its transaction, while the previous one's events are not all published again, or
- * within REPUBLISH_INTERVAL_MS of it (RESOURCE_EXHAUSTED, REPUBLISH_IN_PROGRESS or REPUBLISH_TOO_SOON).
+ * Refuses a republish, in its transaction, within REPUBLISH_INTERVAL_MS of the previous one, or while the
+ * previous one's events are not all published again (RESOURCE_EXHAUSTED, REPUBLISH_TOO_SOON or
+ * REPUBLISH_IN_PROGRESS).
  */
 async function refuseRepublishBeyondRate(em: Em, requestId: string): Promise<void> {
   await queryBound(em, 'select pg_advisory_xact_lock(hashtext($1))', [REPUBLISH_LOCK]);
@@ -74,18 +75,18 @@ async function refuseRepublishBeyondRate(em: Em, requestId: string): Promise<voi
   );
   if (!previous) return;
   const acceptedAt = new Date(previous.accepted_at);
-  if (await holdsUnpublishedBefore(em, acceptedAt)) {
-    throw new ResourceExhaustedError(
-      'REPUBLISH_IN_PROGRESS',
-      `the events of the republish accepted at ${acceptedAt.toISOString()} are not all published again yet ` +
-        '(or older ones wait for the relay): retry once they are',
-    );
-  }
   const next = new Date(acceptedAt.getTime() + REPUBLISH_INTERVAL_MS);
   if (new Date(previous.now) < next) {
     throw new ResourceExhaustedError(
       'REPUBLISH_TOO_SOON',
       `a republish was accepted at ${acceptedAt.toISOString()}; the next may be from ${next.toISOString()}`,
+    );
+  }
+  if (await holdsUnpublishedBefore(em, acceptedAt)) {
+    throw new ResourceExhaustedError(
+      'REPUBLISH_IN_PROGRESS',
+      `the events of the republish accepted at ${acceptedAt.toISOString()} are not all published again yet ` +
+        '(or older ones wait for the relay): retry once they are',
     );
   }
 }

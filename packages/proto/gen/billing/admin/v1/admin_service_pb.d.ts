@@ -285,11 +285,11 @@ export declare const AdminService: GenService<{
    * - INVALID_ARGUMENT, reason INVALID_ARGUMENT, naming the field: since_time or until_time missing; until_time
    *   not after since_time; until_time more than 24 hours after since_time; a time outside 0001-01-01 to
    *   9999-12-31.
+   * - RESOURCE_EXHAUSTED, reason REPUBLISH_TOO_SOON: another republish was accepted less than 10 minutes ago,
+   *   by any caller, on any replica of the service; the message says when the next may be.
    * - RESOURCE_EXHAUSTED, reason REPUBLISH_IN_PROGRESS: the relay has not yet published every event recorded
    *   before the previous republish was accepted (the events it asked for among them: NATS is down, or the relay
    *   is behind). Retry once they are published.
-   * - RESOURCE_EXHAUSTED, reason REPUBLISH_TOO_SOON: another republish was accepted less than 10 minutes ago,
-   *   by any caller, on any replica of the service; the message says when the next may be.
    * A retry with the request_id of an accepted call is answered as the first time, whatever these bounds say.
    *
    * @generated from rpc billing.admin.v1.AdminService.RepublishEvents
