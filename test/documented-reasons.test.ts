@@ -917,15 +917,41 @@ reusedKeyRefusal(`${USAGE}/VoidEvent`, async (requestId, other) => {
 
 const ADMIN = 'billing.admin.v1.AdminService';
 
+/** A republish of what was recorded in an hour from `hoursAhead` hours on: nothing, so the streams stay as they are. */
+function republishAhead(name: ServiceName, requestId: string, hoursAhead: number) {
+  const since = Date.now() + hoursAhead * 3_600_000;
+  return admin(name).republishEvents({
+    requestId,
+    sinceTime: timestampFromDate(new Date(since)),
+    untilTime: timestampFromDate(new Date(since + 3_600_000)),
+  });
+}
+
 reusedKeyRefusal(
   `${ADMIN}/RepublishEvents`,
-  // Republishes only what was recorded from the next hour on: nothing, so the streams stay as they are.
-  (requestId, other, name) => {
-    const since = new Date(Date.now() + (other ? 2 : 1) * 3_600_000);
-    return admin(name).republishEvents({ requestId, sinceTime: timestampFromDate(since) });
-  },
+  (requestId, other, name) => republishAhead(name, requestId, other ? 2 : 1),
   ['catalog', 'subscription', 'usage'],
 );
+
+refusal({
+  place: `${ADMIN}/RepublishEvents`,
+  reason: 'INVALID_ARGUMENT',
+  code: Code.InvalidArgument,
+  when: 'the range has no end',
+  services: ['catalog', 'subscription', 'usage'],
+  provoke: (name) =>
+    rpcError(admin(name).republishEvents({ requestId: rid(), sinceTime: timestampFromDate(new Date()) })),
+});
+
+// The republish the test above accepted on each service is less than the interval old.
+refusal({
+  place: `${ADMIN}/RepublishEvents`,
+  reason: 'REPUBLISH_TOO_SOON',
+  code: Code.ResourceExhausted,
+  when: 'a republish was accepted less than the interval before',
+  services: ['catalog', 'subscription', 'usage'],
+  provoke: (name) => rpcError(republishAhead(name, rid(), 1)),
+});
 
 refusal({
   place: `${ADMIN}/ReplayParkedEvent`,
@@ -951,6 +977,34 @@ refusal({
     return reusedRequestId((requestId, other) =>
       admin(name).replayParkedEvent({ requestId, consumer: 'usage-meters', eventId: other ? 'other_event' : eventId }),
     );
+  },
+});
+
+// Last of the usage service's tests: its relay is stopped, so an event recorded before the previous republish was
+// accepted waits unpublished; that republish is made older than the interval.
+refusal({
+  place: `${ADMIN}/RepublishEvents`,
+  reason: 'REPUBLISH_IN_PROGRESS',
+  code: Code.ResourceExhausted,
+  when: 'events recorded before the previous republish are not all published yet',
+  services: ['usage'],
+  provoke: async (name) => {
+    const { db, relay } = service(name).context;
+    await relay.stop();
+    await queryBound(
+      db.fork(),
+      `update idempotency_key set created_at = created_at - interval '1 day'
+        where scope = 'billing.admin.v1.AdminService/RepublishEvents'`,
+      [],
+    );
+    await queryBound(
+      db.fork(),
+      `insert into outbox_event (id, subject, type, schema, aggregate_id, aggregate_seq, occurred_at, recorded_at,
+         producer, payload)
+       values ($1, 'waiting', 'waiting', 'waiting', $1, 1, now(), now() - interval '2 days', $2, '')`,
+      [fresh('waiting'), name],
+    );
+    return rpcError(republishAhead(name, rid(), 1));
   },
 });
 
