@@ -70,7 +70,9 @@ function post(contentType: string, body: Buffer) {
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
       },
     );
     req.on('error', reject);
@@ -84,7 +86,10 @@ function grpcWebStatus(answer: { headers: http.IncomingHttpHeaders; body: Buffer
   for (let at = 0; at + 5 <= answer.body.length; ) {
     const length = answer.body.readUInt32BE(at + 1);
     if (answer.body[at] === 0x80) {
-      for (const line of answer.body.subarray(at + 5, at + 5 + length).toString().split('\r\n')) {
+      for (const line of answer.body
+        .subarray(at + 5, at + 5 + length)
+        .toString()
+        .split('\r\n')) {
         const colon = line.indexOf(':');
         if (colon > 0) fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
       }
