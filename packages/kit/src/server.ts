@@ -1,6 +1,7 @@
 // One TCP port serving Connect, gRPC and gRPC-Web, over HTTP/2 cleartext (prior knowledge, as gRPC clients
 // speak) and HTTP/1.1 (curl, browsers, Connect JSON): each connection's first bytes say which. Every server
-// also serves grpc.health.v1 and gRPC reflection, and shuts down gracefully.
+// also serves grpc.health.v1 and gRPC reflection, bounds slow, idle and surplus connections on both protocols,
+// and shuts down gracefully.
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
