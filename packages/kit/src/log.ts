@@ -5,7 +5,7 @@ import { type DestinationStream, type Logger, pino } from 'pino';
 import { redactCutText, redactUrls } from './redact.ts';
 
 /** Paths never written to logs: credentials, payment secrets and card data. */
-const REDACT = [
+export const REDACTED_PATHS = [
   'authorization',
   '*.authorization',
   'headers.authorization',
@@ -150,7 +150,7 @@ export function createLogger(options: { service: string; level: string; destinat
     {
       level: options.level,
       base: { service: options.service },
-      redact: { paths: REDACT, censor: '[redacted]' },
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }), log: boundLogFields },
       serializers: {

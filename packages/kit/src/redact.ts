@@ -86,7 +86,8 @@ function redactUserInfo(text: string): string {
 
 /** `text` with the user info and credential parameters of every URL in it (and `password=...` pairs) replaced. */
 export function redactUrls(text: string): string {
-  const withoutUserInfo = text.includes('://') ? redactUserInfo(text) : text;
+  // User info needs a `://` and an `@`; a parameter an `=`.
+  const withoutUserInfo = text.includes('://') && text.includes('@') ? redactUserInfo(text) : text;
   return withoutUserInfo.includes('=') ? redactParameters(withoutUserInfo) : withoutUserInfo;
 }
 
