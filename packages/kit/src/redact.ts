@@ -13,9 +13,11 @@ const URL_END = /[\s"'`<>]/;
 // separator, or is quoted as libpq quotes it.
 const PARAMETER = /(?<![\w.-])([\w.-]+)=('(?:[^'\\]|\\.)*'|[^\s&;#"'`<>]*)/g;
 
-// A parameter whose value is a credential, by the end of its name: password, sslpassword, token, access_token,
-// secret, client_secret, key, apikey, api-key...
-const CREDENTIAL_NAME = /(?:password|passwd|pwd|token|secret|key|auth|credentials?|signature)$/i;
+// A parameter whose value is a credential, by its name: password, sslpassword, passphrase, secret, client_secret, token,
+// access_token (not a page_token), key, apikey, api_key, access-key, auth, credentials, signature. Other keys
+// (plan_key, sslkey, a file) are not credentials.
+const CREDENTIAL_NAME =
+  /^(?:[\w.-]*(?:password|passwd|passphrase|secret|(?<!page_)token|signature)|pwd|key|[\w.-]*(?:api|access|secret|private|client)[-_]?key|auth|credentials?)$/i;
 
 // A host and port, the authority of a URL without user info (`db.internal:5432`, `[::1]:4222`).
 const HOST_AND_PORT = /^(?:\[[^\]]*\]|[^:]*)(?::\d*)?$/;

@@ -28,13 +28,16 @@ describe('every logged value is bounded', () => {
     expect(requestId.startsWith('rrrr')).toBe(true);
   });
 
-  test("a child's 5 MiB binding and a 5 MiB message are bounded alike", () => {
+  test("a child's (and a child's child's) 5 MiB binding and a 5 MiB message are bounded alike", () => {
     const { logger, lines, entries } = capturedLogger();
-    logger.child({ requestId: 'r'.repeat(FIVE_MIB) }).info('m'.repeat(FIVE_MIB));
-    const [entry] = entries();
-    expect(lines[0]?.length).toBeLessThan(LINE_BOUND);
+    const child = logger.child({ requestId: 'r'.repeat(FIVE_MIB) });
+    child.info('m'.repeat(FIVE_MIB));
+    child.child({ consumer: 'c'.repeat(FIVE_MIB) }).info('from the grandchild');
+    expect(lines.map((line) => line.length).every((length) => length < LINE_BOUND)).toBe(true);
+    const [entry, grandchildEntry] = entries();
     expect(String(entry?.requestId).endsWith(clipped(FIVE_MIB))).toBe(true);
     expect(String(entry?.msg).endsWith(clipped(FIVE_MIB))).toBe(true);
+    expect(String(grandchildEntry?.consumer).endsWith(clipped(FIVE_MIB))).toBe(true);
   });
 
   test('an error with a 5 MiB message keeps its type and the frames of its stack', () => {
@@ -138,5 +141,17 @@ describe('no logged string shows the credentials of a URL', () => {
     logger.info({ text });
     expect(lines[0]).not.toContain(PASSWORD.slice(0, 4));
     expect(lines[0]).toContain(' postgres://[redacted]…');
+  });
+
+  test('a URL without credentials is logged as it was', () => {
+    const { logger, entries } = capturedLogger();
+    const urls = [
+      'http://127.0.0.1:7101/billing.catalog.v1.CatalogService/GetPlan?plan_key=team&limit=5',
+      'nats://nats-1:4222,nats://[::1]:4222',
+      'at file:///app/node_modules/.pnpm/pg-pool@3.14.0_pg@8.23.0/node_modules/pg-pool/index.js:45:11',
+      'https://github.com/user@example.com',
+    ];
+    logger.info({ urls });
+    expect(entries()[0]?.urls).toEqual(urls);
   });
 });
