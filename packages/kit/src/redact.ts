@@ -13,9 +13,9 @@ const URL_END = /[\s"'`<>]/;
 // separator, or is quoted as libpq quotes it.
 const PARAMETER = /(?<![\w.-])([\w.-]+)=('(?:[^'\\]|\\.)*'|[^\s&;#"'`<>]*)/g;
 
-// A parameter whose value is a credential, by its name: password, sslpassword, passphrase, secret, client_secret, token,
-// access_token (not a page_token), key, apikey, api_key, access-key, auth, credentials, signature. Other keys
-// (plan_key, sslkey, a file) are not credentials.
+// A parameter whose value is a credential, by its name: password, sslpassword, passphrase, secret, client_secret,
+// token, access_token (not a page_token), key, apikey, api_key, access-key, auth, credentials, signature. Other
+// keys (plan_key, sslkey, a file) are not credentials.
 const CREDENTIAL_NAME =
   /^(?:[\w.-]*(?:password|passwd|passphrase|secret|(?<!page_)token|signature)|pwd|key|[\w.-]*(?:api|access|secret|private|client)[-_]?key|auth|credentials?)$/i;
 
