@@ -2,7 +2,7 @@
 // freeze the database under a running service. It runs the machine's PostgreSQL binaries (initdb, postgres),
 // as the `postgres` user when the tests run as root, which PostgreSQL refuses to run as.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -61,6 +61,23 @@ async function acceptsConnections(url: string): Promise<boolean> {
   }
 }
 
+/** The processes whose parent is `parent` (from /proc). */
+function childProcesses(parent: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The parent pid is the second field after the command, which is in parentheses and may hold spaces.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) children.push(Number(entry));
+    } catch {
+      // It exited meanwhile.
+    }
+  }
+  return children;
+}
+
 /** Creates (initdb) and does not yet start a private PostgreSQL server. */
 export async function privatePostgres(): Promise<PrivatePostgres> {
   const bin = binDir();
@@ -80,9 +97,19 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
     child.exitCode !== null || child.signalCode !== null
       ? Promise.resolve()
       : new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  // The postmaster leads its own process group, so a signal to the group reaches every backend too.
+  // The postmaster and its children: each backend and auxiliary process calls setsid, so a signal to the
+  // postmaster's process group would reach the postmaster alone.
   const signalGroup = (signal: NodeJS.Signals) => {
-    if (server?.pid !== undefined && server.exitCode === null) process.kill(-server.pid, signal);
+    const postmaster = server?.pid;
+    if (postmaster === undefined || server?.exitCode !== null) return;
+    process.kill(postmaster, signal);
+    for (const child of childProcesses(postmaster)) {
+      try {
+        process.kill(child, signal);
+      } catch {
+        // It exited meanwhile.
+      }
+    }
   };
   const end = async (signal: NodeJS.Signals) => {
     const running = server;
