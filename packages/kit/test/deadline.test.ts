@@ -118,8 +118,11 @@ const notes = (marker: string) => count('select count(*) as n from note where id
 describe('a deadline shorter than the work', () => {
   test.each([
     ['gRPC', () => clientWith({ 'grpc-timeout': '500m' })],
-    ['gRPC-Web', () => clientWith({ 'grpc-timeout': '500m' }, createGrpcWebTransport({ baseUrl }))],
-    ['Connect', () => clientWith({ 'connect-timeout-ms': '500' }, createConnectTransport({ baseUrl }))],
+    ['gRPC-Web', () => clientWith({ 'grpc-timeout': '500m' }, createGrpcWebTransport({ baseUrl, httpVersion: '1.1' }))],
+    [
+      'Connect',
+      () => clientWith({ 'connect-timeout-ms': '500' }, createConnectTransport({ baseUrl, httpVersion: '1.1' })),
+    ],
   ])('over %s answers DEADLINE_EXCEEDED though the handler has not finished', async (_protocol, client) => {
     const err = await notHanging(rpcError(client()(`stuck:${randomUUID()}`)), 10_000, 'the call');
     expect(err.code).toBe(Code.DeadlineExceeded);

@@ -135,11 +135,16 @@ describe('the error interceptor', () => {
   } as unknown as UnaryRequest;
 
   /** Runs one call that fails with `err` through the interceptor. */
-  async function fail(interceptor: ReturnType<typeof errorInterceptor>, err: unknown) {
+  async function fail(interceptor: ReturnType<typeof errorInterceptor>, err: unknown): Promise<ConnectError> {
     const call = interceptor(async () => {
       throw err;
     });
-    return call(request).catch((mapped: unknown) => mapped as ConnectError);
+    return call(request).then(
+      () => {
+        throw new Error('the call succeeded');
+      },
+      (mapped: unknown) => mapped as ConnectError,
+    );
   }
 
   test('counts the calls an unreachable database fails, logging each at debug', async () => {
