@@ -41,6 +41,8 @@ export interface ServiceProcess {
   readonly exited: Promise<ServiceExit>;
   /** Whether it still runs. */
   running(): boolean;
+  /** How it ended, if it ends within `timeoutMs`; undefined if it still runs then. */
+  exitWithin(timeoutMs: number): Promise<ServiceExit | undefined>;
   /** Sends `signal` (SIGTERM unless given) and resolves when the process has ended. */
   signal(signal?: NodeJS.Signals): Promise<SignalledExit>;
   /** Ends it with SIGKILL if it still runs; resolves when it has ended. */
@@ -95,6 +97,17 @@ export async function spawnServiceProcess(service: ServiceName, env: Record<stri
     stderr,
     exited,
     running,
+    async exitWithin(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), timeoutMs);
+      });
+      try {
+        return await Promise.race([exited, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     async signal(signal = 'SIGTERM') {
       const sentAt = Date.now();
       if (running()) child.kill(signal);
