@@ -26,18 +26,25 @@ export async function replayParked(client: Client<typeof AdminService>, consumer
   return [`replayed ${eventId} through ${consumer}`];
 }
 
-/** `billing events republish --since TIME`: publishes again what the service recorded since TIME. */
-export async function republish(client: Client<typeof AdminService>, since: string): Promise<string[]> {
-  const time = new Date(since);
+/** The time an option gives, or the CLI failure naming it. */
+function timeOption(option: string, value: string): Date {
+  const time = new Date(value);
   if (Number.isNaN(time.getTime())) {
     throw new CliFailure(
       EXIT.invalid,
-      `--since: not a time: ${shown(since)} (use ISO 8601, e.g. 2026-11-25T10:00:00Z)`,
+      `--${option}: not a time: ${shown(value)} (use ISO 8601, e.g. 2026-11-25T10:00:00Z)`,
     );
   }
-  const { count } = await client.republishEvents({
-    requestId: `cli-${randomUUID()}`,
-    sinceTime: timestampFromDate(time),
-  });
+  return time;
+}
+
+/**
+ * `billing events republish --since TIME --until TIME`: publishes again what the service recorded from since
+ * until until (at most 24 hours; the service refuses a second within 10 minutes).
+ */
+export async function republish(client: Client<typeof AdminService>, since: string, until: string): Promise<string[]> {
+  const sinceTime = timestampFromDate(timeOption('since', since));
+  const untilTime = timestampFromDate(timeOption('until', until));
+  const { count } = await client.republishEvents({ requestId: `cli-${randomUUID()}`, sinceTime, untilTime });
   return [`${count} events will be published again`];
 }

@@ -70,12 +70,13 @@ const COMMANDS: Readonly<Record<string, Command>> = {
       replayParked(createClient(AdminService, transport), consumer, eventId),
   },
   'events republish': {
-    usage: 'billing events republish --since TIME --service URL',
+    usage: 'billing events republish --since TIME --until TIME --service URL',
     args: [],
-    options: { since: 'string', service: 'string' },
-    required: ['since', 'service'],
+    options: { since: 'string', until: 'string', service: 'string' },
+    required: ['since', 'until', 'service'],
     serviceUrl: serviceOption,
-    run: (invocation, transport) => republish(createClient(AdminService, transport), invocation.text('since')),
+    run: (invocation, transport) =>
+      republish(createClient(AdminService, transport), invocation.text('since'), invocation.text('until')),
   },
 };
 

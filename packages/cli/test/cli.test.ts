@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { catalogService } from '@billing/catalog';
+import { queryBound } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import { type ServerHandle, startServer } from '@billing/kit/server';
 import {
@@ -16,6 +17,7 @@ import {
   startTestService,
   type TestService,
   testLogger,
+  waitFor,
 } from '@billing/test/harness';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 
@@ -94,19 +96,76 @@ test('an unknown command exits 2 with one line listing the commands and where th
 
 test('`events parked` and `events republish` speak to any service through its AdminService', async () => {
   expect((await billing('events', 'parked', '--service', service.baseUrl)).stdout.trim()).toBe('no parked events');
-  // The apply of the first test recorded 9 events (meters, features, plans, add-on) in the catalog's outbox.
-  const republished = await billing(
-    'events',
-    'republish',
-    '--since',
-    '2000-01-01T00:00:00Z',
-    '--service',
-    service.baseUrl,
+  // The apply of the first test recorded 9 events (meters, features, plans, add-on) in the catalog's outbox, within
+  // the last hour; a republish counts those the relay published.
+  await waitFor(
+    () =>
+      queryBound<{ n: string }>(
+        service.context.db.fork(),
+        'select count(*) as n from outbox_event where published_at is null',
+        [],
+      ),
+    ([row]) => row?.n === '0',
   );
+  const lastHour = [
+    '--since',
+    new Date(Date.now() - 3_600_000).toISOString(),
+    '--until',
+    new Date(Date.now() + 60_000).toISOString(),
+  ];
+  const republished = await billing('events', 'republish', ...lastHour, '--service', service.baseUrl);
   expect(republished.stdout.trim()).toBe('9 events will be published again');
-  const bad = await billing('events', 'republish', '--since', 'yesterday', '--service', service.baseUrl);
-  expect(bad.code).toBe(1);
-  expect(bad.stderr).toContain('--since: not a time');
+  // The service refuses a second within 10 minutes: exit 5, with its reason.
+  const again = await billing('events', 'republish', ...lastHour, '--service', service.baseUrl);
+  expect(again.code).toBe(5);
+  expect(errorLines(again)).toEqual([
+    expect.stringMatching(
+      /^error: a republish was accepted at \S+Z; the next may be from \S+Z \(resource_exhausted\)$/,
+    ),
+  ]);
+});
+
+describe('`events republish` refuses a range that is not valid, exit 1 naming it', () => {
+  // [outcome, --since, --until, the one line]
+  test.each<[string, string, string, string]>([
+    [
+      'a --since that is not a time',
+      'yesterday',
+      '2026-11-25T10:00:00Z',
+      'error: --since: not a time: "yesterday" (use ISO 8601, e.g. 2026-11-25T10:00:00Z)',
+    ],
+    [
+      'an --until that is not a time',
+      '2026-11-25T10:00:00Z',
+      'tomorrow',
+      'error: --until: not a time: "tomorrow" (use ISO 8601, e.g. 2026-11-25T10:00:00Z)',
+    ],
+    [
+      'an --until before --since',
+      '2026-11-25T10:00:00Z',
+      '2026-11-25T09:00:00Z',
+      'error: the republish is not valid: until_time: must be after since_time (invalid_argument)',
+    ],
+    [
+      'a range longer than 24 hours',
+      '2026-11-25T10:00:00Z',
+      '2026-11-26T10:00:01Z',
+      'error: the republish is not valid: until_time: must be at most 24 hours after since_time (invalid_argument)',
+    ],
+  ])('%s', async (_outcome, since, until, line) => {
+    const result = await billing(
+      'events',
+      'republish',
+      '--since',
+      since,
+      '--until',
+      until,
+      '--service',
+      service.baseUrl,
+    );
+    expect(result.code).toBe(1);
+    expect(errorLines(result)).toEqual([line]);
+  });
 });
 
 test('`--help` lists every command and the exit codes', async () => {
@@ -156,10 +215,17 @@ describe('every failure is one line with an exit code of its kind', () => {
     ],
     [
       'an option without its value exits 2 saying which',
-      ['events', 'republish', '--service', 'http://127.0.0.1:7101', '--since'],
+      ['events', 'republish', '--until', '2026-11-25T10:00:00Z', '--service', 'http://127.0.0.1:7101', '--since'],
       {},
       2,
-      'error: events republish: --since needs a value (usage: billing events republish --since TIME --service URL)',
+      'error: events republish: --since needs a value (usage: billing events republish --since TIME --until TIME --service URL)',
+    ],
+    [
+      'a republish without --until exits 2 saying it is required',
+      ['events', 'republish', '--since', '2026-11-25T10:00:00Z', '--service', 'http://127.0.0.1:7101'],
+      {},
+      2,
+      'error: events republish: --until is required (usage: billing events republish --since TIME --until TIME --service URL)',
     ],
     [
       'an option without its value before another option exits 2 saying which, not taking the next as its value',
@@ -170,10 +236,10 @@ describe('every failure is one line with an exit code of its kind', () => {
     ],
     [
       'an option without its value before an option with one exits 2 saying which',
-      ['events', 'republish', '--since', '--service', 'http://127.0.0.1:7101'],
+      ['events', 'republish', '--since', '--until', '2026-11-25T10:00:00Z', '--service', 'http://127.0.0.1:7101'],
       {},
       2,
-      'error: events republish: --since needs a value (usage: billing events republish --since TIME --service URL)',
+      'error: events republish: --since needs a value (usage: billing events republish --since TIME --until TIME --service URL)',
     ],
     [
       'a missing argument exits 2 naming it',

@@ -1,8 +1,7 @@
 // The transactional outbox: a change and the events it causes are written in one transaction; the relay
 // publishes them afterwards, in order per aggregate (the publishes of different aggregates in flight together),
-// and stamps them. The database stays the source of truth: rows are
-// kept after publication, so an operator can publish them again from any point in time (within the service's
-// retention, for a service that sets one).
+// and stamps them. The database stays the source of truth: rows are kept after publication, so an operator can
+// publish the events of a time range again (within the service's retention, for a service that sets one).
 
 import type { EventType } from '@billing/proto/events/define';
 import { create, type DescMessage, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
@@ -140,6 +139,45 @@ export async function recordEvents(
     if (row.tp) envelope.traceparent = row.tp;
     return envelope;
   });
+}
+
+/** A time range of the outbox: events recorded from `since` (included) until `until` (excluded). */
+export interface RecordedRange {
+  /** The first instant of the range. */
+  since: Date;
+  /** The instant the range ends, itself excluded. */
+  until: Date;
+}
+
+/**
+ * Makes the relay publish again, in position order, the events recorded in `range` that it published already
+ * (clears their published_at in the caller's transaction); returns how many. Rows of the range still waiting are
+ * left as they are: they are published once, as ever. Every event this clears is appended to its stream again
+ * (JetStream drops a copy only within its duplicate window), so callers bound the range.
+ */
+export async function republishRecorded(em: Em, range: RecordedRange): Promise<number> {
+  const [row] = await queryBound<{ n: string }>(
+    em,
+    `with cleared as (
+       update outbox_event set published_at = null
+        where recorded_at >= $1 and recorded_at < $2 and published_at is not null
+       returning 1
+     )
+     select count(*) as n from cleared`,
+    [range.since, range.until],
+  );
+  return Number(row?.n ?? 0);
+}
+
+/** Whether the outbox holds an event recorded before `time` that the relay has not published (yet, or again). */
+export async function holdsUnpublishedBefore(em: Em, time: Date): Promise<boolean> {
+  // The partial index on unpublished rows keeps this to the rows waiting, however long the outbox.
+  const [row] = await queryBound<{ waiting: boolean }>(
+    em,
+    'select exists (select from outbox_event where published_at is null and recorded_at < $1) as waiting',
+    [time],
+  );
+  return row?.waiting === true;
 }
 
 interface OutboxRow {

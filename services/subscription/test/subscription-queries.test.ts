@@ -142,7 +142,7 @@ describe('starts, add-ons and contract prices', () => {
     expect(res.prorationItems.map((i) => [i.unitAmount, i.amount?.amount])).toEqual([['9.30', '6.3']]);
   });
 
-  test('a contract price for a charge the plan does not have is refused naming it', async () => {
+  test('a contract price for a charge the plan does not have is CHARGE_NOT_FOUND naming it', async () => {
     const { customerId } = await onClock('2026-01-01T00:00:00Z');
     const bad = await rpcError(
       p.subscriptions.createSubscription({
@@ -152,7 +152,10 @@ describe('starts, add-ons and contract prices', () => {
         priceOverrides: [{ chargeKey: 'nope', unitAmount: 'x' }],
       }),
     );
-    expect([bad.code, violations(bad)]).toEqual([Code.InvalidArgument, ['price_overrides[0].charge_key']]);
+    expect([bad.code, reason(bad)]).toEqual([Code.NotFound, 'CHARGE_NOT_FOUND']);
+    expect(bad.rawMessage).toMatch(
+      /^price_overrides\[0\]\.charge_key: version \d+ of plan "team" has no charge "nope"$/,
+    );
   });
 });
 

@@ -27,6 +27,7 @@ export const Reason = {
   NO_SCHEDULED_CHANGE: 'NO_SCHEDULED_CHANGE',
   PLAN_NOT_FOUND: 'PLAN_NOT_FOUND',
   PLAN_VERSION_NOT_FOUND: 'PLAN_VERSION_NOT_FOUND',
+  CHARGE_NOT_FOUND: 'CHARGE_NOT_FOUND',
   PLAN_ARCHIVED: 'PLAN_ARCHIVED',
   ADD_ON_NOT_FOUND: 'ADD_ON_NOT_FOUND',
   ADD_ON_ARCHIVED: 'ADD_ON_ARCHIVED',
@@ -135,6 +136,14 @@ export function planNotFound(planKey: string): NotFoundError {
 /** NOT_FOUND: the plan has no published version with this number (a draft counts as none). */
 export function planVersionNotFound(planKey: string, version: number): NotFoundError {
   return new NotFoundError(Reason.PLAN_VERSION_NOT_FOUND, `no version ${version} of plan ${quote(planKey)}`);
+}
+
+/** NOT_FOUND: the plan version has no charge `chargeKey`, which the request names at `field`. */
+export function chargeNotFound(planKey: string, version: number, chargeKey: string, field: string): NotFoundError {
+  return new NotFoundError(
+    Reason.CHARGE_NOT_FOUND,
+    `${field}: version ${version} of plan ${quote(planKey)} has no charge ${quote(chargeKey)}`,
+  );
 }
 
 /** FAILED_PRECONDITION: the plan is archived. */

@@ -45,7 +45,7 @@ import {
 import { clone, create } from '@bufbuild/protobuf';
 import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
 import { BILLING_PATHS, type BillingField } from './customer.ts';
-import { invalidArgument } from './errors.ts';
+import { chargeNotFound, invalidArgument } from './errors.ts';
 import { isZero } from './terms.ts';
 
 type Violations = FieldViolation[];
@@ -748,6 +748,17 @@ export function validateListTestClocks(req: ListTestClocksRequest): ListInput<Re
 }
 
 // ---- terms against a plan version (checked by the use cases) ----
+
+/**
+ * Refuses the first of `items` (seat quantities or contract prices, at `field`) naming a charge `version` does not
+ * have: CHARGE_NOT_FOUND, as a plan or an add-on the catalog does not have is NOT_FOUND.
+ */
+export function requireCharges(version: PlanVersion, field: string, items: readonly { chargeKey: string }[]): void {
+  const keys = new Set((version.spec?.charges ?? []).map((c) => c.key));
+  const i = items.findIndex((item) => !keys.has(item.chargeKey));
+  const unknown = items[i];
+  if (unknown) throw chargeNotFound(version.planKey, version.version, unknown.chargeKey, `${field}[${i}].charge_key`);
+}
 
 /** Every violation of seat quantities against a plan version. */
 export function quantityViolations(quantities: readonly ChargeQuantity[], version: PlanVersion, field: string) {

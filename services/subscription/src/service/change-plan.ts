@@ -16,7 +16,7 @@ import { intervalChangeAtPeriodEnd, invalidTransition } from '../domain/errors.t
 import { assertState, isBilled, type SubscriptionChange } from '../domain/subscription.ts';
 import { changedTerms } from '../domain/term-changes.ts';
 import { assertSellable } from '../domain/terms.ts';
-import { type ChangePlanInput, overrideViolations, quantityViolations } from '../domain/validate.ts';
+import { type ChangePlanInput, overrideViolations, quantityViolations, requireCharges } from '../domain/validate.ts';
 import { eventContext, type WriteContext } from './context.ts';
 import { requirePlanVersion, requireSubscription } from './lookups.ts';
 import { changeItems, commitChange } from './prorated-changes.ts';
@@ -30,6 +30,8 @@ export async function changePlan(
   input: ChangePlanInput,
   version: PlanVersion,
 ): Promise<SubscriptionChange> {
+  requireCharges(version, 'quantities', input.quantities);
+  requireCharges(version, 'price_overrides', input.priceOverrides);
   refuseViolations(
     [
       ...quantityViolations(input.quantities, version, 'quantities'),

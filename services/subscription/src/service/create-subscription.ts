@@ -22,7 +22,12 @@ import { startSubscription } from '../domain/billing-step.ts';
 import { currencyMismatch, invalidArgument } from '../domain/errors.ts';
 import type { SubscriptionChange, SubscriptionRecord } from '../domain/subscription.ts';
 import { addonChargesFor, assertSellable } from '../domain/terms.ts';
-import { type CreateSubscriptionInput, overrideViolations, quantityViolations } from '../domain/validate.ts';
+import {
+  type CreateSubscriptionInput,
+  overrideViolations,
+  quantityViolations,
+  requireCharges,
+} from '../domain/validate.ts';
 import { eventContext, type WriteContext } from './context.ts';
 import { requireCustomer } from './lookups.ts';
 import type { PlanTerms } from './plan-catalog.ts';
@@ -40,6 +45,8 @@ export async function createSubscription(
   plan: PlanTerms,
 ): Promise<SubscriptionChange> {
   const { version } = plan;
+  requireCharges(version, 'quantities', input.quantities);
+  requireCharges(version, 'price_overrides', input.priceOverrides);
   refuseViolations(
     [
       ...quantityViolations(input.quantities, version, 'quantities'),

@@ -4,7 +4,7 @@ import { clockTime } from '../adapter/test-clocks-repository.ts';
 import { invalidArgument } from '../domain/errors.ts';
 import { changedTerms } from '../domain/term-changes.ts';
 import { assertSellable, fromPeriod } from '../domain/terms.ts';
-import { addOnsToRead, type PreviewChangeInput, quantityViolations } from '../domain/validate.ts';
+import { addOnsToRead, type PreviewChangeInput, quantityViolations, requireCharges } from '../domain/validate.ts';
 import type { ReadContext } from './context.ts';
 import { requireSubscription } from './lookups.ts';
 import { type PlanCatalog, readAddOns } from './plan-catalog.ts';
@@ -34,6 +34,7 @@ export async function previewChange(
   const change = input.change;
   if (change.kind === 'plan') {
     const version = await catalog.planVersion({ ...change.plan, planKey: change.plan.planKey || s.planKey });
+    requireCharges(version, 'quantities', change.quantities);
     refuseViolations(quantityViolations(change.quantities, version, 'quantities'), 'the change is not valid');
     assertSellable(version, s.currencyCode);
     const terms = changedTerms(record, version, { quantities: change.quantities, priceOverrides: [] });

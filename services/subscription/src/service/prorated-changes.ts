@@ -26,7 +26,7 @@ import {
   prorationPeriod,
   splitSegments,
 } from '../domain/terms.ts';
-import { quantityViolations } from '../domain/validate.ts';
+import { quantityViolations, requireCharges } from '../domain/validate.ts';
 import type { WriteContext } from './context.ts';
 import { requirePlanVersion } from './lookups.ts';
 
@@ -99,6 +99,7 @@ export async function quantityChange(
 ): Promise<NewTerms> {
   const s = record.subscription;
   const version = await requirePlanVersion(em, s.planKey, s.planVersion);
+  requireCharges(version, 'quantities', asked.quantities);
   refuseViolations(quantityViolations(asked.quantities, version, 'quantities'), 'the change is not valid');
   const attached = asked.addons.filter((a) => !isZero(a.quantity) && !(a.addonKey in record.addonCharges));
   const addonCharges = {

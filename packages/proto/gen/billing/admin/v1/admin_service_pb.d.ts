@@ -5,6 +5,10 @@
 // The operator API every service serves beside its own: the events it consumed and gave up on, and the
 // events it produced, replayable from its outbox.
 //
+// These RPCs authorize no caller yet (the security issue brings authorization): they are served on the
+// service's own port, beside its API, so that port must not be reachable from outside the cluster, and no
+// gateway or ingress in front of a service may forward `billing.admin.v1.AdminService`.
+//
 // Errors carry google.rpc.ErrorInfo (reason in UPPER_SNAKE, domain `billing.<service>`) and, for bad input,
 // google.rpc.BadRequest with one field violation per offending field.
 
@@ -204,11 +208,18 @@ export declare type RepublishEventsRequest = Message<"billing.admin.v1.Republish
   requestId: string;
 
   /**
-   * Events recorded at or after this time are published again.
+   * Events recorded at or after this time are published again. Required.
    *
    * @generated from field: google.protobuf.Timestamp since_time = 2;
    */
   sinceTime?: Timestamp | undefined;
+
+  /**
+   * And recorded before this time. Required: after since_time, and at most 24 hours after it.
+   *
+   * @generated from field: google.protobuf.Timestamp until_time = 3;
+   */
+  untilTime?: Timestamp | undefined;
 };
 
 /**
@@ -224,7 +235,8 @@ export declare const RepublishEventsRequestSchema: GenMessage<RepublishEventsReq
  */
 export declare type RepublishEventsResponse = Message<"billing.admin.v1.RepublishEventsResponse"> & {
   /**
-   * How many events will be published again.
+   * How many events of the range, published before, will be published again (events of the range not yet
+   * published are published once, as ever, and not counted).
    *
    * @generated from field: int64 count = 1;
    */
@@ -264,7 +276,21 @@ export declare const AdminService: GenService<{
     output: typeof ReplayParkedEventResponseSchema;
   },
   /**
-   * Publishes again every event this service recorded since a time; consumers skip those they applied.
+   * Publishes again the events this service recorded in a time range of at most 24 hours; consumers skip those
+   * they applied (by event id).
+   *
+   * What it costs: every event of the range is appended to the stream again. JetStream drops a copy only within
+   * its 2-minute duplicate window, so the stream's storage grows by the range's events at each call. Hence the
+   * bounds (checked in this order; a refused call changes nothing):
+   * - INVALID_ARGUMENT, reason INVALID_ARGUMENT, naming the field: since_time or until_time missing; until_time
+   *   not after since_time; until_time more than 24 hours after since_time; a time outside 0001-01-01 to
+   *   9999-12-31.
+   * - RESOURCE_EXHAUSTED, reason REPUBLISH_TOO_SOON: another republish was accepted less than 10 minutes ago,
+   *   by any caller, on any replica of the service; the message says when the next may be.
+   * - RESOURCE_EXHAUSTED, reason REPUBLISH_IN_PROGRESS: the relay has not yet published every event recorded
+   *   before the previous republish was accepted (the events it asked for among them: NATS is down, or the relay
+   *   is behind). Retry once they are published.
+   * A retry with the request_id of an accepted call is answered as the first time, whatever these bounds say.
    *
    * @generated from rpc billing.admin.v1.AdminService.RepublishEvents
    */
