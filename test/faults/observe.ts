@@ -9,6 +9,13 @@ import { Code, ConnectError, createClient, type Transport } from '@connectrpc/co
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
 import { HUNG_CALL_MS } from './load.ts';
 
+/** How many times each value occurs, for a failure to show what happened and how often rather than a long list. */
+export function tally(values: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
+  return counts;
+}
+
 /** Reads `read` until `ok` holds (polling as `waitFor` does) and returns that value; or, past `timeoutMs`, the last. */
 export async function readUntil<T>(
   read: () => T | Promise<T>,
@@ -69,6 +76,10 @@ const READS: Record<
 
 /** How a probe call ended, and after how long. */
 export interface ProbeOutcome {
+  /** The service called. */
+  service: ServiceName;
+  /** The protocol its deadline went in. */
+  protocol: DeadlineProtocol;
   /** `ok`, the code it failed with, or `hung` when the probe gave up on it. */
   outcome: 'ok' | 'hung' | keyof typeof Code;
   /** The message of its error. */
@@ -94,12 +105,13 @@ export async function readWithServerDeadline(
     protocol === 'gRPC' ? { 'grpc-timeout': `${deadlineMs}m` } : { 'connect-timeout-ms': `${deadlineMs}` };
   const signal = AbortSignal.timeout(HUNG_CALL_MS);
   const started = Date.now();
+  const { service } = process;
   try {
-    await READS[process.service](transport, { headers, signal });
-    return { outcome: 'ok', ms: Date.now() - started };
+    await READS[service](transport, { headers, signal });
+    return { service, protocol, outcome: 'ok', ms: Date.now() - started };
   } catch (err) {
     const error = ConnectError.from(err);
     const outcome = signal.aborted ? 'hung' : (Code[error.code] as keyof typeof Code);
-    return { outcome, message: error.rawMessage, ms: Date.now() - started };
+    return { service, protocol, outcome, message: error.rawMessage, ms: Date.now() - started };
   }
 }
