@@ -110,6 +110,8 @@ test('a service whose database port refuses connections exits with one line and 
 }, 60_000);
 
 test('a service whose database is frozen at start exits with one line and code 75 past DATABASE_START_TIMEOUT', async () => {
+  // Running (whatever the tests before left), then frozen: a new connection is accepted and never answered.
+  await postgres.stop();
   await postgres.start();
   postgres.freeze();
   try {
