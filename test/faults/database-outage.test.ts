@@ -1,7 +1,10 @@
-// The scenario each PostgreSQL fault runs: the three services as processes under load, PostgreSQL taken away
-// (a crash, a fast stop, or a freeze), then given back, then taken away again under a SIGTERM. What a client, a
-// Kubernetes probe, PostgreSQL and an operator reading the logs see at each step is one test each; the steps
-// run in order, each test driving the next one.
+// PostgreSQL taken away under the three services, each a process of its own under load: a crash (immediate
+// shutdown: every backend killed, no checkpoint), a fast stop (sessions ended, then the server exits), and a
+// freeze (every process stopped: connections stay open and nothing answers). Each fault runs one scenario, on
+// a platform of its own: the fault, PostgreSQL given back, then the fault again under a SIGTERM. What a client,
+// a Kubernetes probe, PostgreSQL and an operator reading the logs see at each step is one test each; the steps
+// run in order, each test driving the next one. The scenarios run one after the other, in one file, so that
+// no two platforms share the machine's cores at once.
 
 import type { ServiceName } from '@billing/test/harness';
 import { Code } from '@connectrpc/connect';
@@ -28,7 +31,7 @@ import {
 } from './platform.ts';
 
 /** The faults of PostgreSQL a service must ride out. */
-export type DatabaseFault = 'crash' | 'stop' | 'freeze';
+type DatabaseFault = 'crash' | 'stop' | 'freeze';
 
 const FAULTS: Record<
   DatabaseFault,
@@ -86,8 +89,8 @@ function endedSince(load: PlatformLoad, from: number): Record<string, CallRecord
 const distinct = <T>(values: T[]) => [...new Set(values)].sort();
 const outcomeName = (call: CallRecord) => (typeof call.outcome === 'number' ? Code[call.outcome] : call.outcome);
 
-/** Declares the scenario of one fault; a test file calls it once. */
-export function describeDatabaseOutage(fault: DatabaseFault): void {
+/** Declares the scenario of one fault. */
+function describeDatabaseOutage(fault: DatabaseFault): void {
   const { what, begin, end } = FAULTS[fault];
 
   describe(`when PostgreSQL ${what} under load`, () => {
@@ -342,3 +345,5 @@ async function lockWaitersAtMost(platform: FaultPlatform): Promise<number> {
   }
   return most;
 }
+
+for (const fault of ['crash', 'stop', 'freeze'] as const) describeDatabaseOutage(fault);
