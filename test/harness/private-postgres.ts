@@ -2,7 +2,7 @@
 // freeze the database under a running service. It runs the machine's PostgreSQL binaries (initdb, postgres),
 // as the `postgres` user when the tests run as root, which PostgreSQL refuses to run as.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -23,7 +23,7 @@ export interface PrivatePostgres {
   crash(): Promise<void>;
   /** A fast shutdown, as `pg_ctl stop -m fast`: sessions are ended, then the server exits. */
   stop(): Promise<void>;
-  /** Freezes every process of the server (SIGSTOP): connections stay open and nothing answers. */
+  /** Freezes every process of the server (SIGSTOP): connections stay open and nothing answers, not even a new one. */
   freeze(): void;
   /** Lets a frozen server run again (SIGCONT). */
   thaw(): void;
@@ -80,17 +80,36 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
     child.exitCode !== null || child.signalCode !== null
       ? Promise.resolve()
       : new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  // The postmaster leads its own process group, so a signal to the group reaches every backend too.
-  const signalGroup = (signal: NodeJS.Signals) => {
-    if (server?.pid !== undefined && server.exitCode === null) process.kill(-server.pid, signal);
+  // Every process of the server: the postmaster and its children (backends, checkpointer, walwriter...). Each
+  // child leads a process group of its own (PostgreSQL calls setsid in every child), so a signal to the
+  // postmaster's group would not reach the open connections' backends: each is signalled by its pid.
+  let stopped: number[] = [];
+  const children = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  const signalAll = (pids: readonly number[], signal: NodeJS.Signals) => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+  };
+  const thaw = () => {
+    // The postmaster last, so that it forks nothing while its children are still stopped.
+    signalAll([...stopped].reverse(), 'SIGCONT');
+    stopped = [];
+    frozen = false;
   };
   const end = async (signal: NodeJS.Signals) => {
     const running = server;
     if (!running) return;
-    if (frozen) {
-      signalGroup('SIGCONT');
-      frozen = false;
-    }
+    if (frozen) thaw();
     server = undefined;
     if (running.exitCode === null && running.signalCode === null) running.kill(signal);
     await exited(running);
@@ -125,7 +144,7 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
           '-c',
           'max_connections=200',
         ],
-        { ...user, detached: true, stdio: 'ignore' },
+        { ...user, stdio: 'ignore' },
       );
       await waitFor(() => acceptsConnections(url()), Boolean, 20_000);
     },
@@ -133,13 +152,15 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
     crash: () => end('SIGQUIT'),
     stop: () => end('SIGINT'),
     freeze() {
-      signalGroup('SIGSTOP');
+      const postmaster = server?.pid;
+      if (postmaster === undefined) return;
+      // The postmaster first, so that it forks no new backend meanwhile.
+      signalAll([postmaster], 'SIGSTOP');
+      stopped = [postmaster, ...children(postmaster)];
+      signalAll(stopped.slice(1), 'SIGSTOP');
       frozen = true;
     },
-    thaw() {
-      signalGroup('SIGCONT');
-      frozen = false;
-    },
+    thaw,
     async destroy() {
       await end('SIGINT');
       rmSync(folder, { recursive: true, force: true });

@@ -1,5 +1,7 @@
 // How the CLI fails: every failure is one line on stderr (a refused document adds a line for each further
-// offending field) and an exit code that says what kind of failure it was, so scripts can tell them apart.
+// offending field) and an exit code that says what kind of failure it was, so scripts can tell them apart. A URL
+// in a line is printed without its user info and credential parameters.
+import { redactUrl, redactUrls } from '@billing/kit/redact';
 import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { headerGrpcStatus } from '@connectrpc/connect/protocol-grpc';
@@ -53,7 +55,7 @@ export function serviceUrl(source: string, raw: string): string {
     url = undefined;
   }
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new CliFailure(EXIT.unreachable, `${source}: not an http or https URL: ${shown(raw)}`);
+    throw new CliFailure(EXIT.unreachable, `${source}: not an http or https URL: ${shown(redactUrl(raw))}`);
   }
   return raw;
 }
@@ -100,10 +102,12 @@ export function oneLine(text: string): string {
 
 /**
  * The lines a failure prints on stderr. Whatever its text holds (a service's message with an excerpt of a
- * document, an OpenSSL message), each line stays one line.
+ * document, an OpenSSL message), each line stays one line, and shows no URL's credentials.
  */
 export function failureLines(failure: CliFailure): string[] {
-  return [`error: ${oneLine(failure.message)}`, ...failure.details.map((detail) => `  ${oneLine(detail)}`)];
+  return [`error: ${oneLine(failure.message)}`, ...failure.details.map((detail) => `  ${oneLine(detail)}`)].map(
+    redactUrls,
+  );
 }
 
 /** Any error thrown by a command that calls the service at `baseUrl`, as a CLI failure. */

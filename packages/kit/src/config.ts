@@ -1,9 +1,15 @@
 // Configuration from the environment, read and validated once at start. A missing or malformed setting
-// stops the service with one line naming it.
+// stops the service with one line naming it, which never shows a credential: a URL's user info and
+// credential-like parameters are redacted (redact.ts).
+import { redactUrl, redactUrls } from './redact.ts';
 
-/** A failed setting: its message is the one line printed before exiting. */
+/** A failed setting: its message, with every URL in it redacted, is the one line printed before exiting. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
+
+  constructor(message: string) {
+    super(redactUrls(message));
+  }
 }
 
 /** One setting: where it comes from, what it means, its default and how to read it. */
@@ -53,17 +59,17 @@ export const parsers = {
     if (['false', '0', 'no'].includes(v)) return false;
     throw new Error(`expected true or false, got "${raw}"`);
   },
-  /** A URL with one of the given schemes. */
+  /** A URL with one of the given schemes; a message shows it without its user info and credentials. */
   url: (...schemes: string[]) =>
     function url(raw: string): string {
       let parsed: URL;
       try {
         parsed = new URL(raw);
       } catch {
-        throw new Error(`expected a URL, got "${raw}"`);
+        throw new Error(`expected a URL, got "${redactUrl(raw)}"`);
       }
       if (schemes.length > 0 && !schemes.includes(parsed.protocol.replace(/:$/, ''))) {
-        throw new Error(`expected a ${schemes.join(' or ')} URL, got "${raw}"`);
+        throw new Error(`expected a ${schemes.join(' or ')} URL, got "${redactUrl(raw)}"`);
       }
       return raw;
     },
