@@ -49,8 +49,8 @@ const FAULTS: Record<
   },
   freeze: {
     what: 'freezes (SIGSTOP of every PostgreSQL process)',
-    begin: async (platform) => platform.freezeDatabase(),
-    end: async (platform) => platform.thawDatabase(),
+    begin: async (platform) => platform.postgres.freeze(),
+    end: async (platform) => platform.postgres.thaw(),
   },
 };
 

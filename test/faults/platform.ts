@@ -3,7 +3,6 @@
 // PostgreSQL says of the connections each holds. Every URL a service is given carries a password (PostgreSQL
 // trusts every local connection here, and the nats-server has no users, so both are accepted and ignored), so
 // that any line or answer that prints a URL whole shows it.
-import { readdirSync, readFileSync } from 'node:fs';
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from '@billing/proto/health/v1/health_pb';
 import {
   type PrivateNats,
@@ -67,31 +66,6 @@ export async function readinessOf(check: (service: string) => Promise<HealthAnsw
   return Promise.all(['readiness', '', SERVED[service]].map((name) => check(name)));
 }
 
-/** The pids of the PostgreSQL server listening on `port`: its postmaster first, then every process it forked. */
-function postgresProcesses(port: number): number[] {
-  const read = (file: string) => {
-    try {
-      return readFileSync(file, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const pids = readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .map(Number);
-  const postmaster = pids.find((pid) => {
-    const args = read(`/proc/${pid}/cmdline`).split('\0');
-    return args.some((a) => a.endsWith('/postgres')) && args[args.indexOf('-p') + 1] === String(port);
-  });
-  if (postmaster === undefined) return [];
-  // /proc/<pid>/stat is `pid (name) state ppid ...`; the name may hold spaces, so it is read after the last ')'.
-  const parentOf = (pid: number) => {
-    const stat = read(`/proc/${pid}/stat`);
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  };
-  return [postmaster, ...pids.filter((pid) => parentOf(pid) === postmaster)];
-}
-
 /** The platform under test: its dependencies, the service processes, and their databases. */
 export interface FaultPlatform {
   /** The private PostgreSQL every service's database is on. */
@@ -108,15 +82,6 @@ export interface FaultPlatform {
   connectionsHeld(): Promise<Record<ServiceName, number>>;
   /** Runs `work` on an administrator's connection to a service's database. */
   asAdministrator<T>(service: ServiceName, work: (client: pg.Client) => Promise<T>): Promise<T>;
-  /**
-   * Freezes every process of the PostgreSQL server (SIGSTOP): connections stay open and nothing answers, not
-   * even a new connection's startup. Each backend leads a process group of its own (PostgreSQL calls setsid in
-   * every child), so stopping the postmaster's group would leave the open connections answering; each process
-   * is stopped by its pid, the postmaster first so that it forks no new one.
-   */
-  freezeDatabase(): void;
-  /** Lets the frozen server run again (SIGCONT), the postmaster last. */
-  thawDatabase(): void;
   /** Waits until every service answers SERVING on readiness. */
   ready(): Promise<void>;
   /** Kills what still runs and deletes the servers' folders. */
@@ -149,16 +114,8 @@ export async function startFaultPlatform(env: Record<string, string>): Promise<F
   });
   const started = await Promise.allSettled(SERVICES.map((service) => startServiceProcess(service, envOf(service))));
   const running = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  let frozen: number[] = [];
-  const thawDatabase = () => {
-    for (const pid of frozen.slice(1)) process.kill(pid, 'SIGCONT');
-    postgres.thaw();
-    frozen = [];
-  };
   const destroy = async () => {
     await Promise.all(running.map((p) => p.kill()));
-    // A server stops only once it runs again.
-    if (frozen.length > 0) thawDatabase();
     await Promise.all([postgres.destroy(), nats.destroy()]);
   };
   const failed = started.find((s) => s.status === 'rejected');
@@ -185,12 +142,6 @@ export async function startFaultPlatform(env: Record<string, string>): Promise<F
     health,
     databases,
     asAdministrator,
-    freezeDatabase() {
-      postgres.freeze();
-      frozen = postgresProcesses(postgres.port);
-      for (const pid of frozen.slice(1)) process.kill(pid, 'SIGSTOP');
-    },
-    thawDatabase,
     async connectionsHeld() {
       const client = new pg.Client({ connectionString: postgres.url() });
       client.on('error', () => undefined);
