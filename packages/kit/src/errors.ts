@@ -1,12 +1,14 @@
 // The domain error taxonomy, mapped to Connect codes once, at the edge. Each error has a stable UPPER_SNAKE
 // reason (google.rpc.ErrorInfo), a public message for the caller and, apart from it, an internal detail that
 // only the logs see; bad input also lists the offending fields (google.rpc.BadRequest), the first of them in
-// the message text too. Anything else becomes INTERNAL without leaking its message. Each service declares its
-// reasons and error constructors in its `domain/errors.ts`.
+// the message text too. A database that cannot serve the request (unreachable, or past the bound on a statement
+// or a lock) is UNAVAILABLE on every path, reads as writes; anything else becomes INTERNAL without leaking its
+// message. Each service declares its reasons and error constructors in its `domain/errors.ts`.
 
 import { BadRequestSchema, ErrorInfoSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import type { Logger } from 'pino';
+import type { Outage } from './outage.ts';
 
 /** One offending field of a request: its proto path and what is wrong with it. */
 export interface FieldViolation {
@@ -145,6 +147,69 @@ function sentViolations(violations: readonly FieldViolation[]): FieldViolation[]
   return sent;
 }
 
+// Failures that say the database cannot be reached or takes no sessions: the connection was refused, reset or
+// ended (a crash, a restart, a network fault), a connection or statement got no answer in time (a frozen
+// server), the server is shutting down or starting (57P01-3), a connection exception (class 08), or it has no
+// connection slot left (53300). Node's errors and PostgreSQL's carry them as `code`; pg's own connection errors
+// only as their message.
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+]);
+const UNREACHABLE_MESSAGE =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable)/;
+// Failures of a database that answers, but not within the bounds set on each session: a statement cancelled
+// (57014: statement_timeout, or pg_cancel_backend) or a lock not obtained (55P03: lock_timeout, NOWAIT); and
+// of a pool already closed (a call that arrives while the process stops).
+const UNAVAILABLE_CODES = new Set(['57014', '55P03']);
+const UNAVAILABLE_MESSAGE = /^(Cannot use a pool after calling end on the pool|driver has already been destroyed)/;
+
+/** `err`, and the errors it was caused by or aggregates, nearest first (a few levels: wrappers are shallow). */
+function* causes(err: unknown, depth = 0): Generator<Error> {
+  if (!(err instanceof Error) || depth > 4) return;
+  yield err;
+  yield* causes(err.cause, depth + 1);
+  if (err instanceof AggregateError) for (const inner of err.errors) yield* causes(inner, depth + 1);
+}
+
+function hasCode(err: Error, codes: ReadonlySet<string>): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && codes.has(code);
+}
+
+/** True when `err` (or what caused it) says the database cannot be reached: a dependency outage. */
+export function isDatabaseUnreachable(err: unknown): boolean {
+  for (const e of causes(err)) {
+    if (hasCode(e, UNREACHABLE_CODES) || UNREACHABLE_MESSAGE.test(e.message)) return true;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^08[0-9A-Z]{3}$/.test(code)) return true;
+  }
+  return false;
+}
+
+/**
+ * True when `err` (or what caused it) means the database cannot serve the request now, through no fault of the
+ * request: unreachable, or past a bound on a statement or a lock. Callers get UNAVAILABLE and may retry.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (isDatabaseUnreachable(err)) return true;
+  for (const e of causes(err)) {
+    if (hasCode(e, UNAVAILABLE_CODES) || UNAVAILABLE_MESSAGE.test(e.message)) return true;
+  }
+  return false;
+}
+
 /** Converts any error into the ConnectError a caller sees, with ErrorInfo (and BadRequest) details. */
 export function toConnectError(err: unknown, domain: string): ConnectError {
   if (err instanceof DomainError) {
@@ -157,6 +222,11 @@ export function toConnectError(err: unknown, domain: string): ConnectError {
     return new ConnectError(clip(publicText(err), MAX_MESSAGE), err.code, undefined, details, err);
   }
   if (err instanceof ConnectError) return err;
+  if (isDatabaseUnavailable(err)) {
+    return new ConnectError('the database is unavailable; retry later', Code.Unavailable, undefined, [
+      { desc: ErrorInfoSchema, value: { reason: 'UNAVAILABLE', domain } },
+    ]);
+  }
   return new ConnectError('internal error', Code.Internal, undefined, [
     { desc: ErrorInfoSchema, value: { reason: 'INTERNAL', domain } },
   ]);
@@ -165,11 +235,22 @@ export function toConnectError(err: unknown, domain: string): ConnectError {
 // Longest request id logged whole: the longest a request_id may be.
 const MAX_LOGGED_REQUEST_ID = 128;
 
+/** What the error interceptor needs besides its domain and logger. */
+export interface ErrorInterceptorOptions {
+  /**
+   * The database's outage state (`Database.outage`). Calls failed by an unreachable database are counted in it
+   * and logged at debug, the outage itself once when it starts and once when it ends; without it, each such call
+   * is logged as a refusal.
+   */
+  outage?: Outage;
+}
+
 /**
  * The interceptor every service runs outermost: maps errors once (logging unexpected ones with their stack,
  * never returning their message) and logs each call with its outcome and duration.
  */
-export function errorInterceptor(domain: string, logger: Logger): Interceptor {
+export function errorInterceptor(domain: string, logger: Logger, options: ErrorInterceptorOptions = {}): Interceptor {
+  const { outage } = options;
   return (next) => async (req) => {
     const started = performance.now();
     const method = `${req.service.typeName}/${req.method.name}`;
@@ -186,8 +267,15 @@ export function errorInterceptor(domain: string, logger: Logger): Interceptor {
     } catch (err) {
       const mapped = toConnectError(err, domain);
       const ms = Math.round(performance.now() - started);
+      // A call failed by a database outage, or past its deadline while one lasts, is the outage's to report.
+      const outageFailure =
+        outage !== undefined &&
+        (isDatabaseUnreachable(err) || (mapped.code === Code.DeadlineExceeded && outage.ongoing));
       if (mapped.code === Code.Internal) log.error({ err, ms }, 'rpc failed unexpectedly');
-      else {
+      else if (outageFailure) {
+        outage.callFailed(err, started);
+        log.debug({ code: Code[mapped.code], message: mapped.rawMessage, ms }, 'rpc failed by a database outage');
+      } else {
         const domainError = err instanceof DomainError ? err : undefined;
         const refusal = { reason: domainError?.reason, message: mapped.rawMessage, detail: domainError?.detail };
         log.info({ code: Code[mapped.code], ...refusal, ms }, 'rpc refused');
