@@ -376,7 +376,7 @@ async function openPostgresOrm(
 }
 
 /** What `promise` resolves to, or `fallback` when it has not settled within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+export async function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<T>((resolve) => {
     timer = setTimeout(() => resolve(fallback), ms);

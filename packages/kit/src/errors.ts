@@ -177,10 +177,12 @@ const UNAVAILABLE_MESSAGE = /^(Cannot use a pool after calling end on the pool|d
 
 /** `err`, and the errors it was caused by or aggregates, nearest first (a few levels: wrappers are shallow). */
 function* causes(err: unknown, depth = 0): Generator<Error> {
-  if (!(err instanceof Error) || depth > 4) return;
-  yield err;
-  yield* causes(err.cause, depth + 1);
-  if (err instanceof AggregateError) for (const inner of err.errors) yield* causes(inner, depth + 1);
+  // Duck-typed: an error of Node's own modules is not an instance of a Jest sandbox's Error.
+  if (typeof (err as { message?: unknown } | null)?.message !== 'string' || depth > 4) return;
+  const e = err as Error & { errors?: unknown };
+  yield e;
+  yield* causes(e.cause, depth + 1);
+  if (Array.isArray(e.errors)) for (const inner of e.errors) yield* causes(inner, depth + 1);
 }
 
 function hasCode(err: Error, codes: ReadonlySet<string>): boolean {

@@ -1,16 +1,25 @@
 // What every service's main.ts does: read its settings, bind its port, build its logger and bus, run it, and
-// stop it gracefully on SIGTERM or SIGINT. A bad setting, a port in use, or an address it cannot listen on stops
-// the process with one line naming the settings, each with its own exit code.
+// stop it gracefully on SIGTERM or SIGINT, within SHUTDOWN_GRACE whatever its dependencies do. A bad setting, a
+// port in use, an address it cannot listen on, or a database unreachable for DATABASE_START_TIMEOUT stops the
+// process with one line naming the settings, each with its own exit code; an unexpected error ends it logged at
+// fatal, its logs flushed.
 import type { Logger } from 'pino';
 import type { EventBus } from './bus.ts';
 import { systemClock } from './clock.ts';
 import { ConfigError, type ConfigOf, loadConfig, parsers, setting } from './config.ts';
-import { openDatabase } from './db.ts';
 import { createLogger } from './log.ts';
 import { releaseStartupMemorySoon } from './memory.ts';
 import { createMemoryBus } from './memory-bus.ts';
 import { connectNatsBus } from './nats-bus.ts';
-import { runService, type ServiceDefinition } from './runtime.ts';
+import { redactUrls } from './redact.ts';
+import {
+  DatabaseUnreachableError,
+  openMigratedDatabase,
+  type RunningService,
+  type RuntimeOptions,
+  runService,
+  type ServiceDefinition,
+} from './runtime.ts';
 import { bindListener, ListenError, type Listener, PortInUseError } from './server.ts';
 
 // Exit codes of a process that cannot start (from sysexits.h), so scripts and supervisors can tell them apart.
@@ -18,7 +27,13 @@ const EXIT_USAGE = 64;
 const EXIT_PORT_IN_USE = 69;
 // EX_OSERR: the system refused to listen on the address (not this machine's, or not allowed).
 const EXIT_CANNOT_LISTEN = 71;
+// EX_SOFTWARE: an error the process did not expect (a bug), logged at fatal.
+const EXIT_FATAL = 70;
+// EX_TEMPFAIL: the database could not be reached for DATABASE_START_TIMEOUT; a later start may succeed.
+const EXIT_DATABASE_UNREACHABLE = 75;
 export const EXIT_CONFIG = 78;
+// What a signalled stop may take beyond SHUTDOWN_GRACE before the process exits regardless.
+const SHUTDOWN_MARGIN_MS = 1_000;
 
 /** The settings every service has, named after it (CATALOG_PORT, CATALOG_DATABASE_URL...). */
 export function serviceSettings(name: string, defaultPort: number) {
@@ -79,7 +94,54 @@ export const commonSettings = {
     shownDefault: '10s',
     parse: parsers.duration,
   }),
+  databaseTimeoutMs: setting({
+    env: 'DATABASE_TIMEOUT',
+    description:
+      'the longest one database wait takes (a connection, a statement, a lock) before the call is UNAVAILABLE',
+    default: 5_000,
+    shownDefault: '5s',
+    parse: parsers.duration,
+  }),
+  databaseStartTimeoutMs: setting({
+    env: 'DATABASE_START_TIMEOUT',
+    description: 'how long a start waits for an unreachable database, not ready meanwhile, before it exits',
+    default: 60_000,
+    shownDefault: '60s',
+    parse: parsers.duration,
+  }),
+  maxConnections: setting({
+    env: 'MAX_CONNECTIONS',
+    description: 'client connections the process holds at once; more are closed as they arrive',
+    default: 2_048,
+    parse: parsers.integer,
+  }),
+  idleTimeoutMs: setting({
+    env: 'IDLE_TIMEOUT',
+    description: 'how long a client connection with no call in flight stays open',
+    default: 300_000,
+    shownDefault: '5m',
+    parse: parsers.duration,
+  }),
+  requestTimeoutMs: setting({
+    env: 'REQUEST_TIMEOUT',
+    description: 'the longest a client may take to send a whole request, headers and body',
+    default: 30_000,
+    shownDefault: '30s',
+    parse: parsers.duration,
+  }),
 };
+
+/** What the common settings ask of a service's runtime: its bounds on the database, on clients and on shutdown. */
+export function runtimeBounds(config: ConfigOf<typeof commonSettings>) {
+  return {
+    shutdownGraceMs: config.shutdownGraceMs,
+    databaseTimeoutMs: config.databaseTimeoutMs,
+    databaseStartTimeoutMs: config.databaseStartTimeoutMs,
+    maxConnections: config.maxConnections,
+    idleTimeoutMs: config.idleTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+  };
+}
 
 /** The bus the settings ask for: NATS JetStream, or the in-process bus when no NATS URL is set. */
 export async function createBus(
@@ -139,23 +201,76 @@ export async function bindServicePortOrExit(
   }
 }
 
-/** Calls `stop` once on SIGTERM or SIGINT, then exits (0 if it stopped cleanly). */
-export function stopOnSignals(logger: Logger, stop: () => Promise<void>): void {
+/**
+ * Calls `stop` once on SIGTERM or SIGINT, then exits (0 if it stopped cleanly). A stop that has not finished
+ * SHUTDOWN_GRACE (and a second) after the signal ends the process anyway, with exit code 1: nothing a
+ * dependency holds (a frozen database, a dead connection) keeps the port past the grace period.
+ */
+export function stopOnSignals(logger: Logger, graceMs: number, stop: () => Promise<void>): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      logger.error({ graceMs }, 'shutdown did not finish within its grace period; exiting');
+      exitFlushed(logger, 1);
+    }, graceMs + SHUTDOWN_MARGIN_MS).unref();
     stop().then(
-      () => process.exit(0),
+      () => exitFlushed(logger, 0),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
-        process.exit(1);
+        exitFlushed(logger, 1);
       },
     );
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/** Exits with `code` once the logger's buffered lines are written (or after a second, if they cannot be). */
+function exitFlushed(logger: Logger, code: number): void {
+  setTimeout(() => process.exit(code), 1_000).unref();
+  logger.flush(() => process.exit(code));
+}
+
+/**
+ * Ends the process on an error that nothing handled: logged at fatal with its stack, the logs flushed, exit code
+ * 70. Every dependency fault is handled where it arises (the database pool, the bus), so what reaches this is a
+ * defect of the process itself.
+ */
+export function exitOnUnexpectedErrors(logger: Logger): void {
+  const fatal = (err: unknown, origin: string) => {
+    logger.fatal({ err, origin }, 'unexpected error; exiting');
+    exitFlushed(logger, EXIT_FATAL);
+  };
+  process.on('uncaughtException', (err) => fatal(err, 'uncaught exception'));
+  process.on('unhandledRejection', (reason) => fatal(reason, 'unhandled rejection'));
+}
+
+/**
+ * Starts a service, or exits with one line when its database stayed unreachable for DATABASE_START_TIMEOUT
+ * (`USAGE_DATABASE_URL: the database could not be reached for 60s: connect ECONNREFUSED 10.0.0.5:5432`).
+ */
+export async function runServiceOrExit(
+  definition: ServiceDefinition,
+  options: RuntimeOptions,
+): Promise<RunningService> {
+  try {
+    return await runService(definition, options);
+  } catch (err) {
+    return exitIfDatabaseUnreachable(definition, err);
+  }
+}
+
+function exitIfDatabaseUnreachable(definition: ServiceDefinition, err: unknown): never {
+  if (err instanceof DatabaseUnreachableError) {
+    console.error(
+      `${serviceSettings(definition.name, definition.defaultPort).databaseUrl.env}: ${redactUrls(err.message)}`,
+    );
+    process.exit(EXIT_DATABASE_UNREACHABLE);
+  }
+  throw err;
 }
 
 /**
@@ -165,17 +280,13 @@ export function stopOnSignals(logger: Logger, stop: () => Promise<void>): void {
 export async function runServiceMain(definition: ServiceDefinition, argv = process.argv.slice(2)): Promise<void> {
   const config = loadConfigOrExit({ ...serviceSettings(definition.name, definition.defaultPort), ...commonSettings });
   const logger = createLogger({ service: definition.name, level: config.logLevel });
+  exitOnUnexpectedErrors(logger);
+  const bounds = runtimeBounds(config);
   if (argv[0] === 'migrate') {
-    const db = await openDatabase({
-      service: definition.name,
-      url: config.databaseUrl,
-      dataDir: config.dataDir,
-      entities: definition.entities,
-      migrations: definition.migrations,
-      logger,
-    });
-    const applied = await db.migrate();
-    logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database up to date');
+    const place = { databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger, ...bounds };
+    const db = await openMigratedDatabase(definition, place).catch((err: unknown) =>
+      exitIfDatabaseUnreachable(definition, err),
+    );
     await db.close();
     return;
   }
@@ -185,7 +296,7 @@ export async function runServiceMain(definition: ServiceDefinition, argv = proce
   }
   const listener = await bindServicePortOrExit(definition, config);
   const bus = await createBus(config, definition.name, logger);
-  const running = await runService(definition, {
+  const running = await runServiceOrExit(definition, {
     host: config.host,
     port: config.port,
     listener,
@@ -194,9 +305,9 @@ export async function runServiceMain(definition: ServiceDefinition, argv = proce
     bus,
     logger,
     clock: systemClock,
-    shutdownGraceMs: config.shutdownGraceMs,
+    ...bounds,
   });
-  stopOnSignals(logger, async () => {
+  stopOnSignals(logger, config.shutdownGraceMs, async () => {
     await running.stop();
     await bus.close();
   });

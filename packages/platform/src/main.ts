@@ -15,14 +15,17 @@ import { systemClock } from '@billing/kit/clock';
 import { type ConfigOf, parsers, setting } from '@billing/kit/config';
 import { createLogger } from '@billing/kit/log';
 import { releaseStartupMemorySoon } from '@billing/kit/memory';
-import { type RunningService, runService, type ServiceDefinition } from '@billing/kit/runtime';
+import type { RunningService, ServiceDefinition } from '@billing/kit/runtime';
 import type { Listener } from '@billing/kit/server';
 import {
   bindServicePortOrExit,
   commonSettings,
   createBus,
   EXIT_CONFIG,
+  exitOnUnexpectedErrors,
   loadConfigOrExit,
+  runServiceOrExit,
+  runtimeBounds,
   serviceSettings,
   stopOnSignals,
 } from '@billing/kit/service-main';
@@ -58,6 +61,7 @@ const platformSettings = {
 const config = loadConfigOrExit(platformSettings);
 const subscriptionConfig = loadConfigOrExit(subscriptionSettings, checkSubscriptionSettings);
 const logger = createLogger({ service: 'platform', level: config.logLevel });
+exitOnUnexpectedErrors(logger);
 // A demo catalog that cannot be read stops the start before anything is opened.
 if (config.demoCatalog) {
   try {
@@ -96,7 +100,7 @@ for (const build of services) {
 }
 const bus = await createBus(config, 'platform', logger);
 for (const { definition, settings, listener } of bound) {
-  const service = await runService(definition, {
+  const service = await runServiceOrExit(definition, {
     host: settings.host,
     port: settings.port,
     listener,
@@ -106,11 +110,11 @@ for (const { definition, settings, listener } of bound) {
     bus,
     logger: createLogger({ service: definition.name, level: config.logLevel }),
     clock: systemClock,
-    shutdownGraceMs: config.shutdownGraceMs,
+    ...runtimeBounds(config),
   });
   running.push({ definition, service });
 }
-stopOnSignals(logger, async () => {
+stopOnSignals(logger, config.shutdownGraceMs, async () => {
   for (const { service } of [...running].reverse()) await service.stop();
   await bus.close();
 });
