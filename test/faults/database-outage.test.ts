@@ -213,7 +213,10 @@ function describeDatabaseOutage(fault: DatabaseFault): void {
         return {
           service,
           errors: tally(lines.filter((l) => l.level >= ERROR).map((l) => String(l.msg))),
-          perCallLines: perCall.length <= 2 ? 'at most 2' : perCall.length,
+          perCallLines:
+            perCall.length <= 2
+              ? 'at most 2'
+              : tally(perCall.map((l) => `${l.msg}: ${l.method}: ${String(l.message)}`)),
           failedCalls: failedCalls > 3 ? 'several' : failedCalls,
         };
       });
