@@ -56,6 +56,11 @@ export interface DatabaseOptions {
   timeoutMs?: number;
   /** Logger. */
   logger: Logger;
+  /**
+   * Where the database's outages are tracked (the error interceptor logs them): given by a runtime whose server
+   * starts before the database opens; a new one when not.
+   */
+  outage?: Outage;
 }
 
 /** An open database with the helpers services use. */
@@ -147,9 +152,9 @@ const DROPPED_CLOSE_WAIT_MS = 1_000;
 // PostgreSQL's cancel request code (1234 in the high 16 bits, 5678 in the low).
 const CANCEL_REQUEST_CODE = 80_877_102;
 
-// The members of pg's Client (8.23, pinned through MikroORM) that the kit's connections use beyond queries: its
-// socket, which pg-pool too destroys on a connection timeout, and the backend's key and address, for a cancel
-// request. The kit's Client subclass declares them here, as pg's types do not.
+// The members of pg's Client (8.23, MikroORM's driver) that the kit's connections use: queries, the socket
+// (pg-pool too destroys it on a connection timeout), and the backend's key and address, for a cancel request.
+// Declared here: the kit reaches pg only through the pool MikroORM creates, and does not depend on pg itself.
 interface PgClient extends EventEmitter {
   query(...args: unknown[]): unknown;
   readonly connection: { readonly stream: { destroy(): void } };
@@ -394,7 +399,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
     throw new Error(`the database timeout must be a positive number of ms (got ${timeoutMs})`);
   }
-  const outage = trackOutage('database', options.logger);
+  const outage = options.outage ?? trackOutage('database', options.logger);
   const { orm, leave, connections } = options.url
     ? { ...(await openPostgresOrm(options, options.url, timeoutMs, outage)), leave: async () => {} }
     : { ...(await openEmbeddedOrm(options)), connections: () => undefined };

@@ -175,27 +175,35 @@ const UNREACHABLE_MESSAGE =
 const UNAVAILABLE_CODES = new Set(['57014', '55P03']);
 const UNAVAILABLE_MESSAGE = /^(Cannot use a pool after calling end on the pool|driver has already been destroyed)/;
 
-/** `err`, and the errors it was caused by or aggregates, nearest first (a few levels: wrappers are shallow). */
-function* causes(err: unknown, depth = 0): Generator<Error> {
-  // Duck-typed: an error of Node's own modules is not an instance of a Jest sandbox's Error.
-  if (typeof (err as { message?: unknown } | null)?.message !== 'string' || depth > 4) return;
-  const e = err as Error & { errors?: unknown };
-  yield e;
-  yield* causes(e.cause, depth + 1);
-  if (Array.isArray(e.errors)) for (const inner of e.errors) yield* causes(inner, depth + 1);
+/** An error as far as its classification needs: errors of another realm (a VM context) are no `instanceof Error`. */
+interface ErrorLike {
+  message: string;
+  code?: unknown;
+  cause?: unknown;
+  errors?: unknown;
 }
 
-function hasCode(err: Error, codes: ReadonlySet<string>): boolean {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && codes.has(code);
+function isErrorLike(err: unknown): err is ErrorLike {
+  return typeof err === 'object' && err !== null && typeof (err as { message?: unknown }).message === 'string';
+}
+
+/** `err`, and the errors it was caused by or aggregates, nearest first (a few levels: wrappers are shallow). */
+function* causes(err: unknown, depth = 0): Generator<ErrorLike> {
+  if (!isErrorLike(err) || depth > 4) return;
+  yield err;
+  yield* causes(err.cause, depth + 1);
+  if (Array.isArray(err.errors)) for (const inner of err.errors) yield* causes(inner, depth + 1);
+}
+
+function hasCode(err: ErrorLike, codes: ReadonlySet<string>): boolean {
+  return typeof err.code === 'string' && codes.has(err.code);
 }
 
 /** True when `err` (or what caused it) says the database cannot be reached: a dependency outage. */
 export function isDatabaseUnreachable(err: unknown): boolean {
   for (const e of causes(err)) {
     if (hasCode(e, UNREACHABLE_CODES) || UNREACHABLE_MESSAGE.test(e.message)) return true;
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^08[0-9A-Z]{3}$/.test(code)) return true;
+    if (typeof e.code === 'string' && /^08[0-9A-Z]{3}$/.test(e.code)) return true;
   }
   return false;
 }

@@ -23,10 +23,12 @@ const MAX_LOGGED_MESSAGE = 200;
 
 /** What an outage line says of the error that started it: its code and the start of its message. */
 function summary(err: unknown): { message: string; code?: string } {
-  if (!(err instanceof Error)) return { message: String(err).slice(0, MAX_LOGGED_MESSAGE) };
-  const code = (err as { code?: unknown }).code;
+  const { message, code } = (typeof err === 'object' && err !== null ? err : {}) as {
+    message?: unknown;
+    code?: unknown;
+  };
   return {
-    message: err.message.slice(0, MAX_LOGGED_MESSAGE),
+    message: (typeof message === 'string' ? message : String(err)).slice(0, MAX_LOGGED_MESSAGE),
     ...(typeof code === 'string' ? { code } : {}),
   };
 }

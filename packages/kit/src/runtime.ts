@@ -17,6 +17,7 @@ import { type Database, type DatabaseOptions, isDatabaseUnavailable, openDatabas
 import { deadlineInterceptor } from './deadline.ts';
 import { errorInterceptor } from './errors.ts';
 import type { SqlMigration } from './migration.ts';
+import { trackOutage } from './outage.ts';
 import { createOutboxRelay, type OutboxRelay } from './outbox.ts';
 import { startPeriodic } from './periodic.ts';
 import { requestGuard } from './request-guard.ts';
@@ -87,7 +88,8 @@ export interface RuntimeOptions {
 export type DatabasePlace = Pick<
   RuntimeOptions,
   'databaseUrl' | 'dataDir' | 'logger' | 'databaseTimeoutMs' | 'databaseStartTimeoutMs'
->;
+> &
+  Pick<DatabaseOptions, 'outage'>;
 
 /** The database could not be reached for as long as a start waits for it. */
 export class DatabaseUnreachableError extends Error {
@@ -119,6 +121,7 @@ export async function openMigratedDatabase(definition: ServiceDefinition, place:
     migrations: definition.migrations,
     logger,
     timeoutMs: place.databaseTimeoutMs,
+    outage: place.outage,
   };
   const waitMs = place.databaseStartTimeoutMs ?? 60_000;
   const giveUpAt = Date.now() + waitMs;
@@ -167,11 +170,12 @@ export async function runService(definition: ServiceDefinition, options: Runtime
   // is served from then on, not ready, so a probe sees a start that waits for its database; other calls answer
   // UNAVAILABLE until the service's routes are installed.
   const listener = options.listener ?? (await bindListener(options.host, options.port));
+  const outage = trackOutage('database', logger);
   const server = startServerOn(listener, {
     services: [...definition.services, AdminService],
     logger,
     interceptors: [
-      errorInterceptor(`billing.${definition.name}`, logger),
+      errorInterceptor(`billing.${definition.name}`, logger, { outage }),
       deadlineInterceptor(logger),
       requestGuard(),
       traceInterceptor,
@@ -193,7 +197,7 @@ export async function runService(definition: ServiceDefinition, options: Runtime
   };
   let context: ServiceContext;
   try {
-    const database = await openMigratedDatabase(definition, { ...options, databaseTimeoutMs });
+    const database = await openMigratedDatabase(definition, { ...options, databaseTimeoutMs, outage });
     db = database;
     await options.bus.ensureStream(definition.name);
     const outbox = createOutboxRelay({

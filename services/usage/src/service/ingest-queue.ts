@@ -4,6 +4,7 @@
 // an idle service adds no wait. A group that fails is retried request by request in its slot, so one request's
 // failure is never another's; when the database is unavailable, every request of the group fails at once.
 
+import { withoutCallDeadline } from '@billing/kit/deadline';
 import { UnavailableError } from '@billing/kit/errors';
 import { withTraceparent } from '@billing/kit/trace';
 import type { IngestResult } from '@billing/proto/billing/usage/v1/resources_pb';
@@ -65,8 +66,9 @@ export function ingestQueue(writeBatches: WriteBatches, options: IngestQueueOpti
     while (writing < options.concurrency && waiting.length > 0) {
       const group = waiting.splice(0, options.maxGroupRequests);
       writing++;
-      // A group is several requests' work: it runs in none of their trace contexts.
-      void withTraceparent(undefined, () => run(group)).finally(() => {
+      // A group is several requests' work: it runs in none of their trace contexts, and under none of their
+      // deadlines (one caller's deadline must not cancel the others' events).
+      void withoutCallDeadline(() => withTraceparent(undefined, () => run(group))).finally(() => {
         writing--;
         next();
       });
