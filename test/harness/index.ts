@@ -14,6 +14,7 @@ export * from './postgres.ts';
 export * from './private-postgres.ts';
 export * from './processes.ts';
 export * from './rpc-errors.ts';
+export * from './service-process.ts';
 export * from './wait.ts';
 
 /** A logger for tests: silent unless TEST_LOG_LEVEL is set. */
