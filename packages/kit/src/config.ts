@@ -84,6 +84,17 @@ export const parsers = {
       if (!(values as string[]).includes(raw)) throw new Error(`expected one of ${values.join(', ')}, got "${raw}"`);
       return raw as T;
     },
+  /** A whole number of at least 1. */
+  positiveInteger(raw: string): number {
+    if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new Error(`expected a whole number of at least 1, got "${raw}"`);
+    return Number(raw);
+  },
+  /** A duration longer than zero, such as 250ms, 5s, 2m; returns milliseconds. */
+  positiveDuration(raw: string): number {
+    const ms = parsers.duration(raw);
+    if (ms === 0) throw new Error(`expected a duration longer than zero, got "${raw}"`);
+    return ms;
+  },
   /** A duration such as 250ms, 5s, 2m; returns milliseconds. */
   duration(raw: string): number {
     const match = /^(\d+)(ms|s|m|h)$/.exec(raw);

@@ -78,8 +78,10 @@ export interface Database {
   migrate(): Promise<string[]>;
   /** True when running on PGlite (one session: no real concurrency). */
   readonly embedded: boolean;
-  /** Whether `select 1` answers within `timeoutMs` (readiness); never throws. */
+  /** Whether `select 1` answers within `timeoutMs` (readiness), on a connection of its own; never throws. */
   ping(timeoutMs: number): Promise<boolean>;
+  /** Why `select 1` does not answer within `timeoutMs` on a connection of its own, or undefined; never throws. */
+  probe(timeoutMs: number): Promise<string | undefined>;
   /** The database's outage state, which the error interceptor reports (`errorInterceptor`'s `outage`). */
   readonly outage: Outage;
   /**
@@ -148,7 +150,7 @@ const DEFAULT_TIMEOUT_MS = 5_000;
 // its connection.
 const NO_ANSWER_MARGIN_MS = 1_000;
 // How long closing waits for dropped connections to end.
-const DROPPED_CLOSE_WAIT_MS = 1_000;
+export const DROPPED_CLOSE_WAIT_MS = 1_000;
 // PostgreSQL's cancel request code (1234 in the high 16 bits, 5678 in the low).
 const CANCEL_REQUEST_CODE = 80_877_102;
 
@@ -393,6 +395,38 @@ export async function within<T>(promise: Promise<T>, ms: number, fallback: T): P
   }
 }
 
+/** What an error says, for a line that reports why the database is not reachable. */
+function describe(err: unknown): string {
+  return err instanceof Error || (typeof err === 'object' && err !== null && 'message' in err)
+    ? String((err as { message: unknown }).message)
+    : String(err);
+}
+
+/**
+ * Why a new connection to `url` cannot run `select 1` within `timeoutMs` (refused, a login refused, no answer), or
+ * undefined when it can. The connection is closed either way.
+ */
+async function probeConnection(url: string, timeoutMs: number): Promise<string | undefined> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+  client.on('error', () => undefined);
+  const answered = withoutCallDeadline(() => client.connect().then(() => client.query('select 1')));
+  try {
+    return await within(
+      answered.then(
+        () => undefined,
+        (err: unknown) => describe(err),
+      ),
+      timeoutMs,
+      `no answer within ${timeoutMs} ms`,
+    );
+  } finally {
+    // A server that does not answer would hold a polite end: the socket is destroyed.
+    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    void client.end().catch(() => undefined);
+  }
+}
+
 /** Opens (and does not yet migrate) the service's database. */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -405,6 +439,20 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     : { ...(await openEmbeddedOrm(options)), connections: () => undefined };
   bindOrmParameters(orm);
   const root = orm.em as Em;
+  // On a connection of its own, never one of the pool: a pool busy with the service's calls is no sign of a
+  // database that does not answer, and a probe must not wait behind them.
+  const probe = async (probeTimeoutMs: number): Promise<string | undefined> => {
+    if (options.url) return probeConnection(options.url, probeTimeoutMs);
+    const answered = withoutCallDeadline(() => root.getKysely().executeQuery(CompiledQuery.raw('select 1')));
+    return within(
+      answered.then(
+        () => undefined,
+        (err: unknown) => describe(err),
+      ),
+      probeTimeoutMs,
+      `no answer within ${probeTimeoutMs} ms`,
+    );
+  };
   return {
     orm,
     embedded: !options.url,
@@ -422,19 +470,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       const applied = await orm.migrator.up();
       return applied.map((m) => m.name);
     },
-    async ping(pingTimeoutMs) {
-      // Outside any call's deadline: a probe that gives up leaves its statement to the database timeout, rather
-      // than dropping the connection it waited for.
-      const answered = withoutCallDeadline(() => root.getKysely().executeQuery(CompiledQuery.raw('select 1')));
-      return within(
-        answered.then(
-          () => true,
-          () => false,
-        ),
-        pingTimeoutMs,
-        false,
-      );
-    },
+    ping: async (pingTimeoutMs) => (await probe(pingTimeoutMs)) === undefined,
+    probe,
     async close(closeTimeoutMs = timeoutMs) {
       const closing = orm.close(true).catch((err: unknown) => {
         options.logger.warn({ err }, 'closing the database failed');

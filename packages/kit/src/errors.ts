@@ -166,6 +166,11 @@ const UNREACHABLE_CODES = new Set([
   '57P02',
   '57P03',
   '53300',
+  // The server refuses this service's login (a rotated password, a role or database not there yet): it cannot be
+  // used until that is fixed, and a start waits for it as for a server that is down.
+  '28000',
+  '28P01',
+  '3D000',
 ]);
 const UNREACHABLE_MESSAGE =
   /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable)/;
@@ -189,7 +194,9 @@ function isErrorLike(err: unknown): err is ErrorLike {
 
 /** `err`, and the errors it was caused by or aggregates, nearest first (a few levels: wrappers are shallow). */
 function* causes(err: unknown, depth = 0): Generator<ErrorLike> {
-  if (!isErrorLike(err) || depth > 4) return;
+  // A ConnectError is another service's answer (or its transport's failure): what caused it is that
+  // dependency's, never the database's.
+  if (!isErrorLike(err) || depth > 4 || err instanceof ConnectError) return;
   yield err;
   yield* causes(err.cause, depth + 1);
   if (Array.isArray(err.errors)) for (const inner of err.errors) yield* causes(inner, depth + 1);
@@ -285,10 +292,12 @@ export function errorInterceptor(domain: string, logger: Logger, options: ErrorI
       else if (outageFailure) {
         outage.callFailed(err, started);
         log.debug({ code: Code[mapped.code], message: mapped.rawMessage, ms }, 'rpc failed by a database outage');
-      } else {
-        const domainError = err instanceof DomainError ? err : undefined;
-        const refusal = { reason: domainError?.reason, message: mapped.rawMessage, detail: domainError?.detail };
+      } else if (err instanceof DomainError) {
+        const refusal = { reason: err.reason, message: mapped.rawMessage, detail: err.detail };
         log.info({ code: Code[mapped.code], ...refusal, ms }, 'rpc refused');
+      } else {
+        // The transport's own answers (a message that cannot be decoded, a deadline): debug only.
+        log.debug({ code: Code[mapped.code], message: mapped.rawMessage, ms }, 'rpc refused by the protocol');
       }
       throw mapped;
     }

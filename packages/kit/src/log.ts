@@ -42,7 +42,7 @@ const LOGGED_LINE_BUDGET = 65_536;
  * ends with an ellipsis and the original length (`abc… (5242880 chars)`), `max` characters in all.
  */
 function boundText(text: string, max: number): string {
-  if (text.length <= max) return text.includes('://') ? redactUrls(text) : text;
+  if (text.length <= max) return text.includes('://') || text.includes('=') ? redactUrls(text) : text;
   const marker = `… (${text.length} chars)`;
   return redactCutText(text.slice(0, max - marker.length)) + marker;
 }

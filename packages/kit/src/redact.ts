@@ -94,14 +94,16 @@ export function redactUrls(text: string): string {
 }
 
 /**
- * One value meant as a URL, redacted even where it is not one: without `//` after its scheme
- * (`postgres:/billing:S3cr3t@db`) or without a scheme (`billing:S3cr3t@db/usage`), anything up to its last `@` is
- * replaced.
+ * One value meant as a URL, redacted even where it is not one: anything between its scheme and its last `@` is
+ * replaced, also without `//` after its scheme (`postgres:/billing:S3cr3t@db`) or without a scheme
+ * (`billing:S3cr3t@db/usage`), and whatever the password holds (`billing:2024/S3cr3t@db`).
  */
 export function redactUrl(value: string): string {
-  const scheme = /^[a-z][a-z\d+.-]{0,31}:\/\//i.exec(value)?.[0];
-  if (scheme !== undefined) return redactUrls(scheme + redactAuthority(value.slice(scheme.length)));
+  // One URL: its user info, whatever characters it holds, ends at its last `@`.
+  const scheme = /^[a-z][a-z\d+.-]{0,31}:\/\//i.exec(value)?.[0] ?? '';
   const at = value.lastIndexOf('@');
+  if (scheme !== '' && at > scheme.length) return redactUrls(`${scheme}${REDACTED}${value.slice(at)}`);
+  if (scheme !== '') return redactUrls(value);
   return redactUrls(at < 0 ? value : `${REDACTED}${value.slice(at)}`);
 }
 

@@ -13,9 +13,9 @@ import { adminHandlers } from './admin.ts';
 import type { EventBus, Subscription } from './bus.ts';
 import type { Clock } from './clock.ts';
 import { type ConsumerSpec, startConsumer } from './consumer.ts';
-import { type Database, type DatabaseOptions, isDatabaseUnavailable, openDatabase, within } from './db.ts';
+import { type Database, type DatabaseOptions, DROPPED_CLOSE_WAIT_MS, openDatabase, within } from './db.ts';
 import { deadlineInterceptor } from './deadline.ts';
-import { errorInterceptor } from './errors.ts';
+import { errorInterceptor, isDatabaseUnreachable } from './errors.ts';
 import type { SqlMigration } from './migration.ts';
 import { trackOutage } from './outage.ts';
 import { createOutboxRelay, type OutboxRelay } from './outbox.ts';
@@ -107,9 +107,11 @@ function formatDuration(ms: number): string {
 }
 
 /**
- * Opens the service's database and applies its pending migrations. While the database cannot be reached, it
- * tries again with backoff, for `databaseStartTimeoutMs` (60 s by default), then fails with
- * DatabaseUnreachableError; any other failure (a migration that fails, a refused login) is thrown at once.
+ * Opens the service's database and applies its pending migrations. While the database cannot be reached (or
+ * refuses the service's login), it tries again with backoff, for `databaseStartTimeoutMs` (60 s by default), each
+ * attempt first asking it for an answer within what is left of that time, then fails with
+ * DatabaseUnreachableError; any other failure (a migration that fails, or that runs past the database timeout) is
+ * thrown at once.
  */
 export async function openMigratedDatabase(definition: ServiceDefinition, place: DatabasePlace): Promise<Database> {
   const logger = place.logger;
@@ -123,29 +125,36 @@ export async function openMigratedDatabase(definition: ServiceDefinition, place:
     timeoutMs: place.databaseTimeoutMs,
     outage: place.outage,
   };
+  const startedAt = Date.now();
   const waitMs = place.databaseStartTimeoutMs ?? 60_000;
-  const giveUpAt = Date.now() + waitMs;
+  const giveUpAt = startedAt + waitMs;
+  const answerMs = place.databaseTimeoutMs ?? 5_000;
   let retryMs = FIRST_RETRY_MS;
   for (let attempt = 1; ; attempt++) {
     const db = await openDatabase(options);
-    try {
-      const applied = await db.migrate();
-      logger.info({ migrations: applied }, applied.length > 0 ? 'migrations applied' : 'database up to date');
-      return db;
-    } catch (err) {
-      await db.close();
-      if (!isDatabaseUnavailable(err)) throw err;
-      const why = err instanceof Error ? err.message : String(err);
-      if (Date.now() + retryMs > giveUpAt) {
-        throw new DatabaseUnreachableError(`the database could not be reached for ${formatDuration(waitMs)}: ${why}`, {
-          cause: err,
-        });
+    let why = await db.probe(Math.max(1, Math.min(answerMs, giveUpAt - Date.now())));
+    if (why === undefined) {
+      try {
+        const applied = await db.migrate();
+        logger.info({ migrations: applied }, applied.length > 0 ? 'migrations applied' : 'database up to date');
+        return db;
+      } catch (err) {
+        if (!isDatabaseUnreachable(err)) {
+          await db.close();
+          throw err;
+        }
+        why = err instanceof Error ? err.message : String(err);
       }
-      if (attempt === 1) logger.warn({ reason: why, waitMs }, 'database unreachable; waiting for it');
-      else logger.debug({ reason: why, attempt }, 'database still unreachable');
-      await new Promise((resolve) => setTimeout(resolve, retryMs));
-      retryMs = Math.min(retryMs * 2, LONGEST_RETRY_MS);
     }
+    await db.close();
+    if (Date.now() + retryMs > giveUpAt) {
+      const waited = formatDuration(Math.round((Date.now() - startedAt) / 1_000) * 1_000);
+      throw new DatabaseUnreachableError(`the database could not be reached for ${waited}: ${why}`);
+    }
+    if (attempt === 1) logger.warn({ reason: why, waitMs }, 'database unreachable; waiting for it');
+    else logger.debug({ reason: why, attempt }, 'database still unreachable');
+    await new Promise((resolve) => setTimeout(resolve, retryMs));
+    retryMs = Math.min(retryMs * 2, LONGEST_RETRY_MS);
   }
 }
 
@@ -265,7 +274,8 @@ export async function runService(definition: ServiceDefinition, options: Runtime
           logger.warn({ pending }, 'outbox not empty at shutdown; it will be relayed at next start');
         }
         await within(outbox.stop(), left(), undefined);
-        await database.close(left());
+        // Closing drops what is still open once its budget is spent, then waits a moment for the sockets to end.
+        await database.close(Math.max(0, left() - DROPPED_CLOSE_WAIT_MS));
       })();
       return stopping;
     },

@@ -190,6 +190,8 @@ export interface ServerHandle {
 }
 
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0');
+// Calls in flight on one HTTP/2 connection.
+const MAX_STREAMS = 1_000;
 
 /** An HTTP/2 connection, as the server's checks of slow and idle connections see it. */
 interface Http2Connection {
@@ -259,7 +261,8 @@ export function startServerOn(listener: Listener, options: ServeOptions): Server
   const maxConnections = options.maxConnections ?? 2048;
   const checkEveryMs = Math.min(1_000, Math.max(50, Math.min(headersTimeout, requestTimeout, idleTimeout) / 4));
 
-  const h2 = http2.createServer({}, serve);
+  // At most MAX_STREAMS calls at once on one connection: no one client holds unbounded streams (and memory).
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: MAX_STREAMS } }, serve);
   const h1 = http.createServer(
     {
       headersTimeout,
@@ -285,7 +288,8 @@ export function startServerOn(listener: Listener, options: ServeOptions): Server
   // streaming, bidi) is not in it.
   const requests = new Map<http2.ServerHttp2Stream, number>();
   const streamedRequests = new Set(
-    [...options.services, ServerReflection, ServerReflectionV1alpha].flatMap((service) =>
+    // Reflection's stream is not among them: a client asks and is answered in moments.
+    options.services.flatMap((service) =>
       service.methods
         .filter((method) => method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming')
         .map((method) => `/${service.typeName}/${method.name}`),

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { EventBus } from './bus.ts';
 import { systemClock } from './clock.ts';
 import { ConfigError, type ConfigOf, loadConfig, parsers, setting } from './config.ts';
+import { within } from './db.ts';
 import { createLogger } from './log.ts';
 import { releaseStartupMemorySoon } from './memory.ts';
 import { createMemoryBus } from './memory-bus.ts';
@@ -100,34 +101,34 @@ export const commonSettings = {
       'the longest one database wait takes (a connection, a statement, a lock) before the call is UNAVAILABLE',
     default: 5_000,
     shownDefault: '5s',
-    parse: parsers.duration,
+    parse: parsers.positiveDuration,
   }),
   databaseStartTimeoutMs: setting({
     env: 'DATABASE_START_TIMEOUT',
     description: 'how long a start waits for an unreachable database, not ready meanwhile, before it exits',
     default: 60_000,
     shownDefault: '60s',
-    parse: parsers.duration,
+    parse: parsers.positiveDuration,
   }),
   maxConnections: setting({
     env: 'MAX_CONNECTIONS',
     description: 'client connections the process holds at once; more are closed as they arrive',
     default: 2_048,
-    parse: parsers.integer,
+    parse: parsers.positiveInteger,
   }),
   idleTimeoutMs: setting({
     env: 'IDLE_TIMEOUT',
     description: 'how long a client connection with no call in flight stays open',
     default: 300_000,
     shownDefault: '5m',
-    parse: parsers.duration,
+    parse: parsers.positiveDuration,
   }),
   requestTimeoutMs: setting({
     env: 'REQUEST_TIMEOUT',
     description: 'the longest a client may take to send a whole request, headers and body',
     default: 30_000,
     shownDefault: '30s',
-    parse: parsers.duration,
+    parse: parsers.positiveDuration,
   }),
 };
 
@@ -309,7 +310,8 @@ export async function runServiceMain(definition: ServiceDefinition, argv = proce
   });
   stopOnSignals(logger, config.shutdownGraceMs, async () => {
     await running.stop();
-    await bus.close();
+    // A NATS that is down holds a polite close: it gets what the margin after the grace period allows.
+    await within(bus.close(), SHUTDOWN_MARGIN_MS / 2, undefined);
   });
   releaseStartupMemorySoon();
 }

@@ -70,6 +70,15 @@ describe('a refused setting never shows a credential', () => {
     );
   });
 
+  test('a password that reads as a port and a path (2024/...) is shown redacted to the last @', () => {
+    const message = refusal(() =>
+      loadConfig(spec, { X_DATABASE_URL: `postgress://billing:2024/${PASSWORD}@db.internal:5432/usage` }),
+    );
+    expect(message).toBe(
+      'X_DATABASE_URL: expected a postgres URL, got "postgress://[redacted]@db.internal:5432/usage"',
+    );
+  });
+
   test('a NATS URL list is shown without the token or the user and password of any server', () => {
     const message = refusal(() =>
       loadConfig({ servers }, { X_NATS_URL: `nats://${TOKEN}@nats-1:4222, natz://nats:${PASSWORD}@nats-2:4222` }),

@@ -174,12 +174,28 @@ describe('the error interceptor', () => {
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
   });
 
-  test('outside an outage, a call past its deadline is a refusal, and a bug an error with its stack', async () => {
+  test("another service's unreachable answer (a ConnectError caused by ECONNREFUSED) is no database outage", async () => {
+    const { logger, said } = captured();
+    const outage = trackOutage('database', logger);
+    const interceptor = errorInterceptor('billing.notes', logger, { outage });
+    const catalogDown = new ConnectError('connect ECONNREFUSED', Code.Unavailable, undefined, undefined, {
+      cause: withCode('connect ECONNREFUSED 127.0.0.1:7101', 'ECONNREFUSED'),
+    });
+    const answer = await fail(interceptor, new UnavailableError('the catalog is unavailable', { cause: catalogDown }));
+    expect(answer.code).toBe(Code.Unavailable);
+    expect(outage.ongoing).toBe(false);
+    expect(said('database unreachable')).toEqual([]);
+    expect(said('rpc refused')).toEqual([expect.objectContaining({ level: 30, reason: 'UNAVAILABLE' })]);
+  });
+
+  test("outside an outage, a call past its deadline is the protocol's refusal (debug), and a bug an error with its stack", async () => {
     const { logger, said } = captured();
     const interceptor = errorInterceptor('billing.notes', logger, { outage: trackOutage('database', logger) });
     await fail(interceptor, new ConnectError('the operation timed out', Code.DeadlineExceeded));
     await fail(interceptor, new TypeError('x is undefined'));
-    expect(said('rpc refused')).toEqual([expect.objectContaining({ level: 30, code: 'DeadlineExceeded' })]);
+    expect(said('rpc refused by the protocol')).toEqual([
+      expect.objectContaining({ level: 20, code: 'DeadlineExceeded' }),
+    ]);
     const [bug] = said('rpc failed unexpectedly');
     expect(bug).toMatchObject({ level: 50, err: { message: 'x is undefined' } });
     expect(String((bug?.err as { stack?: unknown } | undefined)?.stack)).toContain('TypeError');

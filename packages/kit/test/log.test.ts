@@ -134,6 +134,13 @@ describe('no logged string shows the credentials of a URL', () => {
     });
   });
 
+  test('in a libpq connection string, which has no URL', () => {
+    const { logger, lines } = capturedLogger();
+    logger.info({ dsn: `host=db password=${PASSWORD} dbname=usage` });
+    expect(lines[0]).not.toContain(PASSWORD);
+    expect(lines[0]).toContain('password=[redacted]');
+  });
+
   test('in a long string cut inside the URL', () => {
     const { logger, lines } = capturedLogger();
     // The cut falls inside the password, before the `@` that would mark it as one.

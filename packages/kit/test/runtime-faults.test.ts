@@ -2,6 +2,7 @@
 // not ready, calls UNAVAILABLE) and gives up after its start timeout; readiness that follows the database; a
 // stop that ends within its grace period while the database is frozen.
 import { systemClock } from '@billing/kit/clock';
+import { openDatabase, queryBound } from '@billing/kit/db';
 import { createMemoryBus } from '@billing/kit/memory-bus';
 import {
   DatabaseUnreachableError,
@@ -15,6 +16,7 @@ import { type PrivatePostgres, privatePostgres, sparePort, testLogger, waitFor }
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import pg from 'pg';
 
 const definition: ServiceDefinition = {
   name: 'faulty',
@@ -57,7 +59,10 @@ async function code(call: Promise<unknown>): Promise<Code | 'ok'> {
   }
 }
 
-function start(port: number, options: { databaseStartTimeoutMs?: number; shutdownGraceMs?: number } = {}) {
+function start(
+  port: number,
+  options: { databaseStartTimeoutMs?: number; shutdownGraceMs?: number; databaseTimeoutMs?: number } = {},
+) {
   return runService(definition, {
     host: '127.0.0.1',
     port,
@@ -102,6 +107,23 @@ test('a start gives up on a database unreachable for its start timeout, and free
   await postgres.stop();
 });
 
+test('a start gives up after its start timeout on a frozen database, however long one database wait may be', async () => {
+  await postgres.start();
+  postgres.freeze();
+  try {
+    // Each attempt asks for an answer within what is left of the 1.5 s, not within the 60 s database timeout;
+    // past the test's own timeout, this would fail.
+    const started = Date.now();
+    await expect(start(0, { databaseStartTimeoutMs: 1_500, databaseTimeoutMs: 60_000 })).rejects.toThrow(
+      DatabaseUnreachableError,
+    );
+    expect(Date.now() - started).toBeLessThan(20_000);
+  } finally {
+    postgres.thaw();
+    await postgres.stop();
+  }
+});
+
 test('readiness follows the database: not ready while it is down, ready again when it is back', async () => {
   await postgres.start();
   const running: RunningService = await start(0);
@@ -138,11 +160,43 @@ test('a stop ends within its grace period while the database is frozen under a c
   try {
     const stuck = code(admin.listParkedEvents({}));
     const stopped = running.stop().then(() => 'stopped');
-    const grace = new Promise((resolve) => setTimeout(resolve, 1_500 + 2_000, 'still running')).then(() => 'late');
+    const grace = new Promise((resolve) => setTimeout(resolve, 1_500 + 2_000, 'late'));
     expect(await Promise.race([stopped, grace])).toBe('stopped');
     expect(await stuck).not.toBe('ok');
   } finally {
     postgres.thaw();
+    await postgres.stop();
+  }
+});
+
+test('a pool busy with slow statements is no database down: the ping answers on a connection of its own', async () => {
+  await postgres.start();
+  const db = await openDatabase({
+    service: 'busy',
+    url: postgres.url(),
+    entities: [],
+    migrations: [],
+    logger: testLogger,
+    poolSize: 2,
+    timeoutMs: 5_000,
+  });
+  try {
+    const busy = [1, 2].map(() => queryBound(db.fork(), 'select pg_sleep(2)', []));
+    const admin = new pg.Client({ connectionString: postgres.url() });
+    await admin.connect();
+    const sleeping = () =>
+      admin
+        .query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where state = 'active' and query = 'select pg_sleep(2)'",
+        )
+        .then((r) => r.rows[0]?.n);
+    // Both slots of the pool are taken.
+    await waitFor(sleeping, (n) => n === 2);
+    await admin.end();
+    expect(await db.ping(1_000)).toBe(true);
+    await Promise.all(busy);
+  } finally {
+    await db.close();
     await postgres.stop();
   }
 });
