@@ -7,6 +7,8 @@
 // - an enum number the contract does not declare;
 // - a google.protobuf.Timestamp or Duration outside the range its definition documents (the range of protobuf's
 //   JSON form), which would otherwise reach a Date or PostgreSQL as an invalid time.
+// - more values (messages, list elements, map entries) in one message than the server's limit: counted on the
+//   wire before the message was decoded (request-limits.ts), which left an empty message in its place.
 // Wrapper types (google.protobuf.StringValue...) are checked as the scalar they wrap, under their field's name.
 // Services then never meet such values: PostgreSQL would refuse them as INTERNAL, and a megabyte key would come
 // back in an answer. A message quotes a value only through `quote()`, never whole.
@@ -17,9 +19,10 @@
 import type { DescEnum, DescField, DescMessage, JsonValue } from '@bufbuild/protobuf';
 import { ScalarType } from '@bufbuild/protobuf';
 import { type Duration, isWrapperDesc, type Timestamp } from '@bufbuild/protobuf/wkt';
-import type { Interceptor } from '@connectrpc/connect';
+import type { ContextValues, Interceptor } from '@connectrpc/connect';
 import { fieldsDecodedByHandler } from './codec-route.ts';
 import { type FieldViolation, InvalidArgumentError, quote } from './errors.ts';
+import { requestValuesRefusal } from './request-limits.ts';
 import { isStorableText } from './text.ts';
 
 /** Longest key (`key`, `*_key`, `*_keys`): catalog keys are lower snake case, 1-64 characters. */
@@ -256,11 +259,13 @@ function mapCheck(stringKeys: boolean, entry: ValueCheck | undefined): ValueChec
   if (!stringKeys && !entry) return undefined;
   return (value, walk) => {
     if (value === null || typeof value !== 'object') return;
-    for (const [key, element] of Object.entries(value)) {
+    // for-in, not Object.entries: a map of a hundred thousand entries is walked without an array per entry.
+    const map = value as Record<string, unknown>;
+    for (const key in map) {
       walk.path.push({ mapKey: key });
       const why = stringKeys ? unstorable(key) : undefined;
       if (why) violation(walk, `the key ${why}`);
-      entry?.(element, walk);
+      entry?.(map[key], walk);
       walk.path.pop();
     }
   };
@@ -298,32 +303,43 @@ export function requestViolations(desc: DescMessage, message: object): FieldViol
   return walk.out;
 }
 
-/** Throws INVALID_ARGUMENT when `message` (`what` names it) breaks the guard's rules. */
-function guard(desc: DescMessage, message: object, what: string): void {
+/**
+ * Throws INVALID_ARGUMENT when the message just read held more values than the server reads (it was not decoded:
+ * `message` is empty), or when `message` (`what` names it) breaks the guard's rules.
+ */
+function guard(desc: DescMessage, message: object, what: string, values: ContextValues | undefined): void {
+  const refusal = requestValuesRefusal(values);
+  if (refusal) {
+    const description = `more than ${refusal.maxValues} values (messages, list elements and map entries) in one message`;
+    throw new InvalidArgumentError(`${what} is too large`, [{ field: refusal.field, description }]);
+  }
   const violations = requestViolations(desc, message);
   if (violations.length > 0) throw new InvalidArgumentError(`${what} is not valid`, violations);
 }
 
-async function* guarded<M extends object>(desc: DescMessage, messages: AsyncIterable<M>): AsyncIterable<M> {
+async function* guarded<M extends object>(
+  desc: DescMessage,
+  messages: AsyncIterable<M>,
+  values: ContextValues | undefined,
+): AsyncIterable<M> {
   let n = 0;
   for await (const message of messages) {
-    guard(desc, message, `streamed request ${n++}`);
+    guard(desc, message, `streamed request ${n++}`, values);
     yield message;
   }
 }
 
 /**
  * The interceptor that refuses hostile input before any handler: unary requests are checked whole, streamed
- * ones message by message as the handler reads them (a stream whose type holds nothing to check passes as it is).
+ * ones message by message as the handler reads them.
  */
 export function requestGuard(): Interceptor {
   return (next) => (req) => {
     const desc = req.method.input;
     if (!req.stream) {
-      guard(desc, req.message, 'the request');
+      guard(desc, req.message, 'the request', req.contextValues);
       return next(req);
     }
-    if (planOf(desc).length === 0) return next(req);
-    return next({ ...req, message: guarded(desc, req.message) });
+    return next({ ...req, message: guarded(desc, req.message, req.contextValues) });
   };
 }

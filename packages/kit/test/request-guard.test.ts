@@ -2,13 +2,20 @@
 // numbers are refused with INVALID_ARGUMENT naming the field before any handler runs, over every protocol, and
 // the answer never carries the value whole.
 
+import http2 from 'node:http2';
 import { AdminService } from '@billing/proto/billing/admin/v1/admin_service_pb';
 import { CatalogService, CreatePlanRequestSchema } from '@billing/proto/billing/catalog/v1/catalog_service_pb';
 import type { FeatureKind } from '@billing/proto/billing/catalog/v1/resources_pb';
 import { EntitlementService } from '@billing/proto/billing/entitlement/v1/entitlement_service_pb';
-import { CustomerService } from '@billing/proto/billing/subscription/v1/customer_service_pb';
+import {
+  CustomerService,
+  ListCustomersRequestSchema,
+} from '@billing/proto/billing/subscription/v1/customer_service_pb';
 import type { SubscriptionState } from '@billing/proto/billing/subscription/v1/resources_pb';
-import { SubscriptionService } from '@billing/proto/billing/subscription/v1/subscription_service_pb';
+import {
+  ListSubscriptionsRequestSchema,
+  SubscriptionService,
+} from '@billing/proto/billing/subscription/v1/subscription_service_pb';
 import { type IngestEventsResponseSchema, UsageService } from '@billing/proto/billing/usage/v1/usage_service_pb';
 import { BadRequestSchema } from '@billing/proto/google/rpc/error_details_pb';
 import { reason, rpcError, testLogger, violations } from '@billing/test/harness';
@@ -17,9 +24,11 @@ import {
   createFileRegistry,
   type DescMessage,
   type DescMethodUnary,
+  fromBinary,
   type JsonObject,
   toBinary,
 } from '@bufbuild/protobuf';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import {
   FieldDescriptorProto_Label,
   FieldDescriptorProto_Type,
@@ -27,11 +36,19 @@ import {
   file_google_protobuf_wrappers,
 } from '@bufbuild/protobuf/wkt';
 import { Code, type ConnectError, createClient, type Transport } from '@connectrpc/connect';
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
+import {
+  compressionGzip,
+  connectNodeAdapter,
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from '@connectrpc/connect-node';
+import * as grpcJs from '@grpc/grpc-js';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
 import { routeByCodec } from '../src/codec-route.ts';
 import { errorInterceptor } from '../src/errors.ts';
 import { lengthLimit, MAX_ID_LENGTH, MAX_KEY_LENGTH, requestGuard, requestViolations } from '../src/request-guard.ts';
+import { binaryValuesRefusal, countRequestValues, drainUnreadRequestWhenAnswered } from '../src/request-limits.ts';
 import { type ServerHandle, startServer } from '../src/server.ts';
 
 // IngestEventsRequest as a hot path reads it: the same field numbers, `events` left as bytes.
@@ -391,15 +408,15 @@ describe('keys and ids', () => {
     expect(handled).toEqual([]);
   });
 
-  test('over gRPC a hundred thousand bad ids are an INVALID_ARGUMENT listing the first that fit in 4 KiB, counting all', async () => {
-    const ancestorIds = Array.from({ length: 100_000 }, (_, i) => `a${i}\u0000`);
+  test('over gRPC fifty thousand bad ids are an INVALID_ARGUMENT listing the first that fit in 4 KiB, counting all', async () => {
+    const ancestorIds = Array.from({ length: 50_000 }, (_, i) => `a${i}\u0000`);
     const err = await rpcError(customers().createCustomer({ requestId: 'r', customer: { ancestorIds } }));
     expect(err.code).toBe(Code.InvalidArgument);
     // Ids 0-9 take 24 + 32 + 9 bytes each (field, description, framing), ids 10-99 take 25 + 33 + 9: ten of the
     // first and 51 of the second make 4,067 bytes, and a 62nd would pass 4,096.
     expect(violations(err)).toEqual(Array.from({ length: 61 }, (_, i) => `customer.ancestor_ids[${i}]`));
     expect(err.rawMessage).toBe(
-      'the request is not valid: customer.ancestor_ids[0]: "a0\\u0000" holds a NUL character (and 99999 more)',
+      'the request is not valid: customer.ancestor_ids[0]: "a0\\u0000" holds a NUL character (and 49999 more)',
     );
   });
 
@@ -583,4 +600,195 @@ test('a streamed request is checked as the handler reads it: the stream fails at
   expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['events[0].customer_external_id']]);
   expect(err.rawMessage).toMatch(/^streamed request 1 is not valid: events\[0\]\.customer_external_id: /);
   expect([handled, streamed]).toEqual([['ingestEventStream'], 1]);
+});
+
+// A server whose request messages are bounded as request-limits.ts bounds them: values are counted on the wire before
+// Connect decodes a message, and a call whose handler did not read its whole request has the rest drained once
+// answered. Its limits are small, so that a test reaches them with small requests; it allows 4 concurrent streams
+// per connection, so that a stream left open shows as a call that never starts.
+describe('request messages bounded before they are decoded', () => {
+  const LIMITS = { readMaxBytes: 64 * 1024, maxValues: 1_000 };
+  let bounded: http2.Http2Server;
+  let boundedUrl: string;
+  let decoded: string[] = [];
+
+  beforeAll(async () => {
+    const handler = connectNodeAdapter({
+      interceptors: [errorInterceptor('billing.test', testLogger), requestGuard()],
+      readMaxBytes: LIMITS.readMaxBytes,
+      routes(router) {
+        router.service(CustomerService, {
+          listCustomers: (req) => {
+            decoded.push(`listCustomers ${req.externalIds.length}`);
+            return {};
+          },
+          createCustomer: (req) => {
+            decoded.push(`createCustomer ${Object.keys(req.customer?.metadata ?? {}).length}`);
+            return {};
+          },
+        });
+        router.service(SubscriptionService, {
+          listSubscriptions: (req) => {
+            decoded.push(`listSubscriptions ${req.states.length}`);
+            return {};
+          },
+        });
+        router.service(UsageService, {
+          async ingestEventStream(requests) {
+            for await (const batch of requests) decoded.push(`batch ${batch.events.length}`);
+            return {};
+          },
+          amendEvent: () => {
+            decoded.push('amendEvent');
+            return {};
+          },
+        });
+        countRequestValues(router, LIMITS);
+      },
+    });
+    bounded = http2.createServer({ settings: { maxConcurrentStreams: 4 } }, (req, res) => {
+      drainUnreadRequestWhenAnswered(req);
+      handler(req, res);
+    });
+    await new Promise<void>((resolve) => bounded.listen(0, '127.0.0.1', resolve));
+    const address = bounded.address();
+    boundedUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  });
+
+  afterAll(async () => {
+    await new Promise((resolve) => bounded.close(resolve));
+  });
+
+  beforeEach(() => {
+    decoded = [];
+  });
+
+  const ids = (n: number) => Array.from({ length: n }, (_, i) => `c${i}`);
+  const transports: [string, () => Transport][] = [
+    ['gRPC', () => createGrpcTransport({ baseUrl: boundedUrl })],
+    ['gRPC-Web', () => createGrpcWebTransport({ baseUrl: boundedUrl, httpVersion: '2' })],
+    ['Connect binary', () => createConnectTransport({ baseUrl: boundedUrl, httpVersion: '2' })],
+    ['Connect JSON', () => createConnectTransport({ baseUrl: boundedUrl, httpVersion: '2', useBinaryFormat: false })],
+    ['gRPC, gzip', () => createGrpcTransport({ baseUrl: boundedUrl, sendCompression: compressionGzip })],
+    [
+      'Connect binary, gzip',
+      () => createConnectTransport({ baseUrl: boundedUrl, httpVersion: '2', sendCompression: compressionGzip }),
+    ],
+  ];
+
+  test.each(transports)(
+    'a list past the limit is INVALID_ARGUMENT naming it, and never decoded (%s)',
+    async (_name, transport) => {
+      const err = await rpcError(createClient(CustomerService, transport()).listCustomers({ externalIds: ids(3_000) }));
+      expect([err.code, reason(err), violations(err)]).toEqual([
+        Code.InvalidArgument,
+        'INVALID_ARGUMENT',
+        ['external_ids'],
+      ]);
+      expect(err.rawMessage).toBe(
+        'the request is too large: external_ids: more than 1000 values (messages, list elements and map entries) in one message',
+      );
+      expect(decoded).toEqual([]);
+    },
+  );
+
+  test.each(transports)('a request within the limit is decoded whole (%s)', async (_name, transport) => {
+    await createClient(CustomerService, transport()).listCustomers({ externalIds: ids(900) });
+    expect(decoded).toEqual(['listCustomers 900']);
+  });
+
+  test('in binary, a message holding exactly the limit passes, and one value more is refused', async () => {
+    const client = createClient(CustomerService, createGrpcTransport({ baseUrl: boundedUrl }));
+    await client.listCustomers({ externalIds: ids(1_000) });
+    expect(decoded).toEqual(['listCustomers 1000']);
+    expect((await rpcError(client.listCustomers({ externalIds: ids(1_001) }))).code).toBe(Code.InvalidArgument);
+  });
+
+  test('values are counted however deep: a map in a nested message is named by its path', async () => {
+    const metadata = Object.fromEntries(ids(2_000).map((id) => [id, 'v']));
+    const err = await rpcError(
+      createClient(CustomerService, createGrpcTransport({ baseUrl: boundedUrl })).createCustomer({
+        requestId: 'r',
+        customer: { metadata },
+      }),
+    );
+    expect(violations(err)).toEqual(['customer.metadata']);
+    expect(decoded).toEqual([]);
+  });
+
+  test('a Struct of many values is named by its field, not by the places inside it', async () => {
+    const properties = { list: Array.from({ length: 2_000 }, (_, i) => i) };
+    const err = await rpcError(
+      createClient(UsageService, createGrpcTransport({ baseUrl: boundedUrl })).amendEvent({
+        requestId: 'r',
+        properties,
+      }),
+    );
+    expect(violations(err)).toEqual(['properties']);
+  });
+
+  test('packed numbers count one value each', async () => {
+    const packed = new BinaryWriter().tag(7, WireType.LengthDelimited).fork();
+    for (let i = 0; i < 1_001; i++) packed.int32(1);
+    const bytes = packed.join().finish();
+    const err = await rpcError(
+      createClient(SubscriptionService, createGrpcTransport({ baseUrl: boundedUrl })).listSubscriptions(
+        fromBinary(ListSubscriptionsRequestSchema, bytes),
+      ),
+    );
+    expect(violations(err)).toEqual(['states']);
+    expect(decoded).toEqual([]);
+    expect(binaryValuesRefusal(ListSubscriptionsRequestSchema, bytes, 1_001)).toBeUndefined();
+  });
+
+  test('unknown fields count too: a message of nothing else is refused as a whole', () => {
+    const writer = new BinaryWriter();
+    for (let i = 0; i < 1_001; i++) writer.tag(99, WireType.Varint).int32(0);
+    expect(binaryValuesRefusal(ListCustomersRequestSchema, writer.finish(), 1_000)).toEqual({
+      field: '',
+      maxValues: 1_000,
+    });
+  });
+
+  test('a stream is counted message by message: it fails at the first message past the limit', async () => {
+    async function* batches() {
+      yield { events: [{ id: 'e1' }] };
+      yield { events: ids(2_000).map((id) => ({ id })) };
+      yield { events: [{ id: 'e3' }] };
+    }
+    const err = await rpcError(
+      createClient(UsageService, createGrpcTransport({ baseUrl: boundedUrl })).ingestEventStream(batches()),
+    );
+    expect([err.code, violations(err)]).toEqual([Code.InvalidArgument, ['events']]);
+    expect(err.rawMessage).toMatch(/^streamed request 1 is too large: /);
+    expect(decoded).toEqual(['batch 1']);
+  });
+
+  test('requests past readMaxBytes on one connection are each refused, and each stream ends (the connection serves on)', async () => {
+    // grpc-js stops sending once answered and leaves its side of the stream open: without the drain, the fifth of
+    // these would wait for a stream slot for as long as the connection lasts.
+    const client = new grpcJs.Client(new URL(boundedUrl).host, grpcJs.credentials.createInsecure());
+    const call = (bytes: Buffer) =>
+      new Promise<string>((resolve) => {
+        client.makeUnaryRequest(
+          `/${CustomerService.typeName}/${CustomerService.method.listCustomers.name}`,
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          bytes,
+          new grpcJs.Metadata(),
+          // A stream that never starts answers DEADLINE_EXCEEDED rather than hanging the test.
+          { deadline: Date.now() + 10_000 },
+          (error) => resolve(error ? grpcJs.status[error.code] : 'OK'),
+        );
+      });
+    const tooLarge = Buffer.alloc(LIMITS.readMaxBytes + 512 * 1024);
+    try {
+      const answers: string[] = [];
+      for (let i = 0; i < 12; i++) answers.push(await call(tooLarge));
+      expect(answers).toEqual(Array(12).fill('RESOURCE_EXHAUSTED'));
+      expect(await call(Buffer.alloc(0))).toBe('OK');
+    } finally {
+      client.close();
+    }
+  });
 });
