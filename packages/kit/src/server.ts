@@ -16,6 +16,7 @@ import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
 import { createHealth } from './health.ts';
 import { reflectionServices } from './reflection.ts';
+import { countRequestValues, DEFAULT_REQUEST_LIMITS, drainUnreadRequestWhenAnswered } from './request-limits.ts';
 
 /** What a server serves, and how. */
 export interface ServeOptions {
@@ -32,6 +33,8 @@ export interface ServeOptions {
   logger: Logger;
   /** Largest request message accepted, in bytes (hostile input is refused before it is read whole). */
   readMaxBytes?: number;
+  /** Most values (messages, list elements, map entries) one request message may hold (request-limits.ts). */
+  maxRequestValues?: number;
   /**
    * Longest a client may take to send a connection's first bytes, and then over HTTP/2 the preface and its first
    * request's headers, over HTTP/1.1 each request's headers, before the connection is closed (slow-client
@@ -218,7 +221,7 @@ export function startServerOn(listener: Listener, options: ServeOptions): Server
   const adapter = (routes: (router: ConnectRouter) => void) =>
     connectNodeAdapter({
       interceptors: options.interceptors,
-      readMaxBytes: options.readMaxBytes ?? 8 * 1024 * 1024,
+      readMaxBytes: options.readMaxBytes ?? DEFAULT_REQUEST_LIMITS.readMaxBytes,
       // Responses go out uncompressed, whatever the client accepts (compressed requests are still read): between
       // services on one network, gzip costs more CPU on both ends than the bytes it saves.
       compressMinBytes: Number.MAX_SAFE_INTEGER,
@@ -227,6 +230,10 @@ export function startServerOn(listener: Listener, options: ServeOptions): Server
         router.service(Health, health.service);
         router.service(ServerReflection, reflection.v1);
         router.service(ServerReflectionV1alpha, reflection.v1alpha);
+        countRequestValues(router, {
+          readMaxBytes: options.readMaxBytes ?? DEFAULT_REQUEST_LIMITS.readMaxBytes,
+          maxValues: options.maxRequestValues ?? DEFAULT_REQUEST_LIMITS.maxValues,
+        });
       },
     });
   let handler = adapter(options.routes ?? ((router) => answerStarting(router, options.services)));
@@ -248,6 +255,7 @@ export function startServerOn(listener: Listener, options: ServeOptions): Server
       return;
     }
     inFlight++;
+    drainUnreadRequestWhenAnswered(req);
     res.once('close', () => {
       inFlight--;
       if (draining && inFlight === 0) drained?.();
