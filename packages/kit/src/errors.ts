@@ -277,11 +277,7 @@ export function errorInterceptor(domain: string, logger: Logger, options: ErrorI
     const sent = (typeof body?.requestId === 'string' && body.requestId) || req.header.get('x-request-id') || undefined;
     const requestId = sent && sent.length > MAX_LOGGED_REQUEST_ID ? quote(sent) : sent;
     const log = logger.child({ method, requestId });
-    try {
-      const res = await next(req);
-      log.debug({ code: 'ok', ms: Math.round(performance.now() - started) }, 'rpc');
-      return res;
-    } catch (err) {
+    const refuse = (err: unknown): ConnectError => {
       const mapped = toConnectError(err, domain);
       const ms = Math.round(performance.now() - started);
       // A call failed by a database outage, or past its deadline while one lasts, is the outage's to report.
@@ -299,7 +295,27 @@ export function errorInterceptor(domain: string, logger: Logger, options: ErrorI
         // The transport's own answers (a message that cannot be decoded, a deadline): debug only.
         log.debug({ code: Code[mapped.code], message: mapped.rawMessage, ms }, 'rpc refused by the protocol');
       }
-      throw mapped;
+      return mapped;
+    };
+    try {
+      const res = await next(req);
+      log.debug({ code: 'ok', ms: Math.round(performance.now() - started) }, 'rpc');
+      // A streamed answer fails, if it does, while its messages are produced: it is mapped alike.
+      return res.stream ? { ...res, message: mappingFailures(res.message, refuse) } : res;
+    } catch (err) {
+      throw refuse(err);
     }
   };
+}
+
+/** `messages`, with the failure that ends them, if any, mapped by `refuse`. */
+async function* mappingFailures<T>(
+  messages: AsyncIterable<T>,
+  refuse: (err: unknown) => ConnectError,
+): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (err) {
+    throw refuse(err);
+  }
 }

@@ -174,6 +174,31 @@ describe('the error interceptor', () => {
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
   });
 
+  test('a streamed answer that fails once it has begun is mapped and counted as a call is', async () => {
+    const { logger, said } = captured();
+    const outage = trackOutage('database', logger);
+    const interceptor = errorInterceptor('billing.notes', logger, { outage });
+    async function* failing() {
+      yield 'first';
+      throw withCode('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED');
+    }
+    const call = interceptor(async () => ({ stream: true, message: failing() }) as never);
+    const res = (await call(request)) as unknown as { message: AsyncIterable<string> };
+    const got: string[] = [];
+    const failure = await (async () => {
+      try {
+        for await (const m of res.message) got.push(m);
+      } catch (err) {
+        return err as ConnectError;
+      }
+      throw new Error('the stream ended');
+    })();
+    expect(got).toEqual(['first']);
+    expect(failure.code).toBe(Code.Unavailable);
+    expect(outage.ongoing).toBe(true);
+    expect(said('rpc failed by a database outage')).toHaveLength(1);
+  });
+
   test("another service's unreachable answer (a ConnectError caused by ECONNREFUSED) is no database outage", async () => {
     const { logger, said } = captured();
     const outage = trackOutage('database', logger);
