@@ -9,7 +9,7 @@ import { systemClock } from './clock.ts';
 import { ConfigError, type ConfigOf, loadConfig, parsers, setting } from './config.ts';
 import { within } from './db.ts';
 import { createLogger } from './log.ts';
-import { releaseStartupMemorySoon } from './memory.ts';
+import { releaseMemoryWhenIdle, releaseStartupMemorySoon } from './memory.ts';
 import { createMemoryBus } from './memory-bus.ts';
 import { connectNatsBus } from './nats-bus.ts';
 import { redactUrls } from './redact.ts';
@@ -314,4 +314,5 @@ export async function runServiceMain(definition: ServiceDefinition, argv = proce
     await within(bus.close(), SHUTDOWN_MARGIN_MS / 2, undefined);
   });
   releaseStartupMemorySoon();
+  releaseMemoryWhenIdle();
 }
